@@ -1,0 +1,442 @@
+//! The RabbitMQ bus, through lapin.
+//!
+//! Topology (all names start with the namespace, `warren` by default, so
+//! several deployments or tests can share one broker):
+//!
+//! | name | kind | purpose |
+//! |---|---|---|
+//! | `<ns>.requests` | topic exchange | connectors publish events here |
+//! | `<ns>.requests` | durable queue, bound `#` | the game consumes it |
+//! | `<ns>.push` | direct exchange | pushes for one connector, routing key = its id |
+//! | `<ns>.broadcast` | fanout exchange | pushes for every connector |
+//! | `<ns>.push.<id>` | exclusive queue | one connector's pushes, bound to both |
+//!
+//! Every queue is bounded (`x-max-length`, `x-overflow: reject-publish`): a
+//! publish into a full queue is refused by a negative confirm, which the
+//! publisher turns into an error, never a silent loss.
+//!
+//! Two connections: one publishes (with publisher confirms), one consumes,
+//! so a broker that blocks publishers under memory pressure does not also
+//! stall the consumers that would drain it.
+
+use std::{
+    fmt,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions,
+        BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+        QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable, ShortString},
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+use warren_proto::{
+    BusEvent, BusPush, ConnectorId, DecodeError, decode_event, decode_push, encode_event,
+    encode_push,
+};
+
+use crate::{Bus, BusError, Confirm, Route, Subscription};
+
+/// How to reach the broker and how to name things on it.
+#[derive(Clone)]
+pub struct AmqpSettings {
+    /// `amqp://user:pass@host:port/vhost`. Never logged (it may hold a password).
+    pub url: String,
+    /// Prefix of every exchange and queue name.
+    pub namespace: String,
+    /// Unacknowledged deliveries the broker may send each consumer.
+    pub prefetch: u16,
+    /// Bound of every queue; publishes beyond it are refused.
+    pub max_queue_length: i64,
+    /// Shown as the connection name in the broker's tools.
+    pub client_name: String,
+}
+
+impl fmt::Debug for AmqpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpSettings")
+            .field("url", &"<redacted>")
+            .field("namespace", &self.namespace)
+            .field("prefetch", &self.prefetch)
+            .field("max_queue_length", &self.max_queue_length)
+            .field("client_name", &self.client_name)
+            .finish()
+    }
+}
+
+/// The names of the exchanges and queues of one namespace.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    pub requests_exchange: String,
+    pub requests_queue: String,
+    pub push_exchange: String,
+    pub broadcast_exchange: String,
+    namespace: String,
+}
+
+impl Topology {
+    pub fn new(namespace: &str) -> Self {
+        Topology {
+            requests_exchange: format!("{namespace}.requests"),
+            requests_queue: format!("{namespace}.requests"),
+            push_exchange: format!("{namespace}.push"),
+            broadcast_exchange: format!("{namespace}.broadcast"),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    pub fn push_queue(&self, connector: &ConnectorId) -> String {
+        format!("{}.push.{connector}", self.namespace)
+    }
+}
+
+/// Routing key of a request. One game consumes them all today; the key
+/// leaves room for per-service and per-shard routing.
+const REQUEST_ROUTING_KEY: &str = "game";
+
+pub struct AmqpBus {
+    topology: Topology,
+    settings: AmqpSettings,
+    publish_conn: Connection,
+    consume_conn: Connection,
+    publisher: Channel,
+    consumers: Mutex<Vec<(Channel, ShortString)>>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for AmqpBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpBus")
+            .field("topology", &self.topology)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl AmqpBus {
+    /// Connects (two connections), enables publisher confirms and declares
+    /// the shared topology.
+    pub async fn connect(settings: AmqpSettings) -> Result<Self, BusError> {
+        let topology = Topology::new(&settings.namespace);
+        let props = |role: &str| {
+            ConnectionProperties::default()
+                .with_connection_name(format!("{}-{role}", settings.client_name).into())
+        };
+        let publish_conn = Connection::connect(&settings.url, props("publish"))
+            .await
+            .map_err(unavailable)?;
+        let consume_conn = Connection::connect(&settings.url, props("consume"))
+            .await
+            .map_err(unavailable)?;
+        let publisher = publish_conn.create_channel().await.map_err(unavailable)?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let bus = AmqpBus {
+            topology,
+            settings,
+            publish_conn,
+            consume_conn,
+            publisher,
+            consumers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        };
+        bus.declare_shared().await?;
+        info!(namespace = %bus.settings.namespace, "connected to RabbitMQ");
+        Ok(bus)
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    fn queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(self.settings.max_queue_length),
+        );
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+        args
+    }
+
+    async fn declare_shared(&self) -> Result<(), BusError> {
+        let t = &self.topology;
+        let ch = &self.publisher;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        for (name, kind) in [
+            (&t.requests_exchange, ExchangeKind::Topic),
+            (&t.push_exchange, ExchangeKind::Direct),
+            (&t.broadcast_exchange, ExchangeKind::Fanout),
+        ] {
+            ch.exchange_declare(name.as_str().into(), kind, durable, FieldTable::default())
+                .await
+                .map_err(unavailable)?;
+        }
+        ch.queue_declare(
+            t.requests_queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            self.queue_args(),
+        )
+        .await
+        .map_err(unavailable)?;
+        ch.queue_bind(
+            t.requests_queue.as_str().into(),
+            t.requests_exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn publish(&self, exchange: &str, routing_key: &str, payload: &[u8]) -> Result<Confirm, BusError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed);
+        }
+        let confirm = self
+            .publisher
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                payload,
+                BasicProperties::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::pin(async move {
+            match confirm.await {
+                Ok(c) if c.is_nack() => Err(BusError::Rejected(
+                    "the broker refused the message (queue full?)".into(),
+                )),
+                Ok(_) => Ok(()),
+                Err(e) => Err(unavailable(e)),
+            }
+        }))
+    }
+
+    async fn consume<T: Send + 'static>(
+        &self,
+        queue: &str,
+        prepare: impl AsyncFnOnce(&Channel) -> Result<(), BusError>,
+        decode: fn(&[u8]) -> Result<T, DecodeError>,
+    ) -> Result<Subscription<T>, BusError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed);
+        }
+        let channel = self.consume_conn.create_channel().await.map_err(unavailable)?;
+        channel
+            .basic_qos(self.settings.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        prepare(&channel).await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        let tag = consumer.tag();
+        self.consumers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((channel.clone(), tag.clone()));
+        let (tx, rx) = mpsc::channel(usize::from(self.settings.prefetch.max(1)));
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        tokio::spawn(forward(consumer, tx, decode, cancel_rx, channel, tag, queue.to_owned()));
+        Ok(Subscription::new(rx, Some(cancel_tx)))
+    }
+
+    /// Deletes the shared exchanges and the request queue of this namespace.
+    /// For tests and for tearing a deployment down; never called at shutdown.
+    pub async fn delete_topology(&self) -> Result<(), BusError> {
+        let t = &self.topology;
+        self.publisher
+            .queue_delete(t.requests_queue.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .map_err(unavailable)?;
+        for name in [&t.requests_exchange, &t.push_exchange, &t.broadcast_exchange] {
+            self.publisher
+                .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves deliveries from a lapin consumer into a bounded channel, decoding
+/// them on the way. A delivery is acknowledged once it is in the channel, so
+/// at most `prefetch` messages sit unacknowledged at the broker and at most
+/// `prefetch` more wait in the channel. A message that does not decode is
+/// logged and dropped (acknowledged), never retried forever.
+async fn forward<T>(
+    mut consumer: Consumer,
+    tx: mpsc::Sender<T>,
+    decode: fn(&[u8]) -> Result<T, DecodeError>,
+    mut cancel: oneshot::Receiver<()>,
+    channel: Channel,
+    tag: ShortString,
+    queue: String,
+) {
+    loop {
+        let delivery = tokio::select! {
+            _ = &mut cancel => break,
+            d = consumer.next() => d,
+        };
+        let delivery = match delivery {
+            None => {
+                debug!(%queue, "consumer stream ended");
+                return;
+            }
+            Some(Err(e)) => {
+                warn!(%queue, error = %e, "consumer failed");
+                return;
+            }
+            Some(Ok(d)) => d,
+        };
+        match decode(&delivery.data) {
+            Ok(msg) => {
+                if tx.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => warn!(%queue, error = %e, "dropping a message that does not decode"),
+        }
+        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+            warn!(%queue, error = %e, "ack failed");
+        }
+    }
+    // The subscriber is gone: stop the broker from sending more.
+    if let Err(e) = channel.basic_cancel(tag, BasicCancelOptions::default()).await {
+        debug!(%queue, error = %e, "cancel failed (connection already closed?)");
+    }
+}
+
+#[async_trait]
+impl Bus for AmqpBus {
+    async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
+        self.publish(
+            &self.topology.requests_exchange,
+            REQUEST_ROUTING_KEY,
+            &encode_event(event),
+        )
+        .await
+    }
+
+    async fn subscribe_pushes(
+        &self,
+        connector: &ConnectorId,
+    ) -> Result<Subscription<BusPush>, BusError> {
+        let queue = self.topology.push_queue(connector);
+        let t = self.topology.clone();
+        let args = self.queue_args();
+        let id = connector.to_string();
+        let q = queue.clone();
+        self.consume(
+            &queue,
+            async move |ch: &Channel| {
+                // Exclusive: the queue lives as long as this connector's
+                // consuming connection, so a dead connector leaves nothing.
+                ch.queue_declare(
+                    q.as_str().into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    args,
+                )
+                .await
+                .map_err(|e| match e.kind() {
+                    lapin::ErrorKind::ProtocolError(_) => BusError::AlreadyConsumed(format!(
+                        "push queue {q} is held by another connection: is connector id {id} already running? ({e})"
+                    )),
+                    _ => unavailable(e),
+                })?;
+                for (exchange, key) in [(&t.push_exchange, id.as_str()), (&t.broadcast_exchange, "")] {
+                    ch.queue_bind(
+                        q.as_str().into(),
+                        exchange.as_str().into(),
+                        key.into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                }
+                Ok(())
+            },
+            decode_push,
+        )
+        .await
+    }
+
+    async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
+        let queue = self.topology.requests_queue.clone();
+        self.consume(&queue, async |_: &Channel| Ok(()), decode_event)
+            .await
+    }
+
+    async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError> {
+        let payload = encode_push(push);
+        match route {
+            Route::Connector(id) => {
+                self.publish(&self.topology.push_exchange, id.as_str(), &payload)
+                    .await
+            }
+            Route::AllConnectors => {
+                self.publish(&self.topology.broadcast_exchange, "", &payload)
+                    .await
+            }
+        }
+    }
+
+    async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let consumers = std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|p| p.into_inner()));
+        for (channel, tag) in consumers {
+            let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+        }
+        // Let outstanding confirms arrive before the connection goes.
+        let _ = self.publisher.wait_for_confirms().await;
+        for conn in [&self.consume_conn, &self.publish_conn] {
+            if let Err(e) = conn.close(200, "shutdown".into()).await {
+                debug!(error = %e, "closing the AMQP connection");
+            }
+        }
+        info!("RabbitMQ connections closed");
+    }
+}

@@ -1,0 +1,29 @@
+//! Every contract between Warren processes, and nothing else.
+//!
+//! - [`frame`]: the client wire frame `[seq, cmd, body]` (PROTOCOL.md §2) and
+//!   the bodies of the control commands.
+//! - [`envelope`]: what travels on the bus between connector and game:
+//!   events (Connect / Message / Close / Error) and pushes (frames to send,
+//!   kicks), versioned so the format can evolve.
+//! - [`claims`]: the JWT claims login issues and the connector verifies.
+//!
+//! This crate alone knows serialization formats. Decoding never panics: every
+//! malformed input is a [`DecodeError`].
+
+mod claims;
+pub mod cmd;
+mod envelope;
+mod error;
+mod frame;
+mod ids;
+
+pub use claims::Claims;
+pub use envelope::{
+    BusEvent, BusPush, ENVELOPE_VERSION, EventKind, PushKind, Target, decode_event, decode_push,
+    encode_event, encode_push,
+};
+pub use error::DecodeError;
+pub use frame::{
+    ErrorBody, Frame, HeartbeatReply, KickBody, LoginReply, LoginRequest, decode_body, encode_body,
+};
+pub use ids::{ConnId, ConnectorId, Uid};
