@@ -1,1 +1,27 @@
-//! placeholder
+//! The single websocket gateway.
+//!
+//! Accepts sockets, authenticates the login frame by verifying the JWT
+//! locally (public key only), binds the uid to the socket, turns the socket's
+//! life into bus events (Connect / Message / Close / Error) and writes the
+//! pushes it receives from the bus back to sockets.
+//!
+//! Only this crate touches websockets. It knows nothing of services or SQL:
+//! a service command is forwarded as `(seq, cmd, body bytes)` unread.
+//!
+//! - [`settings`]: what can be tuned, with defaults.
+//! - [`auth`]: token verification.
+//! - `registry`: which sockets are live and which uid each holds.
+//! - `connection`: the life of one socket.
+//! - `server`: the accept loop, the push pump, shutdown.
+
+pub mod auth;
+mod connection;
+mod registry;
+mod server;
+pub mod settings;
+mod stats;
+
+pub use auth::{AuthError, TokenVerifier};
+pub use server::{Connector, RunError, run};
+pub use settings::ConnectorSettings;
+pub use stats::StatsSnapshot;

@@ -1,0 +1,412 @@
+//! The life of one socket: handshake, login, serving, closing.
+//!
+//! Two tasks per socket: this one reads (and decides), a writer drains the
+//! bounded outbound queue into the socket. Anything that wants the socket to
+//! end calls [`ConnHandle::stop`] with a reason; both tasks see it, the writer
+//! says goodbye (kick frame or close code), and this task announces the Close
+//! on the bus if the socket still held its uid.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use tokio::{io::{AsyncReadExt, AsyncWriteExt}, net::TcpStream, sync::mpsc, time::timeout};
+use tokio_tungstenite::{
+    WebSocketStream, accept_hdr_async_with_config,
+    tungstenite::{
+        self, Message,
+        handshake::server::{ErrorResponse, Request, Response},
+        http::StatusCode,
+        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
+    },
+};
+use tracing::{debug, info, warn};
+use warren_bus::BusError;
+use warren_proto::{
+    BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, KickBody, LoginReply,
+    LoginRequest, Uid,
+    cmd::{self, code, kick},
+    decode_body, encode_body,
+};
+
+use crate::{
+    registry::{ConnHandle, Exit},
+    server::Shared,
+    settings::ms,
+    stats::Stats,
+};
+
+type Ws = WebSocketStream<TcpStream>;
+
+pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, id: ConnId) {
+    let Some(ws) = handshake(&shared, tcp, peer).await else {
+        Stats::inc(&shared.stats.handshake_failures);
+        return;
+    };
+    let (sink, stream) = ws.split();
+    let (out_tx, out_rx) = mpsc::channel(shared.settings.outbound_queue.max(1));
+    let handle = Arc::new(ConnHandle::new(id, out_tx, shared.shutdown.child_token()));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        out_rx,
+        handle.clone(),
+        shared.settings.close_timeout_ms,
+    ));
+
+    let mut conn = Conn {
+        shared: &shared,
+        handle: &handle,
+        peer,
+        uid: None,
+    };
+    let (stream, event) = conn.read_loop(stream).await;
+
+    if let Some(uid) = conn.uid
+        && shared.registry.unbind(uid, id)
+    {
+        conn.publish_lifecycle(uid, event).await;
+    }
+    handle.stop(Exit::Gone);
+    let Ok(sink) = writer.await else { return };
+    linger(stream, sink, shared.settings.close_timeout_ms).await;
+}
+
+async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<Ws> {
+    let _ = tcp.set_nodelay(true);
+    let path = shared.settings.path.clone();
+    let check_path = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() == path {
+            Ok(resp)
+        } else {
+            let mut err = ErrorResponse::new(Some(format!("no websocket at {}", req.uri().path())));
+            *err.status_mut() = StatusCode::NOT_FOUND;
+            Err(err)
+        }
+    };
+    let max = shared.settings.max_frame_bytes;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(shared.settings.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let deadline = ms(shared.settings.handshake_timeout_ms);
+    match timeout(deadline, accept_hdr_async_with_config(tcp, check_path, Some(config))).await {
+        Ok(Ok(ws)) => Some(ws),
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "websocket handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%peer, "websocket handshake timed out");
+            None
+        }
+    }
+}
+
+struct Conn<'a> {
+    shared: &'a Shared,
+    handle: &'a Arc<ConnHandle>,
+    peer: SocketAddr,
+    uid: Option<Uid>,
+}
+
+impl Conn<'_> {
+    fn reply(&self, seq: u64, cmd: u32, body: Bytes) {
+        self.handle
+            .send(Frame::new(seq, cmd, body).encode().into(), &self.shared.stats);
+    }
+
+    fn reply_error(&self, seq: u64, code: &str, message: impl Into<String>) {
+        self.reply(seq, cmd::ERROR, encode_body(&ErrorBody::new(code, message)));
+    }
+
+    /// Reads until the socket must end; returns the read half and the event
+    /// that announces the end on the bus.
+    async fn read_loop(&mut self, mut stream: SplitStream<Ws>) -> (SplitStream<Ws>, EventKind) {
+        let settings = &self.shared.settings;
+        let stats = &self.shared.stats;
+        let login_deadline = Instant::now() + ms(settings.login_timeout_ms);
+        let mut last_seen = Instant::now();
+        let stop = self.handle.stopped().clone();
+        loop {
+            let deadline = match self.uid {
+                None => login_deadline,
+                Some(_) => last_seen + ms(settings.idle_timeout_ms),
+            };
+            let msg = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return (stream, closed(&self.handle.exit())),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let exit = if self.uid.is_some() {
+                        Stats::inc(&stats.kicked_idle);
+                        Exit::Kick(kick::IDLE_TIMEOUT.to_owned())
+                    } else {
+                        Stats::inc(&stats.login_timeouts);
+                        Exit::Close(CloseCode::Policy, "login timeout")
+                    };
+                    self.handle.stop(exit.clone());
+                    return (stream, closed(&exit));
+                }
+                msg = stream.next() => msg,
+            };
+            let data = match msg {
+                Some(Ok(Message::Binary(data))) => data,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    last_seen = Instant::now();
+                    continue;
+                }
+                Some(Ok(Message::Frame(_))) => continue,
+                Some(Ok(Message::Text(_))) => return (stream, self.invalid_frame("text frame")),
+                Some(Ok(Message::Close(_))) | None => {
+                    self.handle.stop(Exit::Gone);
+                    return (stream, EventKind::Close { reason: "client_closed".into() });
+                }
+                Some(Err(tungstenite::Error::Capacity(e))) => {
+                    Stats::inc(&stats.oversize_frames);
+                    debug!(peer = %self.peer, error = %e, "frame over the limit");
+                    let exit = Exit::Close(CloseCode::Size, "frame too large");
+                    self.handle.stop(exit.clone());
+                    return (stream, closed(&exit));
+                }
+                Some(Err(e)) => {
+                    self.handle.stop(Exit::Gone);
+                    return (stream, EventKind::Error { error: e.to_string() });
+                }
+            };
+            let frame = match Frame::decode(&data) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    debug!(peer = %self.peer, error = %e, "invalid frame");
+                    return (stream, self.invalid_frame("not a [seq, cmd, body] frame"));
+                }
+            };
+            match self.uid {
+                None if frame.cmd == cmd::LOGIN => {
+                    if let Err(exit) = self.login(frame).await {
+                        self.handle.stop(exit.clone());
+                        return (stream, closed(&exit));
+                    }
+                    last_seen = Instant::now();
+                }
+                None => Stats::inc(&stats.dropped_before_login),
+                Some(uid) => {
+                    last_seen = Instant::now();
+                    self.on_frame(uid, frame).await;
+                }
+            }
+        }
+    }
+
+    fn invalid_frame(&self, why: &'static str) -> EventKind {
+        Stats::inc(&self.shared.stats.invalid_frames);
+        let exit = Exit::Close(CloseCode::Invalid, why);
+        self.handle.stop(exit.clone());
+        closed(&exit)
+    }
+
+    /// Verifies the token, binds the uid (kicking an older socket of the same
+    /// uid), announces Connect and replies. An error is the way out.
+    async fn login(&mut self, frame: Frame) -> Result<(), Exit> {
+        let stats = &self.shared.stats;
+        let verified = decode_body::<LoginRequest>("a login body", &frame.body)
+            .map_err(|e| e.to_string())
+            .and_then(|req| self.shared.verifier.verify(&req.token).map_err(|e| e.to_string()));
+        let uid = match verified {
+            Ok(uid) => uid,
+            Err(why) => {
+                Stats::inc(&stats.auth_failures);
+                info!(peer = %self.peer, reason = %why, "login refused");
+                self.reply_error(frame.seq, code::UNAUTHORIZED, "the token is not valid");
+                return Err(Exit::Close(CloseCode::Policy, "unauthorized"));
+            }
+        };
+        if let Some(old) = self.shared.registry.bind(uid, self.handle.clone()) {
+            if old.stop(Exit::Kick(kick::DUPLICATE_LOGIN.to_owned())) {
+                Stats::inc(&stats.kicked_duplicate);
+            }
+            // The game sees the old socket's Close before the new Connect.
+            let close = self.event_for(old.id, uid, EventKind::Close {
+                reason: kick::DUPLICATE_LOGIN.into(),
+            });
+            if let Err(e) = publish(self.shared, &close).await {
+                warn!(%uid, error = %e, "could not announce the displaced socket's close");
+            }
+        }
+        self.uid = Some(uid);
+        let connect = self.event(uid, EventKind::Connect {
+            peer: self.peer.to_string(),
+        });
+        if let Err(e) = publish(self.shared, &connect).await {
+            warn!(%uid, error = %e, "could not announce a login");
+            self.shared.registry.unbind(uid, self.handle.id);
+            self.uid = None;
+            self.reply_error(frame.seq, code::UNAVAILABLE, "the game is unavailable, try again");
+            return Err(Exit::Close(CloseCode::Again, "unavailable"));
+        }
+        Stats::inc(&stats.logins);
+        debug!(%uid, conn = %self.handle.id, peer = %self.peer, "logged in");
+        self.reply(frame.seq, cmd::LOGIN, encode_body(&LoginReply { uid: uid.0 }));
+        Ok(())
+    }
+
+    async fn on_frame(&self, uid: Uid, frame: Frame) {
+        match frame.cmd {
+            cmd::LOGIN => self.reply_error(frame.seq, code::BAD_REQUEST, "already logged in"),
+            cmd::HEARTBEAT => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                self.reply(
+                    frame.seq,
+                    cmd::HEARTBEAT,
+                    encode_body(&HeartbeatReply { server_time_ms: now }),
+                );
+            }
+            c if c < cmd::FIRST_SERVICE_CMD => {
+                self.reply_error(frame.seq, code::UNKNOWN_CMD, format!("no command {c}"));
+            }
+            _ => {
+                let ev = self.event(uid, EventKind::Message {
+                    seq: frame.seq,
+                    cmd: frame.cmd,
+                    body: frame.body,
+                });
+                match publish(self.shared, &ev).await {
+                    Ok(()) => Stats::inc(&self.shared.stats.frames_in),
+                    Err(e) => {
+                        Stats::inc(&self.shared.stats.bus_errors);
+                        warn!(%uid, cmd = frame.cmd, error = %e, "request not forwarded");
+                        let (code, message) = match e {
+                            BusError::Rejected(_) => (code::OVERLOADED, "the game is overloaded, try again"),
+                            _ => (code::UNAVAILABLE, "the game is unavailable, try again"),
+                        };
+                        self.reply_error(frame.seq, code, message);
+                    }
+                }
+            }
+        }
+    }
+
+    fn event(&self, uid: Uid, kind: EventKind) -> BusEvent {
+        self.event_for(self.handle.id, uid, kind)
+    }
+
+    fn event_for(&self, conn: ConnId, uid: Uid, kind: EventKind) -> BusEvent {
+        BusEvent {
+            connector: self.shared.id.clone(),
+            conn,
+            uid,
+            kind,
+        }
+    }
+
+    async fn publish_lifecycle(&self, uid: Uid, kind: EventKind) {
+        let ev = self.event(uid, kind);
+        if let Err(e) = publish(self.shared, &ev).await {
+            warn!(%uid, error = %e, "could not announce a closed socket");
+        }
+    }
+}
+
+/// The bus event that announces a socket ending for `exit`.
+fn closed(exit: &Exit) -> EventKind {
+    let reason = match exit {
+        Exit::Kick(reason) => reason.clone(),
+        Exit::Close(_, reason) => reason.replace(' ', "_"),
+        Exit::Gone => "client_closed".to_owned(),
+    };
+    EventKind::Close { reason }
+}
+
+async fn publish(shared: &Shared, ev: &BusEvent) -> Result<(), BusError> {
+    shared.bus.publish_event(ev).await?.await
+}
+
+/// Drains the outbound queue into the socket, batching whatever is queued
+/// into one flush, until the socket is stopped; then says goodbye.
+async fn write_loop(
+    mut sink: SplitSink<Ws, Message>,
+    mut rx: mpsc::Receiver<Bytes>,
+    handle: Arc<ConnHandle>,
+    close_timeout_ms: u64,
+) -> SplitSink<Ws, Message> {
+    let stop = handle.stopped().clone();
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            frame = rx.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        let write = async {
+            sink.feed(Message::Binary(first)).await?;
+            while let Ok(frame) = rx.try_recv() {
+                sink.feed(Message::Binary(frame)).await?;
+            }
+            sink.flush().await
+        };
+        let result = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            r = write => r,
+        };
+        if result.is_err() {
+            handle.stop(Exit::Gone);
+            break;
+        }
+    }
+    let exit = handle.exit();
+    let goodbye = async {
+        if !matches!(&exit, Exit::Kick(r) if r == kick::SLOW_CONSUMER) {
+            // Frames queued before the stop (a login error, say) still go.
+            while let Ok(frame) = rx.try_recv() {
+                sink.feed(Message::Binary(frame)).await?;
+            }
+        }
+        match exit {
+            Exit::Kick(reason) => {
+                let body = encode_body(&KickBody { reason: reason.clone() });
+                sink.feed(Message::Binary(Frame::new(0, cmd::KICK, body).encode().into()))
+                    .await?;
+                sink.send(close_frame(CloseCode::Normal, &reason)).await
+            }
+            Exit::Close(code, reason) => sink.send(close_frame(code, reason)).await,
+            Exit::Gone => sink.close().await,
+        }
+    };
+    let _ = timeout(ms(close_timeout_ms), goodbye).await;
+    sink
+}
+
+fn close_frame(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// After our close frame, keeps reading (and discarding) until the client
+/// closes or the timeout passes, so unread bytes (the rest of an oversize
+/// frame, say) do not make the kernel reset the connection and destroy the
+/// close frame before the client reads it.
+async fn linger(stream: SplitStream<Ws>, sink: SplitSink<Ws, Message>, close_timeout_ms: u64) {
+    let Ok(mut ws) = stream.reunite(sink) else { return };
+    let tcp = ws.get_mut();
+    // Nothing more will be written: send FIN now, keep reading.
+    let _ = tcp.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let _ = timeout(ms(close_timeout_ms), async {
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,210 @@
+//! Which sockets are logged in, and the handle through which anything else
+//! (the push pump, a newer login, shutdown) talks to a socket's tasks.
+//!
+//! A uid has at most one live connection here: [`Registry::bind`] installs
+//! the new one and hands back the one it displaced, to be kicked.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+use warren_proto::{ConnId, Uid, cmd::kick};
+
+use crate::stats::Stats;
+
+/// Why a socket's tasks stop, decided by whoever stops them first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Send a kick frame with this reason, then a normal close.
+    Kick(String),
+    /// Send a close frame with this code and reason.
+    Close(CloseCode, &'static str),
+    /// The client closed or the socket failed: finish the close handshake.
+    Gone,
+}
+
+/// The shared end of one socket's tasks.
+#[derive(Debug)]
+pub(crate) struct ConnHandle {
+    pub(crate) id: ConnId,
+    out: mpsc::Sender<Bytes>,
+    stop: CancellationToken,
+    exit: Mutex<Option<Exit>>,
+}
+
+impl ConnHandle {
+    pub(crate) fn new(id: ConnId, out: mpsc::Sender<Bytes>, stop: CancellationToken) -> Self {
+        ConnHandle {
+            id,
+            out,
+            stop,
+            exit: Mutex::new(None),
+        }
+    }
+
+    /// Queues an encoded frame for the socket. A full queue means the client
+    /// is not reading: it is kicked as a slow consumer. Returns whether the
+    /// frame was queued.
+    pub(crate) fn send(&self, frame: Bytes, stats: &Stats) -> bool {
+        match self.out.try_send(frame) {
+            Ok(()) => {
+                Stats::inc(&stats.frames_out);
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                if self.stop(Exit::Kick(kick::SLOW_CONSUMER.to_owned())) {
+                    Stats::inc(&stats.kicked_slow);
+                }
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the socket's tasks to stop for `exit`. The first reason given
+    /// wins; returns whether it was this one.
+    pub(crate) fn stop(&self, exit: Exit) -> bool {
+        let first = {
+            let mut slot = self.exit.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() && !self.stop.is_cancelled() {
+                *slot = Some(exit);
+                true
+            } else {
+                false
+            }
+        };
+        self.stop.cancel();
+        first
+    }
+
+    pub(crate) fn stopped(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// The reason the socket is stopping. Cancelled with no reason given means
+    /// the whole connector is shutting down.
+    pub(crate) fn exit(&self) -> Exit {
+        self.exit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| Exit::Kick(kick::SHUTDOWN.to_owned()))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_uid: HashMap<Uid, Arc<ConnHandle>>,
+    by_conn: HashMap<ConnId, Uid>,
+}
+
+/// The logged-in sockets of this connector.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    inner: Mutex<Inner>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds `uid` to `handle`; returns the connection it displaced.
+    pub(crate) fn bind(&self, uid: Uid, handle: Arc<ConnHandle>) -> Option<Arc<ConnHandle>> {
+        let mut inner = self.lock();
+        inner.by_conn.insert(handle.id, uid);
+        let old = inner.by_uid.insert(uid, handle)?;
+        inner.by_conn.remove(&old.id);
+        Some(old)
+    }
+
+    /// Unbinds `uid` if `conn` still holds it; returns whether it did (and so
+    /// whether this socket's Close is still to be announced).
+    pub(crate) fn unbind(&self, uid: Uid, conn: ConnId) -> bool {
+        let mut inner = self.lock();
+        if inner.by_uid.get(&uid).is_some_and(|h| h.id == conn) {
+            inner.by_uid.remove(&uid);
+            inner.by_conn.remove(&conn);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn by_uid(&self, uid: Uid) -> Option<Arc<ConnHandle>> {
+        self.lock().by_uid.get(&uid).cloned()
+    }
+
+    pub(crate) fn by_conn(&self, conn: ConnId) -> Option<Arc<ConnHandle>> {
+        let inner = self.lock();
+        let uid = inner.by_conn.get(&conn)?;
+        inner.by_uid.get(uid).cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<ConnHandle>> {
+        self.lock().by_uid.values().cloned().collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().by_uid.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(id: u64, queue: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(queue);
+        (
+            Arc::new(ConnHandle::new(ConnId(id), tx, CancellationToken::new())),
+            rx,
+        )
+    }
+
+    #[test]
+    fn a_second_bind_displaces_the_first_and_only_the_holder_unbinds() {
+        let reg = Registry::default();
+        let (a, _ra) = handle(1, 4);
+        let (b, _rb) = handle(2, 4);
+        assert!(reg.bind(Uid(7), a.clone()).is_none());
+        let old = reg.bind(Uid(7), b.clone()).expect("displaced");
+        assert_eq!(old.id, ConnId(1));
+        assert!(reg.by_conn(ConnId(1)).is_none());
+        assert!(!reg.unbind(Uid(7), ConnId(1)), "the displaced socket no longer holds the uid");
+        assert_eq!(reg.by_uid(Uid(7)).map(|h| h.id), Some(ConnId(2)));
+        assert!(reg.unbind(Uid(7), ConnId(2)));
+        assert_eq!(reg.len(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_kicks_as_slow_consumer_once() {
+        let stats = Stats::default();
+        let (h, _rx) = handle(1, 2);
+        assert!(h.send(Bytes::from_static(b"1"), &stats));
+        assert!(h.send(Bytes::from_static(b"2"), &stats));
+        assert!(!h.send(Bytes::from_static(b"3"), &stats));
+        assert!(!h.send(Bytes::from_static(b"4"), &stats));
+        assert!(h.stopped().is_cancelled());
+        assert_eq!(h.exit(), Exit::Kick("slow_consumer".into()));
+        assert_eq!(stats.snapshot().kicked_slow, 1);
+    }
+
+    #[test]
+    fn the_first_stop_reason_wins_and_shutdown_is_the_default() {
+        let (h, _rx) = handle(1, 1);
+        let parent = CancellationToken::new();
+        let (tx, _rx2) = mpsc::channel(1);
+        let child = ConnHandle::new(ConnId(2), tx, parent.child_token());
+        parent.cancel();
+        assert_eq!(child.exit(), Exit::Kick("shutdown".into()));
+        assert!(h.stop(Exit::Gone));
+        assert!(!h.stop(Exit::Kick("idle_timeout".into())));
+        assert_eq!(h.exit(), Exit::Gone);
+    }
+}

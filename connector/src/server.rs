@@ -1,0 +1,218 @@
+//! The accept loop, the push pump and graceful shutdown.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{error, info, warn};
+use warren_bus::{Bus, BusError, Subscription};
+use warren_proto::{BusPush, ConnId, ConnectorId, Frame, PushKind, Target};
+
+use crate::{
+    TokenVerifier,
+    connection,
+    registry::{ConnHandle, Exit, Registry},
+    settings::{ConnectorSettings, ms},
+    stats::{Stats, StatsSnapshot},
+};
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) id: ConnectorId,
+    pub(crate) settings: ConnectorSettings,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) verifier: Arc<TokenVerifier>,
+    pub(crate) registry: Registry,
+    pub(crate) stats: Stats,
+    /// Cancelled when the connector shuts down; every socket's stop token is
+    /// a child of it.
+    pub(crate) shutdown: CancellationToken,
+    next_conn: AtomicU64,
+}
+
+/// A connector: build it, then [`Connector::run`] it on a bound listener.
+/// Cloning gives another handle to the same connector (for stats).
+#[derive(Clone, Debug)]
+pub struct Connector {
+    shared: Arc<Shared>,
+}
+
+impl Connector {
+    pub fn new(
+        settings: ConnectorSettings,
+        bus: Arc<dyn Bus>,
+        verifier: Arc<TokenVerifier>,
+    ) -> Result<Self, String> {
+        let id = match &settings.id {
+            Some(id) => ConnectorId::parse(id)?,
+            None => ConnectorId::parse(&format!("connector-{}", std::process::id()))?,
+        };
+        Ok(Connector {
+            shared: Arc::new(Shared {
+                id,
+                settings,
+                bus,
+                verifier,
+                registry: Registry::default(),
+                stats: Stats::default(),
+                shutdown: CancellationToken::new(),
+                next_conn: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    pub fn id(&self) -> &ConnectorId {
+        &self.shared.id
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Logged-in sockets right now.
+    pub fn online(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// Serves until `shutdown` resolves, then kicks every socket with
+    /// `shutdown`, waits for them to close (up to `shutdown_grace_ms`) and
+    /// returns. Fails only if the push queue cannot be consumed.
+    pub async fn run(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), BusError> {
+        let shared = &self.shared;
+        let pushes = shared.bus.subscribe_pushes(&shared.id).await?;
+        let pump = tokio::spawn(push_pump(shared.clone(), pushes));
+        let tracker = TaskTracker::new();
+        info!(
+            connector = %shared.id,
+            addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            path = %shared.settings.path,
+            "connector accepting websockets"
+        );
+        tokio::select! {
+            _ = accept_loop(shared, &listener, &tracker) => {}
+            _ = shutdown => info!("connector shutting down"),
+        }
+        drop(listener);
+        shared.shutdown.cancel();
+        tracker.close();
+        let grace = ms(shared.settings.shutdown_grace_ms);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!(remaining = tracker.len(), "sockets still open after the shutdown grace period");
+        }
+        pump.abort();
+        info!(stats = ?shared.stats.snapshot(), "connector stopped");
+        Ok(())
+    }
+}
+
+/// Why [`run`] could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("bad connector settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Builds a connector and runs it until `shutdown`: the mini-redis-style
+/// entry point.
+pub async fn run(
+    listener: TcpListener,
+    settings: ConnectorSettings,
+    bus: Arc<dyn Bus>,
+    verifier: Arc<TokenVerifier>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let connector = Connector::new(settings, bus, verifier).map_err(RunError::Settings)?;
+    Ok(connector.run(listener, shutdown).await?)
+}
+
+async fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, tracker: &TaskTracker) {
+    let limit = Arc::new(Semaphore::new(shared.settings.max_connections));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(10);
+                accepted
+            }
+            Err(e) => {
+                // Out of file descriptors, usually: wait, do not spin.
+                error!(error = %e, retry_in = ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        Stats::inc(&shared.stats.accepted);
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            Stats::inc(&shared.stats.refused_full);
+            warn!(%peer, max = shared.settings.max_connections, "connection limit reached, refusing");
+            drop(tcp);
+            continue;
+        };
+        let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            connection::serve(shared, tcp, peer, id).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Delivers the pushes from the bus to the sockets they target.
+async fn push_pump(shared: Arc<Shared>, mut pushes: Subscription<BusPush>) {
+    while let Some(push) = pushes.next().await {
+        deliver(&shared, push);
+    }
+    if !shared.shutdown.is_cancelled() {
+        error!("the push queue consumer ended: pushes no longer reach this connector's sockets");
+    }
+}
+
+fn deliver(shared: &Shared, push: BusPush) {
+    let targets: Vec<Arc<ConnHandle>> = match &push.target {
+        Target::Uid(uid) => shared.registry.by_uid(*uid).into_iter().collect(),
+        Target::Uids(uids) => uids
+            .iter()
+            .filter_map(|uid| shared.registry.by_uid(*uid))
+            .collect(),
+        Target::Conn { connector, conn } if connector == &shared.id => {
+            shared.registry.by_conn(*conn).into_iter().collect()
+        }
+        Target::Conn { .. } => Vec::new(),
+        Target::All => shared.registry.all(),
+    };
+    if targets.is_empty() && !matches!(push.target, Target::All) {
+        Stats::inc(&shared.stats.undeliverable_pushes);
+        return;
+    }
+    match push.kind {
+        PushKind::Frame { seq, cmd, body } => {
+            let bytes: Bytes = Frame::new(seq, cmd, body).encode().into();
+            for handle in targets {
+                handle.send(bytes.clone(), &shared.stats);
+            }
+        }
+        PushKind::Kick { reason } => {
+            for handle in targets {
+                if handle.stop(Exit::Kick(reason.clone())) {
+                    Stats::inc(&shared.stats.kicked_by_game);
+                }
+            }
+        }
+    }
+}

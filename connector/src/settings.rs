@@ -1,0 +1,59 @@
+//! Connector settings. Every field has a default; durations are in
+//! milliseconds so a TOML file or an environment variable can set them.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// Where to accept websockets.
+    pub listen: SocketAddr,
+    /// The websocket path; any other path is refused with 404.
+    pub path: String,
+    /// This connector's id; names its push queue. Default: `connector-<pid>`.
+    pub id: Option<String>,
+    /// A socket must finish the websocket handshake within this time.
+    pub handshake_timeout_ms: u64,
+    /// A socket must send a valid login frame within this time.
+    pub login_timeout_ms: u64,
+    /// A logged-in socket silent for this long is kicked (`idle_timeout`).
+    pub idle_timeout_ms: u64,
+    /// Largest websocket message accepted; larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Frames waiting to be written to one socket. When full the client is
+    /// not reading: it is kicked (`slow_consumer`).
+    pub outbound_queue: usize,
+    /// Sockets held at once; one more is accepted and closed at once.
+    pub max_connections: usize,
+    /// Bytes each socket's websocket read buffer starts with.
+    pub read_buffer_bytes: usize,
+    /// How long a closing socket gets to receive its last frames.
+    pub close_timeout_ms: u64,
+    /// How long shutdown waits for sockets to close before giving up.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ConnectorSettings {
+    fn default() -> Self {
+        ConnectorSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7001)),
+            path: "/ws".to_owned(),
+            id: None,
+            handshake_timeout_ms: 5_000,
+            login_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            max_frame_bytes: 64 * 1024,
+            outbound_queue: 256,
+            max_connections: 19_000,
+            read_buffer_bytes: 4 * 1024,
+            close_timeout_ms: 1_000,
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+pub(crate) fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}

@@ -1,0 +1,46 @@
+//! Counters of what the connector saw, for logs, tests and the debug console.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($name:ident: $doc:literal,)*) => {
+        #[derive(Debug, Default)]
+        pub(crate) struct Stats { $(pub(crate) $name: AtomicU64,)* }
+
+        /// A copy of the connector's counters at one moment.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct StatsSnapshot { $(#[doc = $doc] pub $name: u64,)* }
+
+        impl Stats {
+            pub(crate) fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    accepted: "TCP connections accepted.",
+    refused_full: "Connections closed at once because max_connections were held.",
+    handshake_failures: "Sockets that failed or timed out in the websocket handshake.",
+    logins: "Successful logins.",
+    auth_failures: "Login frames with a token that did not verify.",
+    login_timeouts: "Sockets closed for not logging in in time.",
+    dropped_before_login: "Frames received before login, dropped unanswered.",
+    frames_in: "Service frames forwarded to the bus.",
+    frames_out: "Frames queued to sockets (replies and pushes).",
+    invalid_frames: "Sockets closed with 1007 (not a [seq, cmd, body] frame).",
+    oversize_frames: "Sockets closed with 1009 (frame over the limit).",
+    kicked_duplicate: "Sockets kicked by a newer login of the same uid.",
+    kicked_idle: "Sockets kicked for silence.",
+    kicked_slow: "Sockets kicked for not reading (outbound queue full).",
+    kicked_by_game: "Sockets kicked by a kick push from the game.",
+    bus_errors: "Requests answered `unavailable` because the bus refused them.",
+    undeliverable_pushes: "Pushes for a uid or connection this connector does not hold.",
+}
+
+impl Stats {
+    pub(crate) fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+}
