@@ -1,0 +1,156 @@
+//! What a service may do: reply, push, talk to other services, set timers.
+//!
+//! Everything a service sends goes through the bounded outbox; when the bus
+//! falls behind and the outbox is full, the service thread waits.
+
+use std::{any::Any, collections::HashMap, sync::Arc, time::{Duration, Instant}};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use warren_proto::{BusPush, ErrorBody, PushKind, Target, Uid, cmd, encode_body};
+
+use crate::{
+    mailbox::MailboxTx,
+    service::{Mail, Origin, Request},
+    timers::{TimerId, Timers},
+};
+
+/// Why `ctx.send` did not deliver.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("no service named {0}")]
+    NoSuchService(String),
+    #[error("the mailbox of {0} is full")]
+    Full(&'static str),
+    #[error("service {0} has stopped")]
+    Stopped(&'static str),
+}
+
+pub(crate) type Directory = HashMap<&'static str, MailboxTx>;
+
+/// A service's handle on the world, passed to every callback.
+#[derive(Debug)]
+pub struct Context {
+    name: &'static str,
+    outbox: mpsc::Sender<BusPush>,
+    directory: Arc<Directory>,
+    pub(crate) timers: Timers,
+}
+
+impl Context {
+    pub(crate) fn new(
+        name: &'static str,
+        outbox: mpsc::Sender<BusPush>,
+        directory: Arc<Directory>,
+    ) -> Self {
+        Context {
+            name,
+            outbox,
+            directory,
+            timers: Timers::default(),
+        }
+    }
+
+    /// This service's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn emit(&self, push: BusPush) {
+        // Closed only while the process stops; nothing is left to tell.
+        let _ = self.outbox.blocking_send(push);
+    }
+
+    pub(crate) fn frame_to(&self, origin: &Origin, seq: u64, cmd: u32, body: Bytes) {
+        self.emit(BusPush {
+            target: Target::Conn {
+                connector: origin.connector.clone(),
+                conn: origin.conn,
+            },
+            kind: PushKind::Frame { seq, cmd, body },
+        });
+    }
+
+    pub(crate) fn error_to(&self, origin: &Origin, seq: u64, code: &str, message: &str) {
+        self.frame_to(origin, seq, cmd::ERROR, encode_body(&ErrorBody::new(code, message)));
+    }
+
+    /// Replies to `req` with its own cmd and `body` encoded as a map.
+    pub fn reply<T: Serialize + ?Sized>(&self, req: &Request, body: &T) {
+        self.reply_bytes(req, encode_body(body));
+    }
+
+    /// Replies to `req` with its own cmd and these exact body bytes.
+    pub fn reply_bytes(&self, req: &Request, body: Bytes) {
+        self.frame_to(&req.origin, req.seq, req.cmd, body);
+    }
+
+    /// Replies to `req` with error frame (cmd 4) `{code, message}`.
+    pub fn reply_error(&self, req: &Request, code: &str, message: &str) {
+        self.error_to(&req.origin, req.seq, code, message);
+    }
+
+    /// Pushes a frame (seq 0) to one player, wherever they are connected.
+    pub fn push<T: Serialize + ?Sized>(&self, uid: Uid, cmd: u32, body: &T) {
+        self.push_to(Target::Uid(uid), cmd, encode_body(body));
+    }
+
+    /// Pushes one frame to several players; each gets it once.
+    pub fn push_many<T: Serialize + ?Sized>(&self, uids: Vec<Uid>, cmd: u32, body: &T) {
+        if !uids.is_empty() {
+            self.push_to(Target::Uids(uids), cmd, encode_body(body));
+        }
+    }
+
+    /// Pushes a frame to every connected player.
+    pub fn broadcast<T: Serialize + ?Sized>(&self, cmd: u32, body: &T) {
+        self.push_to(Target::All, cmd, encode_body(body));
+    }
+
+    fn push_to(&self, target: Target, cmd: u32, body: Bytes) {
+        self.emit(BusPush {
+            target,
+            kind: PushKind::Frame { seq: 0, cmd, body },
+        });
+    }
+
+    /// Kicks a player: they get a kick frame with `reason`, then the socket
+    /// closes.
+    pub fn kick(&self, uid: Uid, reason: &str) {
+        self.emit(BusPush {
+            target: Target::Uid(uid),
+            kind: PushKind::Kick {
+                reason: reason.to_owned(),
+            },
+        });
+    }
+
+    /// Sends `msg` to another service's mailbox; it arrives in its `mail`
+    /// callback. Never blocks: a full mailbox is an error.
+    pub fn send<M: Any + Send>(&self, to: &str, msg: M) -> Result<(), SendError> {
+        let mailbox = self
+            .directory
+            .get(to)
+            .ok_or_else(|| SendError::NoSuchService(to.to_owned()))?;
+        mailbox
+            .try_send(Mail::Peer {
+                from: self.name,
+                msg: Box::new(msg),
+            })
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => SendError::Full(mailbox.name),
+                std::sync::mpsc::TrySendError::Disconnected(_) => SendError::Stopped(mailbox.name),
+            })
+    }
+
+    /// Fires this service's `timer` callback once, `after` from now. `None`
+    /// if the service already holds the maximum number of timers (65,536).
+    pub fn set_timer(&mut self, after: Duration) -> Option<TimerId> {
+        self.timers.set(Instant::now(), after)
+    }
+
+    pub fn cancel_timer(&mut self, timer: TimerId) {
+        self.timers.cancel(timer);
+    }
+}

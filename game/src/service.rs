@@ -1,0 +1,83 @@
+//! The `Service` trait and what a service receives.
+
+use std::any::Any;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use warren_proto::{ConnId, ConnectorId, DecodeError, Uid, decode_body};
+
+use crate::{Context, TimerId};
+
+/// A logical service. It owns its state; nothing else touches it. Every
+/// method runs on the service's own thread, one message at a time. A panic
+/// in any of them is caught: the request (if any) is answered `internal`,
+/// and the service goes on with its next message.
+pub trait Service: Send + 'static {
+    /// Runs once on the service's thread before any message.
+    fn init(&mut self, _ctx: &mut Context) {}
+
+    /// A client request for one of the cmds this service owns. Answer it with
+    /// `ctx.reply*`; a request left unanswered gets no reply.
+    fn handle(&mut self, ctx: &mut Context, req: Request);
+
+    /// Whether this service wants [`SessionEvent`]s (players coming and going).
+    fn wants_sessions(&self) -> bool {
+        false
+    }
+
+    /// A player connected or disconnected (only if `wants_sessions`).
+    fn session(&mut self, _ctx: &mut Context, _event: &SessionEvent) {}
+
+    /// A message from another service (`ctx.send`).
+    fn mail(&mut self, _ctx: &mut Context, _from: &'static str, _msg: Box<dyn Any + Send>) {}
+
+    /// A timer set with `ctx.set_timer` fired.
+    fn timer(&mut self, _ctx: &mut Context, _timer: TimerId) {}
+
+    /// Runs once when the process stops, after the last message.
+    fn stop(&mut self, _ctx: &mut Context) {}
+}
+
+/// Where a request came from: how its reply finds the socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) connector: ConnectorId,
+    pub(crate) conn: ConnId,
+}
+
+/// One client request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub uid: Uid,
+    pub seq: u64,
+    pub cmd: u32,
+    pub body: Bytes,
+    pub(crate) origin: Origin,
+}
+
+impl Request {
+    /// Decodes the body (a MessagePack map) into `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        decode_body("a request body", &self.body)
+    }
+}
+
+/// A player's socket came or went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    Connected { uid: Uid },
+    /// The socket closed; `reason` is the connector's (e.g. `client_closed`,
+    /// `duplicate_login`, `idle_timeout`).
+    Disconnected { uid: Uid, reason: String },
+}
+
+/// What travels in a mailbox.
+pub(crate) enum Mail {
+    Request(Request),
+    Session(SessionEvent),
+    Peer {
+        from: &'static str,
+        msg: Box<dyn Any + Send>,
+    },
+    Stop,
+}

@@ -1,0 +1,154 @@
+//! chat (cmds 2001–2004): rooms that players join, talk in and leave.
+//!
+//! - 2001 join `{room}` → `{members: [uid, …]}` (sorted, the joiner included)
+//! - 2002 send `{room, text}` → `{}`; every member, sender included, gets
+//!   push 2003 `{room, from, text}` exactly once
+//! - 2004 leave `{room}` → `{}` (leaving a room one is not in is fine)
+//!
+//! A player who disconnects leaves every room. Limits, each refused with
+//! `bad_request`: room names of 1–64 characters, texts of at most
+//! `chat_max_text` characters, 64 rooms per player; sending to a room one has
+//! not joined is `not_in_room`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use warren_proto::{Uid, cmd};
+
+use crate::{Context, Request, Service, SessionEvent};
+
+const MAX_ROOM_NAME: usize = 64;
+const MAX_ROOMS_PER_PLAYER: usize = 64;
+
+#[derive(Debug)]
+pub struct Chat {
+    max_text: usize,
+    rooms: HashMap<String, BTreeSet<Uid>>,
+    joined: HashMap<Uid, HashSet<String>>,
+}
+
+#[derive(Deserialize)]
+struct RoomReq {
+    room: String,
+}
+
+#[derive(Deserialize)]
+struct SendReq {
+    room: String,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Members {
+    members: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct Said<'a> {
+    room: &'a str,
+    from: u64,
+    text: &'a str,
+}
+
+impl Chat {
+    pub fn new(max_text: usize) -> Self {
+        Chat {
+            max_text,
+            rooms: HashMap::new(),
+            joined: HashMap::new(),
+        }
+    }
+
+    fn valid_room(name: &str) -> bool {
+        !name.is_empty() && name.chars().count() <= MAX_ROOM_NAME
+    }
+
+    fn join(&mut self, ctx: &mut Context, req: &Request) {
+        let Ok(RoomReq { room }) = req.decode() else {
+            return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room}");
+        };
+        if !Self::valid_room(&room) {
+            return ctx.reply_error(req, cmd::code::BAD_REQUEST, "room names have 1 to 64 characters");
+        }
+        let mine = self.joined.entry(req.uid).or_default();
+        if !mine.contains(&room) && mine.len() >= MAX_ROOMS_PER_PLAYER {
+            return ctx.reply_error(req, cmd::code::BAD_REQUEST, "a player may be in at most 64 rooms");
+        }
+        mine.insert(room.clone());
+        let members = self.rooms.entry(room).or_default();
+        members.insert(req.uid);
+        let members = members.iter().map(|u| u.0).collect();
+        ctx.reply(req, &Members { members });
+    }
+
+    fn send(&mut self, ctx: &mut Context, req: &Request) {
+        let Ok(SendReq { room, text }) = req.decode() else {
+            return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room, text}");
+        };
+        if text.chars().count() > self.max_text {
+            let message = format!("text is longer than {} characters", self.max_text);
+            return ctx.reply_error(req, cmd::code::BAD_REQUEST, &message);
+        }
+        let Some(members) = self.rooms.get(&room).filter(|m| m.contains(&req.uid)) else {
+            return ctx.reply_error(req, "not_in_room", "join the room before sending to it");
+        };
+        ctx.reply(req, &Empty {});
+        let said = Said {
+            room: &room,
+            from: req.uid.0,
+            text: &text,
+        };
+        ctx.push_many(members.iter().copied().collect(), cmd::CHAT_MESSAGE, &said);
+    }
+
+    fn leave_room(&mut self, uid: Uid, room: &str) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(&uid);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    fn leave(&mut self, ctx: &mut Context, req: &Request) {
+        let Ok(RoomReq { room }) = req.decode() else {
+            return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room}");
+        };
+        if let Some(mine) = self.joined.get_mut(&req.uid) {
+            mine.remove(&room);
+            if mine.is_empty() {
+                self.joined.remove(&req.uid);
+            }
+        }
+        self.leave_room(req.uid, &room);
+        ctx.reply(req, &Empty {});
+    }
+}
+
+impl Service for Chat {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        match req.cmd {
+            cmd::CHAT_JOIN => self.join(ctx, &req),
+            cmd::CHAT_SEND => self.send(ctx, &req),
+            cmd::CHAT_LEAVE => self.leave(ctx, &req),
+            other => ctx.reply_error(&req, cmd::code::UNKNOWN_CMD, &format!("chat has no cmd {other}")),
+        }
+    }
+
+    fn wants_sessions(&self) -> bool {
+        true
+    }
+
+    fn session(&mut self, _ctx: &mut Context, event: &SessionEvent) {
+        if let SessionEvent::Disconnected { uid, .. } = event
+            && let Some(rooms) = self.joined.remove(uid)
+        {
+            for room in rooms {
+                self.leave_room(*uid, &room);
+            }
+        }
+    }
+}

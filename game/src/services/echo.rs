@@ -1,0 +1,12 @@
+//! echo (cmd 1001): replies with the request's body bytes, untouched.
+
+use crate::{Context, Request, Service};
+
+#[derive(Debug, Default)]
+pub struct Echo;
+
+impl Service for Echo {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        ctx.reply_bytes(&req, req.body.clone());
+    }
+}

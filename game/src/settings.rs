@@ -1,0 +1,37 @@
+//! Game process settings.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GameSettings {
+    /// Messages a service's mailbox holds. When full, a request is answered
+    /// with error `overloaded` at once; session events wait for room.
+    pub mailbox: usize,
+    /// Pushes and replies waiting to be published. When full, services
+    /// wait (backpressure) until the bus catches up.
+    pub outbox: usize,
+    /// Published messages awaiting a broker confirm at once.
+    pub confirm_window: usize,
+    /// A mailbox deeper than this is logged, then at twice the depth, and so
+    /// on (skynet's overload warning).
+    pub mailbox_warn: usize,
+    /// Longest accepted chat message, in characters.
+    pub chat_max_text: usize,
+    /// Registers the `faults` service (cmds 9990–9991), which panics on
+    /// demand. For tests of fault isolation only: never in production.
+    pub fault_injection: bool,
+}
+
+impl Default for GameSettings {
+    fn default() -> Self {
+        GameSettings {
+            mailbox: 1024,
+            outbox: 8192,
+            confirm_window: 1024,
+            mailbox_warn: 256,
+            chat_max_text: 1024,
+            fault_injection: false,
+        }
+    }
+}
