@@ -13,7 +13,7 @@ use warren_proto::{BusEvent, BusPush, ConnectorId};
 use crate::{Bus, BusError, Confirm, Route, Subscription, confirmed};
 
 /// How many messages each channel holds before publishers wait.
-pub const DEFAULT_CAPACITY: usize = 4096;
+pub(crate) const DEFAULT_CAPACITY: usize = 4096;
 
 #[derive(Debug)]
 pub struct MemoryBus {
@@ -24,6 +24,9 @@ pub struct MemoryBus {
 }
 
 impl MemoryBus {
+    /// How many messages each channel holds before publishers wait.
+    pub const DEFAULT_CAPACITY: usize = DEFAULT_CAPACITY;
+
     pub fn new(capacity: usize) -> Self {
         let (events_tx, events_rx) = mpsc::channel(capacity);
         MemoryBus {

@@ -1,0 +1,215 @@
+//! The run modes of the `warren` binary.
+//!
+//! Lines meant for a person (what listens where) go to stdout, prefixed
+//! `warren:`; logs go to stderr.
+
+#![allow(clippy::print_stdout)]
+
+use std::{future::Future, path::Path, sync::Arc};
+
+use anyhow::{Context as _, bail};
+use tokio::net::TcpListener;
+use tracing::info;
+use warren_bus::{AmqpBus, Bus, MemoryBus};
+use warren_connector::{Connector, TokenVerifier};
+use warren_game::GameBuilder;
+use warren_proto::Uid;
+
+use crate::{
+    cli::{Cli, Command, PartArgs},
+    keys::{self, TokenSigner},
+    settings::{self, Settings, redact_url},
+};
+
+pub fn main(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = settings::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(dir) = cli.data_dir {
+        settings.data_dir = dir;
+    }
+    let command = cli.command.unwrap_or(Command::All(PartArgs::default()));
+    match command {
+        Command::Token { uid, ttl_secs } => token(settings, uid, ttl_secs),
+        Command::Keygen { out } => {
+            let (private, public) = keys::write_pair(&out)?;
+            println!("warren: wrote {} and {}", private.display(), public.display());
+            Ok(())
+        }
+        Command::All(args) => runtime()?.block_on(all(apply(settings, args), shutdown_signal())),
+        Command::Connector(args) => {
+            let settings = apply(settings, args);
+            runtime()?.block_on(connector(settings, shutdown_signal()))
+        }
+        Command::Game(args) => runtime()?.block_on(game(apply(settings, args), shutdown_signal())),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn apply(mut settings: Settings, args: PartArgs) -> Settings {
+    if let Some(url) = args.amqp {
+        settings.bus.amqp_url = Some(url);
+    }
+    if let Some(listen) = args.listen {
+        settings.connector.listen = listen;
+    }
+    if let Some(id) = args.id {
+        settings.connector.id = Some(id);
+    }
+    settings
+}
+
+fn token(settings: Settings, uid: u64, ttl_secs: Option<u64>) -> anyhow::Result<()> {
+    let (private, _) = keys::ensure_dev_pair(&settings)?;
+    let mut jwt = settings.jwt.clone();
+    if let Some(ttl) = ttl_secs {
+        jwt.ttl_secs = ttl;
+    }
+    let (token, _) = TokenSigner::from_file(&private, &jwt)?.sign(Uid(uid))?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    info!("shutdown signal received");
+}
+
+async fn amqp_bus(settings: &Settings, role: &str) -> anyhow::Result<Arc<dyn Bus>> {
+    let Some(url) = &settings.bus.amqp_url else {
+        bail!("`warren {role}` runs on RabbitMQ: give --amqp URL or set WARREN_BUS__AMQP_URL");
+    };
+    let bus = AmqpBus::connect(settings.bus.amqp(url, &format!("warren-{role}")))
+        .await
+        .with_context(|| format!("connecting to RabbitMQ at {}", redact_url(url)))?;
+    Ok(Arc::new(bus))
+}
+
+fn verifier(settings: &Settings, public: &Path) -> anyhow::Result<Arc<TokenVerifier>> {
+    let pem = std::fs::read(public).with_context(|| {
+        format!(
+            "reading the token public key {} (set WARREN_JWT__PUBLIC_KEY, or create a pair with `warren keygen`)",
+            public.display()
+        )
+    })?;
+    let jwt = &settings.jwt;
+    let v = TokenVerifier::from_ed_pem(&pem, &jwt.issuer, &jwt.audience, jwt.leeway_secs)
+        .with_context(|| format!("{} is not an Ed25519 public key in PEM", public.display()))?;
+    Ok(Arc::new(v))
+}
+
+async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
+    let addr = settings.connector.listen;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the connector to {addr}"))
+}
+
+fn announce_connector(listener: &TcpListener, settings: &Settings, connector: &Connector) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let shown = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    println!(
+        "warren: connector listening on ws://{shown}{} (id {}, bound to {addr})",
+        settings.connector.path,
+        connector.id()
+    );
+    Ok(())
+}
+
+/// Everything in one process.
+pub async fn all(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (_, public) = keys::ensure_dev_pair(&settings)?;
+    let bus: Arc<dyn Bus> = match &settings.bus.amqp_url {
+        Some(_) => amqp_bus(&settings, "all").await?,
+        None => Arc::new(MemoryBus::new(settings.bus.memory_capacity)),
+    };
+    let game = GameBuilder::new(settings.game.clone())
+        .with_builtin_services()
+        .start(bus.clone())
+        .await?;
+    let connector = Connector::new(settings.connector.clone(), bus.clone(), verifier(&settings, &public)?)
+        .map_err(anyhow::Error::msg)?;
+    let listener = bind(&settings).await?;
+    announce_connector(&listener, &settings, &connector)?;
+    match &settings.bus.amqp_url {
+        None => {
+            println!("warren: bus: in-process (connector and game share this process)");
+            println!(
+                "warren: to run on RabbitMQ as separate processes: `warren game --amqp URL` and `warren connector --amqp URL`"
+            );
+        }
+        Some(url) => println!("warren: bus: RabbitMQ at {}", redact_url(url)),
+    }
+    println!(
+        "warren: a token for player 1: `warren token --uid 1` (keys in {})",
+        settings.data_dir.display()
+    );
+    connector.run(listener, shutdown).await?;
+    game.shutdown().await;
+    bus.close().await;
+    Ok(())
+}
+
+/// The connector alone.
+pub async fn connector(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let public = settings
+        .jwt
+        .public_key
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join(keys::PUBLIC_FILE));
+    let verifier = verifier(&settings, &public)?;
+    let bus = amqp_bus(&settings, "connector").await?;
+    let connector =
+        Connector::new(settings.connector.clone(), bus.clone(), verifier).map_err(anyhow::Error::msg)?;
+    let listener = bind(&settings).await?;
+    announce_connector(&listener, &settings, &connector)?;
+    connector.run(listener, shutdown).await?;
+    bus.close().await;
+    Ok(())
+}
+
+/// The game process alone.
+pub async fn game(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let bus = amqp_bus(&settings, "game").await?;
+    let game = GameBuilder::new(settings.game.clone())
+        .with_builtin_services()
+        .start(bus.clone())
+        .await?;
+    let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();
+    println!(
+        "warren: game serving {} on RabbitMQ namespace {}",
+        names.join(", "),
+        settings.bus.namespace
+    );
+    shutdown.await;
+    game.shutdown().await;
+    bus.close().await;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! The command line.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+
+const SETTINGS_HELP: &str = "\
+SETTINGS
+  Every setting has a default; a TOML file (--config, or WARREN_CONFIG) overrides
+  them, WARREN_* environment variables override the file (sections are separated
+  by a double underscore), and flags override everything. Examples:
+
+    WARREN_BUS__AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f
+    WARREN_BUS__NAMESPACE=warren          prefix of exchange and queue names
+    WARREN_DATA_DIR=warren-data           dev keys and local data
+    WARREN_JWT__PUBLIC_KEY=path.pem       Ed25519 public key (connector)
+    WARREN_JWT__PRIVATE_KEY=path.pem      Ed25519 private key (token signing)
+    WARREN_JWT__ISSUER=warren  WARREN_JWT__AUDIENCE=warren  WARREN_JWT__LEEWAY_SECS=30
+    WARREN_CONNECTOR__LISTEN=0.0.0.0:7001  WARREN_CONNECTOR__PATH=/ws
+    WARREN_CONNECTOR__ID=connector-1      names the connector's push queue
+    WARREN_CONNECTOR__LOGIN_TIMEOUT_MS=10000  WARREN_CONNECTOR__IDLE_TIMEOUT_MS=30000
+    WARREN_CONNECTOR__MAX_FRAME_BYTES=65536   WARREN_CONNECTOR__OUTBOUND_QUEUE=256
+    WARREN_CONNECTOR__MAX_CONNECTIONS=19000
+    WARREN_GAME__MAILBOX=1024             per-service mailbox; full => `overloaded`
+    WARREN_GAME__CHAT_MAX_TEXT=1024
+
+  docs/settings.md lists every setting with its meaning. Logs go to stderr;
+  RUST_LOG (e.g. RUST_LOG=debug) sets their level.";
+
+/// Warren game server. With no command, runs the whole stack in one process
+/// (connector + game on the in-process bus, or on RabbitMQ with --amqp).
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, after_long_help = SETTINGS_HELP)]
+pub struct Cli {
+    /// A TOML settings file.
+    #[arg(long, global = true, env = "WARREN_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Where local files live (dev keys). Overrides `data_dir`.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connector and game in one process (the default).
+    All(PartArgs),
+    /// The websocket connector alone, on RabbitMQ.
+    Connector(PartArgs),
+    /// The game process alone, on RabbitMQ.
+    Game(PartArgs),
+    /// Print a signed token for a uid (alone on stdout).
+    Token {
+        /// The player's uid.
+        #[arg(long)]
+        uid: u64,
+        /// Lifetime in seconds (default: jwt.ttl_secs, 30 days).
+        #[arg(long)]
+        ttl_secs: Option<u64>,
+    },
+    /// Write a new Ed25519 key pair for signing tokens.
+    Keygen {
+        /// Directory to write jwt-private.pem and jwt-public.pem into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct PartArgs {
+    /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Required for
+    /// `connector` and `game`; for `all`, switches from the in-process bus.
+    #[arg(long)]
+    pub amqp: Option<String>,
+
+    /// Where the connector accepts websockets.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+
+    /// The connector's id (names its push queue).
+    #[arg(long)]
+    pub id: Option<String>,
+}

@@ -1,0 +1,210 @@
+//! Typed settings: defaults, then a TOML file, then `WARREN_*` environment
+//! variables (`__` separates sections: `WARREN_CONNECTOR__LISTEN`), then
+//! command-line flags. Secrets (the AMQP URL's password) are never printed.
+
+use std::{fmt, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use warren_bus::AmqpSettings;
+use warren_connector::ConnectorSettings;
+use warren_game::GameSettings;
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the embedded default keeps its files (dev keys, later SQLite).
+    pub data_dir: PathBuf,
+    pub bus: BusSettings,
+    pub jwt: JwtSettings,
+    pub connector: ConnectorSettings,
+    pub game: GameSettings,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSettings {
+    /// RabbitMQ URL. Unset: the in-process bus (one process only).
+    pub amqp_url: Option<String>,
+    /// Prefix of every exchange and queue name on the broker.
+    pub namespace: String,
+    /// Unacknowledged deliveries the broker may send each consumer.
+    pub prefetch: u16,
+    /// Bound of every broker queue; publishes beyond it are refused.
+    pub max_queue_length: i64,
+    /// Messages each in-process channel holds before publishers wait.
+    pub memory_capacity: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// Ed25519 public key (PEM) the connector verifies tokens with.
+    /// Unset: `<data_dir>/jwt-public.pem`.
+    pub public_key: Option<PathBuf>,
+    /// Ed25519 private key (PEM) tokens are signed with (login, `warren
+    /// token`). Unset: `<data_dir>/jwt-private.pem`.
+    pub private_key: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of the tokens signed here, in seconds (30 days).
+    pub ttl_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("warren-data"),
+            bus: BusSettings::default(),
+            jwt: JwtSettings::default(),
+            connector: ConnectorSettings::default(),
+            game: GameSettings::default(),
+        }
+    }
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        BusSettings {
+            amqp_url: None,
+            namespace: "warren".to_owned(),
+            prefetch: 256,
+            max_queue_length: 100_000,
+            memory_capacity: warren_bus::MemoryBus::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            public_key: None,
+            private_key: None,
+            issuer: "warren".to_owned(),
+            audience: "warren".to_owned(),
+            leeway_secs: 30,
+            ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl BusSettings {
+    pub fn amqp(&self, url: &str, client_name: &str) -> AmqpSettings {
+        AmqpSettings {
+            url: url.to_owned(),
+            namespace: self.namespace.clone(),
+            prefetch: self.prefetch,
+            max_queue_length: self.max_queue_length,
+            client_name: client_name.to_owned(),
+        }
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for BusSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BusSettings")
+            .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
+            .field("namespace", &self.namespace)
+            .field("prefetch", &self.prefetch)
+            .field("max_queue_length", &self.max_queue_length)
+            .field("memory_capacity", &self.memory_capacity)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("bus", &self.bus)
+            .field("jwt", &self.jwt)
+            .field("connector", &self.connector)
+            .field("game", &self.game)
+            .finish()
+    }
+}
+
+/// Loads settings: defaults ← `file` (if given) ← `WARREN_*` variables.
+pub fn load(file: Option<&std::path::Path>) -> Result<Settings, Box<figment::Error>> {
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(file) = file {
+        if !file.exists() {
+            return Err(Box::new(figment::Error::from(format!(
+                "settings file {} does not exist",
+                file.display()
+            ))));
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    figment
+        .merge(Env::prefixed("WARREN_").split("__").ignore(&["config"]))
+        .extract()
+        .map_err(Box::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
+        let settings = Settings {
+            bus: BusSettings {
+                amqp_url: Some("amqp://u:hunter2@h/v".into()),
+                ..BusSettings::default()
+            },
+            ..Settings::default()
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "w.toml",
+                "[connector]\nidle_timeout_ms = 5000\nlisten = \"127.0.0.1:9000\"\n[game]\nmailbox = 7\n",
+            )?;
+            jail.set_env("WARREN_GAME__MAILBOX", "9");
+            jail.set_env("WARREN_BUS__NAMESPACE", "staging");
+            let s = load(Some(std::path::Path::new("w.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.connector.idle_timeout_ms, 5000);
+            assert_eq!(s.connector.listen.port(), 9000);
+            assert_eq!(s.game.mailbox, 9);
+            assert_eq!(s.bus.namespace, "staging");
+            assert_eq!(s.connector.login_timeout_ms, 10_000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("w.toml", "[connector]\nidle_timeot_ms = 5000\n")?;
+            assert!(load(Some(std::path::Path::new("w.toml"))).is_err());
+            Ok(())
+        });
+    }
+}
