@@ -1,0 +1,472 @@
+//! Starting the stack as real processes, and a websocket test client that
+//! speaks PROTOCOL.md.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{
+    WebSocketStream, client_async,
+    tungstenite::{Message, protocol::CloseFrame},
+};
+use warren::{keys::TokenSigner, settings::JwtSettings};
+use warren_bus::{AmqpBus, Bus as _};
+use warren_proto::{Frame, Uid, cmd};
+
+/// How long any single expected event may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusKind {
+    InProcess,
+    RabbitMq,
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("WARREN_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One process of the stack, with its stdout lines forwarded to a channel
+/// and its stderr (the log) in a file.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, dir: &PathBuf, args: &[&str], env: &[(String, String)]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,warren_connector=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the warren binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            name,
+            child,
+            lines,
+            log,
+        }
+    }
+
+    /// Waits for a stdout line containing `needle`; returns it.
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{} never printed {needle:?}; its log:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} did not exit after SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The stack under test: a connector and a game, on one bus.
+pub struct Stack {
+    pub kind: BusKind,
+    pub addr: SocketAddr,
+    pub url: String,
+    dir: PathBuf,
+    signer: TokenSigner,
+    procs: Vec<Proc>,
+    namespace: Option<String>,
+}
+
+impl Stack {
+    pub async fn start(kind: BusKind) -> Stack {
+        Self::start_with(kind, &[]).await
+    }
+
+    /// Starts the stack with extra `WARREN_*` settings.
+    pub async fn start_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
+        let dir = std::env::temp_dir().join(unique("warren-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (private, _public) = warren::keys::write_pair(&dir).unwrap();
+        let signer = TokenSigner::from_file(&private, &JwtSettings::default()).unwrap();
+        let mut env: Vec<(String, String)> = vec![
+            ("WARREN_DATA_DIR".into(), dir.display().to_string()),
+            ("WARREN_CONNECTOR__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut procs = Vec::new();
+        let mut namespace = None;
+        let connector = match kind {
+            BusKind::InProcess => {
+                let mut all = Proc::spawn("warren", &dir, &[], &env);
+                let line = all.wait_line("connector listening on");
+                procs.push(all);
+                line
+            }
+            BusKind::RabbitMq => {
+                let ns = unique("warren-test");
+                env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
+                namespace = Some(ns);
+                let url = amqp_url();
+                let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
+                game.wait_line("game serving");
+                let mut conn = Proc::spawn("connector", &dir, &["connector", "--amqp", &url], &env);
+                let line = conn.wait_line("connector listening on");
+                procs.push(game);
+                procs.push(conn);
+                line
+            }
+        };
+        let url = connector
+            .split_whitespace()
+            .find(|w| w.starts_with("ws://"))
+            .expect("a ws:// address")
+            .to_owned();
+        let addr: SocketAddr = url
+            .trim_start_matches("ws://")
+            .trim_end_matches("/ws")
+            .parse()
+            .unwrap();
+        Stack {
+            kind,
+            addr,
+            url,
+            dir,
+            signer,
+            procs,
+            namespace,
+        }
+    }
+
+    pub fn token(&self, uid: u64) -> String {
+        self.signer.sign(Uid(uid)).unwrap().0
+    }
+
+    pub fn signer(&self) -> &TokenSigner {
+        &self.signer
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr, &self.url, None).await
+    }
+
+    /// A client whose socket receive buffer is tiny, so it stops accepting
+    /// data soon after it stops reading.
+    pub async fn small_buffer_client(&self) -> Client {
+        Client::connect(self.addr, &self.url, Some(4096)).await
+    }
+
+    /// A client logged in as `uid`.
+    pub async fn player(&self, uid: u64) -> Client {
+        let mut c = self.client().await;
+        let reply = c.login(&self.token(uid)).await;
+        assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
+        c
+    }
+
+    /// SIGTERMs the process that runs the connector; returns its exit status.
+    pub fn terminate_connector(&mut self) -> ExitStatus {
+        self.procs.last_mut().unwrap().terminate()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("---- last lines of {} ----", p.name);
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        if let Some(ns) = self.namespace.take() {
+            // Leave nothing behind on the broker. Runs on its own runtime:
+            // Drop may be called from inside the test's.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let settings = warren::settings::BusSettings {
+                        namespace: ns,
+                        ..Default::default()
+                    };
+                    let bus = AmqpBus::connect(settings.amqp(&amqp_url(), "warren-test-cleanup"))
+                        .await
+                        .expect("broker reachable for cleanup");
+                    bus.delete_topology().await.expect("topology deleted");
+                    bus.close().await;
+                });
+            })
+            .join()
+            .unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a client saw next.
+#[derive(Debug)]
+pub enum Event {
+    Frame(Frame),
+    Closed(Option<CloseFrame>),
+    /// The connection ended without a close frame (or with an error).
+    Ended,
+}
+
+pub struct Client {
+    ws: WebSocketStream<TcpStream>,
+    next_seq: u64,
+    stash: std::collections::VecDeque<Frame>,
+}
+
+pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).unwrap()
+}
+
+pub fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
+    rmp_serde::from_slice(&frame.body)
+        .unwrap_or_else(|e| panic!("body of {frame:?} does not decode: {e}"))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct KickBody {
+    pub reason: String,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
+        let socket = TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let tcp = socket.connect(addr).await.expect("connector reachable");
+        let (ws, _) = client_async(url, tcp).await.expect("websocket handshake");
+        Client {
+            ws,
+            next_seq: 1,
+            stash: Default::default(),
+        }
+    }
+
+    pub fn seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub async fn send_frame(&mut self, seq: u64, cmd: u32, body: Vec<u8>) -> Result<(), String> {
+        let bytes = Frame::new(seq, cmd, body).encode();
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) -> Result<(), String> {
+        self.ws.send(msg).await.map_err(|e| e.to_string())
+    }
+
+    /// Sends a request with a fresh seq; returns the seq.
+    pub async fn send<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> u64 {
+        let seq = self.seq();
+        self.send_frame(seq, cmd, body(value)).await.unwrap();
+        seq
+    }
+
+    pub async fn next_event(&mut self) -> Event {
+        self.next_event_within(STEP).await
+    }
+
+    pub async fn next_event_within(&mut self, within: Duration) -> Event {
+        loop {
+            let msg = tokio::time::timeout(within, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing received within {within:?}"));
+            return match msg {
+                Some(Ok(Message::Binary(b))) => Event::Frame(Frame::decode(&b).expect("server frames decode")),
+                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Event::Ended,
+            };
+        }
+    }
+
+    /// Keeps a frame received out of turn, for [`Client::next_push`].
+    pub fn stash(&mut self, frame: Frame) {
+        self.stash.push_back(frame);
+    }
+
+    pub fn stashed(&self) -> usize {
+        self.stash.len()
+    }
+
+    /// The next frame, stashed ones first.
+    pub async fn next_push(&mut self) -> Frame {
+        match self.stash.pop_front() {
+            Some(f) => f,
+            None => self.recv().await,
+        }
+    }
+
+    /// The next frame; fails the test on a close.
+    pub async fn recv(&mut self) -> Frame {
+        match self.next_event().await {
+            Event::Frame(f) => f,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Sends a request and returns the reply to it (frames for other seqs in
+    /// between are returned too, in the second element).
+    pub async fn request<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> (Frame, Vec<Frame>) {
+        let seq = self.send(cmd, value).await;
+        let mut others = Vec::new();
+        loop {
+            let f = self.recv().await;
+            if f.seq == seq {
+                return (f, others);
+            }
+            others.push(f);
+        }
+    }
+
+    pub async fn login(&mut self, token: &str) -> Frame {
+        #[derive(Serialize)]
+        struct Login<'a> {
+            token: &'a str,
+        }
+        let seq = self.send(cmd::LOGIN, &Login { token }).await;
+        let f = self.recv().await;
+        assert_eq!(f.seq, seq, "the login reply carries the login's seq");
+        f
+    }
+
+    /// Echoes `payload` and checks it comes back byte for byte.
+    pub async fn echo(&mut self, payload: &[u8]) {
+        let seq = self.seq();
+        self.send_frame(seq, cmd::ECHO, payload.to_vec()).await.unwrap();
+        let f = self.recv().await;
+        assert_eq!((f.seq, f.cmd), (seq, cmd::ECHO), "echo reply: {f:?}");
+        assert_eq!(&f.body[..], payload);
+    }
+
+    /// Expects a kick with `reason`, then the close.
+    pub async fn expect_kick(&mut self, reason: &str) {
+        let f = self.recv().await;
+        assert_eq!(f.cmd, cmd::KICK, "expected a kick, got {f:?}");
+        assert_eq!(decode::<KickBody>(&f).reason, reason);
+        assert!(matches!(self.next_event().await, Event::Closed(_) | Event::Ended));
+    }
+
+    /// Expects the connection to close with websocket close `code`.
+    pub async fn expect_close(&mut self, code: u16) {
+        loop {
+            match self.next_event().await {
+                Event::Closed(Some(frame)) => {
+                    assert_eq!(u16::from(frame.code), code, "close frame {frame:?}");
+                    return;
+                }
+                Event::Frame(_) => continue,
+                other => panic!("expected close code {code}, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Runs the scenario `$name(BusKind)` once per bus.
+#[macro_export]
+macro_rules! on_both_buses {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn in_process() {
+                    super::$name(BusKind::InProcess).await;
+                }
+
+                #[tokio::test]
+                async fn rabbitmq() {
+                    super::$name(BusKind::RabbitMq).await;
+                }
+            }
+        )*
+    };
+}
+

@@ -1,0 +1,7 @@
+//! End-to-end tests: real `warren` processes, real websocket clients, and
+//! for every scenario both buses — the in-process one (the all-in-one
+//! process) and the local RabbitMQ (connector and game as separate
+//! processes, each test in its own namespace, deleted afterwards).
+
+mod helpers;
+mod spine;
