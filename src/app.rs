@@ -31,7 +31,11 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Token { uid, ttl_secs } => token(settings, uid, ttl_secs),
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
-            println!("warren: wrote {} and {}", private.display(), public.display());
+            println!(
+                "warren: wrote {} and {}",
+                private.display(),
+                public.display()
+            );
             Ok(())
         }
         Command::All(args) => runtime()?.block_on(all(apply(settings, args), shutdown_signal())),
@@ -79,13 +83,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -128,7 +133,11 @@ async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the connector to {addr}"))
 }
 
-fn announce_connector(listener: &TcpListener, settings: &Settings, connector: &Connector) -> anyhow::Result<()> {
+fn announce_connector(
+    listener: &TcpListener,
+    settings: &Settings,
+    connector: &Connector,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let shown = if addr.ip().is_unspecified() {
         std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
@@ -154,8 +163,12 @@ pub async fn all(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         .with_builtin_services()
         .start(bus.clone())
         .await?;
-    let connector = Connector::new(settings.connector.clone(), bus.clone(), verifier(&settings, &public)?)
-        .map_err(anyhow::Error::msg)?;
+    let connector = Connector::new(
+        settings.connector.clone(),
+        bus.clone(),
+        verifier(&settings, &public)?,
+    )
+    .map_err(anyhow::Error::msg)?;
     let listener = bind(&settings).await?;
     announce_connector(&listener, &settings, &connector)?;
     match &settings.bus.amqp_url {
@@ -178,7 +191,10 @@ pub async fn all(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
 }
 
 /// The connector alone.
-pub async fn connector(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn connector(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let public = settings
         .jwt
         .public_key
@@ -186,8 +202,8 @@ pub async fn connector(settings: Settings, shutdown: impl Future<Output = ()>) -
         .unwrap_or_else(|| settings.data_dir.join(keys::PUBLIC_FILE));
     let verifier = verifier(&settings, &public)?;
     let bus = amqp_bus(&settings, "connector").await?;
-    let connector =
-        Connector::new(settings.connector.clone(), bus.clone(), verifier).map_err(anyhow::Error::msg)?;
+    let connector = Connector::new(settings.connector.clone(), bus.clone(), verifier)
+        .map_err(anyhow::Error::msg)?;
     let listener = bind(&settings).await?;
     announce_connector(&listener, &settings, &connector)?;
     connector.run(listener, shutdown).await?;

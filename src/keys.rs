@@ -40,7 +40,10 @@ pub fn write_pair(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let private = dir.join(PRIVATE_FILE);
     let public = dir.join(PUBLIC_FILE);
     if private.exists() || public.exists() {
-        bail!("{} already holds a key pair; remove it first to replace it", dir.display());
+        bail!(
+            "{} already holds a key pair; remove it first to replace it",
+            dir.display()
+        );
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (private_pem, public_pem) = generate()?;
@@ -107,7 +110,8 @@ pub fn unix_now() -> u64 {
 
 impl TokenSigner {
     pub fn from_pem(private_pem: &[u8], jwt: &JwtSettings) -> anyhow::Result<Self> {
-        let key = EncodingKey::from_ed_pem(private_pem).context("reading the Ed25519 private key")?;
+        let key =
+            EncodingKey::from_ed_pem(private_pem).context("reading the Ed25519 private key")?;
         Ok(TokenSigner {
             key,
             issuer: jwt.issuer.clone(),
@@ -148,8 +152,13 @@ mod tests {
     use super::*;
 
     fn verifier(public: &str, jwt: &JwtSettings) -> TokenVerifier {
-        TokenVerifier::from_ed_pem(public.as_bytes(), &jwt.issuer, &jwt.audience, jwt.leeway_secs)
-            .expect("public key")
+        TokenVerifier::from_ed_pem(
+            public.as_bytes(),
+            &jwt.issuer,
+            &jwt.audience,
+            jwt.leeway_secs,
+        )
+        .expect("public key")
     }
 
     #[test]
@@ -159,7 +168,10 @@ mod tests {
         let signer = TokenSigner::from_pem(private.as_bytes(), &jwt).expect("signer");
         let (token, exp) = signer.sign(Uid(42)).expect("token");
         assert!(exp > unix_now());
-        assert_eq!(verifier(&public, &jwt).verify(&token).expect("valid"), Uid(42));
+        assert_eq!(
+            verifier(&public, &jwt).verify(&token).expect("valid"),
+            Uid(42)
+        );
 
         let (_, other_public) = generate().expect("keys");
         assert!(verifier(&other_public, &jwt).verify(&token).is_err());

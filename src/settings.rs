@@ -160,6 +160,8 @@ pub fn load(file: Option<&std::path::Path>) -> Result<Settings, Box<figment::Err
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -216,7 +216,12 @@ impl AmqpBus {
         Ok(())
     }
 
-    async fn publish(&self, exchange: &str, routing_key: &str, payload: &[u8]) -> Result<Confirm, BusError> {
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+    ) -> Result<Confirm, BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
         }
@@ -251,7 +256,11 @@ impl AmqpBus {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
         }
-        let channel = self.consume_conn.create_channel().await.map_err(unavailable)?;
+        let channel = self
+            .consume_conn
+            .create_channel()
+            .await
+            .map_err(unavailable)?;
         channel
             .basic_qos(self.settings.prefetch, BasicQosOptions::default())
             .await
@@ -273,7 +282,15 @@ impl AmqpBus {
             .push((channel.clone(), tag.clone()));
         let (tx, rx) = mpsc::channel(usize::from(self.settings.prefetch.max(1)));
         let (cancel_tx, cancel_rx) = oneshot::channel();
-        tokio::spawn(forward(consumer, tx, decode, cancel_rx, channel, tag, queue.to_owned()));
+        tokio::spawn(forward(
+            consumer,
+            tx,
+            decode,
+            cancel_rx,
+            channel,
+            tag,
+            queue.to_owned(),
+        ));
         Ok(Subscription::new(rx, Some(cancel_tx)))
     }
 
@@ -282,10 +299,17 @@ impl AmqpBus {
     pub async fn delete_topology(&self) -> Result<(), BusError> {
         let t = &self.topology;
         self.publisher
-            .queue_delete(t.requests_queue.as_str().into(), QueueDeleteOptions::default())
+            .queue_delete(
+                t.requests_queue.as_str().into(),
+                QueueDeleteOptions::default(),
+            )
             .await
             .map_err(unavailable)?;
-        for name in [&t.requests_exchange, &t.push_exchange, &t.broadcast_exchange] {
+        for name in [
+            &t.requests_exchange,
+            &t.push_exchange,
+            &t.broadcast_exchange,
+        ] {
             self.publisher
                 .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
                 .await
@@ -338,7 +362,10 @@ async fn forward<T>(
         }
     }
     // The subscriber is gone: stop the broker from sending more.
-    if let Err(e) = channel.basic_cancel(tag, BasicCancelOptions::default()).await {
+    if let Err(e) = channel
+        .basic_cancel(tag, BasicCancelOptions::default())
+        .await
+    {
         debug!(%queue, error = %e, "cancel failed (connection already closed?)");
     }
 }
@@ -426,9 +453,12 @@ impl Bus for AmqpBus {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let consumers = std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|p| p.into_inner()));
+        let consumers =
+            std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|p| p.into_inner()));
         for (channel, tag) in consumers {
-            let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+            let _ = channel
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await;
         }
         // Let outstanding confirms arrive before the connection goes.
         let _ = self.publisher.wait_for_confirms().await;

@@ -155,7 +155,11 @@ mod tests {
                     body: Bytes::new(),
                 },
             };
-            bus.publish_event(&ev).await.expect("publish").await.expect("confirm");
+            bus.publish_event(&ev)
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
         }
         for seq in 0..5 {
             let ev = sub.next().await.expect("event");
@@ -168,9 +172,13 @@ mod tests {
         let bus = MemoryBus::new(8);
         let mut a = bus.subscribe_pushes(&id("a")).await.expect("a");
         let mut b = bus.subscribe_pushes(&id("b")).await.expect("b");
-        let _ = bus.publish_push(&Route::Connector(id("a")), &frame(1)).await;
+        let _ = bus
+            .publish_push(&Route::Connector(id("a")), &frame(1))
+            .await;
         let _ = bus.publish_push(&Route::AllConnectors, &frame(2)).await;
-        let _ = bus.publish_push(&Route::Connector(id("gone")), &frame(3)).await;
+        let _ = bus
+            .publish_push(&Route::Connector(id("gone")), &frame(3))
+            .await;
         assert_eq!(a.next().await, Some(frame(1)));
         assert_eq!(a.next().await, Some(frame(2)));
         assert_eq!(b.next().await, Some(frame(2)));

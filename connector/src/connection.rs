@@ -13,7 +13,12 @@ use futures_util::{
     SinkExt, StreamExt,
     stream::{SplitSink, SplitStream},
 };
-use tokio::{io::{AsyncReadExt, AsyncWriteExt}, net::TcpStream, sync::mpsc, time::timeout};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::mpsc,
+    time::timeout,
+};
 use tokio_tungstenite::{
     WebSocketStream, accept_hdr_async_with_config,
     tungstenite::{
@@ -77,6 +82,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
 async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<Ws> {
     let _ = tcp.set_nodelay(true);
     let path = shared.settings.path.clone();
+    // The error type is tungstenite's `Callback` contract, not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let check_path = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() == path {
             Ok(resp)
@@ -93,7 +100,12 @@ async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let deadline = ms(shared.settings.handshake_timeout_ms);
-    match timeout(deadline, accept_hdr_async_with_config(tcp, check_path, Some(config))).await {
+    match timeout(
+        deadline,
+        accept_hdr_async_with_config(tcp, check_path, Some(config)),
+    )
+    .await
+    {
         Ok(Ok(ws)) => Some(ws),
         Ok(Err(e)) => {
             debug!(%peer, error = %e, "websocket handshake failed");
@@ -115,8 +127,10 @@ struct Conn<'a> {
 
 impl Conn<'_> {
     fn reply(&self, seq: u64, cmd: u32, body: Bytes) {
-        self.handle
-            .send(Frame::new(seq, cmd, body).encode().into(), &self.shared.stats);
+        self.handle.send(
+            Frame::new(seq, cmd, body).encode().into(),
+            &self.shared.stats,
+        );
     }
 
     fn reply_error(&self, seq: u64, code: &str, message: impl Into<String>) {
@@ -162,7 +176,12 @@ impl Conn<'_> {
                 Some(Ok(Message::Text(_))) => return (stream, self.invalid_frame("text frame")),
                 Some(Ok(Message::Close(_))) | None => {
                     self.handle.stop(Exit::Gone);
-                    return (stream, EventKind::Close { reason: "client_closed".into() });
+                    return (
+                        stream,
+                        EventKind::Close {
+                            reason: "client_closed".into(),
+                        },
+                    );
                 }
                 Some(Err(tungstenite::Error::Capacity(e))) => {
                     Stats::inc(&stats.oversize_frames);
@@ -173,7 +192,12 @@ impl Conn<'_> {
                 }
                 Some(Err(e)) => {
                     self.handle.stop(Exit::Gone);
-                    return (stream, EventKind::Error { error: e.to_string() });
+                    return (
+                        stream,
+                        EventKind::Error {
+                            error: e.to_string(),
+                        },
+                    );
                 }
             };
             let frame = match Frame::decode(&data) {
@@ -213,7 +237,12 @@ impl Conn<'_> {
         let stats = &self.shared.stats;
         let verified = decode_body::<LoginRequest>("a login body", &frame.body)
             .map_err(|e| e.to_string())
-            .and_then(|req| self.shared.verifier.verify(&req.token).map_err(|e| e.to_string()));
+            .and_then(|req| {
+                self.shared
+                    .verifier
+                    .verify(&req.token)
+                    .map_err(|e| e.to_string())
+            });
         let uid = match verified {
             Ok(uid) => uid,
             Err(why) => {
@@ -228,27 +257,42 @@ impl Conn<'_> {
                 Stats::inc(&stats.kicked_duplicate);
             }
             // The game sees the old socket's Close before the new Connect.
-            let close = self.event_for(old.id, uid, EventKind::Close {
-                reason: kick::DUPLICATE_LOGIN.into(),
-            });
+            let close = self.event_for(
+                old.id,
+                uid,
+                EventKind::Close {
+                    reason: kick::DUPLICATE_LOGIN.into(),
+                },
+            );
             if let Err(e) = publish(self.shared, &close).await {
                 warn!(%uid, error = %e, "could not announce the displaced socket's close");
             }
         }
         self.uid = Some(uid);
-        let connect = self.event(uid, EventKind::Connect {
-            peer: self.peer.to_string(),
-        });
+        let connect = self.event(
+            uid,
+            EventKind::Connect {
+                peer: self.peer.to_string(),
+            },
+        );
         if let Err(e) = publish(self.shared, &connect).await {
             warn!(%uid, error = %e, "could not announce a login");
             self.shared.registry.unbind(uid, self.handle.id);
             self.uid = None;
-            self.reply_error(frame.seq, code::UNAVAILABLE, "the game is unavailable, try again");
+            self.reply_error(
+                frame.seq,
+                code::UNAVAILABLE,
+                "the game is unavailable, try again",
+            );
             return Err(Exit::Close(CloseCode::Again, "unavailable"));
         }
         Stats::inc(&stats.logins);
         debug!(%uid, conn = %self.handle.id, peer = %self.peer, "logged in");
-        self.reply(frame.seq, cmd::LOGIN, encode_body(&LoginReply { uid: uid.0 }));
+        self.reply(
+            frame.seq,
+            cmd::LOGIN,
+            encode_body(&LoginReply { uid: uid.0 }),
+        );
         Ok(())
     }
 
@@ -263,25 +307,32 @@ impl Conn<'_> {
                 self.reply(
                     frame.seq,
                     cmd::HEARTBEAT,
-                    encode_body(&HeartbeatReply { server_time_ms: now }),
+                    encode_body(&HeartbeatReply {
+                        server_time_ms: now,
+                    }),
                 );
             }
             c if c < cmd::FIRST_SERVICE_CMD => {
                 self.reply_error(frame.seq, code::UNKNOWN_CMD, format!("no command {c}"));
             }
             _ => {
-                let ev = self.event(uid, EventKind::Message {
-                    seq: frame.seq,
-                    cmd: frame.cmd,
-                    body: frame.body,
-                });
+                let ev = self.event(
+                    uid,
+                    EventKind::Message {
+                        seq: frame.seq,
+                        cmd: frame.cmd,
+                        body: frame.body,
+                    },
+                );
                 match publish(self.shared, &ev).await {
                     Ok(()) => Stats::inc(&self.shared.stats.frames_in),
                     Err(e) => {
                         Stats::inc(&self.shared.stats.bus_errors);
                         warn!(%uid, cmd = frame.cmd, error = %e, "request not forwarded");
                         let (code, message) = match e {
-                            BusError::Rejected(_) => (code::OVERLOADED, "the game is overloaded, try again"),
+                            BusError::Rejected(_) => {
+                                (code::OVERLOADED, "the game is overloaded, try again")
+                            }
                             _ => (code::UNAVAILABLE, "the game is unavailable, try again"),
                         };
                         self.reply_error(frame.seq, code, message);
@@ -371,9 +422,13 @@ async fn write_loop(
         }
         match exit {
             Exit::Kick(reason) => {
-                let body = encode_body(&KickBody { reason: reason.clone() });
-                sink.feed(Message::Binary(Frame::new(0, cmd::KICK, body).encode().into()))
-                    .await?;
+                let body = encode_body(&KickBody {
+                    reason: reason.clone(),
+                });
+                sink.feed(Message::Binary(
+                    Frame::new(0, cmd::KICK, body).encode().into(),
+                ))
+                .await?;
                 sink.send(close_frame(CloseCode::Normal, &reason)).await
             }
             Exit::Close(code, reason) => sink.send(close_frame(code, reason)).await,
@@ -396,7 +451,9 @@ fn close_frame(code: CloseCode, reason: &str) -> Message {
 /// frame, say) do not make the kernel reset the connection and destroy the
 /// close frame before the client reads it.
 async fn linger(stream: SplitStream<Ws>, sink: SplitSink<Ws, Message>, close_timeout_ms: u64) {
-    let Ok(mut ws) = stream.reunite(sink) else { return };
+    let Ok(mut ws) = stream.reunite(sink) else {
+        return;
+    };
     let tcp = ws.get_mut();
     // Nothing more will be written: send FIN now, keep reading.
     let _ = tcp.shutdown().await;

@@ -176,7 +176,10 @@ mod tests {
         let old = reg.bind(Uid(7), b.clone()).expect("displaced");
         assert_eq!(old.id, ConnId(1));
         assert!(reg.by_conn(ConnId(1)).is_none());
-        assert!(!reg.unbind(Uid(7), ConnId(1)), "the displaced socket no longer holds the uid");
+        assert!(
+            !reg.unbind(Uid(7), ConnId(1)),
+            "the displaced socket no longer holds the uid"
+        );
         assert_eq!(reg.by_uid(Uid(7)).map(|h| h.id), Some(ConnId(2)));
         assert!(reg.unbind(Uid(7), ConnId(2)));
         assert_eq!(reg.len(), 0);

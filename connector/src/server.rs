@@ -17,8 +17,7 @@ use warren_bus::{Bus, BusError, Subscription};
 use warren_proto::{BusPush, ConnId, ConnectorId, Frame, PushKind, Target};
 
 use crate::{
-    TokenVerifier,
-    connection,
+    TokenVerifier, connection,
     registry::{ConnHandle, Exit, Registry},
     settings::{ConnectorSettings, ms},
     stats::{Stats, StatsSnapshot},
@@ -110,7 +109,10 @@ impl Connector {
         tracker.close();
         let grace = ms(shared.settings.shutdown_grace_ms);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            warn!(remaining = tracker.len(), "sockets still open after the shutdown grace period");
+            warn!(
+                remaining = tracker.len(),
+                "sockets still open after the shutdown grace period"
+            );
         }
         pump.abort();
         info!(stats = ?shared.stats.snapshot(), "connector stopped");

@@ -3,7 +3,12 @@
 //! Everything a service sends goes through the bounded outbox; when the bus
 //! falls behind and the outbox is full, the service thread waits.
 
-use std::{any::Any, collections::HashMap, sync::Arc, time::{Duration, Instant}};
+use std::{
+    any::Any,
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -73,7 +78,12 @@ impl Context {
     }
 
     pub(crate) fn error_to(&self, origin: &Origin, seq: u64, code: &str, message: &str) {
-        self.frame_to(origin, seq, cmd::ERROR, encode_body(&ErrorBody::new(code, message)));
+        self.frame_to(
+            origin,
+            seq,
+            cmd::ERROR,
+            encode_body(&ErrorBody::new(code, message)),
+        );
     }
 
     /// Replies to `req` with its own cmd and `body` encoded as a map.

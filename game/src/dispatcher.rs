@@ -13,9 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use warren_bus::Subscription;
-use warren_proto::{
-    BusEvent, BusPush, ErrorBody, EventKind, PushKind, Target, cmd, encode_body,
-};
+use warren_proto::{BusEvent, BusPush, ErrorBody, EventKind, PushKind, Target, cmd, encode_body};
 
 use crate::{
     mailbox::MailboxTx,
@@ -57,7 +55,14 @@ pub(crate) async fn run(
             EventKind::Message { seq, cmd, body } => {
                 let Some(mailbox) = routes.by_cmd.get(&cmd) else {
                     debug!(%uid, cmd, "no service owns this cmd");
-                    error(&outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &format!("no service owns cmd {cmd}")).await;
+                    error(
+                        &outbox,
+                        &origin,
+                        seq,
+                        cmd::code::UNKNOWN_CMD,
+                        &format!("no service owns cmd {cmd}"),
+                    )
+                    .await;
                     continue;
                 };
                 let req = Request {
@@ -93,7 +98,13 @@ pub(crate) async fn run(
     }
 }
 
-async fn error(outbox: &mpsc::Sender<BusPush>, origin: &Origin, seq: u64, code: &str, message: &str) {
+async fn error(
+    outbox: &mpsc::Sender<BusPush>,
+    origin: &Origin,
+    seq: u64,
+    code: &str,
+    message: &str,
+) {
     let push = BusPush {
         target: Target::Conn {
             connector: origin.connector.clone(),
@@ -120,7 +131,10 @@ async fn broadcast(routes: &Routes, event: SessionEvent) {
                 Err(std::sync::mpsc::TrySendError::Full(back)) => {
                     mail = back;
                     if waited == Duration::from_secs(1) {
-                        warn!(service = mailbox.name, "mailbox full: session events are waiting");
+                        warn!(
+                            service = mailbox.name,
+                            "mailbox full: session events are waiting"
+                        );
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     waited += Duration::from_millis(1);

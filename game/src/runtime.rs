@@ -4,7 +4,11 @@
 use std::{
     collections::{HashMap, HashSet},
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, atomic::{AtomicUsize, Ordering::Relaxed}, mpsc::{Receiver, RecvTimeoutError}},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering::Relaxed},
+        mpsc::{Receiver, RecvTimeoutError},
+    },
     thread::JoinHandle,
     time::Instant,
 };
@@ -55,7 +59,10 @@ impl std::fmt::Debug for GameBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GameBuilder")
             .field("settings", &self.settings)
-            .field("services", &self.specs.iter().map(|s| s.name).collect::<Vec<_>>())
+            .field(
+                "services",
+                &self.specs.iter().map(|s| s.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -90,13 +97,11 @@ impl GameBuilder {
     pub fn with_builtin_services(self) -> Self {
         let max_text = self.settings.chat_max_text;
         let fault_injection = self.settings.fault_injection;
-        let b = self
-            .service("echo", [cmd::ECHO], services::Echo)
-            .service(
-                "chat",
-                [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
-                services::Chat::new(max_text),
-            );
+        let b = self.service("echo", [cmd::ECHO], services::Echo).service(
+            "chat",
+            [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
+            services::Chat::new(max_text),
+        );
         if fault_injection {
             b.service("faults", services::Faults::CMDS, services::Faults)
         } else {
@@ -189,7 +194,12 @@ impl GameBuilder {
             outbox_tx,
             stop.clone(),
         ));
-        let outbox = tokio::spawn(outbox::run(outbox_rx, bus, sessions.clone(), settings.confirm_window));
+        let outbox = tokio::spawn(outbox::run(
+            outbox_rx,
+            bus,
+            sessions.clone(),
+            settings.confirm_window,
+        ));
         info!(
             services = ?threads.iter().map(|t| t.name).collect::<Vec<_>>(),
             "game serving"
@@ -222,7 +232,9 @@ pub struct Game {
 
 impl std::fmt::Debug for Game {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Game").field("stats", &self.stats()).finish_non_exhaustive()
+        f.debug_struct("Game")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
 
@@ -248,7 +260,10 @@ impl Game {
             let _ = d.await;
         }
         let services = std::mem::take(&mut self.services);
-        let stats: Vec<ServiceStats> = services.iter().map(|s| s.counters.snapshot(s.name)).collect();
+        let stats: Vec<ServiceStats> = services
+            .iter()
+            .map(|s| s.counters.snapshot(s.name))
+            .collect();
         let joined = tokio::task::spawn_blocking(move || {
             for s in &services {
                 s.mailbox.send_blocking(Mail::Stop);
@@ -257,7 +272,10 @@ impl Game {
                 if let Some(t) = s.thread.take()
                     && t.join().is_err()
                 {
-                    error!(service = s.name, "service thread ended by a panic outside a handler");
+                    error!(
+                        service = s.name,
+                        "service thread ended by a panic outside a handler"
+                    );
                 }
             }
         });
@@ -328,15 +346,23 @@ fn service_main(
                 }
             }
             Mail::Session(event) => {
-                guarded(&counters, name, "session event", || service.session(&mut ctx, &event));
+                guarded(&counters, name, "session event", || {
+                    service.session(&mut ctx, &event)
+                });
             }
             Mail::Peer { from, msg } => {
-                guarded(&counters, name, "mail", || service.mail(&mut ctx, from, msg));
+                guarded(&counters, name, "mail", || {
+                    service.mail(&mut ctx, from, msg)
+                });
             }
         }
     }
     guarded(&counters, name, "stop", || service.stop(&mut ctx));
     if counters.panics.load(Relaxed) > 0 {
-        warn!(service = name, panics = counters.panics.load(Relaxed), "service stopped after caught panics");
+        warn!(
+            service = name,
+            panics = counters.panics.load(Relaxed),
+            "service stopped after caught panics"
+        );
     }
 }

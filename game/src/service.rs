@@ -65,10 +65,15 @@ impl Request {
 /// A player's socket came or went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionEvent {
-    Connected { uid: Uid },
+    Connected {
+        uid: Uid,
+    },
     /// The socket closed; `reason` is the connector's (e.g. `client_closed`,
     /// `duplicate_login`, `idle_timeout`).
-    Disconnected { uid: Uid, reason: String },
+    Disconnected {
+        uid: Uid,
+        reason: String,
+    },
 }
 
 /// What travels in a mailbox.

@@ -22,7 +22,10 @@ impl Sessions {
     /// late Close of an older socket must not hide a newer login.
     pub(crate) fn disconnected(&self, uid: Uid, connector: &ConnectorId, conn: ConnId) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if map.get(&uid).is_some_and(|(c, n)| c == connector && *n == conn) {
+        if map
+            .get(&uid)
+            .is_some_and(|(c, n)| c == connector && *n == conn)
+        {
             map.remove(&uid);
         }
     }

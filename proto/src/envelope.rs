@@ -100,9 +100,7 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, De
         None => {
             return Err(DecodeError::Malformed {
                 what,
-                source: rmp_serde::decode::Error::Syntax(
-                    "expected [version, envelope]".to_owned(),
-                ),
+                source: rmp_serde::decode::Error::Syntax("expected [version, envelope]".to_owned()),
             });
         }
     }
@@ -212,7 +210,13 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        for bytes in [&b""[..], b"\x92\x01", b"\x91\x01", b"garbage", b"\x92\x01\xc0"] {
+        for bytes in [
+            &b""[..],
+            b"\x92\x01",
+            b"\x91\x01",
+            b"garbage",
+            b"\x92\x01\xc0",
+        ] {
             assert!(decode_event(bytes).is_err());
             assert!(decode_push(bytes).is_err());
         }

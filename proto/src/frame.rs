@@ -66,7 +66,10 @@ pub fn encode_body<T: Serialize + ?Sized>(value: &T) -> Bytes {
 }
 
 /// Decodes a business body; `what` names it in the error.
-pub fn decode_body<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn decode_body<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     rmp_serde::from_slice(bytes).map_err(|source| DecodeError::Malformed { what, source })
 }
 

@@ -1,12 +1,12 @@
 //! Starting the stack as real processes, and a websocket test client that
 //! speaks PROTOCOL.md.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -60,7 +60,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &'static str, dir: &PathBuf, args: &[&str], env: &[(String, String)]) -> Proc {
+    fn spawn(name: &'static str, dir: &Path, args: &[&str], env: &[(String, String)]) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
         cmd.args(args)
@@ -118,7 +118,11 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{} did not exit after SIGTERM", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit after SIGTERM",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -354,7 +358,9 @@ impl Client {
                 .await
                 .unwrap_or_else(|_| panic!("nothing received within {within:?}"));
             return match msg {
-                Some(Ok(Message::Binary(b))) => Event::Frame(Frame::decode(&b).expect("server frames decode")),
+                Some(Ok(Message::Binary(b))) => {
+                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
+                }
                 Some(Ok(Message::Close(frame))) => Event::Closed(frame),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => Event::Ended,
@@ -389,7 +395,11 @@ impl Client {
 
     /// Sends a request and returns the reply to it (frames for other seqs in
     /// between are returned too, in the second element).
-    pub async fn request<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> (Frame, Vec<Frame>) {
+    pub async fn request<T: Serialize + ?Sized>(
+        &mut self,
+        cmd: u32,
+        value: &T,
+    ) -> (Frame, Vec<Frame>) {
         let seq = self.send(cmd, value).await;
         let mut others = Vec::new();
         loop {
@@ -415,7 +425,9 @@ impl Client {
     /// Echoes `payload` and checks it comes back byte for byte.
     pub async fn echo(&mut self, payload: &[u8]) {
         let seq = self.seq();
-        self.send_frame(seq, cmd::ECHO, payload.to_vec()).await.unwrap();
+        self.send_frame(seq, cmd::ECHO, payload.to_vec())
+            .await
+            .unwrap();
         let f = self.recv().await;
         assert_eq!((f.seq, f.cmd), (seq, cmd::ECHO), "echo reply: {f:?}");
         assert_eq!(&f.body[..], payload);
@@ -426,7 +438,10 @@ impl Client {
         let f = self.recv().await;
         assert_eq!(f.cmd, cmd::KICK, "expected a kick, got {f:?}");
         assert_eq!(decode::<KickBody>(&f).reason, reason);
-        assert!(matches!(self.next_event().await, Event::Closed(_) | Event::Ended));
+        assert!(matches!(
+            self.next_event().await,
+            Event::Closed(_) | Event::Ended
+        ));
     }
 
     /// Expects the connection to close with websocket close `code`.
@@ -469,4 +484,3 @@ macro_rules! on_both_buses {
         )*
     };
 }
-

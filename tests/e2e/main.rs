@@ -3,5 +3,8 @@
 //! process) and the local RabbitMQ (connector and game as separate
 //! processes, each test in its own namespace, deleted afterwards).
 
+// In tests a panic is how a failure is reported.
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 mod spine;

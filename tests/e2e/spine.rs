@@ -60,7 +60,11 @@ struct HeartbeatReply {
 }
 
 fn error_code(frame: &warren_proto::Frame) -> String {
-    assert_eq!(frame.cmd, cmd::ERROR, "expected an error frame, got {frame:?}");
+    assert_eq!(
+        frame.cmd,
+        cmd::ERROR,
+        "expected an error frame, got {frame:?}"
+    );
     decode::<ErrorBody>(frame).code
 }
 
@@ -79,10 +83,15 @@ async fn login_then_echo_and_heartbeat(kind: BusKind) {
     c.echo(&[]).await;
 
     let before = warren::keys::unix_now() * 1000;
-    let (hb, _) = c.request(cmd::HEARTBEAT, &BTreeMap::<String, u8>::new()).await;
+    let (hb, _) = c
+        .request(cmd::HEARTBEAT, &BTreeMap::<String, u8>::new())
+        .await;
     assert_eq!(hb.cmd, cmd::HEARTBEAT);
     let t = decode::<HeartbeatReply>(&hb).server_time_ms;
-    assert!(t + 1000 >= before && t <= before + 60_000, "server time {t} vs {before}");
+    assert!(
+        t + 1000 >= before && t <= before + 60_000,
+        "server time {t} vs {before}"
+    );
     c.close().await;
 }
 
@@ -98,12 +107,22 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
         assert!(members.contains(&uid));
         players.push(p);
     }
-    let (reply, _) = players[2].request(cmd::CHAT_JOIN, &Room { room: "lobby" }).await;
+    let (reply, _) = players[2]
+        .request(cmd::CHAT_JOIN, &Room { room: "lobby" })
+        .await;
     assert_eq!(decode::<Members>(&reply).members, vec![11, 12, 13]);
 
     let lines = [(0usize, "first"), (1, "second"), (2, "third")];
     for (who, text) in lines {
-        let seq = players[who].send(cmd::CHAT_SEND, &Say { room: "lobby", text }).await;
+        let seq = players[who]
+            .send(
+                cmd::CHAT_SEND,
+                &Say {
+                    room: "lobby",
+                    text,
+                },
+            )
+            .await;
         // The sender's reply; pushes may come before it.
         loop {
             let f = players[who].recv().await;
@@ -131,28 +150,47 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
                 text: (*text).into(),
             })
             .collect();
-        assert_eq!(heard, expected, "player {i} hears every line once, in order");
+        assert_eq!(
+            heard, expected,
+            "player {i} hears every line once, in order"
+        );
         // Nothing else is pending: the next frame is the reply to a barrier.
         let (barrier, extra) = p.request(cmd::ECHO, &Room { room: "barrier" }).await;
         assert_eq!(barrier.cmd, cmd::ECHO);
-        assert!(extra.is_empty() && p.stashed() == 0, "player {i} got duplicates: {extra:?}");
+        assert!(
+            extra.is_empty() && p.stashed() == 0,
+            "player {i} got duplicates: {extra:?}"
+        );
     }
 
     // Leaving stops the pushes; talking in a room one left is refused.
-    let (left, _) = players[2].request(cmd::CHAT_LEAVE, &Room { room: "lobby" }).await;
+    let (left, _) = players[2]
+        .request(cmd::CHAT_LEAVE, &Room { room: "lobby" })
+        .await;
     assert_eq!(left.cmd, cmd::CHAT_LEAVE);
     let (refused, _) = players[2]
-        .request(cmd::CHAT_SEND, &Say { room: "lobby", text: "ghost" })
+        .request(
+            cmd::CHAT_SEND,
+            &Say {
+                room: "lobby",
+                text: "ghost",
+            },
+        )
         .await;
     assert_eq!(error_code(&refused), "not_in_room");
-    let (reply, _) = players[0].request(cmd::CHAT_JOIN, &Room { room: "lobby" }).await;
+    let (reply, _) = players[0]
+        .request(cmd::CHAT_JOIN, &Room { room: "lobby" })
+        .await;
     assert_eq!(decode::<Members>(&reply).members, vec![11, 12]);
 
     // Bad input gets a clear error, not silence.
     let (bad, _) = players[0].request(cmd::CHAT_JOIN, &Room { room: "" }).await;
     assert_eq!(error_code(&bad), "bad_request");
     let seq = players[0].seq();
-    players[0].send_frame(seq, cmd::CHAT_JOIN, b"not msgpack".to_vec()).await.unwrap();
+    players[0]
+        .send_frame(seq, cmd::CHAT_JOIN, b"not msgpack".to_vec())
+        .await
+        .unwrap();
     let f = players[0].recv().await;
     assert_eq!((f.seq, error_code(&f).as_str()), (seq, "bad_request"));
 }
@@ -173,8 +211,12 @@ async fn a_second_login_kicks_the_first(kind: BusKind) {
 async fn frames_before_login_are_dropped_unanswered(kind: BusKind) {
     let stack = Stack::start(kind).await;
     let mut c = stack.client().await;
-    c.send_frame(100, cmd::ECHO, b"\x80".to_vec()).await.unwrap();
-    c.send_frame(101, cmd::HEARTBEAT, b"\x80".to_vec()).await.unwrap();
+    c.send_frame(100, cmd::ECHO, b"\x80".to_vec())
+        .await
+        .unwrap();
+    c.send_frame(101, cmd::HEARTBEAT, b"\x80".to_vec())
+        .await
+        .unwrap();
     c.send_frame(102, 5000, b"\x80".to_vec()).await.unwrap();
     let reply = c.login(&stack.token(5)).await;
     assert_eq!(reply.cmd, cmd::LOGIN);
@@ -205,8 +247,20 @@ async fn bad_tokens_are_refused_and_closed(kind: BusKind) {
     let cases = [
         ("garbage", "not-a-token".to_owned()),
         ("empty", String::new()),
-        ("expired", stack.signer().sign_claims(&claims(now - 3600, "warren", "1")).unwrap()),
-        ("another audience", stack.signer().sign_claims(&claims(now + 3600, "other", "1")).unwrap()),
+        (
+            "expired",
+            stack
+                .signer()
+                .sign_claims(&claims(now - 3600, "warren", "1"))
+                .unwrap(),
+        ),
+        (
+            "another audience",
+            stack
+                .signer()
+                .sign_claims(&claims(now + 3600, "other", "1"))
+                .unwrap(),
+        ),
         ("another key", foreign.sign(warren_proto::Uid(1)).unwrap().0),
         ("tampered", tampered),
     ];
@@ -232,16 +286,24 @@ async fn oversize_and_malformed_frames_close_the_socket(kind: BusKind) {
     big.expect_close(1009).await;
 
     let mut garbage = stack.player(2).await;
-    garbage.send_raw(Message::Binary(b"garbage".to_vec().into())).await.unwrap();
+    garbage
+        .send_raw(Message::Binary(b"garbage".to_vec().into()))
+        .await
+        .unwrap();
     garbage.expect_close(1007).await;
 
     let mut text = stack.player(3).await;
-    text.send_raw(Message::Text("[1, 1001, \"hi\"]".into())).await.unwrap();
+    text.send_raw(Message::Text("[1, 1001, \"hi\"]".into()))
+        .await
+        .unwrap();
     text.expect_close(1007).await;
 
     // Before login too.
     let mut early = stack.client().await;
-    early.send_raw(Message::Binary(vec![0x92, 0x01, 0x02].into())).await.unwrap();
+    early
+        .send_raw(Message::Binary(vec![0x92, 0x01, 0x02].into()))
+        .await
+        .unwrap();
     early.expect_close(1007).await;
 
     // Just under the limit is fine.
@@ -256,7 +318,11 @@ async fn unknown_commands_get_unknown_cmd(kind: BusKind) {
         let seq = c.seq();
         c.send_frame(seq, unowned, b"\x80".to_vec()).await.unwrap();
         let f = c.recv().await;
-        assert_eq!((f.seq, error_code(&f).as_str()), (seq, "unknown_cmd"), "cmd {unowned}");
+        assert_eq!(
+            (f.seq, error_code(&f).as_str()),
+            (seq, "unknown_cmd"),
+            "cmd {unowned}"
+        );
     }
     c.echo(b"\x80").await;
 }
@@ -268,7 +334,10 @@ async fn a_panicking_handler_leaves_everything_else_serving(kind: BusKind) {
     bystander.request(cmd::CHAT_JOIN, &Room { room: "r" }).await;
     for _ in 0..5 {
         let seq = crasher.seq();
-        crasher.send_frame(seq, 9990, b"\x80".to_vec()).await.unwrap();
+        crasher
+            .send_frame(seq, 9990, b"\x80".to_vec())
+            .await
+            .unwrap();
         let f = crasher.recv().await;
         assert_eq!((f.seq, error_code(&f).as_str()), (seq, "internal"));
         bystander.echo(b"\x80").await;
@@ -277,7 +346,15 @@ async fn a_panicking_handler_leaves_everything_else_serving(kind: BusKind) {
     let (alive, _) = crasher.request(9991, &BTreeMap::<String, u8>::new()).await;
     assert_eq!(alive.cmd, 9991);
     crasher.echo(b"\x80").await;
-    let (said, _) = bystander.request(cmd::CHAT_SEND, &Say { room: "r", text: "still here" }).await;
+    let (said, _) = bystander
+        .request(
+            cmd::CHAT_SEND,
+            &Say {
+                room: "r",
+                text: "still here",
+            },
+        )
+        .await;
     assert_eq!(said.cmd, cmd::CHAT_SEND);
 }
 
@@ -292,7 +369,11 @@ async fn a_client_that_stops_reading_is_kicked_while_others_flow(kind: BusKind) 
     let total = 600u64;
     let mut sent = 0;
     for seq in 1..=total {
-        if slow.send_frame(seq, cmd::ECHO, payload.clone()).await.is_err() {
+        if slow
+            .send_frame(seq, cmd::ECHO, payload.clone())
+            .await
+            .is_err()
+        {
             break; // already cut off
         }
         sent += 1;
@@ -310,7 +391,10 @@ async fn a_client_that_stops_reading_is_kicked_while_others_flow(kind: BusKind) 
             Event::Closed(_) | Event::Ended => break,
         }
     }
-    assert!(received < sent, "a slow client must be cut off, yet it got {received} of {sent}");
+    assert!(
+        received < sent,
+        "a slow client must be cut off, yet it got {received} of {sent}"
+    );
     for _ in 0..10 {
         good.echo(b"\x80").await;
     }
@@ -338,7 +422,9 @@ async fn silent_players_are_kicked_and_heartbeats_keep_them(kind: BusKind) {
     let mut chatty = stack.player(2).await;
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let (hb, _) = chatty.request(cmd::HEARTBEAT, &BTreeMap::<String, u8>::new()).await;
+        let (hb, _) = chatty
+            .request(cmd::HEARTBEAT, &BTreeMap::<String, u8>::new())
+            .await;
         assert_eq!(hb.cmd, cmd::HEARTBEAT);
     }
     silent.expect_kick("idle_timeout").await;

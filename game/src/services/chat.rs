@@ -71,11 +71,19 @@ impl Chat {
             return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room}");
         };
         if !Self::valid_room(&room) {
-            return ctx.reply_error(req, cmd::code::BAD_REQUEST, "room names have 1 to 64 characters");
+            return ctx.reply_error(
+                req,
+                cmd::code::BAD_REQUEST,
+                "room names have 1 to 64 characters",
+            );
         }
         let mine = self.joined.entry(req.uid).or_default();
         if !mine.contains(&room) && mine.len() >= MAX_ROOMS_PER_PLAYER {
-            return ctx.reply_error(req, cmd::code::BAD_REQUEST, "a player may be in at most 64 rooms");
+            return ctx.reply_error(
+                req,
+                cmd::code::BAD_REQUEST,
+                "a player may be in at most 64 rooms",
+            );
         }
         mine.insert(room.clone());
         let members = self.rooms.entry(room).or_default();
@@ -134,7 +142,11 @@ impl Service for Chat {
             cmd::CHAT_JOIN => self.join(ctx, &req),
             cmd::CHAT_SEND => self.send(ctx, &req),
             cmd::CHAT_LEAVE => self.leave(ctx, &req),
-            other => ctx.reply_error(&req, cmd::code::UNKNOWN_CMD, &format!("chat has no cmd {other}")),
+            other => ctx.reply_error(
+                &req,
+                cmd::code::UNKNOWN_CMD,
+                &format!("chat has no cmd {other}"),
+            ),
         }
     }
 
