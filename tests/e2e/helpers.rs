@@ -226,6 +226,11 @@ impl Stack {
         c
     }
 
+    /// (name, pid) of each process of the stack.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.procs.iter().map(|p| (p.name, p.child.id())).collect()
+    }
+
     /// SIGTERMs the process that runs the connector; returns its exit status.
     pub fn terminate_connector(&mut self) -> ExitStatus {
         self.procs.last_mut().unwrap().terminate()

@@ -1,0 +1,121 @@
+//! Quick echo benchmark: N websocket clients in a closed loop (send, wait for
+//! the reply, send again) against the real processes, on the in-process bus
+//! and on RabbitMQ. Reports round trips per second, latency percentiles and
+//! the peak RSS (VmHWM) of each server process. The full load harness is the
+//! bots crate's job; this is the spine's yardstick.
+//!
+//! `cargo bench --bench echo` (env: BENCH_CLIENTS=100, BENCH_SECS=10,
+//! BENCH_PAYLOAD=100). Clients and servers share the machine.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+#[path = "../tests/e2e/helpers.rs"]
+mod helpers;
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use helpers::{BusKind, Stack};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    // utime + stime, fields 14 and 15 of /proc/<pid>/stat.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize) {
+    let stack = Stack::start_with(kind, &[("RUST_LOG", "warn")]).await;
+    let warmup = Duration::from_secs(2);
+    let measure = Duration::from_secs(secs);
+    let body = vec![7u8; payload];
+    let mut tasks = Vec::new();
+    let start = Instant::now() + warmup;
+    let end = start + measure;
+    for uid in 0..clients {
+        let mut c = stack.player(1000 + uid).await;
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let mut n = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                c.echo(&body).await;
+                if t0 >= start {
+                    h.record(t0.elapsed().as_micros() as u64).unwrap();
+                    n += 1;
+                }
+            }
+            (h, n)
+        }));
+    }
+    let pids = stack.pids();
+    tokio::time::sleep_until(start.into()).await;
+    let cpu0: Vec<u64> = pids.iter().map(|(_, p)| cpu_ticks(*p)).collect();
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut count = 0;
+    for t in tasks {
+        let (h, n) = t.await.unwrap();
+        total.add(h).unwrap();
+        count += n;
+    }
+    let cpu1: Vec<u64> = pids.iter().map(|(_, p)| cpu_ticks(*p)).collect();
+    let rate = count as f64 / measure.as_secs_f64();
+    println!(
+        "{kind:?}: {clients} clients, {payload} B: {rate:.0} round trips/s; latency µs p50 {} p90 {} p99 {} p99.9 {} max {}",
+        total.value_at_quantile(0.5),
+        total.value_at_quantile(0.9),
+        total.value_at_quantile(0.99),
+        total.value_at_quantile(0.999),
+        total.max()
+    );
+    for (i, (name, pid)) in pids.iter().enumerate() {
+        // Clock ticks are 1/100 s on Linux.
+        let cpu_us = (cpu1[i] - cpu0[i]) as f64 * 10_000.0;
+        println!(
+            "  {name}: peak RSS {} KiB, CPU {:.1} µs per round trip",
+            peak_rss_kib(*pid),
+            cpu_us / count.max(1) as f64
+        );
+    }
+}
+
+fn main() {
+    let clients = env_or("BENCH_CLIENTS", 100);
+    let secs = env_or("BENCH_SECS", 10);
+    let payload = env_or("BENCH_PAYLOAD", 100) as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // `cargo test --benches` runs this with --bench absent: keep that short.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (clients, secs) = if smoke { (4, 1) } else { (clients, secs) };
+    rt.block_on(async {
+        run(BusKind::InProcess, clients, secs, payload).await;
+        run(BusKind::RabbitMq, clients, secs, payload).await;
+    });
+}
