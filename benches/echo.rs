@@ -18,7 +18,10 @@ use hdrhistogram::Histogram;
 use helpers::{BusKind, Stack};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {

@@ -25,27 +25,26 @@ use std::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    task::Poll,
 };
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind,
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions,
-        BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-        QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+        BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
-use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 use warren_proto::{
     BusEvent, BusPush, ConnectorId, DecodeError, decode_event, decode_push, encode_event,
     encode_push,
 };
 
-use crate::{Bus, BusError, Confirm, Route, Subscription};
+use crate::{Bus, BusError, Confirm, Route, Subscription, subscription::AmqpSource};
 
 /// How to reach the broker and how to name things on it.
 #[derive(Clone)]
@@ -216,27 +215,33 @@ impl AmqpBus {
         Ok(())
     }
 
+    /// Queues the message on the publishing channel and returns at once;
+    /// the returned [`Confirm`] resolves when the broker confirms it. The
+    /// frames are queued during the first poll of lapin's publish future, so
+    /// successive calls keep their order without waiting for each write.
     async fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
-        payload: &[u8],
+        payload: Vec<u8>,
     ) -> Result<Confirm, BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
         }
-        let confirm = self
-            .publisher
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                payload,
-                BasicProperties::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Box::pin(async move {
+        let channel = self.publisher.clone();
+        let exchange: ShortString = exchange.into();
+        let routing_key: ShortString = routing_key.into();
+        let mut publish: Confirm = Box::pin(async move {
+            let confirm = channel
+                .basic_publish(
+                    exchange,
+                    routing_key,
+                    BasicPublishOptions::default(),
+                    &payload,
+                    BasicProperties::default(),
+                )
+                .await
+                .map_err(unavailable)?;
             match confirm.await {
                 Ok(c) if c.is_nack() => Err(BusError::Rejected(
                     "the broker refused the message (queue full?)".into(),
@@ -244,7 +249,12 @@ impl AmqpBus {
                 Ok(_) => Ok(()),
                 Err(e) => Err(unavailable(e)),
             }
-        }))
+        });
+        let first = std::future::poll_fn(|cx| Poll::Ready(publish.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(result) => Ok(Box::pin(std::future::ready(result))),
+            Poll::Pending => Ok(publish),
+        }
     }
 
     async fn consume<T: Send + 'static>(
@@ -280,18 +290,17 @@ impl AmqpBus {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((channel.clone(), tag.clone()));
-        let (tx, rx) = mpsc::channel(usize::from(self.settings.prefetch.max(1)));
-        let (cancel_tx, cancel_rx) = oneshot::channel();
-        tokio::spawn(forward(
+        Ok(Subscription::amqp(AmqpSource {
             consumer,
-            tx,
-            decode,
-            cancel_rx,
             channel,
             tag,
-            queue.to_owned(),
-        ));
-        Ok(Subscription::new(rx, Some(cancel_tx)))
+            queue: queue.to_owned(),
+            decode,
+            ack_every: usize::from(self.settings.prefetch / 4).max(1),
+            unacked: None,
+            unacked_count: 0,
+            ended: false,
+        }))
     }
 
     /// Deletes the shared exchanges and the request queue of this namespace.
@@ -319,64 +328,13 @@ impl AmqpBus {
     }
 }
 
-/// Moves deliveries from a lapin consumer into a bounded channel, decoding
-/// them on the way. A delivery is acknowledged once it is in the channel, so
-/// at most `prefetch` messages sit unacknowledged at the broker and at most
-/// `prefetch` more wait in the channel. A message that does not decode is
-/// logged and dropped (acknowledged), never retried forever.
-async fn forward<T>(
-    mut consumer: Consumer,
-    tx: mpsc::Sender<T>,
-    decode: fn(&[u8]) -> Result<T, DecodeError>,
-    mut cancel: oneshot::Receiver<()>,
-    channel: Channel,
-    tag: ShortString,
-    queue: String,
-) {
-    loop {
-        let delivery = tokio::select! {
-            _ = &mut cancel => break,
-            d = consumer.next() => d,
-        };
-        let delivery = match delivery {
-            None => {
-                debug!(%queue, "consumer stream ended");
-                return;
-            }
-            Some(Err(e)) => {
-                warn!(%queue, error = %e, "consumer failed");
-                return;
-            }
-            Some(Ok(d)) => d,
-        };
-        match decode(&delivery.data) {
-            Ok(msg) => {
-                if tx.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => warn!(%queue, error = %e, "dropping a message that does not decode"),
-        }
-        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-            warn!(%queue, error = %e, "ack failed");
-        }
-    }
-    // The subscriber is gone: stop the broker from sending more.
-    if let Err(e) = channel
-        .basic_cancel(tag, BasicCancelOptions::default())
-        .await
-    {
-        debug!(%queue, error = %e, "cancel failed (connection already closed?)");
-    }
-}
-
 #[async_trait]
 impl Bus for AmqpBus {
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
         self.publish(
             &self.topology.requests_exchange,
             REQUEST_ROUTING_KEY,
-            &encode_event(event),
+            encode_event(event),
         )
         .await
     }
@@ -439,11 +397,11 @@ impl Bus for AmqpBus {
         let payload = encode_push(push);
         match route {
             Route::Connector(id) => {
-                self.publish(&self.topology.push_exchange, id.as_str(), &payload)
+                self.publish(&self.topology.push_exchange, id.as_str(), payload)
                     .await
             }
             Route::AllConnectors => {
-                self.publish(&self.topology.broadcast_exchange, "", &payload)
+                self.publish(&self.topology.broadcast_exchange, "", payload)
                     .await
             }
         }

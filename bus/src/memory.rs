@@ -78,7 +78,7 @@ impl Bus for MemoryBus {
         }
         let (tx, rx) = mpsc::channel(self.capacity);
         map.insert(connector.clone(), tx);
-        Ok(Subscription::new(rx, None))
+        Ok(Subscription::channel(rx))
     }
 
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
@@ -88,7 +88,7 @@ impl Bus for MemoryBus {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| BusError::AlreadyConsumed("events already have a consumer".into()))?;
-        Ok(Subscription::new(rx, None))
+        Ok(Subscription::channel(rx))
     }
 
     async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError> {

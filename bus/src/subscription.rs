@@ -1,25 +1,153 @@
-//! A stream of decoded messages from the bus, bounded by the channel it reads.
+//! A stream of decoded messages from the bus.
+//!
+//! In process it is a bounded channel. On RabbitMQ it reads the lapin
+//! consumer directly (no forwarding task) and acknowledges in batches: a
+//! delivery is acknowledged once the caller has taken it and asked for the
+//! next one, with one `multiple` ack for everything taken so far whenever the
+//! stream would otherwise wait, or every `ack_every` deliveries under load.
+//! The broker's prefetch bounds what is in flight.
 
-use tokio::sync::{mpsc, oneshot};
+use futures_util::{FutureExt, StreamExt};
+use lapin::{
+    Acker, Channel, Consumer,
+    options::{BasicAckOptions, BasicCancelOptions},
+    types::ShortString,
+};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+use warren_proto::DecodeError;
 
 /// Messages delivered to one consumer, in order. Dropping it cancels the
 /// consumer on the bus.
 #[derive(Debug)]
 pub struct Subscription<T> {
-    rx: mpsc::Receiver<T>,
-    _cancel: Option<oneshot::Sender<()>>,
+    source: Source<T>,
+}
+
+#[derive(Debug)]
+enum Source<T> {
+    Channel(mpsc::Receiver<T>),
+    Amqp(Box<AmqpSource<T>>),
+}
+
+pub(crate) struct AmqpSource<T> {
+    pub(crate) consumer: Consumer,
+    pub(crate) channel: Channel,
+    pub(crate) tag: ShortString,
+    pub(crate) queue: String,
+    pub(crate) decode: fn(&[u8]) -> Result<T, DecodeError>,
+    pub(crate) ack_every: usize,
+    pub(crate) unacked: Option<Acker>,
+    pub(crate) unacked_count: usize,
+    pub(crate) ended: bool,
+}
+
+impl<T> std::fmt::Debug for AmqpSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpSource")
+            .field("queue", &self.queue)
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> Subscription<T> {
-    pub(crate) fn new(rx: mpsc::Receiver<T>, cancel: Option<oneshot::Sender<()>>) -> Self {
+    pub(crate) fn channel(rx: mpsc::Receiver<T>) -> Self {
         Subscription {
-            rx,
-            _cancel: cancel,
+            source: Source::Channel(rx),
+        }
+    }
+
+    pub(crate) fn amqp(source: AmqpSource<T>) -> Self {
+        Subscription {
+            source: Source::Amqp(Box::new(source)),
         }
     }
 
     /// The next message, or `None` once the bus has closed this consumer.
     pub async fn next(&mut self) -> Option<T> {
-        self.rx.recv().await
+        match &mut self.source {
+            Source::Channel(rx) => rx.recv().await,
+            Source::Amqp(src) => src.next().await,
+        }
+    }
+}
+
+impl<T> AmqpSource<T> {
+    /// Acknowledges every delivery taken so far, in one frame.
+    async fn flush_acks(&mut self) {
+        if let Some(acker) = self.unacked.take() {
+            self.unacked_count = 0;
+            let multiple = BasicAckOptions { multiple: true };
+            if let Err(e) = acker.ack(multiple).await {
+                warn!(queue = %self.queue, error = %e, "ack failed");
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Option<T> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let delivery = match self.consumer.next().now_or_never() {
+                Some(d) => d,
+                None => {
+                    // Nothing ready: a good moment to acknowledge.
+                    self.flush_acks().await;
+                    self.consumer.next().await
+                }
+            };
+            let delivery = match delivery {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    warn!(queue = %self.queue, error = %e, "consumer failed");
+                    self.ended = true;
+                    return None;
+                }
+                None => {
+                    debug!(queue = %self.queue, "consumer stream ended");
+                    self.ended = true;
+                    return None;
+                }
+            };
+            let decoded = (self.decode)(&delivery.data);
+            self.unacked = Some(delivery.acker);
+            self.unacked_count += 1;
+            if self.unacked_count >= self.ack_every {
+                self.flush_acks().await;
+            }
+            match decoded {
+                Ok(msg) => return Some(msg),
+                // Acknowledged with the rest: logged and dropped, never
+                // redelivered forever.
+                Err(e) => {
+                    warn!(queue = %self.queue, error = %e, "dropping a message that does not decode")
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for AmqpSource<T> {
+    fn drop(&mut self) {
+        // Acknowledge what was taken and stop the broker from sending more.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let acker = self.unacked.take();
+        let channel = self.channel.clone();
+        let tag = self.tag.clone();
+        rt.spawn(async move {
+            if let Some(acker) = acker {
+                let _ = acker.ack(BasicAckOptions { multiple: true }).await;
+            }
+            if let Err(e) = channel
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await
+            {
+                debug!(error = %e, "cancel failed (connection already closed?)");
+            }
+        });
     }
 }
