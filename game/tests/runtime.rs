@@ -1,0 +1,219 @@
+//! The game runtime on the in-process bus: mailbox policy, timers, mail
+//! between services, set-up validation. The test plays the connector: it
+//! publishes events and reads the pushes for its connector id.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use warren_bus::{Bus, MemoryBus, Subscription};
+use warren_game::{Context, GameBuilder, GameError, GameSettings, Request, Service, TimerId};
+use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Target, Uid};
+
+fn connector() -> ConnectorId {
+    ConnectorId::parse("test-connector").unwrap()
+}
+
+async fn setup(builder: GameBuilder) -> (Arc<MemoryBus>, Subscription<BusPush>, warren_game::Game) {
+    let bus = Arc::new(MemoryBus::new(1024));
+    let pushes = bus.subscribe_pushes(&connector()).await.unwrap();
+    let game = builder.start(bus.clone()).await.unwrap();
+    (bus, pushes, game)
+}
+
+async fn send(bus: &MemoryBus, uid: u64, kind: EventKind) {
+    let ev = BusEvent {
+        connector: connector(),
+        conn: ConnId(uid),
+        uid: Uid(uid),
+        kind,
+    };
+    bus.publish_event(&ev).await.unwrap().await.unwrap();
+}
+
+async fn request(bus: &MemoryBus, uid: u64, seq: u64, cmd: u32) {
+    send(
+        bus,
+        uid,
+        EventKind::Message {
+            seq,
+            cmd,
+            body: Bytes::from_static(b"\x80"),
+        },
+    )
+    .await;
+}
+
+/// (seq, cmd, error code if cmd 4) of the next push.
+async fn next(pushes: &mut Subscription<BusPush>) -> (u64, u32, Option<String>, Target) {
+    let push = tokio::time::timeout(Duration::from_secs(10), pushes.next())
+        .await
+        .expect("a push within 10 s")
+        .expect("bus open");
+    match push.kind {
+        PushKind::Frame { seq, cmd, body } => {
+            let code = (cmd == 4).then(|| {
+                #[derive(serde::Deserialize)]
+                struct E {
+                    code: String,
+                }
+                rmp_serde::from_slice::<E>(&body).unwrap().code
+            });
+            (seq, cmd, code, push.target)
+        }
+        PushKind::Kick { reason } => panic!("unexpected kick {reason}"),
+    }
+}
+
+/// Blocks in its handler until the test opens the gate.
+struct Gated {
+    entered: mpsc::Sender<u64>,
+    gate: Arc<Mutex<mpsc::Receiver<()>>>,
+}
+
+impl Service for Gated {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        self.entered.send(req.seq).unwrap();
+        self.gate.lock().unwrap().recv().unwrap();
+        ctx.reply_bytes(&req, req.body.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mailbox_answers_overloaded_and_loses_nothing_it_accepted() {
+    let (entered_tx, entered) = mpsc::channel();
+    let (open, gate) = mpsc::channel();
+    let settings = GameSettings {
+        mailbox: 2,
+        ..GameSettings::default()
+    };
+    let builder = GameBuilder::new(settings).service(
+        "gated",
+        [5000],
+        Gated {
+            entered: entered_tx,
+            gate: Arc::new(Mutex::new(gate)),
+        },
+    );
+    let (bus, mut pushes, game) = setup(builder).await;
+    request(&bus, 1, 1, 5000).await;
+    // The service is now stuck in seq 1: two more fit, the rest are refused.
+    let (first, _entered) = tokio::task::spawn_blocking(move || (entered.recv().unwrap(), entered))
+        .await
+        .unwrap();
+    assert_eq!(first, 1);
+    for seq in 2..=6 {
+        request(&bus, 1, seq, 5000).await;
+    }
+    for seq in 4..=6 {
+        let (s, cmd, code, _) = next(&mut pushes).await;
+        assert_eq!((s, cmd, code.as_deref()), (seq, 4, Some("overloaded")));
+    }
+    for _ in 1..=3 {
+        open.send(()).unwrap();
+    }
+    for seq in 1..=3 {
+        let (s, cmd, code, target) = next(&mut pushes).await;
+        assert_eq!((s, cmd, code), (seq, 5000, None));
+        assert_eq!(
+            target,
+            Target::Conn {
+                connector: connector(),
+                conn: ConnId(1)
+            }
+        );
+    }
+    let stats = game.stats();
+    assert_eq!(stats[0].overloaded, 3);
+    assert_eq!(stats[0].mailbox_depth, 0);
+    game.shutdown().await;
+}
+
+/// On request: sets a timer; when it fires, mails `relay`.
+struct Timed;
+/// On mail: pushes to the uid it was given.
+struct Relay;
+
+impl Service for Timed {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        ctx.set_timer(Duration::from_millis(20)).unwrap();
+        let cancelled = ctx.set_timer(Duration::from_millis(10)).unwrap();
+        ctx.cancel_timer(cancelled);
+        ctx.reply_bytes(&req, req.body.clone());
+        assert!(ctx.send("nobody", ()).is_err());
+    }
+
+    fn timer(&mut self, ctx: &mut Context, _timer: TimerId) {
+        ctx.send("relay", Uid(7)).unwrap();
+    }
+}
+
+impl Service for Relay {
+    fn handle(&mut self, _ctx: &mut Context, _req: Request) {}
+
+    fn mail(&mut self, ctx: &mut Context, from: &'static str, msg: Box<dyn std::any::Any + Send>) {
+        assert_eq!(from, "timed");
+        let uid = *msg.downcast::<Uid>().unwrap();
+        ctx.push(uid, 6001, &std::collections::BTreeMap::<String, u8>::new());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_once_and_services_mail_each_other() {
+    let builder = GameBuilder::new(GameSettings::default())
+        .service("timed", [6000], Timed)
+        .service("relay", [6002], Relay);
+    let (bus, mut pushes, game) = setup(builder).await;
+    send(
+        &bus,
+        7,
+        EventKind::Connect {
+            peer: "test".into(),
+        },
+    )
+    .await;
+    request(&bus, 7, 1, 6000).await;
+    let (seq, cmd, _, _) = next(&mut pushes).await;
+    assert_eq!((seq, cmd), (1, 6000));
+    let (seq, cmd, _, target) = next(&mut pushes).await;
+    assert_eq!((seq, cmd, target), (0, 6001, Target::Uid(Uid(7))));
+    // Exactly one timer fired: the cancelled one did not. A barrier request
+    // proves nothing else was pushed in between.
+    request(&bus, 7, 2, 6000).await;
+    let (seq, cmd, _, _) = next(&mut pushes).await;
+    assert_eq!((seq, cmd), (2, 6000));
+    game.shutdown().await;
+}
+
+struct Nop;
+impl Service for Nop {
+    fn handle(&mut self, _ctx: &mut Context, _req: Request) {}
+}
+
+#[tokio::test]
+async fn bad_service_set_ups_are_refused_at_start() {
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(8));
+    let low = GameBuilder::new(GameSettings::default()).service("low", [999], Nop);
+    assert!(matches!(
+        low.start(bus.clone()).await,
+        Err(GameError::Setup(_))
+    ));
+    let twice = GameBuilder::new(GameSettings::default())
+        .service("a", [5000], Nop)
+        .service("b", [5000], Nop);
+    assert!(matches!(
+        twice.start(bus.clone()).await,
+        Err(GameError::Setup(_))
+    ));
+    let same_name = GameBuilder::new(GameSettings::default())
+        .service("a", [5000], Nop)
+        .service("a", [5001], Nop);
+    assert!(matches!(
+        same_name.start(bus).await,
+        Err(GameError::Setup(_))
+    ));
+}
