@@ -300,6 +300,7 @@ impl AmqpBus {
             unacked: None,
             unacked_count: 0,
             ended: false,
+            closed: false,
         }))
     }
 
@@ -413,13 +414,22 @@ impl Bus for AmqpBus {
         }
         let consumers =
             std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|p| p.into_inner()));
-        for (channel, tag) in consumers {
+        for (channel, tag) in &consumers {
+            // Already cancelled if its subscription was closed; harmless then.
             let _ = channel
-                .basic_cancel(tag, BasicCancelOptions::default())
+                .basic_cancel(tag.clone(), BasicCancelOptions::default())
                 .await;
         }
         // Let outstanding confirms arrive before the connection goes.
         let _ = self.publisher.wait_for_confirms().await;
+        // Close every channel explicitly first: a channel whose last handle
+        // is dropped while still open is closed by lapin on its own, racing
+        // the connection close.
+        for channel in consumers.iter().map(|(c, _)| c).chain([&self.publisher]) {
+            if let Err(e) = channel.close(200, "shutdown".into()).await {
+                debug!(error = %e, "closing an AMQP channel");
+            }
+        }
         for conn in [&self.consume_conn, &self.publish_conn] {
             if let Err(e) = conn.close(200, "shutdown".into()).await {
                 debug!(error = %e, "closing the AMQP connection");

@@ -40,6 +40,8 @@ pub(crate) struct AmqpSource<T> {
     pub(crate) unacked: Option<Acker>,
     pub(crate) unacked_count: usize,
     pub(crate) ended: bool,
+    /// Set by `close`: nothing is left for `Drop` to do.
+    pub(crate) closed: bool,
 }
 
 impl<T> std::fmt::Debug for AmqpSource<T> {
@@ -69,6 +71,24 @@ impl<T> Subscription<T> {
         match &mut self.source {
             Source::Channel(rx) => rx.recv().await,
             Source::Amqp(src) => src.next().await,
+        }
+    }
+
+    /// Acknowledges everything taken and cancels the consumer, waiting for
+    /// both. Call it before shutting the bus down: a delivery taken but not
+    /// acknowledged would be redelivered to the next consumer.
+    pub async fn close(self) {
+        if let Source::Amqp(mut src) = self.source {
+            src.flush_acks().await;
+            src.closed = true;
+            let tag = src.tag.clone();
+            if let Err(e) = src
+                .channel
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await
+            {
+                debug!(queue = %src.queue, error = %e, "cancel failed (connection already closed?)");
+            }
         }
     }
 }
@@ -131,7 +151,11 @@ impl<T> AmqpSource<T> {
 
 impl<T> Drop for AmqpSource<T> {
     fn drop(&mut self) {
-        // Acknowledge what was taken and stop the broker from sending more.
+        // Dropped without `close`: acknowledge what was taken and stop the
+        // broker from sending more, as well as a destructor can.
+        if self.closed {
+            return;
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };

@@ -114,7 +114,7 @@ impl Connector {
                 "sockets still open after the shutdown grace period"
             );
         }
-        pump.abort();
+        let _ = pump.await;
         info!(stats = ?shared.stats.snapshot(), "connector stopped");
         Ok(())
     }
@@ -175,14 +175,25 @@ async fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, tracker: &Tas
     }
 }
 
-/// Delivers the pushes from the bus to the sockets they target.
+/// Delivers the pushes from the bus to the sockets they target, until the
+/// connector shuts down.
 async fn push_pump(shared: Arc<Shared>, mut pushes: Subscription<BusPush>) {
-    while let Some(push) = pushes.next().await {
-        deliver(&shared, push);
+    loop {
+        let push = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            push = pushes.next() => push,
+        };
+        match push {
+            Some(push) => deliver(&shared, push),
+            None => {
+                error!(
+                    "the push queue consumer ended: pushes no longer reach this connector's sockets"
+                );
+                return;
+            }
+        }
     }
-    if !shared.shutdown.is_cancelled() {
-        error!("the push queue consumer ended: pushes no longer reach this connector's sockets");
-    }
+    pushes.close().await;
 }
 
 fn deliver(shared: &Shared, push: BusPush) {

@@ -35,7 +35,10 @@ pub(crate) async fn run(
 ) {
     loop {
         let event = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled() => {
+                events.close().await;
+                break;
+            }
             event = events.next() => event,
         };
         let Some(event) = event else {
