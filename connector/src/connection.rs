@@ -46,6 +46,7 @@ use crate::{
 
 type Ws = WebSocketStream<TcpStream>;
 
+#[tracing::instrument(level = "debug", name = "socket", skip_all, fields(conn = %id, %peer))]
 pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, id: ConnId) {
     let Some(ws) = handshake(&shared, tcp, peer).await else {
         Stats::inc(&shared.stats.handshake_failures);

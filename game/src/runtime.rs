@@ -296,12 +296,17 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `f`, catching a panic; returns whether it completed.
-fn guarded(counters: &Counters, service: &'static str, what: &str, f: impl FnOnce()) -> bool {
+fn guarded(
+    counters: &Counters,
+    service: &'static str,
+    what: std::fmt::Arguments<'_>,
+    f: impl FnOnce(),
+) -> bool {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => true,
         Err(payload) => {
             counters.panics.fetch_add(1, Relaxed);
-            error!(service, what, panic = %panic_message(payload.as_ref()), "handler panicked; the service goes on");
+            error!(service, what = %what, panic = %panic_message(payload.as_ref()), "handler panicked; the service goes on");
             false
         }
     }
@@ -318,11 +323,15 @@ fn service_main(
 ) {
     let name = ctx.name();
     counters.record_thread();
-    guarded(&counters, name, "init", || service.init(&mut ctx));
+    guarded(&counters, name, format_args!("init"), || {
+        service.init(&mut ctx)
+    });
     loop {
         while let Some(timer) = ctx.timers.pop_due(Instant::now()) {
             counters.messages.fetch_add(1, Relaxed);
-            guarded(&counters, name, "timer", || service.timer(&mut ctx, timer));
+            guarded(&counters, name, format_args!("timer"), || {
+                service.timer(&mut ctx, timer)
+            });
         }
         let mail = match ctx.timers.next_deadline() {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
@@ -340,24 +349,28 @@ fn service_main(
             Mail::Stop => break,
             Mail::Request(req) => {
                 let (origin, seq, cmd, uid) = (req.origin.clone(), req.seq, req.cmd, req.uid);
-                let what = format!("request cmd {cmd} from uid {uid}");
-                if !guarded(&counters, name, &what, || service.handle(&mut ctx, req)) {
+                let _span =
+                    tracing::debug_span!("request", service = name, cmd, %uid, seq).entered();
+                let what = format_args!("request cmd {cmd} from uid {uid}");
+                if !guarded(&counters, name, what, || service.handle(&mut ctx, req)) {
                     ctx.error_to(&origin, seq, cmd::code::INTERNAL, "internal error");
                 }
             }
             Mail::Session(event) => {
-                guarded(&counters, name, "session event", || {
+                guarded(&counters, name, format_args!("session event"), || {
                     service.session(&mut ctx, &event)
                 });
             }
             Mail::Peer { from, msg } => {
-                guarded(&counters, name, "mail", || {
+                guarded(&counters, name, format_args!("mail"), || {
                     service.mail(&mut ctx, from, msg)
                 });
             }
         }
     }
-    guarded(&counters, name, "stop", || service.stop(&mut ctx));
+    guarded(&counters, name, format_args!("stop"), || {
+        service.stop(&mut ctx)
+    });
     if counters.panics.load(Relaxed) > 0 {
         warn!(
             service = name,
