@@ -27,3 +27,11 @@ pub use frame::{
     ErrorBody, Frame, HeartbeatReply, KickBody, LoginReply, LoginRequest, decode_body, encode_body,
 };
 pub use ids::{ConnId, ConnectorId, Uid};
+
+/// The gRPC contract of gold (`proto/gold.proto`), with its tonic client and
+/// server.
+#[cfg(feature = "grpc")]
+pub mod gold {
+    #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("warren.gold.v1");
+}

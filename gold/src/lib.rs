@@ -1,0 +1,22 @@
+//! gold: the data service. Every database operation of the game database —
+//! accounts, wallets, the ledger — lives here, behind gRPC
+//! (`proto/proto/gold.proto`). Stateless: any number of gold processes can
+//! serve one database, because every money movement is one database
+//! transaction guarded by row locks and an idempotency key, never by a lock
+//! in the process.
+//!
+//! - [`domain`]: validated request values (currency, amount, key, …).
+//! - [`GoldError`]: what can go wrong, and its gRPC status.
+//! - [`Store`]: the SQL, on PostgreSQL or SQLite.
+//! - [`GoldService`]: the tonic service; [`serve`] runs it.
+
+pub mod domain;
+mod error;
+mod server;
+mod service;
+mod store;
+
+pub use error::{GoldError, REASON_KEY, reason};
+pub use server::{GoldSettings, serve};
+pub use service::GoldService;
+pub use store::{Applied, Dialect, Entry, Store, Transferred};

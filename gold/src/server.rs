@@ -1,0 +1,58 @@
+//! Running gold: the gRPC server with its health service, until shutdown.
+
+use std::{future::Future, net::SocketAddr};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+use tracing::info;
+use warren_proto::gold::gold_server::GoldServer;
+
+use crate::{GoldService, Store};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoldSettings {
+    /// Where gold serves gRPC.
+    pub listen: SocketAddr,
+    /// Where others reach gold.
+    pub url: String,
+    /// `postgres://…` or `sqlite://path?mode=rwc`. Unset: SQLite in the data
+    /// directory (the embedded default).
+    pub database: Option<String>,
+    /// Database connections (PostgreSQL; SQLite always uses one).
+    pub max_connections: u32,
+    /// Requests in flight at once on one gRPC connection.
+    pub concurrency_per_connection: usize,
+}
+
+impl Default for GoldSettings {
+    fn default() -> Self {
+        GoldSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7002)),
+            url: "http://127.0.0.1:7002".to_owned(),
+            database: None,
+            max_connections: 16,
+            concurrency_per_connection: 256,
+        }
+    }
+}
+
+/// Serves `store` on `listener` until `shutdown` resolves, then finishes the
+/// calls in flight and returns.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    settings: &GoldSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<GoldServer<GoldService>>().await;
+    info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "gold serving gRPC");
+    Server::builder()
+        .concurrency_limit_per_connection(settings.concurrency_per_connection)
+        .add_service(health_service)
+        .add_service(GoldServer::new(GoldService::new(store)))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}
