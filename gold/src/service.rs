@@ -29,8 +29,14 @@ fn as_u64(v: i64) -> u64 {
 #[tonic::async_trait]
 impl Gold for GoldService {
     #[instrument(skip_all)]
-    async fn guest_account(&self, req: Request<GuestAccountRequest>) -> Result<Response<Account>, Status> {
-        let (uid, created) = self.store.guest_account(&req.into_inner().device_id).await?;
+    async fn guest_account(
+        &self,
+        req: Request<GuestAccountRequest>,
+    ) -> Result<Response<Account>, Status> {
+        let (uid, created) = self
+            .store
+            .guest_account(&req.into_inner().device_id)
+            .await?;
         Ok(Response::new(Account {
             uid: as_u64(uid),
             created,
@@ -38,9 +44,15 @@ impl Gold for GoldService {
     }
 
     #[instrument(skip_all)]
-    async fn create_user(&self, req: Request<CreateUserRequest>) -> Result<Response<Account>, Status> {
+    async fn create_user(
+        &self,
+        req: Request<CreateUserRequest>,
+    ) -> Result<Response<Account>, Status> {
         let req = req.into_inner();
-        let uid = self.store.create_user(&req.username, &req.password_hash).await?;
+        let uid = self
+            .store
+            .create_user(&req.username, &req.password_hash)
+            .await?;
         Ok(Response::new(Account {
             uid: as_u64(uid),
             created: true,
@@ -60,7 +72,10 @@ impl Gold for GoldService {
     }
 
     #[instrument(skip_all, fields(uid = req.get_ref().uid))]
-    async fn balance(&self, req: Request<BalanceRequest>) -> Result<Response<BalanceReply>, Status> {
+    async fn balance(
+        &self,
+        req: Request<BalanceRequest>,
+    ) -> Result<Response<BalanceReply>, Status> {
         let req = req.into_inner();
         let balance = self
             .store
@@ -93,7 +108,10 @@ impl Gold for GoldService {
     }
 
     #[instrument(skip_all, fields(from = req.get_ref().from_uid, to = req.get_ref().to_uid, key = %req.get_ref().idempotency_key))]
-    async fn transfer(&self, req: Request<TransferRequest>) -> Result<Response<TransferReply>, Status> {
+    async fn transfer(
+        &self,
+        req: Request<TransferRequest>,
+    ) -> Result<Response<TransferReply>, Status> {
         let req = req.into_inner();
         let done = self
             .store
@@ -114,7 +132,10 @@ impl Gold for GoldService {
     }
 
     #[instrument(skip_all, fields(uid = req.get_ref().uid))]
-    async fn history(&self, req: Request<HistoryRequest>) -> Result<Response<HistoryReply>, Status> {
+    async fn history(
+        &self,
+        req: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryReply>, Status> {
         let req = req.into_inner();
         let limit = match req.limit {
             0 => 50,

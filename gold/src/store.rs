@@ -272,7 +272,10 @@ impl Store {
         .await
         .map_err(classify)?
         .ok_or(GoldError::UnknownUser)?;
-        Ok((row.try_get(0).map_err(classify)?, row.try_get(1).map_err(classify)?))
+        Ok((
+            row.try_get(0).map_err(classify)?,
+            row.try_get(1).map_err(classify)?,
+        ))
     }
 
     pub async fn balance(&self, uid: i64, currency: &str) -> Result<i64, GoldError> {
@@ -464,7 +467,9 @@ impl Store {
         key: &str,
     ) -> Result<Transferred, GoldError> {
         if from == to {
-            return Err(GoldError::BadRequest("a transfer needs two different uids".into()));
+            return Err(GoldError::BadRequest(
+                "a transfer needs two different uids".into(),
+            ));
         }
         let currency = domain::currency(currency)?;
         let amount = domain::amount(amount)?;
@@ -515,7 +520,8 @@ impl Store {
         let to_after = to_balance.checked_add(amount).ok_or(GoldError::Overflow)?;
         let from_after = from_balance - amount;
         let at = now_ms();
-        let entry_id = Self::write(tx, from, currency, -amount, from_after, reason, key, at).await?;
+        let entry_id =
+            Self::write(tx, from, currency, -amount, from_after, reason, key, at).await?;
         Self::write(tx, to, currency, amount, to_after, reason, key, at).await?;
         Self::remember(tx, key, request, from_after, Some(to_after), entry_id, at).await?;
         Ok(Transferred {

@@ -1,0 +1,8 @@
+//! gold against real databases: every test runs on PostgreSQL (a fresh
+//! database, created and dropped by the test) and on SQLite (a fresh file).
+
+#![allow(clippy::unwrap_used)]
+
+mod bank;
+mod helpers;
+mod store;
