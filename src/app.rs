@@ -5,10 +5,11 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::{future::Future, path::Path, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 use warren_bus::{AmqpBus, Bus, MemoryBus};
 use warren_connector::{Connector, TokenVerifier};
@@ -44,6 +45,10 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(connector(settings, shutdown_signal()))
         }
         Command::Game(args) => runtime()?.block_on(game(apply(settings, args), shutdown_signal())),
+        Command::Gold(args) => runtime()?.block_on(gold(apply(settings, args), shutdown_signal())),
+        Command::Login(args) => {
+            runtime()?.block_on(login(apply(settings, args), shutdown_signal()))
+        }
     }
 }
 
@@ -63,6 +68,9 @@ fn apply(mut settings: Settings, args: PartArgs) -> Settings {
     }
     if let Some(id) = args.id {
         settings.connector.id = Some(id);
+    }
+    if let Some(database) = args.database {
+        settings.gold.database = Some(database);
     }
     settings
 }
@@ -139,28 +147,113 @@ fn announce_connector(
     connector: &Connector,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let shown = if addr.ip().is_unspecified() {
-        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
     println!(
-        "warren: connector listening on ws://{shown}{} (id {}, bound to {addr})",
+        "warren: connector listening on ws://{}{} (id {}, bound to {addr})",
+        shown(addr),
         settings.connector.path,
         connector.id()
     );
     Ok(())
 }
 
-/// Everything in one process.
-pub async fn all(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (_, public) = keys::ensure_dev_pair(&settings)?;
+/// A part that runs until its stop token is cancelled.
+struct Background {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Background {
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("a background part panicked")?
+    }
+}
+
+fn shown(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// gold's database URL: the configured one, or SQLite in the data directory.
+fn gold_database(settings: &Settings) -> anyhow::Result<String> {
+    match &settings.gold.database {
+        Some(url) => Ok(url.clone()),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+            Ok(format!(
+                "sqlite://{}?mode=rwc",
+                settings.data_dir.join("warren.db").display()
+            ))
+        }
+    }
+}
+
+/// Starts gold; returns its URL and the running part.
+async fn start_gold(settings: &Settings) -> anyhow::Result<(String, Background)> {
+    let url = gold_database(settings)?;
+    let store = warren_gold::Store::connect(&url, settings.gold.max_connections)
+        .await
+        .with_context(|| format!("opening gold's database {}", redact_url(&url)))?;
+    let listener = TcpListener::bind(settings.gold.listen)
+        .await
+        .with_context(|| format!("binding gold to {}", settings.gold.listen))?;
+    let gold_url = format!("http://{}", shown(listener.local_addr()?));
+    println!(
+        "warren: gold listening on {gold_url} (database {})",
+        redact_url(&url)
+    );
+    let stop = CancellationToken::new();
+    let gold_settings = settings.gold.clone();
+    let signal = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        warren_gold::serve(listener, store.clone(), &gold_settings, signal).await?;
+        store.close().await;
+        Ok(())
+    });
+    Ok((gold_url, Background { stop, task }))
+}
+
+/// Starts login, reaching gold at `gold_url`.
+async fn start_login(
+    settings: &Settings,
+    gold_url: &str,
+    private: &Path,
+) -> anyhow::Result<Background> {
+    let signer = TokenSigner::from_file(private, &settings.jwt)?;
+    let listener = TcpListener::bind(settings.login.listen)
+        .await
+        .with_context(|| format!("binding login to {}", settings.login.listen))?;
+    println!(
+        "warren: login listening on http://{}",
+        shown(listener.local_addr()?)
+    );
+    let stop = CancellationToken::new();
+    let login_settings = settings.login.clone();
+    let gold_url = gold_url.to_owned();
+    let signal = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        warren_login::serve(listener, &login_settings, &gold_url, signer, signal).await?;
+        Ok(())
+    });
+    Ok(Background { stop, task })
+}
+
+/// Everything in one process: gold, login, game and connector.
+pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (private, public) = keys::ensure_dev_pair(&settings)?;
+    let (gold_url, gold) = start_gold(&settings).await?;
+    settings.game.gold_url = gold_url.clone();
+    let login = start_login(&settings, &gold_url, &private).await?;
     let bus: Arc<dyn Bus> = match &settings.bus.amqp_url {
         Some(_) => amqp_bus(&settings, "all").await?,
         None => Arc::new(MemoryBus::new(settings.bus.memory_capacity)),
     };
     let game = GameBuilder::new(settings.game.clone())
-        .with_builtin_services()
+        .with_builtin_services()?
         .start(bus.clone())
         .await?;
     let connector = Connector::new(
@@ -181,13 +274,34 @@ pub async fn all(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         Some(url) => println!("warren: bus: RabbitMQ at {}", redact_url(url)),
     }
     println!(
-        "warren: a token for player 1: `warren token --uid 1` (keys in {})",
-        settings.data_dir.display()
+        "warren: try it: curl -X POST -d '{{\"device_id\":\"my-phone\"}}' http://127.0.0.1:{}/v1/guest",
+        settings.login.listen.port()
     );
     connector.run(listener, shutdown).await?;
     game.shutdown().await;
     bus.close().await;
+    login.stop().await?;
+    gold.stop().await?;
     Ok(())
+}
+
+/// gold alone.
+pub async fn gold(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (_, gold) = start_gold(&settings).await?;
+    shutdown.await;
+    gold.stop().await
+}
+
+/// login alone, reaching gold at `gold.url`.
+pub async fn login(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let private = settings
+        .jwt
+        .private_key
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join(keys::PRIVATE_FILE));
+    let login = start_login(&settings, &settings.gold.url, &private).await?;
+    shutdown.await;
+    login.stop().await
 }
 
 /// The connector alone.
@@ -215,7 +329,7 @@ pub async fn connector(
 pub async fn game(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let bus = amqp_bus(&settings, "game").await?;
     let game = GameBuilder::new(settings.game.clone())
-        .with_builtin_services()
+        .with_builtin_services()?
         .start(bus.clone())
         .await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();

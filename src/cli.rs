@@ -23,12 +23,17 @@ SETTINGS
     WARREN_CONNECTOR__MAX_CONNECTIONS=19000
     WARREN_GAME__MAILBOX=1024             per-service mailbox; full => `overloaded`
     WARREN_GAME__CHAT_MAX_TEXT=1024
+    WARREN_GAME__GOLD_URL=http://127.0.0.1:7002  WARREN_GAME__DAILY_REWARD=100
+    WARREN_GOLD__LISTEN=127.0.0.1:7002    WARREN_GOLD__URL=http://127.0.0.1:7002
+    WARREN_GOLD__DATABASE=postgres://user@host/db   (default: SQLite in the data dir)
+    WARREN_LOGIN__LISTEN=0.0.0.0:7000
 
   docs/settings.md lists every setting with its meaning. Logs go to stderr;
   RUST_LOG (e.g. RUST_LOG=debug) sets their level.";
 
 /// Warren game server. With no command, runs the whole stack in one process
-/// (connector + game on the in-process bus, or on RabbitMQ with --amqp).
+/// (login, gold on SQLite, connector and game on the in-process bus; --amqp
+/// puts the bus on RabbitMQ).
 #[derive(Debug, Parser)]
 #[command(name = "warren", version, after_long_help = SETTINGS_HELP)]
 pub struct Cli {
@@ -52,6 +57,10 @@ pub enum Command {
     Connector(PartArgs),
     /// The game process alone, on RabbitMQ.
     Game(PartArgs),
+    /// gold, the data service (gRPC), alone.
+    Gold(PartArgs),
+    /// The HTTP login alone.
+    Login(PartArgs),
     /// Print a signed token for a uid (alone on stdout).
     Token {
         /// The player's uid.
@@ -83,4 +92,9 @@ pub struct PartArgs {
     /// The connector's id (names its push queue).
     #[arg(long)]
     pub id: Option<String>,
+
+    /// gold's database: postgres://… or sqlite://path?mode=rwc (default:
+    /// SQLite in the data directory).
+    #[arg(long)]
+    pub database: Option<String>,
 }

@@ -1,72 +1,17 @@
-//! Token keys and signing: the Ed25519 key pair, and the tokens signed with
-//! its private half (by `warren token` now, by login later). The connector
-//! only ever loads the public half.
+//! Token keys for the binary: login's key handling, plus the embedded
+//! default's development pair in the data directory.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
+use std::path::PathBuf;
+
+pub use warren_login::keys::{
+    KeyError, PRIVATE_FILE, PUBLIC_FILE, TokenSigner, generate, unix_now, write_pair,
 };
 
-use anyhow::{Context as _, bail};
-use ed25519_dalek::{
-    SigningKey,
-    pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
-};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use warren_proto::{Claims, Uid};
+use crate::settings::Settings;
 
-use crate::settings::{JwtSettings, Settings};
-
-pub const PRIVATE_FILE: &str = "jwt-private.pem";
-pub const PUBLIC_FILE: &str = "jwt-public.pem";
-
-/// A fresh key pair as (private PKCS#8 PEM, public SPKI PEM).
-pub fn generate() -> anyhow::Result<(String, String)> {
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let private = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the private key")?
-        .to_string();
-    let public = key
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .context("encoding the public key")?;
-    Ok((private, public))
-}
-
-/// Writes a fresh pair into `dir`; refuses to overwrite an existing key.
-pub fn write_pair(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let private = dir.join(PRIVATE_FILE);
-    let public = dir.join(PUBLIC_FILE);
-    if private.exists() || public.exists() {
-        bail!(
-            "{} already holds a key pair; remove it first to replace it",
-            dir.display()
-        );
-    }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (private_pem, public_pem) = generate()?;
-    write_private(&private, &private_pem)?;
-    fs::write(&public, public_pem).with_context(|| format!("writing {}", public.display()))?;
-    Ok((private, public))
-}
-
-fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(pem.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-/// The embedded default's keys: the configured ones, or a dev pair in the
-/// data directory, generated on first use. Returns (private, public) paths.
-pub fn ensure_dev_pair(settings: &Settings) -> anyhow::Result<(PathBuf, PathBuf)> {
+/// The configured keys, or a development pair in the data directory,
+/// generated on first use. Returns (private, public) paths.
+pub fn ensure_dev_pair(settings: &Settings) -> Result<(PathBuf, PathBuf), KeyError> {
     let jwt = &settings.jwt;
     if let (Some(private), Some(public)) = (&jwt.private_key, &jwt.public_key) {
         return Ok((private.clone(), public.clone()));
@@ -83,73 +28,13 @@ pub fn ensure_dev_pair(settings: &Settings) -> anyhow::Result<(PathBuf, PathBuf)
     ))
 }
 
-/// Signs tokens for uids.
-pub struct TokenSigner {
-    key: EncodingKey,
-    issuer: String,
-    audience: String,
-    ttl_secs: u64,
-}
-
-impl std::fmt::Debug for TokenSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("ttl_secs", &self.ttl_secs)
-            .finish_non_exhaustive()
-    }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-impl TokenSigner {
-    pub fn from_pem(private_pem: &[u8], jwt: &JwtSettings) -> anyhow::Result<Self> {
-        let key =
-            EncodingKey::from_ed_pem(private_pem).context("reading the Ed25519 private key")?;
-        Ok(TokenSigner {
-            key,
-            issuer: jwt.issuer.clone(),
-            audience: jwt.audience.clone(),
-            ttl_secs: jwt.ttl_secs,
-        })
-    }
-
-    pub fn from_file(path: &Path, jwt: &JwtSettings) -> anyhow::Result<Self> {
-        let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::from_pem(&pem, jwt)
-    }
-
-    /// A token for `uid`, valid from now for the configured lifetime.
-    pub fn sign(&self, uid: Uid) -> anyhow::Result<(String, u64)> {
-        let iat = unix_now();
-        let exp = iat + self.ttl_secs;
-        self.sign_claims(&Claims {
-            sub: uid.to_string(),
-            exp,
-            iat,
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-        })
-        .map(|t| (t, exp))
-    }
-
-    /// Signs arbitrary claims (tests use it to forge expired tokens).
-    pub fn sign_claims(&self, claims: &Claims) -> anyhow::Result<String> {
-        encode(&Header::new(Algorithm::EdDSA), claims, &self.key).context("signing a token")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use warren_connector::TokenVerifier;
+    use warren_proto::{Claims, Uid};
 
     use super::*;
+    use crate::settings::JwtSettings;
 
     fn verifier(public: &str, jwt: &JwtSettings) -> TokenVerifier {
         TokenVerifier::from_ed_pem(

@@ -12,16 +12,21 @@ use serde::{Deserialize, Serialize};
 use warren_bus::AmqpSettings;
 use warren_connector::ConnectorSettings;
 use warren_game::GameSettings;
+pub use warren_gold::GoldSettings;
+pub use warren_login::{JwtSettings, LoginSettings};
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Where the embedded default keeps its files (dev keys, later SQLite).
+    /// Where the embedded default keeps its files (dev keys, the SQLite
+    /// database).
     pub data_dir: PathBuf,
     pub bus: BusSettings,
     pub jwt: JwtSettings,
     pub connector: ConnectorSettings,
     pub game: GameSettings,
+    pub gold: GoldSettings,
+    pub login: LoginSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -39,23 +44,6 @@ pub struct BusSettings {
     pub memory_capacity: usize,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct JwtSettings {
-    /// Ed25519 public key (PEM) the connector verifies tokens with.
-    /// Unset: `<data_dir>/jwt-public.pem`.
-    pub public_key: Option<PathBuf>,
-    /// Ed25519 private key (PEM) tokens are signed with (login, `warren
-    /// token`). Unset: `<data_dir>/jwt-private.pem`.
-    pub private_key: Option<PathBuf>,
-    pub issuer: String,
-    pub audience: String,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-    pub leeway_secs: u64,
-    /// Lifetime of the tokens signed here, in seconds (30 days).
-    pub ttl_secs: u64,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -64,6 +52,8 @@ impl Default for Settings {
             jwt: JwtSettings::default(),
             connector: ConnectorSettings::default(),
             game: GameSettings::default(),
+            gold: GoldSettings::default(),
+            login: LoginSettings::default(),
         }
     }
 }
@@ -76,19 +66,6 @@ impl Default for BusSettings {
             prefetch: 256,
             max_queue_length: 100_000,
             memory_capacity: warren_bus::MemoryBus::DEFAULT_CAPACITY,
-        }
-    }
-}
-
-impl Default for JwtSettings {
-    fn default() -> Self {
-        JwtSettings {
-            public_key: None,
-            private_key: None,
-            issuer: "warren".to_owned(),
-            audience: "warren".to_owned(),
-            leeway_secs: 30,
-            ttl_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -137,6 +114,17 @@ impl fmt::Debug for Settings {
             .field("jwt", &self.jwt)
             .field("connector", &self.connector)
             .field("game", &self.game)
+            .field(
+                "gold",
+                &format_args!(
+                    "{{ listen: {}, url: {}, database: {:?}, max_connections: {} }}",
+                    self.gold.listen,
+                    self.gold.url,
+                    self.gold.database.as_deref().map(redact_url),
+                    self.gold.max_connections
+                ),
+            )
+            .field("login", &self.login)
             .finish()
     }
 }

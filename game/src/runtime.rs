@@ -92,21 +92,42 @@ impl GameBuilder {
         self
     }
 
-    /// The services every Warren game runs: echo and chat, plus `faults`
-    /// when `fault_injection` is on.
-    pub fn with_builtin_services(self) -> Self {
-        let max_text = self.settings.chat_max_text;
-        let fault_injection = self.settings.fault_injection;
-        let b = self.service("echo", [cmd::ECHO], services::Echo).service(
-            "chat",
-            [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
-            services::Chat::new(max_text),
-        );
-        if fault_injection {
+    /// The services every Warren game runs: echo, chat and wallet, plus
+    /// `faults` when `fault_injection` is on. Call inside a tokio runtime
+    /// (the wallet's gold client needs one).
+    pub fn with_builtin_services(self) -> Result<Self, GameError> {
+        let s = &self.settings;
+        let wallet = services::Wallet::new(
+            &s.gold_url,
+            s.daily_reward,
+            s.shop_items.clone(),
+            std::time::Duration::from_millis(s.gold_timeout_ms),
+        )
+        .map_err(GameError::Setup)?;
+        let max_text = s.chat_max_text;
+        let fault_injection = s.fault_injection;
+        let b = self
+            .service("echo", [cmd::ECHO], services::Echo)
+            .service(
+                "chat",
+                [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
+                services::Chat::new(max_text),
+            )
+            .service(
+                "wallet",
+                [
+                    services::wallet::BALANCE,
+                    services::wallet::DAILY,
+                    services::wallet::BUY,
+                    services::wallet::ITEMS,
+                ],
+                wallet,
+            );
+        Ok(if fault_injection {
             b.service("faults", services::Faults::CMDS, services::Faults)
         } else {
             b
-        }
+        })
     }
 
     fn validate(&self) -> Result<(), GameError> {

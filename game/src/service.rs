@@ -56,6 +56,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// This request's identity: its connector, connection and seq. Unique
+    /// per request, the same when the bus delivers it again, so it can key
+    /// an idempotent effect.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.origin.connector, self.origin.conn, self.seq
+        )
+    }
+
     /// Decodes the body (a MessagePack map) into `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         decode_body("a request body", &self.body)

@@ -1,5 +1,7 @@
 //! Game process settings.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -18,6 +20,14 @@ pub struct GameSettings {
     pub mailbox_warn: usize,
     /// Longest accepted chat message, in characters.
     pub chat_max_text: usize,
+    /// Where the wallet service reaches gold.
+    pub gold_url: String,
+    /// How long one call to gold may take.
+    pub gold_timeout_ms: u64,
+    /// Gold granted by the daily reward.
+    pub daily_reward: i64,
+    /// The shop: item name → price in gold.
+    pub shop_items: BTreeMap<String, i64>,
     /// Registers the `faults` service (cmds 9990–9991), which panics on
     /// demand. For tests of fault isolation only: never in production.
     pub fault_injection: bool,
@@ -31,6 +41,13 @@ impl Default for GameSettings {
             confirm_window: 1024,
             mailbox_warn: 256,
             chat_max_text: 1024,
+            gold_url: "http://127.0.0.1:7002".to_owned(),
+            gold_timeout_ms: 3_000,
+            daily_reward: 100,
+            shop_items: [("potion", 50), ("shield", 200), ("sword", 300)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
             fault_injection: false,
         }
     }

@@ -153,6 +153,8 @@ impl Stack {
         let mut env: Vec<(String, String)> = vec![
             ("WARREN_DATA_DIR".into(), dir.display().to_string()),
             ("WARREN_CONNECTOR__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_GOLD__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_LOGIN__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));

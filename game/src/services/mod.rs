@@ -3,7 +3,9 @@
 mod chat;
 mod echo;
 mod faults;
+pub mod wallet;
 
 pub use chat::Chat;
 pub use echo::Echo;
 pub use faults::Faults;
+pub use wallet::Wallet;

@@ -1,0 +1,260 @@
+//! wallet/shop (cmds 3001–3004): balances, the daily reward and buying items,
+//! all through gold over gRPC — the game never touches the database.
+//!
+//! - 3001 balance `{currency?}` → `{currency, balance}` (currency: `gold`)
+//! - 3002 daily reward `{}` → `{reward, balance}`; the second claim of a UTC
+//!   day is error `already_claimed`. Enforced by gold's idempotency key
+//!   `daily:<uid>:<day>`, not by memory, so it holds across restarts and
+//!   across game processes.
+//! - 3003 buy `{item, request_id?}` → `{item, price, balance}`; not enough
+//!   gold is error `insufficient_funds`, an unknown item `unknown_item`. The
+//!   idempotency key comes from the request itself — the client's
+//!   `request_id` if given, else its connection and seq — so a request the
+//!   bus delivers twice is charged once.
+//! - 3004 items `{}` → `{items: {name: price}}`
+//!
+//! Calls to gold block this service's own thread (never an async thread), up
+//! to `gold_timeout_ms`; gold being down is error `unavailable`.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+use tonic::{Code, transport::Channel};
+use tracing::error;
+use warren_proto::{
+    cmd::code,
+    gold::{ApplyDeltaRequest, BalanceRequest, gold_client::GoldClient},
+};
+
+use crate::{Context, Request, Service};
+
+pub const BALANCE: u32 = 3001;
+pub const DAILY: u32 = 3002;
+pub const BUY: u32 = 3003;
+pub const ITEMS: u32 = 3004;
+
+#[derive(Debug)]
+pub struct Wallet {
+    gold: GoldClient<Channel>,
+    rt: Handle,
+    daily_reward: i64,
+    items: BTreeMap<String, i64>,
+    timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct BalanceReq {
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+#[derive(Serialize)]
+struct BalanceReply<'a> {
+    currency: &'a str,
+    balance: i64,
+}
+
+#[derive(Serialize)]
+struct DailyReply {
+    reward: i64,
+    balance: i64,
+}
+
+#[derive(Deserialize)]
+struct BuyReq {
+    item: String,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct BuyReply<'a> {
+    item: &'a str,
+    price: i64,
+    balance: i64,
+}
+
+#[derive(Serialize)]
+struct Items<'a> {
+    items: &'a BTreeMap<String, i64>,
+}
+
+#[derive(Deserialize)]
+struct Anything {}
+
+impl Wallet {
+    /// `gold_url` is reached lazily: the game starts (and its other services
+    /// serve) while gold is down. Must be called inside a tokio runtime.
+    pub fn new(
+        gold_url: &str,
+        daily_reward: i64,
+        items: BTreeMap<String, i64>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let channel = Channel::from_shared(gold_url.to_owned())
+            .map_err(|e| format!("bad gold URL {gold_url:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(3))
+            .connect_lazy();
+        let rt = Handle::try_current().map_err(|e| e.to_string())?;
+        Ok(Wallet {
+            gold: GoldClient::new(channel),
+            rt,
+            daily_reward,
+            items,
+            timeout,
+        })
+    }
+
+    fn call<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.set_timeout(self.timeout);
+        r
+    }
+
+    /// Answers a failed gold call with the error the player should see.
+    fn fail(&self, ctx: &Context, req: &Request, status: &tonic::Status) {
+        match (status.code(), warren_gold_reason(status)) {
+            (_, "insufficient_funds") => {
+                ctx.reply_error(req, "insufficient_funds", "not enough gold")
+            }
+            (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => ctx.reply_error(
+                req,
+                code::UNAVAILABLE,
+                "the wallet is unavailable, try again",
+            ),
+            _ => {
+                error!(uid = %req.uid, cmd = req.cmd, error = %status, "gold call failed");
+                ctx.reply_error(req, code::INTERNAL, "internal error");
+            }
+        }
+    }
+
+    fn balance(&mut self, ctx: &mut Context, req: &Request) {
+        let Ok(BalanceReq { currency }) = req.decode() else {
+            return ctx.reply_error(req, code::BAD_REQUEST, "expected {currency?}");
+        };
+        let currency = currency.unwrap_or_else(|| "gold".to_owned());
+        let mut gold = self.gold.clone();
+        let call = self.call(BalanceRequest {
+            uid: req.uid.0,
+            currency: currency.clone(),
+        });
+        match self.rt.block_on(gold.balance(call)) {
+            Ok(r) => ctx.reply(
+                req,
+                &BalanceReply {
+                    currency: &currency,
+                    balance: r.into_inner().balance,
+                },
+            ),
+            Err(s) if s.code() == Code::InvalidArgument => {
+                ctx.reply_error(req, code::BAD_REQUEST, s.message())
+            }
+            Err(s) => self.fail(ctx, req, &s),
+        }
+    }
+
+    fn daily(&mut self, ctx: &mut Context, req: &Request) {
+        let day = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or(0);
+        let mut gold = self.gold.clone();
+        let call = self.call(ApplyDeltaRequest {
+            uid: req.uid.0,
+            currency: "gold".into(),
+            delta: self.daily_reward,
+            reason: "daily_reward".into(),
+            idempotency_key: format!("daily:{}:{day}", req.uid),
+        });
+        match self.rt.block_on(gold.apply_delta(call)) {
+            Ok(r) if r.get_ref().replayed => ctx.reply_error(
+                req,
+                "already_claimed",
+                "the daily reward was already claimed today",
+            ),
+            Ok(r) => ctx.reply(
+                req,
+                &DailyReply {
+                    reward: self.daily_reward,
+                    balance: r.into_inner().balance,
+                },
+            ),
+            Err(s) => self.fail(ctx, req, &s),
+        }
+    }
+
+    fn buy(&mut self, ctx: &mut Context, req: &Request) {
+        let Ok(BuyReq { item, request_id }) = req.decode() else {
+            return ctx.reply_error(req, code::BAD_REQUEST, "expected {item, request_id?}");
+        };
+        let Some(&price) = self.items.get(&item) else {
+            return ctx.reply_error(
+                req,
+                "unknown_item",
+                &format!("no item {item:?} in the shop"),
+            );
+        };
+        let identity = match request_id {
+            Some(id) if (1..=64).contains(&id.chars().count()) => id,
+            Some(_) => {
+                return ctx.reply_error(
+                    req,
+                    code::BAD_REQUEST,
+                    "request_id has 1 to 64 characters",
+                );
+            }
+            None => req.identity(),
+        };
+        let mut gold = self.gold.clone();
+        let call = self.call(ApplyDeltaRequest {
+            uid: req.uid.0,
+            currency: "gold".into(),
+            delta: -price,
+            reason: format!("buy:{item}"),
+            idempotency_key: format!("buy:{}:{identity}", req.uid),
+        });
+        match self.rt.block_on(gold.apply_delta(call)) {
+            Ok(r) => ctx.reply(
+                req,
+                &BuyReply {
+                    item: &item,
+                    price,
+                    balance: r.into_inner().balance,
+                },
+            ),
+            Err(s) => self.fail(ctx, req, &s),
+        }
+    }
+}
+
+/// The `warren-reason` of a status from gold.
+fn warren_gold_reason(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get("warren-reason")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+impl Service for Wallet {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        match req.cmd {
+            BALANCE => self.balance(ctx, &req),
+            DAILY => self.daily(ctx, &req),
+            BUY => self.buy(ctx, &req),
+            ITEMS => {
+                if req.decode::<Anything>().is_err() {
+                    return ctx.reply_error(&req, code::BAD_REQUEST, "expected {}");
+                }
+                ctx.reply(&req, &Items { items: &self.items });
+            }
+            other => ctx.reply_error(
+                &req,
+                code::UNKNOWN_CMD,
+                &format!("wallet has no cmd {other}"),
+            ),
+        }
+    }
+}

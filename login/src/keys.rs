@@ -1,0 +1,174 @@
+//! Token keys and signing. The Ed25519 key pair: its private half signs
+//! here (login, `warren token`); the connector only ever loads the public
+//! half.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use ed25519_dalek::{
+    SigningKey,
+    pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde::{Deserialize, Serialize};
+use warren_proto::{Claims, Uid};
+
+pub const PRIVATE_FILE: &str = "jwt-private.pem";
+pub const PUBLIC_FILE: &str = "jwt-public.pem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} already holds a key pair; remove it first to replace it")]
+    Exists(PathBuf),
+    #[error("encoding a key: {0}")]
+    Encode(String),
+    #[error("not an Ed25519 private key in PEM: {0}")]
+    BadKey(#[source] jsonwebtoken::errors::Error),
+    #[error("signing a token: {0}")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
+/// How tokens are made and checked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// Ed25519 public key (PEM) the connector verifies tokens with.
+    /// Unset: `<data_dir>/jwt-public.pem`.
+    pub public_key: Option<PathBuf>,
+    /// Ed25519 private key (PEM) tokens are signed with (login, `warren
+    /// token`). Unset: `<data_dir>/jwt-private.pem`.
+    pub private_key: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of the tokens signed here, in seconds (30 days).
+    pub ttl_secs: u64,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            public_key: None,
+            private_key: None,
+            issuer: "warren".to_owned(),
+            audience: "warren".to_owned(),
+            leeway_secs: 30,
+            ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// A fresh key pair as (private PKCS#8 PEM, public SPKI PEM).
+pub fn generate() -> Result<(String, String), KeyError> {
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Encode(e.to_string()))?
+        .to_string();
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Encode(e.to_string()))?;
+    Ok((private, public))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes a fresh pair into `dir` (private key mode 0600); refuses to
+/// overwrite an existing key. Returns (private, public) paths.
+pub fn write_pair(dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let private = dir.join(PRIVATE_FILE);
+    let public = dir.join(PUBLIC_FILE);
+    if private.exists() || public.exists() {
+        return Err(KeyError::Exists(dir.to_owned()));
+    }
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let (private_pem, public_pem) = generate()?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&private)
+        .map_err(io(&private))?;
+    f.write_all(private_pem.as_bytes()).map_err(io(&private))?;
+    fs::write(&public, public_pem).map_err(io(&public))?;
+    Ok((private, public))
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Signs tokens for uids.
+pub struct TokenSigner {
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+    ttl_secs: u64,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSigner {
+    pub fn from_pem(private_pem: &[u8], jwt: &JwtSettings) -> Result<Self, KeyError> {
+        let key = EncodingKey::from_ed_pem(private_pem).map_err(KeyError::BadKey)?;
+        Ok(TokenSigner {
+            key,
+            issuer: jwt.issuer.clone(),
+            audience: jwt.audience.clone(),
+            ttl_secs: jwt.ttl_secs,
+        })
+    }
+
+    pub fn from_file(path: &Path, jwt: &JwtSettings) -> Result<Self, KeyError> {
+        let pem = fs::read(path).map_err(io(path))?;
+        Self::from_pem(&pem, jwt)
+    }
+
+    /// A token for `uid`, valid from now for the configured lifetime;
+    /// returns it with its expiry (unix seconds).
+    pub fn sign(&self, uid: Uid) -> Result<(String, u64), KeyError> {
+        let iat = unix_now();
+        let exp = iat + self.ttl_secs;
+        self.sign_claims(&Claims {
+            sub: uid.to_string(),
+            exp,
+            iat,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        })
+        .map(|t| (t, exp))
+    }
+
+    /// Signs arbitrary claims (tests use it to forge expired tokens).
+    pub fn sign_claims(&self, claims: &Claims) -> Result<String, KeyError> {
+        encode(&Header::new(Algorithm::EdDSA), claims, &self.key).map_err(KeyError::Sign)
+    }
+}

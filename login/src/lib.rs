@@ -1,0 +1,18 @@
+//! login: the stateless HTTP login of PROTOCOL.md §1. Guest accounts by
+//! device id and username/password accounts, both stored through gold;
+//! passwords hashed here with argon2 (gold stores only the hash); tokens
+//! signed here with the private key whose public half the connector holds.
+//! Any number of logins can run side by side: all state is in gold.
+//!
+//! - [`keys`]: the Ed25519 key pair and token signing.
+//! - `password`: argon2 hashing, off the async threads.
+//! - `api`: the routes, the JSON body extractor and the error shape.
+//! - [`serve`]: runs the HTTP server until shutdown.
+
+mod api;
+pub mod keys;
+mod password;
+mod server;
+
+pub use keys::{JwtSettings, TokenSigner};
+pub use server::{LoginSettings, ServeError, serve};

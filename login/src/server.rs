@@ -1,0 +1,88 @@
+//! Running login: the axum router on a bound listener, until shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, extract::DefaultBodyLimit, routing::post};
+use serde::{Deserialize, Serialize};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tonic::transport::Channel;
+use tracing::info;
+use warren_proto::gold::gold_client::GoldClient;
+
+use crate::{
+    TokenSigner,
+    api::{self, ApiError, App},
+    password,
+};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Where login serves HTTP.
+    pub listen: SocketAddr,
+    /// Largest accepted request body; larger is 413.
+    pub max_body_bytes: usize,
+    /// How long a call to gold may take before the client gets 503.
+    pub gold_timeout_ms: u64,
+    /// Password hashes computed at once; more wait up to 5 s, then 503.
+    pub max_hashing: usize,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        LoginSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7000)),
+            max_body_bytes: 16 * 1024,
+            gold_timeout_ms: 5_000,
+            max_hashing: 4,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("bad gold URL {0:?}")]
+    GoldUrl(String),
+    #[error("hashing the timing decoy failed: {0}")]
+    Decoy(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves login on `listener` until `shutdown`, reaching gold at
+/// `gold_url`; in-flight requests finish first.
+pub async fn serve(
+    listener: TcpListener,
+    settings: &LoginSettings,
+    gold_url: &str,
+    signer: TokenSigner,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let channel = Channel::from_shared(gold_url.to_owned())
+        .map_err(|_| ServeError::GoldUrl(gold_url.to_owned()))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let dummy_hash = password::hash("not a real password, only a timing decoy".into())
+        .await
+        .map_err(ServeError::Decoy)?;
+    let app = Arc::new(App {
+        gold: GoldClient::new(channel),
+        signer,
+        gold_timeout: Duration::from_millis(settings.gold_timeout_ms),
+        hashing: Semaphore::new(settings.max_hashing.max(1)),
+        dummy_hash,
+    });
+    let router = Router::new()
+        .route("/v1/guest", post(api::guest))
+        .route("/v1/register", post(api::register))
+        .route("/v1/login", post(api::login))
+        .fallback(async || ApiError::not_found())
+        .method_not_allowed_fallback(async || ApiError::method_not_allowed())
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(app);
+    info!(addr = %listener.local_addr()?, "login serving HTTP");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
