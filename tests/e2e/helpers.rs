@@ -132,6 +132,8 @@ impl Proc {
 pub struct Stack {
     pub kind: BusKind,
     pub addr: SocketAddr,
+    /// The HTTP login, when the stack runs one.
+    pub login: Option<SocketAddr>,
     pub url: String,
     dir: PathBuf,
     signer: TokenSigner,
@@ -146,6 +148,16 @@ impl Stack {
 
     /// Starts the stack with extra `WARREN_*` settings.
     pub async fn start_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
+        Self::launch(kind, extra, false).await
+    }
+
+    /// The whole stack: also gold (SQLite) and login, as processes of
+    /// their own on RabbitMQ.
+    pub async fn start_full(kind: BusKind) -> Stack {
+        Self::launch(kind, &[], true).await
+    }
+
+    async fn launch(kind: BusKind, extra: &[(&str, &str)], full: bool) -> Stack {
         let dir = std::env::temp_dir().join(unique("warren-test"));
         std::fs::create_dir_all(&dir).unwrap();
         let (private, _public) = warren::keys::write_pair(&dir).unwrap();
@@ -160,9 +172,11 @@ impl Stack {
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut procs = Vec::new();
         let mut namespace = None;
+        let mut login = None;
         let connector = match kind {
             BusKind::InProcess => {
                 let mut all = Proc::spawn("warren", &dir, &[], &env);
+                login = Some(http_addr(&all.wait_line("login listening on")));
                 let line = all.wait_line("connector listening on");
                 procs.push(all);
                 line
@@ -172,6 +186,17 @@ impl Stack {
                 env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
                 namespace = Some(ns);
                 let url = amqp_url();
+                if full {
+                    let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
+                    let gold_url =
+                        format!("http://{}", http_addr(&gold.wait_line("gold listening on")));
+                    env.push(("WARREN_GOLD__URL".into(), gold_url.clone()));
+                    env.push(("WARREN_GAME__GOLD_URL".into(), gold_url));
+                    let mut login_proc = Proc::spawn("login", &dir, &["login"], &env);
+                    login = Some(http_addr(&login_proc.wait_line("login listening on")));
+                    procs.push(gold);
+                    procs.push(login_proc);
+                }
                 let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
                 game.wait_line("game serving");
                 let mut conn = Proc::spawn("connector", &dir, &["connector", "--amqp", &url], &env);
@@ -194,6 +219,7 @@ impl Stack {
         Stack {
             kind,
             addr,
+            login,
             url,
             dir,
             signer,
@@ -278,6 +304,40 @@ impl Drop for Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The address in a `… listening on http://ADDR …` line.
+fn http_addr(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .expect("an http:// address")
+        .parse()
+        .unwrap()
+}
+
+/// One HTTP/1.1 POST of a JSON body; returns the status and the JSON reply.
+pub async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(STEP, tcp.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    (status, serde_json::from_str(json).unwrap())
 }
 
 /// What a client saw next.

@@ -8,3 +8,4 @@
 
 mod helpers;
 mod spine;
+mod wallet;
