@@ -319,13 +319,25 @@ impl Store {
         .transpose()
     }
 
-    /// Makes sure the wallet exists, locks it, returns its balance.
+    /// Locks the wallet (creating it at 0 the first time), returns its
+    /// balance. The common case, an existing wallet, is one round trip.
     async fn lock_wallet(
         &self,
         tx: &mut Transaction<'static, Any>,
         uid: i64,
         currency: &str,
     ) -> Result<i64, sqlx::Error> {
+        let lock = self.dialect.lock_wallet_sql();
+        let found: Option<i64> = sqlx::query_scalar(lock)
+            .bind(uid)
+            .bind(currency)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(balance) = found {
+            return Ok(balance);
+        }
+        // Two first movements racing: one inserts, the other does nothing
+        // (after waiting for the first), and both then lock the one row.
         sqlx::query(
             "INSERT INTO wallets (uid, currency, balance) VALUES ($1, $2, 0) \
              ON CONFLICT (uid, currency) DO NOTHING",
@@ -334,7 +346,7 @@ impl Store {
         .bind(currency)
         .execute(&mut **tx)
         .await?;
-        sqlx::query_scalar(self.dialect.lock_wallet_sql())
+        sqlx::query_scalar(lock)
             .bind(uid)
             .bind(currency)
             .fetch_one(&mut **tx)
