@@ -1,19 +1,31 @@
 #!/usr/bin/env python3
-"""A Warren client written only from docs/PROTOCOL.md: logs in, heartbeats,
-echoes, and chats with a second player in a room.
+"""A Warren client written only from docs/PROTOCOL.md: two guests log in over
+HTTP, open websockets, heartbeat, echo, chat in a room, claim the daily
+reward and buy a potion.
 
     pip install websockets msgpack
     cargo run --release                      # in another terminal
-    python3 examples/client.py "$(cargo run -q --release -- token --uid 1)" \
-                               "$(cargo run -q --release -- token --uid 2)"
+    python3 examples/client.py [--login http://127.0.0.1:7000] [--ws ws://127.0.0.1:7001/ws]
 """
+import argparse
 import asyncio
-import sys
+import json
+import urllib.request
+import uuid
 
 import msgpack
 import websockets
 
-URL = "ws://127.0.0.1:7001/ws"
+
+def guest_login(login_url, device_id):
+    req = urllib.request.Request(
+        f"{login_url}/v1/guest",
+        data=json.dumps({"device_id": device_id}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)
 
 
 def frame(seq, cmd, body):
@@ -36,39 +48,50 @@ async def request(ws, seq, cmd, body):
         pushes.append((c, b))
 
 
-async def main(token_a, token_b):
-    async with websockets.connect(URL) as a, websockets.connect(URL) as b:
-        cmd, body, _ = await request(a, 1, 1, {"token": token_a})
+async def main(login_url, ws_url):
+    run = uuid.uuid4().hex[:8]
+    a_login = guest_login(login_url, f"example-a-{run}")
+    b_login = guest_login(login_url, f"example-b-{run}")
+    print("guest logins:", a_login["uid"], b_login["uid"])
+    async with websockets.connect(ws_url) as a, websockets.connect(ws_url) as b:
+        cmd, body, _ = await request(a, 1, 1, {"token": a_login["token"]})
+        assert (cmd, body["uid"]) == (1, a_login["uid"]), (cmd, body)
+        cmd, body, _ = await request(b, 1, 1, {"token": b_login["token"]})
         assert cmd == 1, (cmd, body)
-        print("player a logged in as", body["uid"])
-        cmd, body, _ = await request(b, 1, 1, {"token": token_b})
-        assert cmd == 1, (cmd, body)
-        print("player b logged in as", body["uid"])
 
         cmd, body, _ = await request(a, 2, 2, {})
-        print("heartbeat:", cmd, body)
+        print("heartbeat:", body)
         cmd, body, _ = await request(a, 3, 1001, {"hello": "world"})
         assert (cmd, body) == (1001, {"hello": "world"}), (cmd, body)
         print("echo:", body)
 
-        cmd, body, _ = await request(a, 4, 2001, {"room": "lobby"})
-        print("a joined lobby:", body)
+        await request(a, 4, 2001, {"room": "lobby"})
         cmd, body, _ = await request(b, 2, 2001, {"room": "lobby"})
-        print("b joined lobby:", body)
-        cmd, body, pushes = await request(a, 5, 2002, {"room": "lobby", "text": "hi from a"})
+        print("members of lobby:", body["members"])
+        cmd, body, _ = await request(a, 5, 2002, {"room": "lobby", "text": "hi from a"})
         assert cmd == 2002, (cmd, body)
-        if not pushes:
-            pushes = [unframe(await asyncio.wait_for(a.recv(), 10))[1:]]
-        print("a heard:", pushes)
         s, c, said = unframe(await asyncio.wait_for(b.recv(), 10))
         assert (s, c) == (0, 2003) and said["text"] == "hi from a", (s, c, said)
         print("b heard:", said)
 
-        cmd, body, _ = await request(a, 6, 5000, {})
+        cmd, body, _ = await request(a, 6, 3002, {})
+        print("daily reward:", body)
+        cmd, body, _ = await request(a, 7, 3002, {})
+        assert cmd == 4 and body["code"] == "already_claimed", (cmd, body)
+        print("second claim:", body["code"])
+        cmd, body, _ = await request(a, 8, 3003, {"item": "potion"})
+        print("bought:", body)
+        cmd, body, _ = await request(a, 9, 3001, {})
+        print("balance:", body)
+
+        cmd, body, _ = await request(a, 10, 5000, {})
         assert cmd == 4 and body["code"] == "unknown_cmd", (cmd, body)
-        print("unknown cmd:", body)
     print("ok")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    p = argparse.ArgumentParser()
+    p.add_argument("--login", default="http://127.0.0.1:7000")
+    p.add_argument("--ws", default="ws://127.0.0.1:7001/ws")
+    args = p.parse_args()
+    asyncio.run(main(args.login, args.ws))
