@@ -85,7 +85,7 @@ impl BusSettings {
 /// The URL with any password replaced, for logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
+        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
             let creds = &url[scheme + 3..at];
             let user = creds.split(':').next().unwrap_or("");
             format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
@@ -160,6 +160,10 @@ mod tests {
             "amqp://guest:***@127.0.0.1:5672/%2f"
         );
         assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/warren"),
+            "postgres://postgres@127.0.0.1/warren"
+        );
         let settings = Settings {
             bus: BusSettings {
                 amqp_url: Some("amqp://u:hunter2@h/v".into()),
