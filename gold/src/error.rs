@@ -5,8 +5,7 @@
 use tonic::{Code, Status, metadata::MetadataValue};
 use tracing::error;
 
-/// The metadata key holding the reason of a failed call.
-pub const REASON_KEY: &str = "warren-reason";
+pub use warren_proto::gold::{REASON_KEY, reason};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GoldError {
@@ -67,13 +66,4 @@ impl From<GoldError> for Status {
             .insert(REASON_KEY, MetadataValue::from_static(e.reason()));
         status
     }
-}
-
-/// The reason of a status from gold (`""` if it has none).
-pub fn reason(status: &Status) -> &str {
-    status
-        .metadata()
-        .get(REASON_KEY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
 }

@@ -34,4 +34,16 @@ pub use ids::{ConnId, ConnectorId, Uid};
 pub mod gold {
     #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
     tonic::include_proto!("warren.gold.v1");
+
+    /// The metadata key of a failed call's machine-readable reason.
+    pub const REASON_KEY: &str = "warren-reason";
+
+    /// The reason of a status from gold (`""` if it has none).
+    pub fn reason(status: &tonic::Status) -> &str {
+        status
+            .metadata()
+            .get(REASON_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
 }

@@ -24,7 +24,7 @@ use tonic::{Code, transport::Channel};
 use tracing::error;
 use warren_proto::{
     cmd::code,
-    gold::{ApplyDeltaRequest, BalanceRequest, gold_client::GoldClient},
+    gold::{self, ApplyDeltaRequest, BalanceRequest, gold_client::GoldClient},
 };
 
 use crate::{Context, Request, Service};
@@ -114,7 +114,7 @@ impl Wallet {
 
     /// Answers a failed gold call with the error the player should see.
     fn fail(&self, ctx: &Context, req: &Request, status: &tonic::Status) {
-        match (status.code(), warren_gold_reason(status)) {
+        match (status.code(), gold::reason(status)) {
             (_, "insufficient_funds") => {
                 ctx.reply_error(req, "insufficient_funds", "not enough gold")
             }
@@ -227,15 +227,6 @@ impl Wallet {
             Err(s) => self.fail(ctx, req, &s),
         }
     }
-}
-
-/// The `warren-reason` of a status from gold.
-fn warren_gold_reason(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get("warren-reason")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
 }
 
 impl Service for Wallet {
