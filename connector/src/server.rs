@@ -14,7 +14,9 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info, warn};
 use warren_bus::{Bus, BusError, Subscription};
-use warren_proto::{BusPush, ConnId, ConnectorId, Frame, PushKind, Target};
+use warren_proto::{
+    BusEvent, BusPush, ConnId, ConnectorId, EventKind, Frame, PushKind, Target, Uid,
+};
 
 use crate::{
     TokenVerifier, connection,
@@ -36,6 +38,8 @@ pub(crate) struct Shared {
     /// a child of it.
     pub(crate) shutdown: CancellationToken,
     next_conn: AtomicU64,
+    /// Identifies this run of the connector (unix ms at start).
+    boot: u64,
 }
 
 /// A connector: build it, then [`Connector::run`] it on a bound listener.
@@ -65,6 +69,11 @@ impl Connector {
                 stats: Stats::default(),
                 shutdown: CancellationToken::new(),
                 next_conn: AtomicU64::new(1),
+                boot: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(1)
+                    .max(1),
             }),
         })
     }
@@ -93,6 +102,7 @@ impl Connector {
         let shared = &self.shared;
         let pushes = shared.bus.subscribe_pushes(&shared.id).await?;
         let pump = tokio::spawn(push_pump(shared.clone(), pushes));
+        let alive = tokio::spawn(alive_loop(shared.clone()));
         let tracker = TaskTracker::new();
         info!(
             connector = %shared.id,
@@ -115,6 +125,7 @@ impl Connector {
             );
         }
         let _ = pump.await;
+        alive.abort();
         info!(stats = ?shared.stats.snapshot(), "connector stopped");
         Ok(())
     }
@@ -172,6 +183,30 @@ async fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, tracker: &Tas
             connection::serve(shared, tcp, peer, id).await;
             drop(permit);
         });
+    }
+}
+
+/// Tells the game this connector is alive, so it can tell a dead one apart
+/// and forget its players.
+async fn alive_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(ms(shared.settings.alive_interval_ms.max(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ev = BusEvent {
+            connector: shared.id.clone(),
+            conn: ConnId(0),
+            uid: Uid(0),
+            kind: EventKind::Alive { boot: shared.boot },
+        };
+        match shared.bus.publish_event(&ev).await {
+            Ok(confirm) => {
+                if let Err(e) = confirm.await {
+                    warn!(error = %e, "could not tell the game this connector is alive");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not tell the game this connector is alive"),
+        }
     }
 }
 

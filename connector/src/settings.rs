@@ -33,6 +33,9 @@ pub struct ConnectorSettings {
     pub close_timeout_ms: u64,
     /// How long shutdown waits for sockets to close before giving up.
     pub shutdown_grace_ms: u64,
+    /// How often the connector tells the game it is alive. The game takes
+    /// it for dead after `game.connector_expiry_ms` of silence.
+    pub alive_interval_ms: u64,
 }
 
 impl Default for ConnectorSettings {
@@ -50,6 +53,7 @@ impl Default for ConnectorSettings {
             read_buffer_bytes: 4 * 1024,
             close_timeout_ms: 1_000,
             shutdown_grace_ms: 5_000,
+            alive_interval_ms: 2_000,
         }
     }
 }

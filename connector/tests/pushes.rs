@@ -103,11 +103,17 @@ impl Harness {
         ws
     }
 
+    /// The next socket event (the connector's periodic Alive is skipped).
     async fn event(&mut self) -> BusEvent {
-        tokio::time::timeout(Duration::from_secs(10), self.events.next())
-            .await
-            .unwrap()
-            .unwrap()
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.next())
+                .await
+                .unwrap()
+                .unwrap();
+            if !matches!(ev.kind, EventKind::Alive { .. }) {
+                return ev;
+            }
+        }
     }
 
     async fn push(&self, target: Target, kind: PushKind) {

@@ -13,11 +13,14 @@ use std::{
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use warren_proto::{BusPush, ErrorBody, PushKind, Target, Uid, cmd, encode_body};
+use warren_proto::{
+    BusPush, ConnId, ConnectorId, ErrorBody, PushKind, Target, Uid, cmd, encode_body,
+};
 
 use crate::{
     mailbox::MailboxTx,
     service::{Mail, Origin, Request},
+    sessions::Sessions,
     timers::{TimerId, Timers},
 };
 
@@ -40,6 +43,7 @@ pub struct Context {
     name: &'static str,
     outbox: mpsc::Sender<BusPush>,
     directory: Arc<Directory>,
+    sessions: Arc<Sessions>,
     pub(crate) timers: Timers,
 }
 
@@ -48,13 +52,26 @@ impl Context {
         name: &'static str,
         outbox: mpsc::Sender<BusPush>,
         directory: Arc<Directory>,
+        sessions: Arc<Sessions>,
     ) -> Self {
         Context {
             name,
             outbox,
             directory,
+            sessions,
             timers: Timers::default(),
         }
+    }
+
+    /// Whether `uid` is online (on any connector), as the session service
+    /// last recorded.
+    pub fn is_online(&self, uid: Uid) -> bool {
+        self.sessions.connector_of(uid).is_some()
+    }
+
+    /// Players online now, on every connector.
+    pub fn online_count(&self) -> usize {
+        self.sessions.online()
     }
 
     /// This service's name.
@@ -130,6 +147,16 @@ impl Context {
     pub fn kick(&self, uid: Uid, reason: &str) {
         self.emit(BusPush {
             target: Target::Uid(uid),
+            kind: PushKind::Kick {
+                reason: reason.to_owned(),
+            },
+        });
+    }
+
+    /// Kicks one socket on one connector.
+    pub(crate) fn kick_conn(&self, connector: ConnectorId, conn: ConnId, reason: &str) {
+        self.emit(BusPush {
+            target: Target::Conn { connector, conn },
             kind: PushKind::Kick {
                 reason: reason.to_owned(),
             },

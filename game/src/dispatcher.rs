@@ -1,15 +1,15 @@
-//! Reads events from the bus and routes each to the services that want it:
-//! a request to the one service that owns its cmd, a session event to every
-//! service that asked for them.
+//! Reads events from the bus: a request goes to the one service that owns
+//! its cmd; Connect, Close, Error and Alive go to the session service, which
+//! records them and tells the services that asked.
 //!
 //! Policy when a mailbox is full: a request is answered `overloaded` at once
-//! (the player may retry); a session event waits for room, because losing a
+//! (the player may retry); a lifecycle event waits for room, because losing a
 //! "player left" would leave a ghost behind. While it waits the dispatcher
 //! reads no more, and the bus holds the rest (bounded by its prefetch).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use warren_bus::Subscription;
@@ -17,19 +17,19 @@ use warren_proto::{BusEvent, BusPush, ErrorBody, EventKind, PushKind, Target, cm
 
 use crate::{
     mailbox::MailboxTx,
-    service::{Mail, Origin, Request, SessionEvent},
-    sessions::Sessions,
+    service::{Mail, Origin, Request},
+    services::session::Lifecycle,
 };
 
 pub(crate) struct Routes {
     pub(crate) by_cmd: HashMap<u32, MailboxTx>,
-    pub(crate) session_listeners: Vec<MailboxTx>,
+    /// The session service: every Connect, Close, Error and Alive goes there.
+    pub(crate) session: MailboxTx,
 }
 
 pub(crate) async fn run(
     mut events: Subscription<BusEvent>,
     routes: Routes,
-    sessions: Arc<Sessions>,
     outbox: mpsc::Sender<BusPush>,
     stop: CancellationToken,
 ) {
@@ -47,56 +47,35 @@ pub(crate) async fn run(
             }
             break;
         };
-        let BusEvent {
-            connector,
-            conn,
+        let EventKind::Message { seq, cmd, body } = event.kind else {
+            record(&routes.session, event).await;
+            continue;
+        };
+        let origin = Origin {
+            connector: event.connector,
+            conn: event.conn,
+        };
+        let uid = event.uid;
+        let Some(mailbox) = routes.by_cmd.get(&cmd) else {
+            debug!(%uid, cmd, "no service owns this cmd");
+            let message = format!("no service owns cmd {cmd}");
+            error(&outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &message).await;
+            continue;
+        };
+        let req = Request {
             uid,
-            kind,
-        } = event;
-        let origin = Origin { connector, conn };
-        match kind {
-            EventKind::Message { seq, cmd, body } => {
-                let Some(mailbox) = routes.by_cmd.get(&cmd) else {
-                    debug!(%uid, cmd, "no service owns this cmd");
-                    error(
-                        &outbox,
-                        &origin,
-                        seq,
-                        cmd::code::UNKNOWN_CMD,
-                        &format!("no service owns cmd {cmd}"),
-                    )
-                    .await;
-                    continue;
-                };
-                let req = Request {
-                    uid,
-                    seq,
-                    cmd,
-                    body,
-                    origin: origin.clone(),
-                };
-                if mailbox.try_send(Mail::Request(req)).is_err() {
-                    mailbox
-                        .counters
-                        .overloaded
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let message = format!("service {} is overloaded, try again", mailbox.name);
-                    error(&outbox, &origin, seq, cmd::code::OVERLOADED, &message).await;
-                }
-            }
-            EventKind::Connect { .. } => {
-                sessions.connected(uid, origin.connector.clone(), origin.conn);
-                broadcast(&routes, SessionEvent::Connected { uid }).await;
-            }
-            EventKind::Close { reason } => {
-                sessions.disconnected(uid, &origin.connector, origin.conn);
-                broadcast(&routes, SessionEvent::Disconnected { uid, reason }).await;
-            }
-            EventKind::Error { error } => {
-                sessions.disconnected(uid, &origin.connector, origin.conn);
-                let reason = format!("error: {error}");
-                broadcast(&routes, SessionEvent::Disconnected { uid, reason }).await;
-            }
+            seq,
+            cmd,
+            body,
+            origin: origin.clone(),
+        };
+        if mailbox.try_send(Mail::Request(req)).is_err() {
+            mailbox
+                .counters
+                .overloaded
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let message = format!("service {} is overloaded, try again", mailbox.name);
+            error(&outbox, &origin, seq, cmd::code::OVERLOADED, &message).await;
         }
     }
 }
@@ -122,27 +101,29 @@ async fn error(
     let _ = outbox.send(push).await;
 }
 
-/// Delivers a session event to every listener, waiting for room.
-async fn broadcast(routes: &Routes, event: SessionEvent) {
-    for mailbox in &routes.session_listeners {
-        let mut mail = Mail::Session(event.clone());
-        let mut waited = Duration::ZERO;
-        loop {
-            match mailbox.try_send(mail) {
-                Ok(()) => break,
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
-                Err(std::sync::mpsc::TrySendError::Full(back)) => {
-                    mail = back;
-                    if waited == Duration::from_secs(1) {
-                        warn!(
-                            service = mailbox.name,
-                            "mailbox full: session events are waiting"
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    waited += Duration::from_millis(1);
+/// Hands a lifecycle event to the session service, waiting for room, then
+/// waits until it is recorded: whatever is routed next sees it.
+async fn record(session: &MailboxTx, event: BusEvent) {
+    let (done, recorded) = oneshot::channel();
+    let mut mail = Mail::Peer {
+        from: "dispatcher",
+        msg: Box::new(Lifecycle { event, done }),
+    };
+    let mut waited = Duration::ZERO;
+    loop {
+        match session.try_send(mail) {
+            Ok(()) => break,
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+            Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                mail = back;
+                if waited == Duration::from_secs(1) {
+                    warn!("the session service's mailbox is full: lifecycle events are waiting");
                 }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                waited += Duration::from_millis(1);
             }
         }
     }
+    // An error means the session service dropped it (a caught panic).
+    let _ = recorded.await;
 }

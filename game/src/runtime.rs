@@ -20,12 +20,12 @@ use warren_bus::{Bus, BusError};
 use warren_proto::cmd;
 
 use crate::{
-    Context, GameSettings, Service, ServiceStats,
+    Context, GameSettings, Request, Service, ServiceStats,
     dispatcher::{self, Routes},
     mailbox::{MailboxTx, mailbox},
     outbox,
     service::Mail,
-    services,
+    services::{self, session::Session},
     sessions::Sessions,
     stats::Counters,
 };
@@ -130,46 +130,36 @@ impl GameBuilder {
         })
     }
 
-    fn validate(&self) -> Result<(), GameError> {
-        let mut names = HashSet::new();
-        let mut owners: HashMap<u32, &str> = HashMap::new();
-        for spec in &self.specs {
-            if spec.name.is_empty() || !names.insert(spec.name) {
-                return Err(GameError::Setup(format!(
-                    "service name {:?} is empty or used twice",
-                    spec.name
-                )));
-            }
-            for &c in &spec.cmds {
-                if c < cmd::FIRST_SERVICE_CMD {
-                    return Err(GameError::Setup(format!(
-                        "service {} claims cmd {c}, but cmds below {} belong to the connector",
-                        spec.name,
-                        cmd::FIRST_SERVICE_CMD
-                    )));
-                }
-                if let Some(other) = owners.insert(c, spec.name) {
-                    return Err(GameError::Setup(format!(
-                        "cmd {c} is claimed by both {other} and {}",
-                        spec.name
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Starts every service thread, then consumes requests from `bus`.
     pub async fn start(self, bus: Arc<dyn Bus>) -> Result<Game, GameError> {
-        self.validate()?;
+        let mut specs = self.specs;
+        // The session service is always there; it is built below, once the
+        // mailboxes of the services it informs exist.
+        specs.push(Spec {
+            name: SESSION,
+            cmds: vec![cmd::PRESENCE],
+            service: Box::new(Pending),
+        });
+        validate(&specs)?;
         let settings = self.settings;
         let (outbox_tx, outbox_rx) = mpsc::channel(settings.outbox.max(1));
         let sessions = Arc::new(Sessions::default());
 
         let mut boxes = Vec::new();
-        for spec in self.specs {
+        for spec in specs {
             let (tx, rx, counters) = mailbox(spec.name, settings.mailbox, settings.mailbox_warn);
             boxes.push((spec, tx, rx, counters));
+        }
+        let listeners: Vec<MailboxTx> = boxes
+            .iter()
+            .filter(|(spec, ..)| spec.service.wants_sessions())
+            .map(|(_, tx, ..)| tx.clone())
+            .collect();
+        let expiry = std::time::Duration::from_millis(settings.connector_expiry_ms.max(1));
+        for (spec, ..) in &mut boxes {
+            if spec.name == SESSION {
+                spec.service = Box::new(Session::new(sessions.clone(), listeners.clone(), expiry));
+            }
         }
         let directory: Arc<HashMap<&'static str, MailboxTx>> = Arc::new(
             boxes
@@ -179,17 +169,19 @@ impl GameBuilder {
         );
         let mut routes = Routes {
             by_cmd: HashMap::new(),
-            session_listeners: Vec::new(),
+            session: directory[SESSION].clone(),
         };
         let mut threads = Vec::new();
         for (spec, tx, rx, counters) in boxes {
             for &c in &spec.cmds {
                 routes.by_cmd.insert(c, tx.clone());
             }
-            if spec.service.wants_sessions() {
-                routes.session_listeners.push(tx.clone());
-            }
-            let ctx = Context::new(spec.name, outbox_tx.clone(), directory.clone());
+            let ctx = Context::new(
+                spec.name,
+                outbox_tx.clone(),
+                directory.clone(),
+                sessions.clone(),
+            );
             let (warn_at, warn_base) = tx.warn_state();
             let thread_counters = counters.clone();
             let name = spec.name;
@@ -208,13 +200,7 @@ impl GameBuilder {
 
         let events = bus.subscribe_events().await?;
         let stop = CancellationToken::new();
-        let dispatcher = tokio::spawn(dispatcher::run(
-            events,
-            routes,
-            sessions.clone(),
-            outbox_tx,
-            stop.clone(),
-        ));
+        let dispatcher = tokio::spawn(dispatcher::run(events, routes, outbox_tx, stop.clone()));
         let outbox = tokio::spawn(outbox::run(
             outbox_rx,
             bus,
@@ -233,6 +219,45 @@ impl GameBuilder {
             stop,
         })
     }
+}
+
+/// The name of the built-in session service.
+const SESSION: &str = "session";
+
+/// Stands in for the session service until it can be built.
+struct Pending;
+
+impl Service for Pending {
+    fn handle(&mut self, _ctx: &mut Context, _req: Request) {}
+}
+
+fn validate(specs: &[Spec]) -> Result<(), GameError> {
+    let mut names = HashSet::new();
+    let mut owners: HashMap<u32, &str> = HashMap::new();
+    for spec in specs {
+        if spec.name.is_empty() || !names.insert(spec.name) {
+            return Err(GameError::Setup(format!(
+                "service name {:?} is empty or used twice",
+                spec.name
+            )));
+        }
+        for &c in &spec.cmds {
+            if c < cmd::FIRST_SERVICE_CMD {
+                return Err(GameError::Setup(format!(
+                    "service {} claims cmd {c}, but cmds below {} belong to the connector",
+                    spec.name,
+                    cmd::FIRST_SERVICE_CMD
+                )));
+            }
+            if let Some(other) = owners.insert(c, spec.name) {
+                return Err(GameError::Setup(format!(
+                    "cmd {c} is claimed by both {other} and {}",
+                    spec.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Running {

@@ -20,6 +20,10 @@ pub struct GameSettings {
     pub mailbox_warn: usize,
     /// Longest accepted chat message, in characters.
     pub chat_max_text: usize,
+    /// A connector not heard from for this long, while others are, is taken
+    /// for dead and its players for offline (connectors say they are alive
+    /// every 2 s).
+    pub connector_expiry_ms: u64,
     /// Where the wallet service reaches gold.
     pub gold_url: String,
     /// How long one call to gold may take.
@@ -41,6 +45,7 @@ impl Default for GameSettings {
             confirm_window: 1024,
             mailbox_warn: 256,
             chat_max_text: 1024,
+            connector_expiry_ms: 15_000,
             gold_url: "http://127.0.0.1:7002".to_owned(),
             gold_timeout_ms: 3_000,
             daily_reward: 100,

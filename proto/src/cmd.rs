@@ -10,6 +10,7 @@ pub const ERROR: u32 = 4;
 pub const FIRST_SERVICE_CMD: u32 = 1000;
 
 pub const ECHO: u32 = 1001;
+pub const PRESENCE: u32 = 1010;
 pub const CHAT_JOIN: u32 = 2001;
 pub const CHAT_SEND: u32 = 2002;
 pub const CHAT_MESSAGE: u32 = 2003;

@@ -39,6 +39,10 @@ pub enum EventKind {
     Close { reason: String },
     /// The socket failed (protocol or I/O error); it is gone too.
     Error { error: String },
+    /// The connector is alive (sent periodically; uid and conn are 0).
+    /// `boot` identifies this run of it: a new value means it restarted and
+    /// every socket it held before is gone.
+    Alive { boot: u64 },
 }
 
 /// Game → connector.
@@ -150,6 +154,7 @@ mod tests {
             EventKind::Error {
                 error: "reset".into(),
             },
+            EventKind::Alive { boot: 17 },
         ];
         for kind in kinds {
             let ev = BusEvent {

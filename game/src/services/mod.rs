@@ -3,6 +3,7 @@
 mod chat;
 mod echo;
 mod faults;
+pub(crate) mod session;
 pub mod wallet;
 
 pub use chat::Chat;

@@ -1,0 +1,234 @@
+//! session: who is online and where. The only writer of the session table
+//! (uid → connector, connection), fed by the dispatcher with every Connect,
+//! Close, Error and connector Alive event, in bus order; the dispatcher waits
+//! until each is recorded before it routes anything else, so a push that
+//! follows a login always finds it.
+//!
+//! - A login for a uid that is live on **another connector** kicks the old
+//!   socket there (`duplicate_login`); services see the old socket's
+//!   disconnection before the new connection. The old socket's own Close,
+//!   arriving later, is recognised as stale and ignored.
+//! - A connector not heard from (Alive events, or any event) for
+//!   `connector_expiry` is taken for dead: its players are forgotten, and
+//!   services see them disconnect — but only while other connectors are
+//!   heard from, so a stalled game or bus never forgets live players. A
+//!   connector that comes back with a new `boot` has restarted: its old
+//!   players are forgotten at once.
+//! - cmd 1010 presence `{uids: [u64]}` (at most 1,000) → `{online: [u64]}`.
+//!
+//! Session events reach the services that asked for them in order; when one
+//! of their mailboxes is full this thread waits for room (never drops one).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, mpsc::TrySendError},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+use warren_proto::{BusEvent, ConnectorId, EventKind, Uid, cmd};
+
+use crate::{
+    Context, Request, Service, SessionEvent, TimerId, mailbox::MailboxTx, service::Mail,
+    sessions::Sessions,
+};
+
+/// What the dispatcher hands the session service: one event, and the
+/// signal that it has been recorded.
+pub(crate) struct Lifecycle {
+    pub(crate) event: BusEvent,
+    pub(crate) done: tokio::sync::oneshot::Sender<()>,
+}
+
+pub(crate) struct Session {
+    table: Arc<Sessions>,
+    listeners: Vec<MailboxTx>,
+    /// connector → (boot, last heard from)
+    connectors: HashMap<ConnectorId, (u64, Instant)>,
+    expiry: Duration,
+    /// When any connector was last heard alive: proof that events flow.
+    last_alive: Option<Instant>,
+}
+
+#[derive(Deserialize)]
+struct PresenceReq {
+    uids: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct Presence {
+    online: Vec<u64>,
+}
+
+const MAX_PRESENCE: usize = 1_000;
+
+impl Session {
+    pub(crate) fn new(table: Arc<Sessions>, listeners: Vec<MailboxTx>, expiry: Duration) -> Self {
+        Session {
+            table,
+            listeners,
+            connectors: HashMap::new(),
+            expiry,
+            last_alive: None,
+        }
+    }
+
+    /// Delivers a session event to every listener, waiting for room.
+    fn tell(&self, event: SessionEvent) {
+        for mailbox in &self.listeners {
+            let mut mail = Mail::Session(event.clone());
+            let mut waited = Duration::ZERO;
+            loop {
+                match mailbox.try_send(mail) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                    Err(TrySendError::Full(back)) => {
+                        mail = back;
+                        if waited == Duration::from_secs(1) {
+                            warn!(
+                                service = mailbox.name,
+                                "mailbox full: session events are waiting"
+                            );
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                        waited += Duration::from_millis(1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, connector: &ConnectorId, why: &str) {
+        let gone = self.table.forget_connector(connector);
+        if !gone.is_empty() {
+            info!(%connector, players = gone.len(), why, "forgetting a connector's players");
+        }
+        for uid in gone {
+            self.tell(SessionEvent::Disconnected {
+                uid,
+                reason: why.to_owned(),
+            });
+        }
+    }
+
+    fn heard_from(&mut self, connector: &ConnectorId, boot: Option<u64>) {
+        let now = Instant::now();
+        match (self.connectors.get_mut(connector), boot) {
+            (Some((known, _)), Some(boot)) if *known != boot => {
+                // 0: known only from a socket event so far, not a restart.
+                let restarted = *known != 0;
+                self.connectors.insert(connector.clone(), (boot, now));
+                if restarted {
+                    self.forget(connector, "connector_restarted");
+                }
+            }
+            (Some((_, seen)), _) => *seen = now,
+            (None, boot) => {
+                self.connectors
+                    .insert(connector.clone(), (boot.unwrap_or(0), now));
+            }
+        }
+    }
+
+    fn record(&mut self, ctx: &mut Context, event: BusEvent) {
+        let BusEvent {
+            connector,
+            conn,
+            uid,
+            kind,
+        } = event;
+        match kind {
+            EventKind::Alive { boot } => {
+                self.last_alive = Some(Instant::now());
+                self.heard_from(&connector, Some(boot));
+            }
+            EventKind::Connect { .. } => {
+                self.heard_from(&connector, None);
+                if let Some((old_connector, old_conn)) =
+                    self.table.connected(uid, connector.clone(), conn)
+                {
+                    if old_connector != connector {
+                        // The connector that holds the old socket does not
+                        // know of the new login: tell it.
+                        ctx.kick_conn(old_connector, old_conn, cmd::kick::DUPLICATE_LOGIN);
+                    }
+                    self.tell(SessionEvent::Disconnected {
+                        uid,
+                        reason: cmd::kick::DUPLICATE_LOGIN.to_owned(),
+                    });
+                }
+                self.tell(SessionEvent::Connected { uid });
+            }
+            EventKind::Close { reason } => {
+                self.heard_from(&connector, None);
+                if self.table.disconnected(uid, &connector, conn) {
+                    self.tell(SessionEvent::Disconnected { uid, reason });
+                }
+            }
+            EventKind::Error { error } => {
+                self.heard_from(&connector, None);
+                if self.table.disconnected(uid, &connector, conn) {
+                    let reason = format!("error: {error}");
+                    self.tell(SessionEvent::Disconnected { uid, reason });
+                }
+            }
+            EventKind::Message { .. } => {}
+        }
+    }
+
+    /// Forgets connectors silent for longer than the expiry — but only while
+    /// events demonstrably flow (some connector was heard alive within half
+    /// the expiry): a stalled game or bus must not forget live players.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let flowing = self
+            .last_alive
+            .is_some_and(|at| now.duration_since(at) < self.expiry / 2);
+        if !flowing {
+            return;
+        }
+        let dead: Vec<ConnectorId> = self
+            .connectors
+            .iter()
+            .filter(|(_, (_, seen))| now.duration_since(*seen) > self.expiry)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for connector in dead {
+            self.connectors.remove(&connector);
+            self.forget(&connector, "connector_lost");
+        }
+    }
+}
+
+impl Service for Session {
+    fn init(&mut self, ctx: &mut Context) {
+        ctx.set_timer(self.expiry / 3);
+    }
+
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        match req.decode::<PresenceReq>() {
+            Ok(PresenceReq { uids }) if uids.len() <= MAX_PRESENCE => {
+                let online = uids
+                    .into_iter()
+                    .filter(|u| self.table.connector_of(Uid(*u)).is_some())
+                    .collect();
+                ctx.reply(&req, &Presence { online });
+            }
+            Ok(_) => ctx.reply_error(&req, cmd::code::BAD_REQUEST, "at most 1000 uids at once"),
+            Err(_) => ctx.reply_error(&req, cmd::code::BAD_REQUEST, "expected {uids: [uid, ...]}"),
+        }
+    }
+
+    fn mail(&mut self, ctx: &mut Context, _from: &'static str, msg: Box<dyn std::any::Any + Send>) {
+        if let Ok(lifecycle) = msg.downcast::<Lifecycle>() {
+            let Lifecycle { event, done } = *lifecycle;
+            self.record(ctx, event);
+            let _ = done.send(());
+        }
+    }
+
+    fn timer(&mut self, ctx: &mut Context, _timer: TimerId) {
+        self.expire();
+        ctx.set_timer(self.expiry / 3);
+    }
+}
