@@ -134,6 +134,8 @@ pub struct Stack {
     pub addr: SocketAddr,
     /// The HTTP login, when the stack runs one.
     pub login: Option<SocketAddr>,
+    /// Every connector: (address, websocket URL). `addr`/`url` are the first.
+    pub connectors: Vec<(SocketAddr, String)>,
     pub url: String,
     dir: PathBuf,
     signer: TokenSigner,
@@ -148,16 +150,21 @@ impl Stack {
 
     /// Starts the stack with extra `WARREN_*` settings.
     pub async fn start_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
-        Self::launch(kind, extra, false).await
+        Self::launch(kind, extra, false, 1).await
+    }
+
+    /// One game and `n` connectors as separate processes on RabbitMQ.
+    pub async fn start_connectors(n: usize, extra: &[(&str, &str)]) -> Stack {
+        Self::launch(BusKind::RabbitMq, extra, false, n).await
     }
 
     /// The whole stack: also gold (SQLite) and login, as processes of
     /// their own on RabbitMQ.
     pub async fn start_full(kind: BusKind) -> Stack {
-        Self::launch(kind, &[], true).await
+        Self::launch(kind, &[], true, 1).await
     }
 
-    async fn launch(kind: BusKind, extra: &[(&str, &str)], full: bool) -> Stack {
+    async fn launch(kind: BusKind, extra: &[(&str, &str)], full: bool, connectors: usize) -> Stack {
         let dir = std::env::temp_dir().join(unique("warren-test"));
         std::fs::create_dir_all(&dir).unwrap();
         let (private, _public) = warren::keys::write_pair(&dir).unwrap();
@@ -173,13 +180,13 @@ impl Stack {
         let mut procs = Vec::new();
         let mut namespace = None;
         let mut login = None;
-        let connector = match kind {
+        let lines = match kind {
             BusKind::InProcess => {
                 let mut all = Proc::spawn("warren", &dir, &[], &env);
                 login = Some(http_addr(&all.wait_line("login listening on")));
                 let line = all.wait_line("connector listening on");
                 procs.push(all);
-                line
+                vec![line]
             }
             BusKind::RabbitMq => {
                 let ns = unique("warren-test");
@@ -199,27 +206,40 @@ impl Stack {
                 }
                 let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
                 game.wait_line("game serving");
-                let mut conn = Proc::spawn("connector", &dir, &["connector", "--amqp", &url], &env);
-                let line = conn.wait_line("connector listening on");
                 procs.push(game);
-                procs.push(conn);
-                line
+                let mut lines = Vec::new();
+                for i in 0..connectors {
+                    let id = format!("--id=c{i}");
+                    let mut conn =
+                        Proc::spawn("connector", &dir, &["connector", "--amqp", &url, &id], &env);
+                    lines.push(conn.wait_line("connector listening on"));
+                    procs.push(conn);
+                }
+                lines
             }
         };
-        let url = connector
-            .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
-            .expect("a ws:// address")
-            .to_owned();
-        let addr: SocketAddr = url
-            .trim_start_matches("ws://")
-            .trim_end_matches("/ws")
-            .parse()
-            .unwrap();
+        let connectors: Vec<(SocketAddr, String)> = lines
+            .iter()
+            .map(|line| {
+                let url = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("ws://"))
+                    .expect("a ws:// address")
+                    .to_owned();
+                let addr = url
+                    .trim_start_matches("ws://")
+                    .trim_end_matches("/ws")
+                    .parse()
+                    .unwrap();
+                (addr, url)
+            })
+            .collect();
+        let (addr, url) = connectors[0].clone();
         Stack {
             kind,
             addr,
             login,
+            connectors,
             url,
             dir,
             signer,
@@ -238,6 +258,28 @@ impl Stack {
 
     pub async fn client(&self) -> Client {
         Client::connect(self.addr, &self.url, None).await
+    }
+
+    /// A client of connector `i`.
+    pub async fn client_on(&self, i: usize) -> Client {
+        let (addr, url) = &self.connectors[i];
+        Client::connect(*addr, url, None).await
+    }
+
+    /// A client of connector `i`, logged in as `uid`.
+    pub async fn player_on(&self, i: usize, uid: u64) -> Client {
+        let mut c = self.client_on(i).await;
+        let reply = c.login(&self.token(uid)).await;
+        assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
+        c
+    }
+
+    /// Kills connector `i` with SIGKILL: no goodbye, no Close events.
+    pub fn kill_connector(&mut self, i: usize) {
+        let offset = self.procs.len() - self.connectors.len();
+        let p = &mut self.procs[offset + i];
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
     }
 
     /// A client whose socket receive buffer is tiny, so it stops accepting
@@ -376,7 +418,7 @@ pub struct KickBody {
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
+    pub async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
         let socket = TcpSocket::new_v4().unwrap();
         if let Some(size) = recv_buffer {
             socket.set_recv_buffer_size(size).unwrap();

@@ -7,5 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod sessions;
 mod spine;
 mod wallet;

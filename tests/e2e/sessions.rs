@@ -1,0 +1,168 @@
+//! Several connectors on one RabbitMQ, each a process of its own, with one
+//! game: a uid is live on at most one of them, chat rooms span them, and a
+//! connector that dies is forgotten.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use warren_proto::cmd;
+
+use crate::helpers::{Client, Stack, decode};
+
+#[derive(Serialize)]
+struct Uids<'a> {
+    uids: &'a [u64],
+}
+
+#[derive(Deserialize)]
+struct Online {
+    online: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct Room<'a> {
+    room: &'a str,
+}
+
+#[derive(Serialize)]
+struct Say<'a> {
+    room: &'a str,
+    text: &'a str,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+struct Said {
+    room: String,
+    from: u64,
+    text: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_another_connector_kicks_the_old_socket_200_uids_at_once() {
+    let stack = Stack::start_connectors(2, &[]).await;
+    let mut tasks = Vec::new();
+    for uid in 1000..1200u64 {
+        let (a, b) = (stack.connectors[0].clone(), stack.connectors[1].clone());
+        let token = stack.token(uid);
+        tasks.push(tokio::spawn(async move {
+            let mut first = Client::connect(a.0, &a.1, None).await;
+            assert_eq!(first.login(&token).await.cmd, cmd::LOGIN);
+            first.echo(b"\x80").await;
+            let mut second = Client::connect(b.0, &b.1, None).await;
+            assert_eq!(second.login(&token).await.cmd, cmd::LOGIN);
+            // The older socket, on the other connector, is kicked…
+            first.expect_kick("duplicate_login").await;
+            // …and the newer one serves.
+            second.echo(b"\x80").await;
+            second
+        }));
+    }
+    let mut survivors = Vec::new();
+    for t in tasks {
+        survivors.push(t.await.unwrap());
+    }
+    // Exactly one live socket per uid: every uid is online, and each
+    // survivor still answers.
+    let uids: Vec<u64> = (1000..1200).collect();
+    let (reply, _) = survivors[0]
+        .request(cmd::PRESENCE, &Uids { uids: &uids })
+        .await;
+    assert_eq!(decode::<Online>(&reply).online.len(), 200);
+    for s in &mut survivors {
+        s.echo(b"\x80").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once() {
+    let stack = Stack::start_connectors(2, &[]).await;
+    let mut members = Vec::new();
+    for (i, uid) in [(0, 21u64), (1, 22), (0, 23), (1, 24)] {
+        let mut p = stack.player_on(i, uid).await;
+        let (reply, _) = p.request(cmd::CHAT_JOIN, &Room { room: "across" }).await;
+        assert_eq!(reply.cmd, cmd::CHAT_JOIN);
+        members.push((uid, p));
+    }
+    for (uid, p) in &mut members {
+        let text = format!("line from {uid}");
+        let seq = p
+            .send(
+                cmd::CHAT_SEND,
+                &Say {
+                    room: "across",
+                    text: &text,
+                },
+            )
+            .await;
+        loop {
+            let f = p.recv().await;
+            if f.seq == seq {
+                assert_eq!(f.cmd, cmd::CHAT_SEND);
+                break;
+            }
+            p.stash(f);
+        }
+    }
+    for (uid, p) in &mut members {
+        let mut heard = Vec::new();
+        while heard.len() < 4 {
+            let f = p.next_push().await;
+            assert_eq!(f.cmd, cmd::CHAT_MESSAGE, "uid {uid}: {f:?}");
+            heard.push(decode::<Said>(&f).from);
+        }
+        assert_eq!(
+            heard,
+            vec![21, 22, 23, 24],
+            "uid {uid} hears every line once, in order"
+        );
+        let (barrier, extra) = p.request(cmd::ECHO, &Room { room: "barrier" }).await;
+        assert_eq!(barrier.cmd, cmd::ECHO);
+        assert!(
+            extra.is_empty() && p.stashed() == 0,
+            "uid {uid} got duplicates: {extra:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connector_is_forgotten_and_its_players_can_come_back() {
+    let mut stack = Stack::start_connectors(
+        2,
+        &[
+            ("WARREN_CONNECTOR__ALIVE_INTERVAL_MS", "300"),
+            ("WARREN_GAME__CONNECTOR_EXPIRY_MS", "2000"),
+        ],
+    )
+    .await;
+    let mut doomed = stack.player_on(0, 31).await;
+    doomed.echo(b"\x80").await;
+    let mut watcher = stack.player_on(1, 32).await;
+    let (reply, _) = watcher
+        .request(cmd::PRESENCE, &Uids { uids: &[31, 32] })
+        .await;
+    assert_eq!(decode::<Online>(&reply).online, vec![31, 32]);
+
+    stack.kill_connector(0);
+    let killed = Instant::now();
+    loop {
+        let (reply, _) = watcher.request(cmd::PRESENCE, &Uids { uids: &[31] }).await;
+        if decode::<Online>(&reply).online.is_empty() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "uid 31 still online 10 s after its connector died"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Expiry 2 s, checked every 2/3 s, alive every 0.3 s: within about 3 s.
+    eprintln!(
+        "a killed connector's players went offline after {:?}",
+        killed.elapsed()
+    );
+
+    let mut back = stack.player_on(1, 31).await;
+    back.echo(b"\x80").await;
+    let (reply, _) = watcher.request(cmd::PRESENCE, &Uids { uids: &[31] }).await;
+    assert_eq!(decode::<Online>(&reply).online, vec![31]);
+}
