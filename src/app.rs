@@ -30,6 +30,13 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::All(PartArgs::default()));
     match command {
         Command::Token { uid, ttl_secs } => token(settings, uid, ttl_secs),
+        Command::Announce {
+            text,
+            level,
+            uids,
+            in_secs,
+            admin,
+        } => announce(&settings, text, level, uids, in_secs, admin),
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
             println!(
@@ -84,6 +91,95 @@ fn token(settings: Settings, uid: u64, ttl_secs: Option<u64>) -> anyhow::Result<
     let (token, _) = TokenSigner::from_file(&private, &jwt)?.sign(Uid(uid))?;
     println!("{token}");
     Ok(())
+}
+
+/// The admin endpoint's token: the configured one, or the one in the data
+/// directory (generated on first use, mode 0600).
+fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(token) = &settings.game.admin_token {
+        return Ok(token.0.clone());
+    }
+    let path = settings.data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    use rand::RngCore;
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+fn announce(
+    settings: &Settings,
+    text: String,
+    level: String,
+    uids: Vec<u64>,
+    in_secs: Option<u64>,
+    admin: Option<String>,
+) -> anyhow::Result<()> {
+    let token = admin_token(settings)?;
+    let base = admin.unwrap_or_else(|| format!("http://{}", shown(settings.game.admin_listen)));
+    let body = serde_json::json!({
+        "text": text,
+        "level": level,
+        "uids": if uids.is_empty() { None } else { Some(uids) },
+        "at": in_secs.map(|s| keys::unix_now() + s),
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut resp = agent
+        .post(format!("{base}/v1/announcements"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(&body)
+        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
+    let status = resp.status();
+    let reply = resp.body_mut().read_to_string().unwrap_or_default();
+    println!("{reply}");
+    if !status.is_success() {
+        bail!("the announcement was refused ({status})");
+    }
+    Ok(())
+}
+
+/// Starts the game's admin endpoint.
+async fn start_admin(
+    settings: &Settings,
+    game: warren_game::GameHandle,
+) -> anyhow::Result<Background> {
+    let token = admin_token(settings)?;
+    let listener = TcpListener::bind(settings.game.admin_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the game admin endpoint to {}",
+                settings.game.admin_listen
+            )
+        })?;
+    println!(
+        "warren: game admin listening on http://{} (bearer token: game.admin_token or {})",
+        shown(listener.local_addr()?),
+        settings.data_dir.join("admin-token").display()
+    );
+    let stop = CancellationToken::new();
+    let signal = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        warren_game::serve_admin(listener, game, token, signal).await?;
+        Ok(())
+    });
+    Ok(Background { stop, task })
 }
 
 /// Resolves on ctrl-c or SIGTERM.
@@ -256,6 +352,7 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
         .with_builtin_services()?
         .start(bus.clone())
         .await?;
+    let admin = start_admin(&settings, game.handle()).await?;
     let connector = Connector::new(
         settings.connector.clone(),
         bus.clone(),
@@ -278,6 +375,7 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
         settings.login.listen.port()
     );
     connector.run(listener, shutdown).await?;
+    admin.stop().await?;
     game.shutdown().await;
     bus.close().await;
     login.stop().await?;
@@ -338,7 +436,9 @@ pub async fn game(settings: Settings, shutdown: impl Future<Output = ()>) -> any
         names.join(", "),
         settings.bus.namespace
     );
+    let admin = start_admin(&settings, game.handle()).await?;
     shutdown.await;
+    admin.stop().await?;
     game.shutdown().await;
     bus.close().await;
     Ok(())

@@ -70,6 +70,26 @@ pub enum Command {
         #[arg(long)]
         ttl_secs: Option<u64>,
     },
+    /// Send a marquee announcement (push 9001) to every player online, or to
+    /// some, now or later, through the game's admin endpoint. Prints the
+    /// outcome (how many players it went to) as JSON.
+    Announce {
+        /// What players read (1 to 512 characters).
+        #[arg(long)]
+        text: String,
+        /// info or urgent.
+        #[arg(long, default_value = "info")]
+        level: String,
+        /// Only these players: comma-separated uids.
+        #[arg(long, value_delimiter = ',')]
+        uids: Vec<u64>,
+        /// Send it this many seconds from now instead of at once.
+        #[arg(long)]
+        in_secs: Option<u64>,
+        /// The game's admin endpoint (default: http://<game.admin_listen>).
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Write a new Ed25519 key pair for signing tokens.
     Keygen {
         /// Directory to write jwt-private.pem and jwt-public.pem into.

@@ -19,7 +19,7 @@ use warren_proto::{
 
 use crate::{
     mailbox::MailboxTx,
-    service::{Mail, Origin, Request},
+    service::{Origin, Request},
     sessions::Sessions,
     timers::{TimerId, Timers},
 };
@@ -170,15 +170,7 @@ impl Context {
             .directory
             .get(to)
             .ok_or_else(|| SendError::NoSuchService(to.to_owned()))?;
-        mailbox
-            .try_send(Mail::Peer {
-                from: self.name,
-                msg: Box::new(msg),
-            })
-            .map_err(|e| match e {
-                std::sync::mpsc::TrySendError::Full(_) => SendError::Full(mailbox.name),
-                std::sync::mpsc::TrySendError::Disconnected(_) => SendError::Stopped(mailbox.name),
-            })
+        mailbox.send_mail(self.name, Box::new(msg))
     }
 
     /// Fires this service's `timer` callback once, `after` from now. `None`

@@ -13,6 +13,7 @@
 //! The game never touches websockets and never packs client frames: it sees
 //! `(uid, cmd, body bytes)` and answers with `(target, cmd, body bytes)`.
 
+mod admin;
 mod context;
 mod dispatcher;
 mod mailbox;
@@ -25,9 +26,11 @@ pub mod settings;
 mod stats;
 mod timers;
 
+pub use admin::{AdminError, serve_admin};
 pub use context::{Context, SendError};
-pub use runtime::{Game, GameBuilder, GameError};
+pub use runtime::{Game, GameBuilder, GameError, GameHandle};
 pub use service::{Request, Service, SessionEvent};
 pub use settings::GameSettings;
+pub use settings::Secret;
 pub use stats::ServiceStats;
 pub use timers::TimerId;

@@ -10,7 +10,7 @@ use std::sync::{
 
 use tracing::warn;
 
-use crate::{service::Mail, stats::Counters};
+use crate::{SendError, service::Mail, stats::Counters};
 
 #[derive(Clone, Debug)]
 pub(crate) struct MailboxTx {
@@ -62,6 +62,20 @@ impl MailboxTx {
                 Err(e)
             }
         }
+    }
+
+    /// Queues a message from another service (or an operator's tool); a full
+    /// mailbox is an error, never a wait.
+    pub(crate) fn send_mail(
+        &self,
+        from: &'static str,
+        msg: Box<dyn std::any::Any + Send>,
+    ) -> Result<(), SendError> {
+        self.try_send(Mail::Peer { from, msg })
+            .map_err(|e| match e {
+                TrySendError::Full(_) => SendError::Full(self.name),
+                TrySendError::Disconnected(_) => SendError::Stopped(self.name),
+            })
     }
 
     /// Queues `mail`, blocking the calling thread while the mailbox is full.

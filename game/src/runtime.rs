@@ -113,6 +113,7 @@ impl GameBuilder {
                 [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
                 services::Chat::new(max_text),
             )
+            .service("announce", [], services::Announce::default())
             .service(
                 "wallet",
                 [
@@ -221,6 +222,24 @@ impl GameBuilder {
     }
 }
 
+/// Mails services of a running game from outside it; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct GameHandle {
+    mailboxes: Arc<HashMap<&'static str, MailboxTx>>,
+}
+
+impl GameHandle {
+    /// Sends `msg` to a service's mailbox, as another service would; it
+    /// arrives in its `mail` callback. Never blocks: a full mailbox is an
+    /// error.
+    pub fn send<M: std::any::Any + Send>(&self, to: &str, msg: M) -> Result<(), crate::SendError> {
+        self.mailboxes
+            .get(to)
+            .ok_or_else(|| crate::SendError::NoSuchService(to.to_owned()))?
+            .send_mail("admin", Box::new(msg))
+    }
+}
+
 /// The name of the built-in session service.
 const SESSION: &str = "session";
 
@@ -291,6 +310,18 @@ impl Game {
             .iter()
             .map(|s| s.counters.snapshot(s.name))
             .collect()
+    }
+
+    /// A handle operators' tools (the admin endpoint) use to mail services.
+    pub fn handle(&self) -> GameHandle {
+        GameHandle {
+            mailboxes: Arc::new(
+                self.services
+                    .iter()
+                    .map(|s| (s.name, s.mailbox.clone()))
+                    .collect(),
+            ),
+        }
     }
 
     /// Players this process knows to be online.

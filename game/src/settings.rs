@@ -1,8 +1,19 @@
 //! Game process settings.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt, net::SocketAddr};
 
 use serde::{Deserialize, Serialize};
+
+/// A secret setting: usable, never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +35,11 @@ pub struct GameSettings {
     /// for dead and its players for offline (connectors say they are alive
     /// every 2 s).
     pub connector_expiry_ms: u64,
+    /// Where the operators' admin endpoint (announcements) listens.
+    pub admin_listen: SocketAddr,
+    /// The bearer token the admin endpoint requires. Unset: the one in
+    /// `<data_dir>/admin-token`, generated on first use.
+    pub admin_token: Option<Secret>,
     /// Where the wallet service reaches gold.
     pub gold_url: String,
     /// How long one call to gold may take.
@@ -46,6 +62,8 @@ impl Default for GameSettings {
             mailbox_warn: 256,
             chat_max_text: 1024,
             connector_expiry_ms: 15_000,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 7005)),
+            admin_token: None,
             gold_url: "http://127.0.0.1:7002".to_owned(),
             gold_timeout_ms: 3_000,
             daily_reward: 100,

@@ -134,6 +134,8 @@ pub struct Stack {
     pub addr: SocketAddr,
     /// The HTTP login, when the stack runs one.
     pub login: Option<SocketAddr>,
+    /// The game's admin endpoint.
+    pub admin: SocketAddr,
     /// Every connector: (address, websocket URL). `addr`/`url` are the first.
     pub connectors: Vec<(SocketAddr, String)>,
     pub url: String,
@@ -174,16 +176,19 @@ impl Stack {
             ("WARREN_CONNECTOR__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_GOLD__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_LOGIN__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_GAME__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut procs = Vec::new();
         let mut namespace = None;
         let mut login = None;
+        let admin;
         let lines = match kind {
             BusKind::InProcess => {
                 let mut all = Proc::spawn("warren", &dir, &[], &env);
                 login = Some(http_addr(&all.wait_line("login listening on")));
+                admin = http_addr(&all.wait_line("game admin listening on"));
                 let line = all.wait_line("connector listening on");
                 procs.push(all);
                 vec![line]
@@ -206,6 +211,7 @@ impl Stack {
                 }
                 let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
                 game.wait_line("game serving");
+                admin = http_addr(&game.wait_line("game admin listening on"));
                 procs.push(game);
                 let mut lines = Vec::new();
                 for i in 0..connectors {
@@ -239,6 +245,7 @@ impl Stack {
             kind,
             addr,
             login,
+            admin,
             connectors,
             url,
             dir,
@@ -294,6 +301,24 @@ impl Stack {
         let reply = c.login(&self.token(uid)).await;
         assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
         c
+    }
+
+    /// Runs `warren announce ARGS` against this stack's game; returns its
+    /// exit status and what it printed.
+    pub fn announce(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .arg("announce")
+            .args(args)
+            .arg(format!("--admin=http://{}", self.admin))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARREN_DATA_DIR", &self.dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// (name, pid) of each process of the stack.

@@ -6,6 +6,7 @@
 // In tests a panic is how a failure is reported.
 #![allow(clippy::unwrap_used)]
 
+mod announce;
 mod helpers;
 mod sessions;
 mod spine;

@@ -1,11 +1,13 @@
 //! The built-in services.
 
+pub mod announce;
 mod chat;
 mod echo;
 mod faults;
 pub(crate) mod session;
 pub mod wallet;
 
+pub use announce::Announce;
 pub use chat::Chat;
 pub use echo::Echo;
 pub use faults::Faults;

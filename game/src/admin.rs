@@ -1,0 +1,216 @@
+//! The game's admin endpoint, for operators (and `warren announce`): HTTP
+//! with JSON, every route behind a bearer token, loopback by default.
+//!
+//! - `POST /v1/announcements` `{text, level?, uids?, at?}` → 200 with the
+//!   outcome (`state: sent`, `delivered`), or 202 when scheduled (`state:
+//!   scheduled`, `id`).
+//! - `GET /v1/announcements/{id}` → the outcome, 404 if unknown.
+//!
+//! Errors: `{"error": {"code", "message"}}`: 401 `unauthorized`, 400
+//! `bad_request`, 404 `not_found`, 413 `body_too_large` (over 1 MiB), 503
+//! `busy` (the announce service's mailbox is full, or it did not answer
+//! within 5 s).
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Serialize;
+use tokio::{net::TcpListener, sync::oneshot};
+use tracing::info;
+
+use crate::{
+    GameHandle,
+    services::announce::{AnnounceRequest, Announcement, Outcome},
+};
+
+struct Admin {
+    game: GameHandle,
+    token: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorInner<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorInner<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// A refused request, as the protocol's JSON error.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorInner {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, code: &'static str, message: &str) -> Refusal {
+    Refusal {
+        status,
+        code,
+        message: message.to_owned(),
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guess was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Admin {
+    fn authorized(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if same(given.as_bytes(), self.token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid admin token is required",
+            ))
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        req: AnnounceRequest,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, Refusal> {
+        let busy = || {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the announce service is busy, try again",
+            )
+        };
+        self.game.send("announce", req).map_err(|_| busy())?;
+        tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(busy)
+    }
+}
+
+async fn announce(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Refusal> {
+    admin.authorized(&headers)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the body is over 1 MiB",
+            )
+        } else {
+            error(StatusCode::BAD_REQUEST, "bad_request", &e.body_text())
+        }
+    })?;
+    let announcement: Announcement = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("invalid JSON body: {e}"),
+        )
+    })?;
+    let (reply, answer) = oneshot::channel();
+    let outcome = admin
+        .ask(
+            AnnounceRequest::Send {
+                announcement,
+                reply,
+            },
+            answer,
+        )
+        .await?
+        .map_err(|why| error(StatusCode::BAD_REQUEST, "bad_request", &why))?;
+    let status = if outcome.state == "scheduled" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+async fn status(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<Json<Outcome>, Refusal> {
+    admin.authorized(&headers)?;
+    let (reply, answer) = oneshot::channel();
+    admin
+        .ask(AnnounceRequest::Status { id, reply }, answer)
+        .await?
+        .map(Json)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "not_found", "no such announcement"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the admin endpoint on `listener` until `shutdown`.
+pub async fn serve_admin(
+    listener: TcpListener,
+    game: GameHandle,
+    token: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AdminError> {
+    let admin = Arc::new(Admin { game, token });
+    let router = Router::new()
+        .route("/v1/announcements", post(announce))
+        .route("/v1/announcements/{id}", get(status))
+        .fallback(async || error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .with_state(admin);
+    info!(addr = %listener.local_addr()?, "game admin endpoint serving");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"x"));
+    }
+}
