@@ -211,9 +211,13 @@ async fn amqp_bus(settings: &Settings, role: &str) -> anyhow::Result<Arc<dyn Bus
     let Some(url) = &settings.bus.amqp_url else {
         bail!("`warren {role}` runs on RabbitMQ: give --amqp URL or set WARREN_BUS__AMQP_URL");
     };
-    let bus = AmqpBus::connect(settings.bus.amqp(url, &format!("warren-{role}")))
-        .await
-        .with_context(|| format!("connecting to RabbitMQ at {}", redact_url(url)))?;
+    let bus = AmqpBus::connect(settings.bus.amqp(
+        url,
+        &format!("warren-{role}"),
+        settings.game.shard,
+    ))
+    .await
+    .with_context(|| format!("connecting to RabbitMQ at {}", redact_url(url)))?;
     Ok(Arc::new(bus))
 }
 
@@ -432,9 +436,11 @@ pub async fn game(settings: Settings, shutdown: impl Future<Output = ()>) -> any
         .await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();
     println!(
-        "warren: game serving {} on RabbitMQ namespace {}",
+        "warren: game serving {} on RabbitMQ namespace {}, shard {} of {}",
         names.join(", "),
-        settings.bus.namespace
+        settings.bus.namespace,
+        settings.game.shard,
+        settings.bus.shards
     );
     let admin = start_admin(&settings, game.handle()).await?;
     shutdown.await;

@@ -42,6 +42,9 @@ pub struct BusSettings {
     pub max_queue_length: i64,
     /// Messages each in-process channel holds before publishers wait.
     pub memory_capacity: usize,
+    /// Game shards on the broker: every connector and game process of a
+    /// namespace must say the same (a mismatch stops the process at start).
+    pub shards: u16,
 }
 
 impl Default for Settings {
@@ -66,18 +69,23 @@ impl Default for BusSettings {
             prefetch: 256,
             max_queue_length: 100_000,
             memory_capacity: warren_bus::MemoryBus::DEFAULT_CAPACITY,
+            shards: 1,
         }
     }
 }
 
 impl BusSettings {
-    pub fn amqp(&self, url: &str, client_name: &str) -> AmqpSettings {
+    /// The bus settings of a process that consumes `shard`'s requests (any
+    /// shard for a process that consumes none).
+    pub fn amqp(&self, url: &str, client_name: &str, shard: u16) -> AmqpSettings {
         AmqpSettings {
             url: url.to_owned(),
             namespace: self.namespace.clone(),
             prefetch: self.prefetch,
             max_queue_length: self.max_queue_length,
             client_name: client_name.to_owned(),
+            shards: self.shards,
+            shard,
         }
     }
 }
@@ -102,6 +110,7 @@ impl fmt::Debug for BusSettings {
             .field("prefetch", &self.prefetch)
             .field("max_queue_length", &self.max_queue_length)
             .field("memory_capacity", &self.memory_capacity)
+            .field("shards", &self.shards)
             .finish()
     }
 }

@@ -6,10 +6,16 @@
 //! | name | kind | purpose |
 //! |---|---|---|
 //! | `<ns>.requests` | topic exchange | connectors publish events here |
-//! | `<ns>.requests` | durable queue, bound `#` | the game consumes it |
+//! | `<ns>.requests.<i>` | durable queue per game shard, bound `shard.<i>` and `lifecycle` | game shard `i` consumes it |
+//! | `<ns>.shards` | durable queue, never used | its `x-max-length` is the shard count |
 //! | `<ns>.push` | direct exchange | pushes for one connector, routing key = its id |
 //! | `<ns>.broadcast` | fanout exchange | pushes for every connector |
 //! | `<ns>.push.<id>` | exclusive queue | one connector's pushes, bound to both |
+//!
+//! A request (Message) is routed to shard `uid % shards`, so each player's
+//! requests have one owner and keep their order; Connect, Close, Error and
+//! Alive go to every shard. All processes on a namespace must agree on the
+//! shard count: the marker queue makes the broker refuse one that does not.
 //!
 //! Every queue is bounded (`x-max-length`, `x-overflow: reject-publish`): a
 //! publish into a full queue is refused by a negative confirm, which the
@@ -40,8 +46,8 @@ use lapin::{
 };
 use tracing::{debug, info};
 use warren_proto::{
-    BusEvent, BusPush, ConnectorId, DecodeError, decode_event, decode_push, encode_event,
-    encode_push,
+    BusEvent, BusPush, ConnectorId, DecodeError, EventKind, decode_event, decode_push,
+    encode_event, encode_push,
 };
 
 use crate::{Bus, BusError, Confirm, Route, Subscription, subscription::AmqpSource};
@@ -59,6 +65,10 @@ pub struct AmqpSettings {
     pub max_queue_length: i64,
     /// Shown as the connection name in the broker's tools.
     pub client_name: String,
+    /// Game shards of the namespace: every process on it must agree.
+    pub shards: u16,
+    /// The shard whose requests this process consumes (game processes).
+    pub shard: u16,
 }
 
 impl fmt::Debug for AmqpSettings {
@@ -69,6 +79,8 @@ impl fmt::Debug for AmqpSettings {
             .field("prefetch", &self.prefetch)
             .field("max_queue_length", &self.max_queue_length)
             .field("client_name", &self.client_name)
+            .field("shards", &self.shards)
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -77,9 +89,11 @@ impl fmt::Debug for AmqpSettings {
 #[derive(Clone, Debug)]
 pub struct Topology {
     pub requests_exchange: String,
-    pub requests_queue: String,
     pub push_exchange: String,
     pub broadcast_exchange: String,
+    /// Never holds a message: its `x-max-length` is the shard count, which
+    /// the broker refuses to redeclare differently.
+    pub shards_marker: String,
     namespace: String,
 }
 
@@ -87,11 +101,16 @@ impl Topology {
     pub fn new(namespace: &str) -> Self {
         Topology {
             requests_exchange: format!("{namespace}.requests"),
-            requests_queue: format!("{namespace}.requests"),
             push_exchange: format!("{namespace}.push"),
             broadcast_exchange: format!("{namespace}.broadcast"),
+            shards_marker: format!("{namespace}.shards"),
             namespace: namespace.to_owned(),
         }
+    }
+
+    /// The request queue of one game shard.
+    pub fn requests_queue(&self, shard: u16) -> String {
+        format!("{}.requests.{shard}", self.namespace)
     }
 
     pub fn push_queue(&self, connector: &ConnectorId) -> String {
@@ -99,9 +118,13 @@ impl Topology {
     }
 }
 
-/// Routing key of a request. One game consumes them all today; the key
-/// leaves room for per-service and per-shard routing.
-const REQUEST_ROUTING_KEY: &str = "game";
+/// Routing key of Connect, Close, Error and Alive: every shard gets them.
+const LIFECYCLE_KEY: &str = "lifecycle";
+
+/// Routing key of the requests one shard owns.
+fn shard_key(shard: u16) -> String {
+    format!("shard.{shard}")
+}
 
 pub struct AmqpBus {
     topology: Topology,
@@ -128,8 +151,15 @@ fn unavailable(e: impl fmt::Display) -> BusError {
 
 impl AmqpBus {
     /// Connects (two connections), enables publisher confirms and declares
-    /// the shared topology.
+    /// the shared topology. Fails with [`BusError::Mismatch`] if the
+    /// namespace was set up for another number of shards.
     pub async fn connect(settings: AmqpSettings) -> Result<Self, BusError> {
+        if settings.shards == 0 || settings.shard >= settings.shards {
+            return Err(BusError::Mismatch(format!(
+                "shard {} of {} does not exist (shards count from 0)",
+                settings.shard, settings.shards
+            )));
+        }
         let topology = Topology::new(&settings.namespace);
         let props = |role: &str| {
             ConnectionProperties::default()
@@ -193,25 +223,47 @@ impl AmqpBus {
                 .await
                 .map_err(unavailable)?;
         }
-        ch.queue_declare(
-            t.requests_queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            self.queue_args(),
-        )
-        .await
-        .map_err(unavailable)?;
-        ch.queue_bind(
-            t.requests_queue.as_str().into(),
-            t.requests_exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(unavailable)?;
+        let shards = self.settings.shards;
+        let mut marker = FieldTable::default();
+        marker.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(i64::from(shards)),
+        );
+        let durable_queue = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(t.shards_marker.as_str().into(), durable_queue, marker)
+            .await
+            .map_err(|e| {
+                if e.to_string().contains("PRECONDITION") {
+                    BusError::Mismatch(format!(
+                        "namespace {} on this broker was set up for another number of game shards \
+                         than this process's {shards} (bus.shards must be the same everywhere; \
+                         see docs/deploy.md)",
+                        self.settings.namespace
+                    ))
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        for shard in 0..shards {
+            let queue = t.requests_queue(shard);
+            ch.queue_declare(queue.as_str().into(), durable_queue, self.queue_args())
+                .await
+                .map_err(unavailable)?;
+            for key in [shard_key(shard).as_str(), LIFECYCLE_KEY] {
+                ch.queue_bind(
+                    queue.as_str().into(),
+                    t.requests_exchange.as_str().into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+            }
+        }
         Ok(())
     }
 
@@ -308,13 +360,15 @@ impl AmqpBus {
     /// For tests and for tearing a deployment down; never called at shutdown.
     pub async fn delete_topology(&self) -> Result<(), BusError> {
         let t = &self.topology;
-        self.publisher
-            .queue_delete(
-                t.requests_queue.as_str().into(),
-                QueueDeleteOptions::default(),
-            )
-            .await
-            .map_err(unavailable)?;
+        let queues = (0..self.settings.shards)
+            .map(|s| t.requests_queue(s))
+            .chain([t.shards_marker.clone()]);
+        for queue in queues {
+            self.publisher
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .map_err(unavailable)?;
+        }
         for name in [
             &t.requests_exchange,
             &t.push_exchange,
@@ -332,12 +386,33 @@ impl AmqpBus {
 #[async_trait]
 impl Bus for AmqpBus {
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
+        let key = match event.kind {
+            EventKind::Message { .. } => {
+                shard_key((event.uid.0 % u64::from(self.settings.shards)) as u16)
+            }
+            _ => LIFECYCLE_KEY.to_owned(),
+        };
+        self.publish(&self.topology.requests_exchange, &key, encode_event(event))
+            .await
+    }
+
+    async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError> {
+        if shard >= self.settings.shards {
+            return Err(BusError::Mismatch(format!(
+                "no shard {shard}: there are {}",
+                self.settings.shards
+            )));
+        }
         self.publish(
             &self.topology.requests_exchange,
-            REQUEST_ROUTING_KEY,
+            &shard_key(shard),
             encode_event(event),
         )
         .await
+    }
+
+    fn shards(&self) -> u16 {
+        self.settings.shards
     }
 
     async fn subscribe_pushes(
@@ -389,7 +464,7 @@ impl Bus for AmqpBus {
     }
 
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
-        let queue = self.topology.requests_queue.clone();
+        let queue = self.topology.requests_queue(self.settings.shard);
         self.consume(&queue, async |_: &Channel| Ok(()), decode_event)
             .await
     }

@@ -48,6 +48,9 @@ pub enum BusError {
     /// A second consumer for something that has exactly one.
     #[error("{0}")]
     AlreadyConsumed(String),
+    /// This process's shard settings do not fit the bus.
+    #[error("{0}")]
+    Mismatch(String),
     #[error("the bus is closed")]
     Closed,
 }
@@ -55,8 +58,17 @@ pub enum BusError {
 /// The message bus. Every method is safe to call from many tasks at once.
 #[async_trait]
 pub trait Bus: Send + Sync + fmt::Debug {
-    /// Connector side: hand an event to the game.
+    /// Connector side: hand an event to the game. A request goes to the
+    /// shard that owns its uid; Connect, Close, Error and Alive to every
+    /// shard.
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError>;
+
+    /// Game side: hand a request to another shard (the owner of what it
+    /// touches, e.g. a chat room).
+    async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError>;
+
+    /// How many game shards share the bus (1 in process).
+    fn shards(&self) -> u16;
 
     /// Connector side: the pushes addressed to this connector (its own queue,
     /// plus broadcasts).

@@ -66,6 +66,19 @@ impl Bus for MemoryBus {
         Ok(confirmed())
     }
 
+    async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError> {
+        if shard != 0 {
+            return Err(BusError::Mismatch(format!(
+                "the in-process bus has one shard, not {shard}"
+            )));
+        }
+        self.publish_event(event).await
+    }
+
+    fn shards(&self) -> u16 {
+        1
+    }
+
     async fn subscribe_pushes(
         &self,
         connector: &ConnectorId,

@@ -14,11 +14,13 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use warren_proto::{
-    BusPush, ConnId, ConnectorId, ErrorBody, PushKind, Target, Uid, cmd, encode_body,
+    BusEvent, BusPush, ConnId, ConnectorId, ErrorBody, EventKind, PushKind, Target, Uid, cmd,
+    encode_body,
 };
 
 use crate::{
     mailbox::MailboxTx,
+    outbox::Outgoing,
     service::{Origin, Request},
     sessions::Sessions,
     timers::{TimerId, Timers},
@@ -41,26 +43,57 @@ pub(crate) type Directory = HashMap<&'static str, MailboxTx>;
 #[derive(Debug)]
 pub struct Context {
     name: &'static str,
-    outbox: mpsc::Sender<BusPush>,
+    outbox: mpsc::Sender<Outgoing>,
     directory: Arc<Directory>,
     sessions: Arc<Sessions>,
+    shard: u16,
+    shards: u16,
     pub(crate) timers: Timers,
 }
 
 impl Context {
     pub(crate) fn new(
         name: &'static str,
-        outbox: mpsc::Sender<BusPush>,
+        outbox: mpsc::Sender<Outgoing>,
         directory: Arc<Directory>,
         sessions: Arc<Sessions>,
+        (shard, shards): (u16, u16),
     ) -> Self {
         Context {
             name,
             outbox,
             directory,
             sessions,
+            shard,
+            shards,
             timers: Timers::default(),
         }
+    }
+
+    /// This game process's shard (0-based).
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+
+    /// How many game shards there are.
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// Hands `req` to the service of the same name on game shard `shard`
+    /// (the owner of what it touches); that shard answers the player.
+    pub fn forward(&self, req: &Request, shard: u16) {
+        let event = BusEvent {
+            connector: req.origin.connector.clone(),
+            conn: req.origin.conn,
+            uid: req.uid,
+            kind: EventKind::Message {
+                seq: req.seq,
+                cmd: req.cmd,
+                body: req.body.clone(),
+            },
+        };
+        let _ = self.outbox.blocking_send(Outgoing::Forward(event, shard));
     }
 
     /// Whether `uid` is online (on any connector), as the session service
@@ -81,7 +114,7 @@ impl Context {
 
     fn emit(&self, push: BusPush) {
         // Closed only while the process stops; nothing is left to tell.
-        let _ = self.outbox.blocking_send(push);
+        let _ = self.outbox.blocking_send(Outgoing::Push(push));
     }
 
     pub(crate) fn frame_to(&self, origin: &Origin, seq: u64, cmd: u32, body: Bytes) {

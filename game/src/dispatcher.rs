@@ -17,6 +17,7 @@ use warren_proto::{BusEvent, BusPush, ErrorBody, EventKind, PushKind, Target, cm
 
 use crate::{
     mailbox::MailboxTx,
+    outbox::Outgoing,
     service::{Mail, Origin, Request},
     services::session::Lifecycle,
 };
@@ -30,7 +31,7 @@ pub(crate) struct Routes {
 pub(crate) async fn run(
     mut events: Subscription<BusEvent>,
     routes: Routes,
-    outbox: mpsc::Sender<BusPush>,
+    outbox: mpsc::Sender<Outgoing>,
     stop: CancellationToken,
 ) {
     loop {
@@ -81,7 +82,7 @@ pub(crate) async fn run(
 }
 
 async fn error(
-    outbox: &mpsc::Sender<BusPush>,
+    outbox: &mpsc::Sender<Outgoing>,
     origin: &Origin,
     seq: u64,
     code: &str,
@@ -98,7 +99,7 @@ async fn error(
             body: encode_body(&ErrorBody::new(code, message)),
         },
     };
-    let _ = outbox.send(push).await;
+    let _ = outbox.send(Outgoing::Push(push)).await;
 }
 
 /// Hands a lifecycle event to the session service, waiting for room, then

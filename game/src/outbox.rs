@@ -12,12 +12,21 @@ use futures_util::{StreamExt, stream::FuturesUnordered};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 use warren_bus::{Bus, Route};
-use warren_proto::{BusPush, Target};
+use warren_proto::{BusEvent, BusPush, Target};
 
 use crate::sessions::Sessions;
 
+/// What services hand the outbox.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A frame or kick for sockets.
+    Push(BusPush),
+    /// A request for the shard that owns what it touches.
+    Forward(BusEvent, u16),
+}
+
 pub(crate) async fn run(
-    mut rx: mpsc::Receiver<BusPush>,
+    mut rx: mpsc::Receiver<Outgoing>,
     bus: Arc<dyn Bus>,
     sessions: Arc<Sessions>,
     window: usize,
@@ -31,13 +40,21 @@ pub(crate) async fn run(
                     warn!(error = %e, "a push was not confirmed by the bus");
                 }
             }
-            push = rx.recv(), if inflight.len() < window => {
-                let Some(push) = push else { break };
-                for (route, push) in resolve(&sessions, push) {
-                    match bus.publish_push(&route, &push).await {
-                        Ok(confirm) => inflight.push(confirm),
-                        Err(e) => warn!(error = %e, ?route, "a push could not be published"),
+            out = rx.recv(), if inflight.len() < window => {
+                match out {
+                    None => break,
+                    Some(Outgoing::Push(push)) => {
+                        for (route, push) in resolve(&sessions, push) {
+                            match bus.publish_push(&route, &push).await {
+                                Ok(confirm) => inflight.push(confirm),
+                                Err(e) => warn!(error = %e, ?route, "a push could not be published"),
+                            }
+                        }
                     }
+                    Some(Outgoing::Forward(event, shard)) => match bus.forward_event(&event, shard).await {
+                        Ok(confirm) => inflight.push(confirm),
+                        Err(e) => warn!(error = %e, shard, "a request could not be forwarded"),
+                    },
                 }
             }
         }

@@ -143,6 +143,13 @@ impl GameBuilder {
         });
         validate(&specs)?;
         let settings = self.settings;
+        let shards = bus.shards();
+        if settings.shard >= shards {
+            return Err(GameError::Setup(format!(
+                "this is shard {} but the bus has {shards} (shards count from 0)",
+                settings.shard
+            )));
+        }
         let (outbox_tx, outbox_rx) = mpsc::channel(settings.outbox.max(1));
         let sessions = Arc::new(Sessions::default());
 
@@ -182,6 +189,7 @@ impl GameBuilder {
                 outbox_tx.clone(),
                 directory.clone(),
                 sessions.clone(),
+                (settings.shard, shards),
             );
             let (warn_at, warn_base) = tx.warn_state();
             let thread_counters = counters.clone();

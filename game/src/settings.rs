@@ -35,6 +35,10 @@ pub struct GameSettings {
     /// for dead and its players for offline (connectors say they are alive
     /// every 2 s).
     pub connector_expiry_ms: u64,
+    /// Which game shard this process is, from 0 to `bus.shards` - 1. It
+    /// serves the players whose uid % shards is this, and the chat rooms
+    /// whose name hashes to it.
+    pub shard: u16,
     /// Where the operators' admin endpoint (announcements) listens.
     pub admin_listen: SocketAddr,
     /// The bearer token the admin endpoint requires. Unset: the one in
@@ -62,6 +66,7 @@ impl Default for GameSettings {
             mailbox_warn: 256,
             chat_max_text: 1024,
             connector_expiry_ms: 15_000,
+            shard: 0,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7005)),
             admin_token: None,
             gold_url: "http://127.0.0.1:7002".to_owned(),

@@ -134,8 +134,10 @@ pub struct Stack {
     pub addr: SocketAddr,
     /// The HTTP login, when the stack runs one.
     pub login: Option<SocketAddr>,
-    /// The game's admin endpoint.
+    /// The game's admin endpoint (of shard 0).
     pub admin: SocketAddr,
+    /// Game shards on the bus.
+    pub shards: u16,
     /// Every connector: (address, websocket URL). `addr`/`url` are the first.
     pub connectors: Vec<(SocketAddr, String)>,
     pub url: String,
@@ -182,6 +184,10 @@ impl Stack {
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut procs = Vec::new();
         let mut namespace = None;
+        let shards: u16 = extra
+            .iter()
+            .find(|(k, _)| *k == "WARREN_BUS__SHARDS")
+            .map_or(1, |(_, v)| v.parse().unwrap());
         let mut login = None;
         let admin;
         let lines = match kind {
@@ -213,6 +219,13 @@ impl Stack {
                 game.wait_line("game serving");
                 admin = http_addr(&game.wait_line("game admin listening on"));
                 procs.push(game);
+                for shard in 1..shards {
+                    let mut shard_env = env.clone();
+                    shard_env.push(("WARREN_GAME__SHARD".into(), shard.to_string()));
+                    let mut more = Proc::spawn("game", &dir, &["game", "--amqp", &url], &shard_env);
+                    more.wait_line("game serving");
+                    procs.push(more);
+                }
                 let mut lines = Vec::new();
                 for i in 0..connectors {
                     let id = format!("--id=c{i}");
@@ -246,6 +259,7 @@ impl Stack {
             addr,
             login,
             admin,
+            shards,
             connectors,
             url,
             dir,
@@ -346,6 +360,7 @@ impl Drop for Stack {
                 }
             }
         }
+        let shards = self.shards;
         if let Some(ns) = self.namespace.take() {
             // Leave nothing behind on the broker. Runs on its own runtime:
             // Drop may be called from inside the test's.
@@ -357,11 +372,13 @@ impl Drop for Stack {
                 rt.block_on(async {
                     let settings = warren::settings::BusSettings {
                         namespace: ns,
+                        shards,
                         ..Default::default()
                     };
-                    let bus = AmqpBus::connect(settings.amqp(&amqp_url(), "warren-test-cleanup"))
-                        .await
-                        .expect("broker reachable for cleanup");
+                    let bus =
+                        AmqpBus::connect(settings.amqp(&amqp_url(), "warren-test-cleanup", 0))
+                            .await
+                            .expect("broker reachable for cleanup");
                     bus.delete_topology().await.expect("topology deleted");
                     bus.close().await;
                 });

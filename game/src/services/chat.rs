@@ -5,7 +5,9 @@
 //!   push 2003 `{room, from, text}` exactly once
 //! - 2004 leave `{room}` → `{}` (leaving a room one is not in is fine)
 //!
-//! A player who disconnects leaves every room. Limits, each refused with
+//! A player who disconnects leaves every room. With several game shards,
+//! each room lives on the shard its name hashes to; requests for it that
+//! reach another shard are forwarded there. Limits, each refused with
 //! `bad_request`: room names of 1–64 characters, texts of at most
 //! `chat_max_text` characters, 64 rooms per player; sending to a room one has
 //! not joined is `not_in_room`.
@@ -136,8 +138,33 @@ impl Chat {
     }
 }
 
+/// The shard that owns a room: FNV-1a of its name, the same in every process.
+fn owner(room: &str, shards: u16) -> u16 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in room.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(shards.max(1))) as u16
+}
+
+#[derive(Deserialize)]
+struct AnyRoom {
+    room: String,
+}
+
 impl Service for Chat {
     fn handle(&mut self, ctx: &mut Context, req: Request) {
+        // A room lives on one shard; a request that reached another one is
+        // handed over, and the owner answers the player.
+        if ctx.shards() > 1
+            && let Ok(AnyRoom { room }) = req.decode::<AnyRoom>()
+        {
+            let shard = owner(&room, ctx.shards());
+            if shard != ctx.shard() {
+                return ctx.forward(&req, shard);
+            }
+        }
         match req.cmd {
             cmd::CHAT_JOIN => self.join(ctx, &req),
             cmd::CHAT_SEND => self.send(ctx, &req),

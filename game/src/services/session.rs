@@ -147,7 +147,8 @@ impl Session {
                 if let Some((old_connector, old_conn)) =
                     self.table.connected(uid, connector.clone(), conn)
                 {
-                    if old_connector != connector {
+                    // Every shard records it; shard 0 alone kicks.
+                    if old_connector != connector && ctx.shard() == 0 {
                         // The connector that holds the old socket does not
                         // know of the new login: tell it.
                         ctx.kick_conn(old_connector, old_conn, cmd::kick::DUPLICATE_LOGIN);
