@@ -335,6 +335,42 @@ impl Stack {
         )
     }
 
+    /// Runs one more `warren game` on this stack's namespace with `extra`
+    /// settings until it exits (or 30 s); returns whether it exited
+    /// successfully, and its stderr.
+    pub fn run_game_with(&self, extra: &[(&str, &str)]) -> (bool, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.args(["game", "--amqp", &amqp_url()])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARREN_DATA_DIR", &self.dir)
+            .env("WARREN_GAME__ADMIN_LISTEN", "127.0.0.1:0")
+            .env(
+                "WARREN_BUS__NAMESPACE",
+                self.namespace.as_deref().unwrap_or("warren"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                return (status.success(), err);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return (true, "still running after 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// (name, pid) of each process of the stack.
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
         self.procs.iter().map(|p| (p.name, p.child.id())).collect()

@@ -9,5 +9,6 @@
 mod announce;
 mod helpers;
 mod sessions;
+mod shards;
 mod spine;
 mod wallet;

@@ -1,0 +1,126 @@
+//! Two game processes (shards) on one RabbitMQ: each player's requests are
+//! handled in order by one owner, chat rooms spread over both keep working,
+//! and a process configured for another shard count is refused at start.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use warren_proto::cmd;
+
+use crate::helpers::{Stack, decode};
+
+const TWO_SHARDS: &[(&str, &str)] = &[("WARREN_BUS__SHARDS", "2")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_players_1000_echoes_come_back_in_order_across_two_shards() {
+    let stack = Stack::start_connectors(1, TWO_SHARDS).await;
+    let mut tasks = Vec::new();
+    // uids 1..=8: half on each shard.
+    for uid in 1..=8u64 {
+        let mut c = stack.player(uid).await;
+        tasks.push(tokio::spawn(async move {
+            for seq in 1..=1000u64 {
+                c.send_frame(seq, cmd::ECHO, seq.to_be_bytes().to_vec())
+                    .await
+                    .unwrap();
+            }
+            for seq in 1..=1000u64 {
+                let f = c.recv().await;
+                assert_eq!((f.seq, f.cmd), (seq, cmd::ECHO), "uid {uid}: out of order");
+                assert_eq!(&f.body[..], &seq.to_be_bytes());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[derive(Serialize)]
+struct Room<'a> {
+    room: &'a str,
+}
+
+#[derive(Serialize)]
+struct Say<'a> {
+    room: &'a str,
+    text: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Said {
+    room: String,
+    from: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
+    let stack = Stack::start_connectors(2, TWO_SHARDS).await;
+    let rooms = ["north", "south", "east", "west", "up", "down"];
+    // Four players: two per connector, two per shard.
+    let mut players = Vec::new();
+    for (i, uid) in [(0, 40u64), (1, 41), (0, 42), (1, 43)] {
+        let mut p = stack.player_on(i, uid).await;
+        for room in rooms {
+            let (reply, _) = p.request(cmd::CHAT_JOIN, &Room { room }).await;
+            assert_eq!(reply.cmd, cmd::CHAT_JOIN, "{reply:?}");
+        }
+        players.push((uid, p));
+    }
+    for (_, p) in &mut players {
+        for room in rooms {
+            let seq = p
+                .send(
+                    cmd::CHAT_SEND,
+                    &Say {
+                        room,
+                        text: "hello",
+                    },
+                )
+                .await;
+            loop {
+                let f = p.recv().await;
+                if f.seq == seq {
+                    assert_eq!(f.cmd, cmd::CHAT_SEND, "{f:?}");
+                    break;
+                }
+                p.stash(f);
+            }
+        }
+    }
+    let expected = players.len() * rooms.len();
+    for (uid, p) in &mut players {
+        let mut heard: BTreeMap<(String, u64), u32> = BTreeMap::new();
+        for _ in 0..expected {
+            let f = p.next_push().await;
+            assert_eq!(f.cmd, cmd::CHAT_MESSAGE, "uid {uid}: {f:?}");
+            let said = decode::<Said>(&f);
+            *heard.entry((said.room, said.from)).or_default() += 1;
+        }
+        assert_eq!(heard.len(), expected, "uid {uid} heard every line");
+        assert!(
+            heard.values().all(|&n| n == 1),
+            "uid {uid} heard a line twice: {heard:?}"
+        );
+        let (barrier, extra) = p.request(cmd::ECHO, &Room { room: "barrier" }).await;
+        assert_eq!(barrier.cmd, cmd::ECHO);
+        assert!(
+            extra.is_empty() && p.stashed() == 0,
+            "uid {uid} got extra lines: {extra:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_with_another_shard_count_is_refused_at_start() {
+    let stack = Stack::start_connectors(1, TWO_SHARDS).await;
+    let (ok, output) =
+        stack.run_game_with(&[("WARREN_BUS__SHARDS", "3"), ("WARREN_GAME__SHARD", "2")]);
+    assert!(
+        !ok,
+        "a game with 3 shards must not start on a 2-shard namespace"
+    );
+    assert!(output.contains("shards"), "the refusal says why: {output}");
+    // The running stack is unharmed.
+    stack.player(1).await.echo(b"\x80").await;
+}
