@@ -16,8 +16,11 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
-    WebSocketStream, client_async,
-    tungstenite::{Message, protocol::CloseFrame},
+    WebSocketStream, client_async_with_config,
+    tungstenite::{
+        Message,
+        protocol::{CloseFrame, WebSocketConfig},
+    },
 };
 use warren::{keys::TokenSigner, settings::JwtSettings};
 use warren_bus::{AmqpBus, Bus as _};
@@ -502,7 +505,13 @@ impl Client {
             socket.set_recv_buffer_size(size).unwrap();
         }
         let tcp = socket.connect(addr).await.expect("connector reachable");
-        let (ws, _) = client_async(url, tcp).await.expect("websocket handshake");
+        // Small buffers: benches hold thousands of these.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) = client_async_with_config(url, tcp, Some(config))
+            .await
+            .expect("websocket handshake");
         Client {
             ws,
             next_seq: 1,
