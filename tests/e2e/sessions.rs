@@ -37,39 +37,43 @@ struct Said {
     text: String,
 }
 
+/// Two connectors, two game shards; 50 uids, 4 rounds each (200 logins
+/// over another connector), alternating direction. At the end of every
+/// round each uid has exactly one live socket: the newest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_on_another_connector_kicks_the_old_socket_200_uids_at_once() {
-    let stack = Stack::start_connectors(2, &[]).await;
-    let mut tasks = Vec::new();
-    for uid in 1000..1200u64 {
-        let (a, b) = (stack.connectors[0].clone(), stack.connectors[1].clone());
-        let token = stack.token(uid);
-        tasks.push(tokio::spawn(async move {
-            let mut first = Client::connect(a.0, &a.1, None).await;
-            assert_eq!(first.login(&token).await.cmd, cmd::LOGIN);
-            first.echo(b"\x80").await;
-            let mut second = Client::connect(b.0, &b.1, None).await;
-            assert_eq!(second.login(&token).await.cmd, cmd::LOGIN);
-            // The older socket, on the other connector, is kicked…
-            first.expect_kick("duplicate_login").await;
-            // …and the newer one serves.
-            second.echo(b"\x80").await;
-            second
-        }));
+async fn a_login_on_another_connector_kicks_the_old_socket_in_200_rounds() {
+    let stack = Stack::start_connectors(2, &[("WARREN_BUS__SHARDS", "2")]).await;
+    let uids: Vec<u64> = (1000..1050).collect();
+    // Round 0: everyone on connector 0.
+    let mut live = Vec::new();
+    for &uid in &uids {
+        live.push(stack.player_on(0, uid).await);
     }
-    let mut survivors = Vec::new();
-    for t in tasks {
-        survivors.push(t.await.unwrap());
-    }
-    // Exactly one live socket per uid: every uid is online, and each
-    // survivor still answers.
-    let uids: Vec<u64> = (1000..1200).collect();
-    let (reply, _) = survivors[0]
-        .request(cmd::PRESENCE, &Uids { uids: &uids })
-        .await;
-    assert_eq!(decode::<Online>(&reply).online.len(), 200);
-    for s in &mut survivors {
-        s.echo(b"\x80").await;
+    for round in 1..=4usize {
+        let to = round % 2;
+        let mut tasks = Vec::new();
+        for (&uid, mut old) in uids.iter().zip(live.drain(..)) {
+            let (addr, url) = stack.connectors[to].clone();
+            let token = stack.token(uid);
+            tasks.push(tokio::spawn(async move {
+                let mut new = Client::connect(addr, &url, None).await;
+                assert_eq!(new.login(&token).await.cmd, cmd::LOGIN);
+                // The older socket, on the other connector, is kicked…
+                old.expect_kick("duplicate_login").await;
+                // …and the newer one serves.
+                new.echo(b"\x80").await;
+                new
+            }));
+        }
+        for t in tasks {
+            live.push(t.await.unwrap());
+        }
+        let (reply, _) = live[0].request(cmd::PRESENCE, &Uids { uids: &uids }).await;
+        assert_eq!(
+            decode::<Online>(&reply).online.len(),
+            uids.len(),
+            "round {round}"
+        );
     }
 }
 
@@ -131,6 +135,7 @@ async fn a_killed_connector_is_forgotten_and_its_players_can_come_back() {
         &[
             ("WARREN_CONNECTOR__ALIVE_INTERVAL_MS", "300"),
             ("WARREN_GAME__CONNECTOR_EXPIRY_MS", "2000"),
+            ("WARREN_BUS__SHARDS", "2"),
         ],
     )
     .await;
