@@ -6,14 +6,15 @@
 //! | name | kind | purpose |
 //! |---|---|---|
 //! | `<ns>.requests` | topic exchange | connectors publish events here |
-//! | `<ns>.requests.<i>` | durable queue per game shard, bound `shard.<i>` and `lifecycle` | game shard `i` consumes it |
+//! | `<ns>.requests.<i>` | durable queue per game shard, bound `shard.<i>.#` and `lifecycle` | game shard `i` consumes it |
 //! | `<ns>.shards` | durable queue, never used | its `x-max-length` is the shard count |
 //! | `<ns>.push` | direct exchange | pushes for one connector, routing key = its id |
 //! | `<ns>.broadcast` | fanout exchange | pushes for every connector |
 //! | `<ns>.push.<id>` | exclusive queue | one connector's pushes, bound to both |
 //!
-//! A request (Message) is routed to shard `uid % shards`, so each player's
-//! requests have one owner and keep their order; Connect, Close, Error and
+//! A request (Message) is published with routing key `shard.<s>.<cmd>`,
+//! `s = uid % shards`, so each player's requests have one owner and keep
+//! their order, and the key also names the owning service (by its cmd); Connect, Close, Error and
 //! Alive go to every shard. All processes on a namespace must agree on the
 //! shard count: the marker queue makes the broker refuse one that does not.
 //!
@@ -121,9 +122,16 @@ impl Topology {
 /// Routing key of Connect, Close, Error and Alive: every shard gets them.
 const LIFECYCLE_KEY: &str = "lifecycle";
 
-/// Routing key of the requests one shard owns.
-fn shard_key(shard: u16) -> String {
-    format!("shard.{shard}")
+/// Routing key of a request: its shard, then its cmd (which names the
+/// service that owns it), so a deployment can bind one service's requests
+/// to a queue of their own.
+fn request_key(shard: u16, cmd: u32) -> String {
+    format!("shard.{shard}.{cmd}")
+}
+
+/// The binding that takes every request of one shard.
+fn shard_binding(shard: u16) -> String {
+    format!("shard.{shard}.#")
 }
 
 pub struct AmqpBus {
@@ -252,7 +260,7 @@ impl AmqpBus {
             ch.queue_declare(queue.as_str().into(), durable_queue, self.queue_args())
                 .await
                 .map_err(unavailable)?;
-            for key in [shard_key(shard).as_str(), LIFECYCLE_KEY] {
+            for key in [shard_binding(shard).as_str(), LIFECYCLE_KEY] {
                 ch.queue_bind(
                     queue.as_str().into(),
                     t.requests_exchange.as_str().into(),
@@ -387,8 +395,8 @@ impl AmqpBus {
 impl Bus for AmqpBus {
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
         let key = match event.kind {
-            EventKind::Message { .. } => {
-                shard_key((event.uid.0 % u64::from(self.settings.shards)) as u16)
+            EventKind::Message { cmd, .. } => {
+                request_key((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
             }
             _ => LIFECYCLE_KEY.to_owned(),
         };
@@ -403,9 +411,12 @@ impl Bus for AmqpBus {
                 self.settings.shards
             )));
         }
+        let EventKind::Message { cmd, .. } = event.kind else {
+            return Err(BusError::Mismatch("only requests are forwarded".into()));
+        };
         self.publish(
             &self.topology.requests_exchange,
-            &shard_key(shard),
+            &request_key(shard, cmd),
             encode_event(event),
         )
         .await
