@@ -24,4 +24,21 @@ if ! pg_up; then
 fi
 echo "PostgreSQL is up on 127.0.0.1:5432" >&2
 
-cargo test --workspace "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo ends on its last crate's
+# doc-tests, often "0 passed", which says nothing about the run).
+read -r passed failed < <(grep -E '^test result:' "$log" \
+  | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' \
+  | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+echo
+echo "tests: ${passed} passed, ${failed} failed"
+if [ "$status" -eq 0 ] && [ "$passed" -eq 0 ]; then
+  echo "no test ran: that is a failure" >&2
+  exit 1
+fi
+exit "$status"
