@@ -1,0 +1,8 @@
+//! The connector alone, on the in-process bus, with real websocket clients;
+//! the test plays the game (reads events, publishes pushes).
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+mod pushes;
+mod tokens;
