@@ -38,6 +38,7 @@ use warren_proto::{
 };
 
 use crate::{
+    rate::Bucket,
     registry::{ConnHandle, Exit},
     server::Shared,
     settings::ms,
@@ -145,6 +146,11 @@ impl Conn<'_> {
         let stats = &self.shared.stats;
         let login_deadline = Instant::now() + ms(settings.login_timeout_ms);
         let mut last_seen = Instant::now();
+        let mut bucket = Bucket::new(
+            settings.rate_limit_per_sec,
+            settings.rate_limit_burst,
+            last_seen,
+        );
         let stop = self.handle.stopped().clone();
         loop {
             let deadline = match self.uid {
@@ -167,6 +173,13 @@ impl Conn<'_> {
                 }
                 msg = stream.next() => msg,
             };
+            // Every frame the client sends costs a token, pings included.
+            if matches!(msg, Some(Ok(_))) && !bucket.take(Instant::now()) {
+                Stats::inc(&stats.kicked_rate);
+                let exit = Exit::Kick(kick::RATE_LIMITED.to_owned());
+                self.handle.stop(exit.clone());
+                return (stream, closed(&exit));
+            }
             let data = match msg {
                 Some(Ok(Message::Binary(data))) => data,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {

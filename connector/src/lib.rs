@@ -16,6 +16,7 @@
 
 pub mod auth;
 mod connection;
+mod rate;
 mod registry;
 mod server;
 pub mod settings;

@@ -33,6 +33,11 @@ pub struct ConnectorSettings {
     pub close_timeout_ms: u64,
     /// How long shutdown waits for sockets to close before giving up.
     pub shutdown_grace_ms: u64,
+    /// Frames a socket may send per second, sustained (token bucket). A
+    /// client faster than that is kicked (`rate_limited`).
+    pub rate_limit_per_sec: u32,
+    /// Frames a socket may send in a burst above the sustained rate.
+    pub rate_limit_burst: u32,
     /// How often the connector tells the game it is alive. The game takes
     /// it for dead after `game.connector_expiry_ms` of silence.
     pub alive_interval_ms: u64,
@@ -54,6 +59,8 @@ impl Default for ConnectorSettings {
             close_timeout_ms: 1_000,
             shutdown_grace_ms: 5_000,
             alive_interval_ms: 2_000,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 200,
         }
     }
 }

@@ -34,6 +34,7 @@ counters! {
     kicked_duplicate: "Sockets kicked by a newer login of the same uid.",
     kicked_idle: "Sockets kicked for silence.",
     kicked_slow: "Sockets kicked for not reading (outbound queue full).",
+    kicked_rate: "Sockets kicked for sending faster than the rate limit.",
     kicked_by_game: "Sockets kicked by a kick push from the game.",
     bus_errors: "Requests answered `unavailable` because the bus refused them.",
     undeliverable_pushes: "Pushes for a uid or connection this connector does not hold.",

@@ -32,5 +32,6 @@ pub mod kick {
     pub const DUPLICATE_LOGIN: &str = "duplicate_login";
     pub const IDLE_TIMEOUT: &str = "idle_timeout";
     pub const SLOW_CONSUMER: &str = "slow_consumer";
+    pub const RATE_LIMITED: &str = "rate_limited";
     pub const SHUTDOWN: &str = "shutdown";
 }

@@ -31,6 +31,11 @@ pub struct Harness {
 }
 
 pub async fn start() -> Harness {
+    start_with(ConnectorSettings::default()).await
+}
+
+/// A connector with these settings (its id is set here).
+pub async fn start_with(settings: ConnectorSettings) -> Harness {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let private = key.to_pkcs8_pem(LineEnding::LF).unwrap();
     let public = key
@@ -42,7 +47,7 @@ pub async fn start() -> Harness {
     let events = bus.subscribe_events().await.unwrap();
     let settings = ConnectorSettings {
         id: Some("c1".into()),
-        ..ConnectorSettings::default()
+        ..settings
     };
     let connector = Connector::new(settings, bus.clone(), Arc::new(verifier)).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,64 @@
+//! A token bucket: `rate` tokens a second, at most `burst` saved up. One
+//! token per frame a client sends; a client that finds the bucket empty is
+//! sending faster than any real game client does.
+
+use std::time::Instant;
+
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Bucket {
+            tokens: burst,
+            rate: f64::from(rate),
+            burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token; false if there is none.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(10, 5, t0);
+        for _ in 0..5 {
+            assert!(b.take(t0));
+        }
+        assert!(!b.take(t0), "the burst is spent");
+        // 100 ms at 10/s: one more token.
+        assert!(b.take(t0 + Duration::from_millis(100)));
+        assert!(!b.take(t0 + Duration::from_millis(100)));
+        // A long pause refills only up to the burst.
+        let later = t0 + Duration::from_secs(60);
+        for _ in 0..5 {
+            assert!(b.take(later));
+        }
+        assert!(!b.take(later));
+    }
+}
