@@ -184,8 +184,14 @@ impl Stack {
             ("WARREN_GAME__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
             // Load patterns here (pipelined floods, closed-loop benches) are
             // not players; the rate limit has its own test in connector/.
-            ("WARREN_CONNECTOR__RATE_LIMIT_PER_SEC".into(), "10000000".into()),
-            ("WARREN_CONNECTOR__RATE_LIMIT_BURST".into(), "10000000".into()),
+            (
+                "WARREN_CONNECTOR__RATE_LIMIT_PER_SEC".into(),
+                "10000000".into(),
+            ),
+            (
+                "WARREN_CONNECTOR__RATE_LIMIT_BURST".into(),
+                "10000000".into(),
+            ),
             ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));

@@ -6,4 +6,5 @@
 mod flood;
 mod helpers;
 mod pushes;
+mod slowloris;
 mod tokens;
