@@ -28,7 +28,7 @@ mod timers;
 
 pub use admin::{AdminError, serve_admin};
 pub use context::{Context, SendError};
-pub use runtime::{Game, GameBuilder, GameError, GameHandle};
+pub use runtime::{Game, GameBuilder, GameError, GameHandle, RESTART_STORM_EXIT};
 pub use service::{Request, Service, SessionEvent};
 pub use settings::GameSettings;
 pub use settings::Secret;

@@ -2,15 +2,15 @@
 //! the dispatcher and the outbox.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
         mpsc::{Receiver, RecvTimeoutError},
     },
     thread::JoinHandle,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::mpsc;
@@ -43,10 +43,13 @@ pub enum GameError {
     },
 }
 
+/// Builds a fresh instance of a service: at start, and after a restart.
+type Make = Box<dyn FnMut() -> Box<dyn Service> + Send>;
+
 struct Spec {
     name: &'static str,
     cmds: Vec<u32>,
-    service: Box<dyn Service>,
+    make: Make,
 }
 
 /// Collects the services of a game process.
@@ -75,19 +78,21 @@ impl GameBuilder {
         }
     }
 
-    /// Registers `service` under `name` as the owner of `cmds` (each >= 1000,
-    /// each owned by one service). The name becomes its thread's name; Linux
-    /// shows the first 15 bytes.
-    pub fn service(
+    /// Registers a service under `name` as the owner of `cmds` (each >=
+    /// 1000, each owned by one service). `make` builds it with fresh state:
+    /// once at start, and again whenever it is restarted after too many
+    /// panics. The name becomes its thread's name; Linux shows the first 15
+    /// bytes.
+    pub fn service<S: Service>(
         mut self,
         name: &'static str,
         cmds: impl IntoIterator<Item = u32>,
-        service: impl Service,
+        mut make: impl FnMut() -> S + Send + 'static,
     ) -> Self {
         self.specs.push(Spec {
             name,
             cmds: cmds.into_iter().collect(),
-            service: Box::new(service),
+            make: Box::new(move || Box::new(make()) as Box<dyn Service>),
         });
         self
     }
@@ -107,13 +112,13 @@ impl GameBuilder {
         let max_text = s.chat_max_text;
         let fault_injection = s.fault_injection;
         let b = self
-            .service("echo", [cmd::ECHO], services::Echo)
+            .service("echo", [cmd::ECHO], || services::Echo)
             .service(
                 "chat",
                 [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
-                services::Chat::new(max_text),
+                move || services::Chat::new(max_text),
             )
-            .service("announce", [], services::Announce::default())
+            .service("announce", [], services::Announce::default)
             .service(
                 "wallet",
                 [
@@ -122,10 +127,10 @@ impl GameBuilder {
                     services::wallet::BUY,
                     services::wallet::ITEMS,
                 ],
-                wallet,
+                move || wallet.clone(),
             );
         Ok(if fault_injection {
-            b.service("faults", services::Faults::CMDS, services::Faults)
+            b.service("faults", services::Faults::CMDS, || services::Faults)
         } else {
             b
         })
@@ -139,7 +144,7 @@ impl GameBuilder {
         specs.push(Spec {
             name: SESSION,
             cmds: vec![cmd::PRESENCE],
-            service: Box::new(Pending),
+            make: Box::new(|| Box::new(Pending)),
         });
         validate(&specs)?;
         let settings = self.settings;
@@ -154,25 +159,30 @@ impl GameBuilder {
         let sessions = Arc::new(Sessions::default());
 
         let mut boxes = Vec::new();
-        for spec in specs {
+        for mut spec in specs {
             let (tx, rx, counters) = mailbox(spec.name, settings.mailbox, settings.mailbox_warn);
-            boxes.push((spec, tx, rx, counters));
+            let first = (spec.make)();
+            boxes.push((spec, first, tx, rx, counters));
         }
         let listeners: Vec<MailboxTx> = boxes
             .iter()
-            .filter(|(spec, ..)| spec.service.wants_sessions())
-            .map(|(_, tx, ..)| tx.clone())
+            .filter(|(_, first, ..)| first.wants_sessions())
+            .map(|(_, _, tx, ..)| tx.clone())
             .collect();
         let expiry = std::time::Duration::from_millis(settings.connector_expiry_ms.max(1));
-        for (spec, ..) in &mut boxes {
+        for (spec, first, ..) in &mut boxes {
             if spec.name == SESSION {
-                spec.service = Box::new(Session::new(sessions.clone(), listeners.clone(), expiry));
+                let (table, listeners) = (sessions.clone(), listeners.clone());
+                spec.make = Box::new(move || {
+                    Box::new(Session::new(table.clone(), listeners.clone(), expiry))
+                });
+                *first = (spec.make)();
             }
         }
         let directory: Arc<HashMap<&'static str, MailboxTx>> = Arc::new(
             boxes
                 .iter()
-                .map(|(spec, tx, _, _)| (spec.name, tx.clone()))
+                .map(|(spec, _, tx, _, _)| (spec.name, tx.clone()))
                 .collect(),
         );
         let mut routes = Routes {
@@ -180,7 +190,8 @@ impl GameBuilder {
             session: directory[SESSION].clone(),
         };
         let mut threads = Vec::new();
-        for (spec, tx, rx, counters) in boxes {
+        let policy = RestartPolicy::from(&settings);
+        for (spec, first, tx, rx, counters) in boxes {
             for &c in &spec.cmds {
                 routes.by_cmd.insert(c, tx.clone());
             }
@@ -194,10 +205,18 @@ impl GameBuilder {
             let (warn_at, warn_base) = tx.warn_state();
             let thread_counters = counters.clone();
             let name = spec.name;
-            let service = spec.service;
+            let make = spec.make;
             let handle = std::thread::Builder::new()
                 .name(name.to_owned())
-                .spawn(move || service_main(service, ctx, rx, thread_counters, warn_at, warn_base))
+                .spawn(move || {
+                    let mailbox = Inbox {
+                        rx,
+                        counters: thread_counters,
+                        warn_at,
+                        warn_base,
+                    };
+                    service_main(first, make, ctx, mailbox, policy)
+                })
                 .map_err(|source| GameError::Thread { name, source })?;
             threads.push(Running {
                 name,
@@ -207,6 +226,20 @@ impl GameBuilder {
             });
         }
 
+        let watchdog_stop = Arc::new(AtomicBool::new(false));
+        let watched: Vec<(&'static str, Arc<Counters>)> = threads
+            .iter()
+            .map(|t| (t.name, t.counters.clone()))
+            .collect();
+        let threshold = Duration::from_millis(settings.stuck_threshold_ms.max(1));
+        let stop_flag = watchdog_stop.clone();
+        let watchdog = std::thread::Builder::new()
+            .name("watchdog".to_owned())
+            .spawn(move || watchdog(watched, threshold, stop_flag))
+            .map_err(|source| GameError::Thread {
+                name: "watchdog",
+                source,
+            })?;
         let events = bus.subscribe_events().await?;
         let stop = CancellationToken::new();
         let dispatcher = tokio::spawn(dispatcher::run(events, routes, outbox_tx, stop.clone()));
@@ -226,6 +259,7 @@ impl GameBuilder {
             dispatcher: Some(dispatcher),
             outbox: Some(outbox),
             stop,
+            watchdog: Some((watchdog_stop, watchdog)),
         })
     }
 }
@@ -301,6 +335,7 @@ pub struct Game {
     dispatcher: Option<tokio::task::JoinHandle<()>>,
     outbox: Option<tokio::task::JoinHandle<()>>,
     stop: CancellationToken,
+    watchdog: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for Game {
@@ -365,6 +400,10 @@ impl Game {
             }
         });
         let _ = joined.await;
+        if let Some((stop, thread)) = self.watchdog.take() {
+            stop.store(true, Relaxed);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         if let Some(o) = self.outbox.take() {
             let _ = o.await;
         }
@@ -380,14 +419,19 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
-/// Runs `f`, catching a panic; returns whether it completed.
+/// Runs `f`, catching a panic; returns whether it completed. While it
+/// runs, the service is marked busy with `cmd` for the watchdog.
 fn guarded(
     counters: &Counters,
     service: &'static str,
     what: std::fmt::Arguments<'_>,
+    cmd: u32,
     f: impl FnOnce(),
 ) -> bool {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    counters.begin(cmd);
+    let result = catch_unwind(AssertUnwindSafe(f));
+    counters.end();
+    match result {
         Ok(()) => true,
         Err(payload) => {
             counters.panics.fetch_add(1, Relaxed);
@@ -397,63 +441,185 @@ fn guarded(
     }
 }
 
-/// The body of a service's thread.
-fn service_main(
-    mut service: Box<dyn Service>,
-    mut ctx: Context,
+/// When a service that keeps panicking is restarted, and when restarts are a
+/// storm that should stop the process (Erlang's intensity and period).
+#[derive(Clone, Copy, Debug)]
+struct RestartPolicy {
+    intensity: usize,
+    period: Duration,
+    storm: usize,
+    storm_period: Duration,
+}
+
+impl From<&GameSettings> for RestartPolicy {
+    fn from(s: &GameSettings) -> Self {
+        RestartPolicy {
+            intensity: s.restart_intensity as usize,
+            period: Duration::from_millis(s.restart_period_ms),
+            storm: s.restart_storm as usize,
+            storm_period: Duration::from_millis(s.restart_storm_period_ms),
+        }
+    }
+}
+
+/// The exit code of a process stopped by a restart storm.
+pub const RESTART_STORM_EXIT: i32 = 70;
+
+/// Remembers recent panics and restarts of one service.
+#[derive(Debug)]
+struct Restarts {
+    policy: RestartPolicy,
+    panics: VecDeque<Instant>,
+    restarts: VecDeque<Instant>,
+}
+
+enum Verdict {
+    GoOn,
+    Restart,
+    Storm,
+}
+
+impl Restarts {
+    fn panicked(&mut self, now: Instant) -> Verdict {
+        if self.policy.intensity == 0 {
+            return Verdict::GoOn;
+        }
+        self.panics.push_back(now);
+        while self
+            .panics
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.policy.period)
+        {
+            self.panics.pop_front();
+        }
+        if self.panics.len() < self.policy.intensity {
+            return Verdict::GoOn;
+        }
+        self.panics.clear();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.policy.storm_period)
+        {
+            self.restarts.pop_front();
+        }
+        if self.policy.storm > 0 && self.restarts.len() > self.policy.storm {
+            Verdict::Storm
+        } else {
+            Verdict::Restart
+        }
+    }
+}
+
+/// A service's mailbox, as its thread sees it.
+struct Inbox {
     rx: Receiver<Mail>,
     counters: Arc<Counters>,
     warn_at: Arc<AtomicUsize>,
     warn_base: usize,
+}
+
+/// The body of a service's thread.
+fn service_main(
+    mut service: Box<dyn Service>,
+    mut make: Make,
+    mut ctx: Context,
+    inbox: Inbox,
+    policy: RestartPolicy,
 ) {
     let name = ctx.name();
+    let counters = inbox.counters.clone();
     counters.record_thread();
-    guarded(&counters, name, format_args!("init"), || {
+    let mut restarts = Restarts {
+        policy,
+        panics: VecDeque::new(),
+        restarts: VecDeque::new(),
+    };
+    guarded(&counters, name, format_args!("init"), 0, || {
         service.init(&mut ctx)
     });
     loop {
+        let mut ok = true;
         while let Some(timer) = ctx.timers.pop_due(Instant::now()) {
             counters.messages.fetch_add(1, Relaxed);
-            guarded(&counters, name, format_args!("timer"), || {
+            ok &= guarded(&counters, name, format_args!("timer"), 0, || {
                 service.timer(&mut ctx, timer)
             });
         }
-        let mail = match ctx.timers.next_deadline() {
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(mail) => mail,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(mail) => mail,
-                Err(_) => break,
-            },
-        };
-        MailboxTx::taken(&counters, &warn_at, warn_base);
-        match mail {
-            Mail::Stop => break,
-            Mail::Request(req) => {
-                let (origin, seq, cmd, uid) = (req.origin.clone(), req.seq, req.cmd, req.uid);
-                let _span =
-                    tracing::debug_span!("request", service = name, cmd, %uid, seq).entered();
-                let what = format_args!("request cmd {cmd} from uid {uid}");
-                if !guarded(&counters, name, what, || service.handle(&mut ctx, req)) {
-                    ctx.error_to(&origin, seq, cmd::code::INTERNAL, "internal error");
+        if ok {
+            let mail = match ctx.timers.next_deadline() {
+                Some(at) => match inbox
+                    .rx
+                    .recv_timeout(at.saturating_duration_since(Instant::now()))
+                {
+                    Ok(mail) => Some(mail),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => inbox.rx.recv().ok(),
+            };
+            let Some(mail) = mail else { break };
+            MailboxTx::taken(&counters, &inbox.warn_at, inbox.warn_base);
+            ok = match mail {
+                Mail::Stop => break,
+                Mail::Request(req) => {
+                    let (origin, seq, cmd, uid) = (req.origin.clone(), req.seq, req.cmd, req.uid);
+                    let _span =
+                        tracing::debug_span!("request", service = name, cmd, %uid, seq).entered();
+                    let what = format_args!("request cmd {cmd} from uid {uid}");
+                    let done =
+                        guarded(&counters, name, what, cmd, || service.handle(&mut ctx, req));
+                    if !done {
+                        ctx.error_to(&origin, seq, cmd::code::INTERNAL, "internal error");
+                    }
+                    done
                 }
-            }
-            Mail::Session(event) => {
-                guarded(&counters, name, format_args!("session event"), || {
-                    service.session(&mut ctx, &event)
+                Mail::Session(event) => {
+                    guarded(&counters, name, format_args!("session event"), 0, || {
+                        service.session(&mut ctx, &event)
+                    })
+                }
+                Mail::Peer { from, msg } => {
+                    guarded(&counters, name, format_args!("mail"), 0, || {
+                        service.mail(&mut ctx, from, msg)
+                    })
+                }
+            };
+        }
+        if ok {
+            continue;
+        }
+        match restarts.panicked(Instant::now()) {
+            Verdict::GoOn => {}
+            Verdict::Restart => {
+                counters.restarts.fetch_add(1, Relaxed);
+                warn!(
+                    service = name,
+                    "too many panics: restarting the service with fresh state"
+                );
+                guarded(&counters, name, format_args!("stop"), 0, || {
+                    service.stop(&mut ctx)
+                });
+                ctx.timers = Default::default();
+                service = make();
+                guarded(&counters, name, format_args!("init"), 0, || {
+                    service.init(&mut ctx)
                 });
             }
-            Mail::Peer { from, msg } => {
-                guarded(&counters, name, format_args!("mail"), || {
-                    service.mail(&mut ctx, from, msg)
-                });
+            Verdict::Storm => {
+                error!(
+                    service = name,
+                    restarts = policy.storm + 1,
+                    within = ?policy.storm_period,
+                    exit_code = RESTART_STORM_EXIT,
+                    "restart storm: stopping the process"
+                );
+                std::process::exit(RESTART_STORM_EXIT);
             }
         }
     }
-    guarded(&counters, name, format_args!("stop"), || {
+    guarded(&counters, name, format_args!("stop"), 0, || {
         service.stop(&mut ctx)
     });
     if counters.panics.load(Relaxed) > 0 {
@@ -462,5 +628,27 @@ fn service_main(
             panics = counters.panics.load(Relaxed),
             "service stopped after caught panics"
         );
+    }
+}
+
+/// Reports handlers that run longer than `threshold`, once each, with the
+/// service's name and the cmd it is stuck in.
+fn watchdog(
+    services: Vec<(&'static str, Arc<Counters>)>,
+    threshold: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let tick = (threshold / 4).clamp(Duration::from_millis(10), Duration::from_millis(500));
+    while !stop.load(Relaxed) {
+        std::thread::sleep(tick);
+        for (name, c) in &services {
+            if let Some((busy_for, cmd)) = c.busy()
+                && busy_for > threshold
+                && !c.stuck_reported.swap(true, Relaxed)
+            {
+                c.stuck.fetch_add(1, Relaxed);
+                warn!(service = name, cmd, busy_for = ?busy_for, "a handler is stuck");
+            }
+        }
     }
 }

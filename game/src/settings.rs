@@ -35,6 +35,18 @@ pub struct GameSettings {
     /// for dead and its players for offline (connectors say they are alive
     /// every 2 s).
     pub connector_expiry_ms: u64,
+    /// A service that panics this many times within `restart_period_ms` is
+    /// restarted with fresh state (0: never restarted).
+    pub restart_intensity: u32,
+    pub restart_period_ms: u64,
+    /// More restarts than this (of one service) within
+    /// `restart_storm_period_ms` stop the process with exit code 70, so its
+    /// orchestrator sees it (0: never).
+    pub restart_storm: u32,
+    pub restart_storm_period_ms: u64,
+    /// A handler running longer than this is reported (once) by the
+    /// watchdog, with the service's name and the cmd.
+    pub stuck_threshold_ms: u64,
     /// Which game shard this process is, from 0 to `bus.shards` - 1. It
     /// serves the players whose uid % shards is this, and the chat rooms
     /// whose name hashes to it.
@@ -67,6 +79,11 @@ impl Default for GameSettings {
             chat_max_text: 1024,
             connector_expiry_ms: 15_000,
             shard: 0,
+            restart_intensity: 10,
+            restart_period_ms: 5_000,
+            restart_storm: 5,
+            restart_storm_period_ms: 60_000,
+            stuck_threshold_ms: 5_000,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7005)),
             admin_token: None,
             gold_url: "http://127.0.0.1:7002".to_owned(),

@@ -3,9 +3,10 @@
 use std::{
     path::PathBuf,
     sync::{
-        Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+        Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
+    time::{Duration, Instant},
 };
 
 /// A snapshot of one service's counters.
@@ -20,6 +21,10 @@ pub struct ServiceStats {
     pub overloaded: u64,
     /// Handler panics caught.
     pub panics: u64,
+    /// Restarts with fresh state after too many panics.
+    pub restarts: u64,
+    /// Handlers the watchdog found running past the stuck threshold.
+    pub stuck: u64,
     /// CPU time the service's thread has used, in microseconds (Linux only;
     /// 0 elsewhere).
     pub cpu_us: u64,
@@ -31,11 +36,50 @@ pub(crate) struct Counters {
     pub(crate) depth: AtomicUsize,
     pub(crate) overloaded: AtomicU64,
     pub(crate) panics: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) stuck: AtomicU64,
+    /// Whether the handler running now was already reported stuck.
+    pub(crate) stuck_reported: AtomicBool,
+    /// When the running handler started (ms since `epoch()`, plus one; 0:
+    /// idle), and its cmd (0 for anything but a request).
+    busy_since: AtomicU64,
+    busy_cmd: AtomicU32,
     /// `/proc/self/task/<tid>/schedstat` of the service's thread.
     pub(crate) schedstat: Mutex<Option<PathBuf>>,
 }
 
+/// The instant busy times are measured from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
 impl Counters {
+    /// A handler (for `cmd`) starts.
+    pub(crate) fn begin(&self, cmd: u32) {
+        self.busy_cmd.store(cmd, Relaxed);
+        let since = epoch().elapsed().as_millis() as u64 + 1;
+        self.busy_since.store(since, Relaxed);
+    }
+
+    /// The handler is done.
+    pub(crate) fn end(&self) {
+        self.busy_since.store(0, Relaxed);
+        self.stuck_reported.store(false, Relaxed);
+    }
+
+    /// How long the running handler has run, and its cmd.
+    pub(crate) fn busy(&self) -> Option<(Duration, u32)> {
+        let since = self.busy_since.load(Relaxed);
+        (since != 0).then(|| {
+            let now = epoch().elapsed().as_millis() as u64 + 1;
+            (
+                Duration::from_millis(now.saturating_sub(since)),
+                self.busy_cmd.load(Relaxed),
+            )
+        })
+    }
+
     /// Called on the service's own thread: remembers where its CPU time is.
     pub(crate) fn record_thread(&self) {
         if let Ok(link) = std::fs::read_link("/proc/thread-self") {
@@ -60,6 +104,8 @@ impl Counters {
             mailbox_depth: self.depth.load(Relaxed),
             overloaded: self.overloaded.load(Relaxed),
             panics: self.panics.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
+            stuck: self.stuck.load(Relaxed),
             cpu_us,
         }
     }

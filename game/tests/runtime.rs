@@ -91,14 +91,11 @@ async fn a_full_mailbox_answers_overloaded_and_loses_nothing_it_accepted() {
         mailbox: 2,
         ..GameSettings::default()
     };
-    let builder = GameBuilder::new(settings).service(
-        "gated",
-        [5000],
-        Gated {
-            entered: entered_tx,
-            gate: Arc::new(Mutex::new(gate)),
-        },
-    );
+    let gate = Arc::new(Mutex::new(gate));
+    let builder = GameBuilder::new(settings).service("gated", [5000], move || Gated {
+        entered: entered_tx.clone(),
+        gate: gate.clone(),
+    });
     let (bus, mut pushes, game) = setup(builder).await;
     request(&bus, 1, 1, 5000).await;
     // The service is now stuck in seq 1: two more fit, the rest are refused.
@@ -165,8 +162,8 @@ impl Service for Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timers_fire_once_and_services_mail_each_other() {
     let builder = GameBuilder::new(GameSettings::default())
-        .service("timed", [6000], Timed)
-        .service("relay", [6002], Relay);
+        .service("timed", [6000], || Timed)
+        .service("relay", [6002], || Relay);
     let (bus, mut pushes, game) = setup(builder).await;
     send(
         &bus,
@@ -197,23 +194,112 @@ impl Service for Nop {
 #[tokio::test]
 async fn bad_service_set_ups_are_refused_at_start() {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(8));
-    let low = GameBuilder::new(GameSettings::default()).service("low", [999], Nop);
+    let low = GameBuilder::new(GameSettings::default()).service("low", [999], || Nop);
     assert!(matches!(
         low.start(bus.clone()).await,
         Err(GameError::Setup(_))
     ));
     let twice = GameBuilder::new(GameSettings::default())
-        .service("a", [5000], Nop)
-        .service("b", [5000], Nop);
+        .service("a", [5000], || Nop)
+        .service("b", [5000], || Nop);
     assert!(matches!(
         twice.start(bus.clone()).await,
         Err(GameError::Setup(_))
     ));
     let same_name = GameBuilder::new(GameSettings::default())
-        .service("a", [5000], Nop)
-        .service("a", [5001], Nop);
+        .service("a", [5000], || Nop)
+        .service("a", [5001], || Nop);
     assert!(matches!(
         same_name.start(bus).await,
         Err(GameError::Setup(_))
     ));
+}
+
+/// Counts its requests; panics on cmd 7001.
+#[derive(Default)]
+struct Counter {
+    seen: u64,
+}
+
+impl Service for Counter {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        if req.cmd == 7001 {
+            panic!("asked to");
+        }
+        self.seen += 1;
+        ctx.reply_bytes(&req, Bytes::from(self.seen.to_be_bytes().to_vec()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_keeps_panicking_is_restarted_with_fresh_state() {
+    let settings = GameSettings {
+        restart_intensity: 3,
+        restart_period_ms: 60_000,
+        restart_storm: 0,
+        ..GameSettings::default()
+    };
+    let builder = GameBuilder::new(settings).service("counter", [7000, 7001], Counter::default);
+    let (bus, mut pushes, game) = setup(builder).await;
+    let count = |body: &[u8]| u64::from_be_bytes(body.try_into().unwrap());
+    let mut seq = 0;
+    let mut ask = async |cmd: u32, pushes: &mut Subscription<BusPush>| {
+        seq += 1;
+        request(&bus, 1, seq, cmd).await;
+        let push = tokio::time::timeout(Duration::from_secs(10), pushes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        match push.kind {
+            PushKind::Frame { cmd, body, .. } => (cmd, body),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(count(&ask(7000, &mut pushes).await.1), 1);
+    assert_eq!(count(&ask(7000, &mut pushes).await.1), 2);
+    // Two panics: contained, the state survives.
+    for _ in 0..2 {
+        assert_eq!(ask(7001, &mut pushes).await.0, 4);
+    }
+    assert_eq!(count(&ask(7000, &mut pushes).await.1), 3);
+    // The third within the period: restarted, fresh state.
+    assert_eq!(ask(7001, &mut pushes).await.0, 4);
+    assert_eq!(count(&ask(7000, &mut pushes).await.1), 1);
+    let stats = game
+        .stats()
+        .into_iter()
+        .find(|s| s.name == "counter")
+        .unwrap();
+    assert_eq!((stats.panics, stats.restarts), (3, 1));
+    game.shutdown().await;
+}
+
+/// Sleeps in its handler.
+struct Sleepy;
+
+impl Service for Sleepy {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        std::thread::sleep(Duration::from_millis(600));
+        ctx.reply_bytes(&req, req.body.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_reports_a_stuck_handler_once() {
+    let settings = GameSettings {
+        stuck_threshold_ms: 100,
+        ..GameSettings::default()
+    };
+    let builder = GameBuilder::new(settings).service("sleepy", [7100], || Sleepy);
+    let (bus, mut pushes, game) = setup(builder).await;
+    request(&bus, 1, 1, 7100).await;
+    let (seq, cmd, _, _) = next(&mut pushes).await;
+    assert_eq!((seq, cmd), (1, 7100));
+    let stats = game
+        .stats()
+        .into_iter()
+        .find(|s| s.name == "sleepy")
+        .unwrap();
+    assert_eq!(stats.stuck, 1, "reported once, not at every watchdog tick");
+    game.shutdown().await;
 }

@@ -384,6 +384,20 @@ impl Stack {
         }
     }
 
+    /// Waits (up to 30 s) for the game process (the first one) to exit on
+    /// its own; returns its exit code.
+    pub fn wait_game_exit(&mut self) -> Option<i32> {
+        let p = &mut self.procs[0];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "{} did not exit", p.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// (name, pid) of each process of the stack.
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
         self.procs.iter().map(|p| (p.name, p.child.id())).collect()

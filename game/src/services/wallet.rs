@@ -34,7 +34,7 @@ pub const DAILY: u32 = 3002;
 pub const BUY: u32 = 3003;
 pub const ITEMS: u32 = 3004;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Wallet {
     gold: GoldClient<Channel>,
     rt: Handle,
