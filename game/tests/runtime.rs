@@ -303,3 +303,82 @@ async fn the_watchdog_reports_a_stuck_handler_once() {
     assert_eq!(stats.stuck, 1, "reported once, not at every watchdog tick");
     game.shutdown().await;
 }
+
+/// Records the session events it is told, in order, for the test to read.
+struct Listener {
+    seen: Arc<Mutex<Vec<warren_game::SessionEvent>>>,
+}
+
+impl Service for Listener {
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        ctx.reply_bytes(&req, Bytes::new());
+    }
+
+    fn wants_sessions(&self) -> bool {
+        true
+    }
+
+    fn session(&mut self, _ctx: &mut Context, event: &warren_game::SessionEvent) {
+        self.seen.lock().unwrap().push(event.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_elsewhere_kicks_the_old_socket_and_services_see_the_old_one_leave_first() {
+    use warren_game::SessionEvent::{Connected, Disconnected};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let builder =
+        GameBuilder::new(GameSettings::default())
+            .service("listener", [7200], move || Listener { seen: log.clone() });
+    let (bus, mut pushes, game) = setup(builder).await;
+    let other = ConnectorId::parse("other-connector").unwrap();
+    let on = |connector: ConnectorId, conn: u64, kind: EventKind| BusEvent {
+        connector,
+        conn: ConnId(conn),
+        uid: Uid(5),
+        kind,
+    };
+    let connect = || EventKind::Connect { peer: "p".into() };
+    // uid 5 on the other connector, then on this test's connector.
+    bus.publish_event(&on(other.clone(), 1, connect()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    bus.publish_event(&on(connector(), 2, connect()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // The other connector's socket is kicked (its push queue is not this
+    // test's, so the kick is not seen here); the late Close it then sends
+    // is stale and must not be taken for the new socket's.
+    let close = EventKind::Close {
+        reason: "duplicate_login".into(),
+    };
+    bus.publish_event(&on(other, 1, close))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // A barrier: a request answered after all of the above was recorded.
+    request(&bus, 5, 1, 7200).await;
+    let (seq, _, _, _) = next(&mut pushes).await;
+    assert_eq!(seq, 1);
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        vec![
+            Connected { uid: Uid(5) },
+            Disconnected {
+                uid: Uid(5),
+                reason: "duplicate_login".into()
+            },
+            Connected { uid: Uid(5) },
+        ],
+        "the old socket leaves before the new one arrives, and only once"
+    );
+    assert_eq!(game.online(), 1);
+    game.shutdown().await;
+}
