@@ -37,6 +37,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             in_secs,
             admin,
         } => announce(&settings, text, level, uids, in_secs, admin),
+        Command::Debug { json, admin } => debug(&settings, json, admin),
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
             println!(
@@ -119,6 +120,37 @@ fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// An HTTP client for the game's admin endpoint.
+fn admin_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn admin_base(settings: &Settings, admin: Option<String>) -> String {
+    admin.unwrap_or_else(|| format!("http://{}", shown(settings.game.admin_listen)))
+}
+
+fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Result<()> {
+    let token = admin_token(settings)?;
+    let base = admin_base(settings, admin);
+    let format = if json { "json" } else { "text" };
+    let mut resp = admin_agent()
+        .get(format!("{base}/v1/services?format={format}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
+    let status = resp.status();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    print!("{body}");
+    if !status.is_success() {
+        bail!("the admin endpoint answered {status}");
+    }
+    Ok(())
+}
+
 fn announce(
     settings: &Settings,
     text: String,
@@ -128,19 +160,14 @@ fn announce(
     admin: Option<String>,
 ) -> anyhow::Result<()> {
     let token = admin_token(settings)?;
-    let base = admin.unwrap_or_else(|| format!("http://{}", shown(settings.game.admin_listen)));
+    let base = admin_base(settings, admin);
     let body = serde_json::json!({
         "text": text,
         "level": level,
         "uids": if uids.is_empty() { None } else { Some(uids) },
         "at": in_secs.map(|s| keys::unix_now() + s),
     });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut resp = agent
+    let mut resp = admin_agent()
         .post(format!("{base}/v1/announcements"))
         .header("Authorization", format!("Bearer {token}"))
         .send_json(&body)

@@ -90,6 +90,16 @@ pub enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Show a running game's services: thread, mailbox depth, messages,
+    /// handler times, CPU, panics, restarts, stuck handlers.
+    Debug {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The game's admin endpoint (default: http://<game.admin_listen>).
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Write a new Ed25519 key pair for signing tokens.
     Keygen {
         /// Directory to write jwt-private.pem and jwt-public.pem into.

@@ -5,6 +5,10 @@
 //!   outcome (`state: sent`, `delivered`), or 202 when scheduled (`state:
 //!   scheduled`, `id`).
 //! - `GET /v1/announcements/{id}` → the outcome, 404 if unknown.
+//! - `GET /v1/services` → every service's counters (JSON); with
+//!   `?format=text`, a table for people (`warren debug`).
+//! - `GET /metrics` → the same figures for Prometheus (send the token as a
+//!   bearer token in the scrape config).
 //!
 //! Errors: `{"error": {"code", "message"}}`: 401 `unauthorized`, 400
 //! `bad_request`, 404 `not_found`, 413 `body_too_large` (over 1 MiB), 503
@@ -16,7 +20,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, State, rejection::BytesRejection},
+    extract::{DefaultBodyLimit, Path, Query, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -26,7 +30,7 @@ use tokio::{net::TcpListener, sync::oneshot};
 use tracing::info;
 
 use crate::{
-    GameHandle,
+    GameHandle, ServiceStats,
     services::announce::{AnnounceRequest, Announcement, Outcome},
 };
 
@@ -175,6 +179,133 @@ async fn status(
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "not_found", "no such announcement"))
 }
 
+#[derive(serde::Deserialize)]
+struct Format {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The services table a person reads (`warren debug`), one line each.
+fn services_text(stats: &[ServiceStats]) -> String {
+    let mut out = format!(
+        "{:<12} {:>8} {:>7} {:>10} {:>9} {:>9} {:>10} {:>6} {:>8} {:>5}\n",
+        "service",
+        "thread",
+        "mailbox",
+        "messages",
+        "mean_us",
+        "max_us",
+        "cpu_ms",
+        "panics",
+        "restarts",
+        "stuck"
+    );
+    for s in stats {
+        out.push_str(&format!(
+            "{:<12} {:>8} {:>7} {:>10} {:>9} {:>9} {:>10} {:>6} {:>8} {:>5}\n",
+            s.name,
+            s.thread_id,
+            s.mailbox_depth,
+            s.messages,
+            s.handler_mean_us,
+            s.handler_max_us,
+            s.cpu_us / 1000,
+            s.panics,
+            s.restarts,
+            s.stuck
+        ));
+    }
+    out
+}
+
+/// The same figures in Prometheus' text format.
+fn metrics_text(stats: &[ServiceStats]) -> String {
+    type Get = fn(&ServiceStats) -> f64;
+    let families: [(&str, &str, &str, Get); 9] = [
+        (
+            "warren_service_messages_total",
+            "counter",
+            "Messages a service handled.",
+            |s| s.messages as f64,
+        ),
+        (
+            "warren_service_mailbox_depth",
+            "gauge",
+            "Messages waiting in a service's mailbox.",
+            |s| s.mailbox_depth as f64,
+        ),
+        (
+            "warren_service_overloaded_total",
+            "counter",
+            "Requests refused because the mailbox was full.",
+            |s| s.overloaded as f64,
+        ),
+        (
+            "warren_service_panics_total",
+            "counter",
+            "Handler panics caught.",
+            |s| s.panics as f64,
+        ),
+        (
+            "warren_service_restarts_total",
+            "counter",
+            "Restarts after too many panics.",
+            |s| s.restarts as f64,
+        ),
+        (
+            "warren_service_stuck_total",
+            "counter",
+            "Handlers reported stuck by the watchdog.",
+            |s| s.stuck as f64,
+        ),
+        (
+            "warren_service_cpu_seconds_total",
+            "counter",
+            "CPU time of the service's thread.",
+            |s| s.cpu_us as f64 / 1e6,
+        ),
+        (
+            "warren_service_handler_mean_seconds",
+            "gauge",
+            "Mean time of one handler call.",
+            |s| s.handler_mean_us as f64 / 1e6,
+        ),
+        (
+            "warren_service_handler_max_seconds",
+            "gauge",
+            "Longest handler call.",
+            |s| s.handler_max_us as f64 / 1e6,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, get) in families {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for s in stats {
+            out.push_str(&format!("{name}{{service=\"{}\"}} {}\n", s.name, get(s)));
+        }
+    }
+    out
+}
+
+async fn services(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Query(format): Query<Format>,
+) -> Result<Response, Refusal> {
+    admin.authorized(&headers)?;
+    let stats = admin.game.stats();
+    Ok(match format.format.as_deref() {
+        Some("text") => services_text(&stats).into_response(),
+        _ => Json(stats).into_response(),
+    })
+}
+
+async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Result<Response, Refusal> {
+    admin.authorized(&headers)?;
+    let body = metrics_text(&admin.game.stats());
+    Ok(([("content-type", "text/plain; version=0.0.4")], body).into_response())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error(transparent)]
@@ -192,6 +323,8 @@ pub async fn serve_admin(
     let router = Router::new()
         .route("/v1/announcements", post(announce))
         .route("/v1/announcements/{id}", get(status))
+        .route("/v1/services", get(services))
+        .route("/metrics", get(metrics))
         .fallback(async || error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .with_state(admin);

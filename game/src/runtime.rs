@@ -264,13 +264,23 @@ impl GameBuilder {
     }
 }
 
-/// Mails services of a running game from outside it; cheap to clone.
+/// Mails services of a running game from outside it, and reads their
+/// counters; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct GameHandle {
     mailboxes: Arc<HashMap<&'static str, MailboxTx>>,
+    counters: Arc<Vec<(&'static str, Arc<Counters>)>>,
 }
 
 impl GameHandle {
+    /// Every service's counters, in start order.
+    pub fn stats(&self) -> Vec<ServiceStats> {
+        self.counters
+            .iter()
+            .map(|(name, c)| c.snapshot(name))
+            .collect()
+    }
+
     /// Sends `msg` to a service's mailbox, as another service would; it
     /// arrives in its `mail` callback. Never blocks: a full mailbox is an
     /// error.
@@ -364,6 +374,12 @@ impl Game {
                     .map(|s| (s.name, s.mailbox.clone()))
                     .collect(),
             ),
+            counters: Arc::new(
+                self.services
+                    .iter()
+                    .map(|s| (s.name, s.counters.clone()))
+                    .collect(),
+            ),
         }
     }
 
@@ -429,8 +445,9 @@ fn guarded(
     f: impl FnOnce(),
 ) -> bool {
     counters.begin(cmd);
+    let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(f));
-    counters.end();
+    counters.end(started.elapsed());
     match result {
         Ok(()) => true,
         Err(payload) => {

@@ -10,9 +10,11 @@ use std::{
 };
 
 /// A snapshot of one service's counters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ServiceStats {
     pub name: &'static str,
+    /// The service thread's id (as `top -H` and `gdb` show it; 0 if unknown).
+    pub thread_id: u64,
     /// Messages handled (requests, session events, mail, timers).
     pub messages: u64,
     /// Messages waiting in the mailbox now.
@@ -28,6 +30,9 @@ pub struct ServiceStats {
     /// CPU time the service's thread has used, in microseconds (Linux only;
     /// 0 elsewhere).
     pub cpu_us: u64,
+    /// Mean and longest time one handler call took, in microseconds.
+    pub handler_mean_us: u64,
+    pub handler_max_us: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +49,9 @@ pub(crate) struct Counters {
     /// idle), and its cmd (0 for anything but a request).
     busy_since: AtomicU64,
     busy_cmd: AtomicU32,
+    handler_calls: AtomicU64,
+    handler_ns: AtomicU64,
+    handler_max_ns: AtomicU64,
     /// `/proc/self/task/<tid>/schedstat` of the service's thread.
     pub(crate) schedstat: Mutex<Option<PathBuf>>,
 }
@@ -62,8 +70,12 @@ impl Counters {
         self.busy_since.store(since, Relaxed);
     }
 
-    /// The handler is done.
-    pub(crate) fn end(&self) {
+    /// The handler is done; it took `took`.
+    pub(crate) fn end(&self, took: Duration) {
+        let ns = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.handler_calls.fetch_add(1, Relaxed);
+        self.handler_ns.fetch_add(ns, Relaxed);
+        self.handler_max_ns.fetch_max(ns, Relaxed);
         self.busy_since.store(0, Relaxed);
         self.stuck_reported.store(false, Relaxed);
     }
@@ -90,10 +102,12 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self, name: &'static str) -> ServiceStats {
-        let cpu_us = self
+        let path = self
             .schedstat
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let cpu_us = path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
@@ -107,6 +121,17 @@ impl Counters {
             restarts: self.restarts.load(Relaxed),
             stuck: self.stuck.load(Relaxed),
             cpu_us,
+            thread_id: path
+                .as_ref()
+                .and_then(|p| p.parent()?.file_name()?.to_str()?.parse().ok())
+                .unwrap_or(0),
+            handler_mean_us: self
+                .handler_ns
+                .load(Relaxed)
+                .checked_div(self.handler_calls.load(Relaxed))
+                .unwrap_or(0)
+                / 1000,
+            handler_max_us: self.handler_max_ns.load(Relaxed) / 1000,
         }
     }
 }

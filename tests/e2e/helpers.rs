@@ -333,8 +333,13 @@ impl Stack {
     /// Runs `warren announce ARGS` against this stack's game; returns its
     /// exit status and what it printed.
     pub fn announce(&self, args: &[&str]) -> (bool, String) {
+        self.warren_admin("announce", args)
+    }
+
+    /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint.
+    pub fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .arg("announce")
+            .arg(command)
             .args(args)
             .arg(format!("--admin=http://{}", self.admin))
             .env_clear()
@@ -396,6 +401,14 @@ impl Stack {
             assert!(Instant::now() < deadline, "{} did not exit", p.name);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The game admin endpoint's bearer token.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// (name, pid) of each process of the stack.
@@ -460,6 +473,27 @@ fn http_addr(line: &str) -> SocketAddr {
         .expect("an http:// address")
         .parse()
         .unwrap()
+}
+
+/// One HTTP/1.1 GET with a bearer token; returns the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(STEP, tcp.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        text[text.find("\r\n\r\n").unwrap() + 4..].to_owned(),
+    )
 }
 
 /// One HTTP/1.1 POST of a JSON body; returns the status and the JSON reply.
