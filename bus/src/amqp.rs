@@ -169,9 +169,19 @@ impl AmqpBus {
             )));
         }
         let topology = Topology::new(&settings.namespace);
+        // If the broker goes away, lapin reconnects (every 0.2 s at first,
+        // backing off to every 2 s, never giving up) and replays the
+        // topology, consumers, publisher confirms and QoS; consumers wait for
+        // that (see `Subscription`), publishers fail fast meanwhile.
         let props = |role: &str| {
             ConnectionProperties::default()
                 .with_connection_name(format!("{}-{role}", settings.client_name).into())
+                .configure_backoff(|b| {
+                    b.with_min_delay(std::time::Duration::from_millis(200))
+                        .with_max_delay(std::time::Duration::from_secs(2))
+                        .with_max_times(usize::MAX)
+                })
+                .enable_auto_recover()
         };
         let publish_conn = Connection::connect(&settings.url, props("publish"))
             .await

@@ -14,7 +14,7 @@ use lapin::{
     types::ShortString,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use warren_proto::DecodeError;
 
 /// Messages delivered to one consumer, in order. Dropping it cancels the
@@ -121,9 +121,22 @@ impl<T> AmqpSource<T> {
             let delivery = match delivery {
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {
-                    warn!(queue = %self.queue, error = %e, "consumer failed");
-                    self.ended = true;
-                    return None;
+                    warn!(queue = %self.queue, error = %e, "lost the broker; waiting for the connection to recover");
+                    // Deliveries taken on the dead channel cannot be
+                    // acknowledged on the new one.
+                    self.unacked = None;
+                    self.unacked_count = 0;
+                    match self.channel.wait_for_recovery(e).await {
+                        Ok(()) => {
+                            info!(queue = %self.queue, "consuming again after the broker came back");
+                            continue;
+                        }
+                        Err(e) => {
+                            warn!(queue = %self.queue, error = %e, "the consumer cannot recover");
+                            self.ended = true;
+                            return None;
+                        }
+                    }
                 }
                 None => {
                     debug!(queue = %self.queue, "consumer stream ended");
