@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cap;
 mod flood;
 mod helpers;
 mod pushes;
