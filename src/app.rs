@@ -37,7 +37,14 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             in_secs,
             admin,
         } => announce(&settings, text, level, uids, in_secs, admin),
-        Command::Debug { json, admin } => debug(&settings, json, admin),
+        Command::Debug {
+            json,
+            admin,
+            connector,
+        } => match connector {
+            Some(url) => debug_connector(&settings, json, &url),
+            None => debug(&settings, json, admin),
+        },
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
             println!(
@@ -151,6 +158,30 @@ fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Resu
     Ok(())
 }
 
+fn debug_connector(settings: &Settings, json: bool, base: &str) -> anyhow::Result<()> {
+    let token = admin_token(settings)?;
+    let mut resp = admin_agent()
+        .get(format!("{base}/v1/stats"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("reaching the connector's admin endpoint at {base}"))?;
+    let status = resp.status();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    if !status.is_success() {
+        println!("{body}");
+        bail!("the admin endpoint answered {status}");
+    }
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let stats: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body)?;
+    for (name, value) in stats {
+        println!("{name:<22} {value}");
+    }
+    Ok(())
+}
+
 fn announce(
     settings: &Settings,
     text: String,
@@ -204,6 +235,29 @@ async fn start_admin(
     let signal = stop.clone().cancelled_owned();
     let task = tokio::spawn(async move {
         warren_game::serve_admin(listener, game, token, signal).await?;
+        Ok(())
+    });
+    Ok(Background { stop, task })
+}
+
+/// Starts the connector's admin endpoint.
+async fn start_connector_admin(
+    settings: &Settings,
+    connector: Connector,
+) -> anyhow::Result<Background> {
+    let token = admin_token(settings)?;
+    let addr = settings.connector.admin_listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the connector admin endpoint to {addr}"))?;
+    println!(
+        "warren: connector admin listening on http://{}",
+        shown(listener.local_addr()?)
+    );
+    let stop = CancellationToken::new();
+    let signal = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        warren_connector::serve_admin(listener, connector, token, signal).await?;
         Ok(())
     });
     Ok(Background { stop, task })
@@ -392,6 +446,7 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
     .map_err(anyhow::Error::msg)?;
     let listener = bind(&settings).await?;
     announce_connector(&listener, &settings, &connector)?;
+    let connector_admin = start_connector_admin(&settings, connector.clone()).await?;
     match &settings.bus.amqp_url {
         None => {
             println!("warren: bus: in-process (connector and game share this process)");
@@ -406,6 +461,7 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
         settings.login.listen.port()
     );
     connector.run(listener, shutdown).await?;
+    connector_admin.stop().await?;
     admin.stop().await?;
     game.shutdown().await;
     bus.close().await;
@@ -449,7 +505,9 @@ pub async fn connector(
         .map_err(anyhow::Error::msg)?;
     let listener = bind(&settings).await?;
     announce_connector(&listener, &settings, &connector)?;
+    let connector_admin = start_connector_admin(&settings, connector.clone()).await?;
     connector.run(listener, shutdown).await?;
+    connector_admin.stop().await?;
     bus.close().await;
     Ok(())
 }

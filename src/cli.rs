@@ -99,6 +99,10 @@ pub enum Command {
         /// The game's admin endpoint (default: http://<game.admin_listen>).
         #[arg(long)]
         admin: Option<String>,
+        /// Show a connector instead: its admin endpoint, e.g.
+        /// http://127.0.0.1:7008.
+        #[arg(long)]
+        connector: Option<String>,
     },
     /// Write a new Ed25519 key pair for signing tokens.
     Keygen {

@@ -180,6 +180,9 @@ impl Conn<'_> {
                 self.handle.stop(exit.clone());
                 return (stream, closed(&exit));
             }
+            if let Some(Ok(m)) = &msg {
+                Stats::add(&stats.bytes_in, m.len());
+            }
             let data = match msg {
                 Some(Ok(Message::Binary(data))) => data,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {

@@ -14,6 +14,7 @@
 //! - `connection`: the life of one socket.
 //! - `server`: the accept loop, the push pump, shutdown.
 
+mod admin;
 pub mod auth;
 mod connection;
 mod rate;
@@ -22,6 +23,7 @@ mod server;
 pub mod settings;
 mod stats;
 
+pub use admin::serve_admin;
 pub use auth::{AuthError, TokenVerifier};
 pub use server::{Connector, RunError, run};
 pub use settings::ConnectorSettings;

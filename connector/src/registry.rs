@@ -51,9 +51,11 @@ impl ConnHandle {
     /// is not reading: it is kicked as a slow consumer. Returns whether the
     /// frame was queued.
     pub(crate) fn send(&self, frame: Bytes, stats: &Stats) -> bool {
+        let len = frame.len();
         match self.out.try_send(frame) {
             Ok(()) => {
                 Stats::inc(&stats.frames_out);
+                Stats::add(&stats.bytes_out, len);
                 true
             }
             Err(TrySendError::Full(_)) => {

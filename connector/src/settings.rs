@@ -38,6 +38,8 @@ pub struct ConnectorSettings {
     pub rate_limit_per_sec: u32,
     /// Frames a socket may send in a burst above the sustained rate.
     pub rate_limit_burst: u32,
+    /// Where the operators' admin endpoint (stats, /metrics) listens.
+    pub admin_listen: SocketAddr,
     /// How often the connector tells the game it is alive. The game takes
     /// it for dead after `game.connector_expiry_ms` of silence.
     pub alive_interval_ms: u64,
@@ -59,6 +61,7 @@ impl Default for ConnectorSettings {
             close_timeout_ms: 1_000,
             shutdown_grace_ms: 5_000,
             alive_interval_ms: 2_000,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 7008)),
             rate_limit_per_sec: 100,
             rate_limit_burst: 200,
         }

@@ -8,13 +8,17 @@ macro_rules! counters {
         pub(crate) struct Stats { $(pub(crate) $name: AtomicU64,)* }
 
         /// A copy of the connector's counters at one moment.
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
         pub struct StatsSnapshot { $(#[doc = $doc] pub $name: u64,)* }
 
         impl Stats {
             pub(crate) fn snapshot(&self) -> StatsSnapshot {
                 StatsSnapshot { $($name: self.$name.load(Relaxed),)* }
             }
+        }
+
+        fn counter_fields(s: &StatsSnapshot) -> Vec<(&'static str, &'static str, u64)> {
+            vec![$((stringify!($name), $doc, s.$name),)*]
         }
     };
 }
@@ -29,6 +33,8 @@ counters! {
     dropped_before_login: "Frames received before login, dropped unanswered.",
     frames_in: "Service frames forwarded to the bus.",
     frames_out: "Frames queued to sockets (replies and pushes).",
+    bytes_in: "Bytes of websocket messages received.",
+    bytes_out: "Bytes of frames queued to sockets.",
     invalid_frames: "Sockets closed with 1007 (not a [seq, cmd, body] frame).",
     oversize_frames: "Sockets closed with 1009 (frame over the limit).",
     kicked_duplicate: "Sockets kicked by a newer login of the same uid.",
@@ -43,5 +49,16 @@ counters! {
 impl Stats {
     pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Relaxed);
+    }
+}
+
+impl StatsSnapshot {
+    /// Every counter as (name, help, value), for Prometheus.
+    pub fn fields(&self) -> Vec<(&'static str, &'static str, u64)> {
+        counter_fields(self)
     }
 }

@@ -45,4 +45,30 @@ async fn the_console_shows_every_service_and_metrics_scrape(kind: BusKind) {
     );
     let (status, _) = http_get(stack.admin, "/metrics", "wrong-token").await;
     assert_eq!(status, 401);
+
+    // The connector's side: its counters, and Prometheus.
+    let url = format!("http://{}", stack.connector_admins[0]);
+    let (ok, lines) = stack.warren_admin("debug", &["--connector", &url]);
+    assert!(ok, "{lines}");
+    let value = |name: &str| {
+        lines
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{lines}"))
+    };
+    assert_eq!(
+        (value("online"), value("logins"), value("frames_in")),
+        (1, 1, 25)
+    );
+    assert!(value("bytes_in") > 0 && value("bytes_out") > 0);
+    let (status, metrics) =
+        http_get(stack.connector_admins[0], "/metrics", &stack.admin_token()).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("warren_connector_logins_total{connector="),
+        "{metrics}"
+    );
+    let (status, _) = http_get(stack.connector_admins[0], "/v1/stats", "nope").await;
+    assert_eq!(status, 401);
 }

@@ -141,6 +141,8 @@ pub struct Stack {
     pub admin: SocketAddr,
     /// Game shards on the bus.
     pub shards: u16,
+    /// Each connector's admin endpoint.
+    pub connector_admins: Vec<SocketAddr>,
     /// Every connector: (address, websocket URL). `addr`/`url` are the first.
     pub connectors: Vec<(SocketAddr, String)>,
     pub url: String,
@@ -182,6 +184,10 @@ impl Stack {
             ("WARREN_GOLD__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_LOGIN__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_GAME__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
+            (
+                "WARREN_CONNECTOR__ADMIN_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
             // Load patterns here (pipelined floods, closed-loop benches) are
             // not players; the rate limit has its own test in connector/.
             (
@@ -203,12 +209,14 @@ impl Stack {
             .map_or(1, |(_, v)| v.parse().unwrap());
         let mut login = None;
         let admin;
+        let mut connector_admins = Vec::new();
         let lines = match kind {
             BusKind::InProcess => {
                 let mut all = Proc::spawn("warren", &dir, &[], &env);
                 login = Some(http_addr(&all.wait_line("login listening on")));
                 admin = http_addr(&all.wait_line("game admin listening on"));
                 let line = all.wait_line("connector listening on");
+                connector_admins.push(http_addr(&all.wait_line("connector admin listening on")));
                 procs.push(all);
                 vec![line]
             }
@@ -245,6 +253,8 @@ impl Stack {
                     let mut conn =
                         Proc::spawn("connector", &dir, &["connector", "--amqp", &url, &id], &env);
                     lines.push(conn.wait_line("connector listening on"));
+                    connector_admins
+                        .push(http_addr(&conn.wait_line("connector admin listening on")));
                     procs.push(conn);
                 }
                 lines
@@ -273,6 +283,7 @@ impl Stack {
             login,
             admin,
             shards,
+            connector_admins,
             connectors,
             url,
             dir,

@@ -1,0 +1,99 @@
+//! The connector's admin endpoint, for operators: its counters (logins,
+//! kicks by reason, frames and bytes, …) and how many players it holds, as
+//! JSON (`GET /v1/stats`, `warren debug --connector`) and for Prometheus
+//! (`GET /metrics`). Behind a bearer token, loopback by default.
+
+use std::{future::Future, sync::Arc};
+
+use axum::{
+    Json, Router,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::{Connector, StatsSnapshot};
+
+struct Admin {
+    connector: Connector,
+    token: String,
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Admin {
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        same(given.as_bytes(), self.token.as_bytes())
+    }
+}
+
+fn unauthorized() -> Response {
+    let body = serde_json::json!({"error": {"code": "unauthorized", "message": "a valid admin token is required"}});
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct Stats {
+    connector: String,
+    online: usize,
+    #[serde(flatten)]
+    counters: StatsSnapshot,
+}
+
+async fn stats(admin: axum::extract::State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    if !admin.authorized(&headers) {
+        return unauthorized();
+    }
+    Json(Stats {
+        connector: admin.connector.id().to_string(),
+        online: admin.connector.online(),
+        counters: admin.connector.stats(),
+    })
+    .into_response()
+}
+
+async fn metrics(admin: axum::extract::State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    if !admin.authorized(&headers) {
+        return unauthorized();
+    }
+    let id = admin.connector.id().to_string();
+    let mut out = format!(
+        "# HELP warren_connector_online Players logged in on this connector.\n# TYPE warren_connector_online gauge\nwarren_connector_online{{connector=\"{id}\"}} {}\n",
+        admin.connector.online()
+    );
+    for (name, help, value) in admin.connector.stats().fields() {
+        out.push_str(&format!(
+            "# HELP warren_connector_{name}_total {help}\n# TYPE warren_connector_{name}_total counter\nwarren_connector_{name}_total{{connector=\"{id}\"}} {value}\n"
+        ));
+    }
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Serves the connector's admin endpoint on `listener` until `shutdown`.
+pub async fn serve_admin(
+    listener: TcpListener,
+    connector: Connector,
+    token: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let admin = Arc::new(Admin { connector, token });
+    let router = Router::new()
+        .route("/v1/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .with_state(admin);
+    info!(addr = %listener.local_addr()?, "connector admin endpoint serving");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
