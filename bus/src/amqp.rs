@@ -153,6 +153,18 @@ impl fmt::Debug for AmqpBus {
     }
 }
 
+async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), BusError> {
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(unavailable)
+}
+
 fn unavailable(e: impl fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
@@ -271,15 +283,7 @@ impl AmqpBus {
                 .await
                 .map_err(unavailable)?;
             for key in [shard_binding(shard).as_str(), LIFECYCLE_KEY] {
-                ch.queue_bind(
-                    queue.as_str().into(),
-                    t.requests_exchange.as_str().into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(unavailable)?;
+                bind(ch, &queue, &t.requests_exchange, key).await?;
             }
         }
         Ok(())
@@ -467,15 +471,7 @@ impl Bus for AmqpBus {
                     _ => unavailable(e),
                 })?;
                 for (exchange, key) in [(&t.push_exchange, id.as_str()), (&t.broadcast_exchange, "")] {
-                    ch.queue_bind(
-                        q.as_str().into(),
-                        exchange.as_str().into(),
-                        key.into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(unavailable)?;
+                    bind(ch, &q, exchange, key).await?;
                 }
                 Ok(())
             },

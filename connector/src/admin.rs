@@ -12,19 +12,16 @@ use axum::{
     routing::get,
 };
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tracing::info;
+use warren_proto::http::ErrorJson;
 
 use crate::{Connector, StatsSnapshot};
 
 struct Admin {
     connector: Connector,
     token: String,
-}
-
-/// Compares without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Admin {
@@ -34,12 +31,13 @@ impl Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        same(given.as_bytes(), self.token.as_bytes())
+        // Constant time: how long it takes says nothing of how close a guess is.
+        bool::from(given.as_bytes().ct_eq(self.token.as_bytes()))
     }
 }
 
 fn unauthorized() -> Response {
-    let body = serde_json::json!({"error": {"code": "unauthorized", "message": "a valid admin token is required"}});
+    let body = ErrorJson::new("unauthorized", "a valid admin token is required");
     (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 

@@ -19,6 +19,7 @@ use warren_proto::{
     gold::{
         CreateUserRequest, GetCredentialsRequest, GuestAccountRequest, gold_client::GoldClient,
     },
+    http::ErrorJson,
 };
 
 use crate::{TokenSigner, password};
@@ -109,25 +110,9 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorInner<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorInner<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorInner {
-                code: self.code,
-                message: &self.message,
-            },
-        };
+        let body = ErrorJson::new(self.code, &self.message);
         (self.status, Json(body)).into_response()
     }
 }

@@ -15,6 +15,7 @@ pub mod cmd;
 mod envelope;
 mod error;
 mod frame;
+pub mod http;
 mod ids;
 
 pub use claims::Claims;
