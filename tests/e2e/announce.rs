@@ -3,26 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use warren_proto::cmd;
 
-use crate::helpers::{Client, Stack, decode, http_post};
+use crate::helpers::{Client, Online, Stack, Uids, decode, http_post};
 
 #[derive(Deserialize, Debug)]
 struct Marquee {
     text: String,
     level: String,
-}
-
-#[derive(Serialize)]
-struct Uids<'a> {
-    uids: &'a [u64],
-}
-
-#[derive(Deserialize)]
-struct Online {
-    online: Vec<u64>,
 }
 
 fn outcome(printed: &str) -> serde_json::Value {

@@ -13,7 +13,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
     WebSocketStream, client_async_with_config,
@@ -486,14 +486,12 @@ fn http_addr(line: &str) -> SocketAddr {
         .unwrap()
 }
 
-/// One HTTP/1.1 GET with a bearer token; returns the status and the body.
-pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+/// Sends one HTTP/1.1 request (with `Connection: close`); returns the
+/// status and the body.
+async fn raw_http(addr: SocketAddr, request: String) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(STEP, tcp.read_to_end(&mut raw))
         .await
@@ -507,29 +505,31 @@ pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String
     )
 }
 
+/// One HTTP/1.1 GET with a bearer token; returns the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    raw_http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
 /// One HTTP/1.1 POST of a JSON body; returns the status and the JSON reply.
 pub async fn http_post(
     addr: SocketAddr,
     path: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.to_string();
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(STEP, tcp.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
-    (status, serde_json::from_str(json).unwrap())
+    let (status, reply) = raw_http(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    (status, serde_json::from_str(&reply).unwrap())
 }
 
 /// What a client saw next.
@@ -554,6 +554,35 @@ pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
     rmp_serde::from_slice(&frame.body)
         .unwrap_or_else(|e| panic!("body of {frame:?} does not decode: {e}"))
+}
+
+/// Bodies of the service commands the tests use (PROTOCOL.md §3).
+#[derive(Serialize)]
+pub struct Room<'a> {
+    pub room: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct Say<'a> {
+    pub room: &'a str,
+    pub text: &'a str,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct Said {
+    pub room: String,
+    pub from: u64,
+    pub text: String,
+}
+
+#[derive(Serialize)]
+pub struct Uids<'a> {
+    pub uids: &'a [u64],
+}
+
+#[derive(Deserialize)]
+pub struct Online {
+    pub online: Vec<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -4,38 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use warren_proto::cmd;
 
-use crate::helpers::{Client, Stack, decode};
-
-#[derive(Serialize)]
-struct Uids<'a> {
-    uids: &'a [u64],
-}
-
-#[derive(Deserialize)]
-struct Online {
-    online: Vec<u64>,
-}
-
-#[derive(Serialize)]
-struct Room<'a> {
-    room: &'a str,
-}
-
-#[derive(Serialize)]
-struct Say<'a> {
-    room: &'a str,
-    text: &'a str,
-}
-
-#[derive(Deserialize, Debug, PartialEq)]
-struct Said {
-    room: String,
-    from: u64,
-    text: String,
-}
+use crate::helpers::{Client, Online, Room, Said, Say, Stack, Uids, decode};
 
 /// Two connectors, two game shards; 50 uids, 4 rounds each (200 logins
 /// over another connector), alternating direction. At the end of every

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use warren_proto::cmd;
 
-use crate::helpers::{Stack, decode};
+use crate::helpers::{Room, Said, Say, Stack, decode};
 
 const TWO_SHARDS: &[(&str, &str)] = &[("WARREN_BUS__SHARDS", "2")];
 
@@ -34,23 +33,6 @@ async fn each_players_1000_echoes_come_back_in_order_across_two_shards() {
     for t in tasks {
         t.await.unwrap();
     }
-}
-
-#[derive(Serialize)]
-struct Room<'a> {
-    room: &'a str,
-}
-
-#[derive(Serialize)]
-struct Say<'a> {
-    room: &'a str,
-    text: &'a str,
-}
-
-#[derive(Deserialize)]
-struct Said {
-    room: String,
-    from: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

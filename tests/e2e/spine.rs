@@ -2,12 +2,12 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 use warren_proto::{Claims, cmd};
 
 use crate::{
-    helpers::{BusKind, ErrorBody, Event, Stack, body, decode},
+    helpers::{BusKind, ErrorBody, Event, Room, Said, Say, Stack, body, decode},
     on_both_buses,
 };
 
@@ -25,24 +25,6 @@ on_both_buses!(
     silent_players_are_kicked_and_heartbeats_keep_them,
     sockets_that_never_log_in_are_closed,
 );
-
-#[derive(Serialize)]
-struct Room<'a> {
-    room: &'a str,
-}
-
-#[derive(Serialize)]
-struct Say<'a> {
-    room: &'a str,
-    text: &'a str,
-}
-
-#[derive(Debug, Deserialize, PartialEq)]
-struct Said {
-    room: String,
-    from: u64,
-    text: String,
-}
 
 #[derive(Deserialize)]
 struct Members {
