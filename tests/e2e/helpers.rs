@@ -679,6 +679,21 @@ impl Client {
         }
     }
 
+    /// The next event, or `None` if nothing arrives within `within`.
+    pub async fn try_next_event(&mut self, within: Duration) -> Option<Event> {
+        loop {
+            let msg = tokio::time::timeout(within, self.ws.next()).await.ok()?;
+            return Some(match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
+                }
+                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Event::Ended,
+            });
+        }
+    }
+
     /// The next frame; fails the test on a close.
     pub async fn recv(&mut self) -> Frame {
         match self.next_event().await {
