@@ -167,33 +167,31 @@ struct Format {
 
 /// The services table a person reads (`warren debug`), one line each.
 fn services_text(stats: &[ServiceStats]) -> String {
-    let mut out = format!(
-        "{:<12} {:>8} {:>7} {:>10} {:>9} {:>9} {:>10} {:>6} {:>8} {:>5}\n",
-        "service",
-        "thread",
-        "mailbox",
-        "messages",
-        "mean_us",
-        "max_us",
-        "cpu_ms",
-        "panics",
-        "restarts",
-        "stuck"
-    );
-    for s in stats {
-        out.push_str(&format!(
+    /// One line of the table: the widths live here once.
+    fn row(c: [String; 10]) -> String {
+        format!(
             "{:<12} {:>8} {:>7} {:>10} {:>9} {:>9} {:>10} {:>6} {:>8} {:>5}\n",
-            s.name,
-            s.thread_id,
-            s.mailbox_depth,
-            s.messages,
-            s.handler_mean_us,
-            s.handler_max_us,
-            s.cpu_us / 1000,
-            s.panics,
-            s.restarts,
-            s.stuck
-        ));
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]
+        )
+    }
+    let header = [
+        "service", "thread", "mailbox", "messages", "mean_us", "max_us", "cpu_ms", "panics",
+        "restarts", "stuck",
+    ];
+    let mut out = row(header.map(str::to_owned));
+    for s in stats {
+        out.push_str(&row([
+            s.name.to_owned(),
+            s.thread_id.to_string(),
+            s.mailbox_depth.to_string(),
+            s.messages.to_string(),
+            s.handler_mean_us.to_string(),
+            s.handler_max_us.to_string(),
+            (s.cpu_us / 1000).to_string(),
+            s.panics.to_string(),
+            s.restarts.to_string(),
+            s.stuck.to_string(),
+        ]));
     }
     out
 }
