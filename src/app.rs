@@ -9,7 +9,7 @@ use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::info;
 use warren_bus::{AmqpBus, Bus, MemoryBus};
 use warren_connector::{Connector, TokenVerifier};
@@ -231,13 +231,10 @@ async fn start_admin(
         shown(listener.local_addr()?),
         settings.data_dir.join("admin-token").display()
     );
-    let stop = CancellationToken::new();
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
+    Ok(Background::spawn(|signal| async move {
         warren_game::serve_admin(listener, game, token, signal).await?;
         Ok(())
-    });
-    Ok(Background { stop, task })
+    }))
 }
 
 /// Starts the connector's admin endpoint.
@@ -254,13 +251,10 @@ async fn start_connector_admin(
         "warren: connector admin listening on http://{}",
         shown(listener.local_addr()?)
     );
-    let stop = CancellationToken::new();
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
+    Ok(Background::spawn(|signal| async move {
         warren_connector::serve_admin(listener, connector, token, signal).await?;
         Ok(())
-    });
-    Ok(Background { stop, task })
+    }))
 }
 
 /// Resolves on ctrl-c or SIGTERM.
@@ -344,6 +338,16 @@ struct Background {
 }
 
 impl Background {
+    /// Spawns `serve`, handing it the future that resolves on `stop`.
+    fn spawn<F>(serve: impl FnOnce(WaitForCancellationFutureOwned) -> F) -> Self
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(stop.clone().cancelled_owned()));
+        Background { stop, task }
+    }
+
     async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
         self.task.await.context("a background part panicked")?
@@ -387,15 +391,13 @@ async fn start_gold(settings: &Settings) -> anyhow::Result<(String, Background)>
         "warren: gold listening on {gold_url} (database {})",
         redact_url(&url)
     );
-    let stop = CancellationToken::new();
     let gold_settings = settings.gold.clone();
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
+    let gold = Background::spawn(|signal| async move {
         warren_gold::serve(listener, store.clone(), &gold_settings, signal).await?;
         store.close().await;
         Ok(())
     });
-    Ok((gold_url, Background { stop, task }))
+    Ok((gold_url, gold))
 }
 
 /// Starts login, reaching gold at `gold_url`.
@@ -412,15 +414,12 @@ async fn start_login(
         "warren: login listening on http://{}",
         shown(listener.local_addr()?)
     );
-    let stop = CancellationToken::new();
     let login_settings = settings.login.clone();
     let gold_url = gold_url.to_owned();
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
+    Ok(Background::spawn(|signal| async move {
         warren_login::serve(listener, &login_settings, &gold_url, signer, signal).await?;
         Ok(())
-    });
-    Ok(Background { stop, task })
+    }))
 }
 
 /// Everything in one process: gold, login, game and connector.

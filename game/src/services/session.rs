@@ -77,23 +77,12 @@ impl Session {
     /// Delivers a session event to every listener, waiting for room.
     fn tell(&self, event: SessionEvent) {
         for mailbox in &self.listeners {
-            let mut mail = Mail::Session(event.clone());
-            let mut waited = Duration::ZERO;
-            loop {
-                match mailbox.try_send(mail) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => break,
-                    Err(TrySendError::Full(back)) => {
-                        mail = back;
-                        if waited == Duration::from_secs(1) {
-                            warn!(
-                                service = mailbox.name,
-                                "mailbox full: session events are waiting"
-                            );
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                        waited += Duration::from_millis(1);
-                    }
-                }
+            if let Err(TrySendError::Full(mail)) = mailbox.try_send(Mail::Session(event.clone())) {
+                warn!(
+                    service = mailbox.name,
+                    "mailbox full: session events are waiting"
+                );
+                mailbox.send_blocking(mail);
             }
         }
     }
