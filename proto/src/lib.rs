@@ -48,3 +48,11 @@ pub mod gold {
             .unwrap_or("")
     }
 }
+
+/// The gRPC contract of config-svc (`proto/config.proto`), with its tonic
+/// client and server.
+#[cfg(feature = "grpc")]
+pub mod config {
+    #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("warren.config.v1");
+}

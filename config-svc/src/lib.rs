@@ -1,0 +1,135 @@
+//! config-svc: the game's configuration, edited by product staff on a web
+//! page and read live by services.
+//!
+//! - Named JSON documents, each with a version history, an optional JSON
+//!   Schema (a publish that does not match is refused with the errors) and
+//!   an audit log of every publish, rollback and schema change.
+//! - gRPC (`proto/proto/config.proto`, default `127.0.0.1:7003`): get, list,
+//!   versions, audit, and watch — a stream of new versions, current ones
+//!   first, so a client that reconnects is up to date at once.
+//! - The admin page (default `127.0.0.1:7004`, [`web`]).
+//! - The client library services use ([`ConfigClient`]), which needs only
+//!   the default-off half of this crate.
+//!
+//! Storage is config-svc's own: SQLite by default, PostgreSQL with
+//! `database = "postgres://…"`.
+
+mod client;
+pub use client::{ClientSettings, ConfigClient, Live};
+
+#[cfg(feature = "server")]
+mod error;
+#[cfg(feature = "server")]
+mod grpc;
+#[cfg(feature = "server")]
+pub mod schema;
+#[cfg(feature = "server")]
+mod store;
+#[cfg(feature = "server")]
+pub mod web;
+
+#[cfg(feature = "server")]
+pub use server::*;
+
+#[cfg(feature = "server")]
+mod server {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Serialize};
+    use tokio::net::TcpListener;
+    use tonic::transport::{Server, server::TcpIncoming};
+    use tracing::info;
+    use warren_proto::config::config_server::ConfigServer;
+
+    pub use crate::error::ConfigError;
+    pub use crate::grpc::{ConfigService, Hub, MAX_WATCHERS, POLL};
+    pub use crate::store::{Dialect, StaffSession, Store};
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ConfigSettings {
+        /// Where config-svc serves gRPC.
+        pub listen: SocketAddr,
+        /// Where services reach config-svc.
+        pub url: String,
+        /// Where the admin page listens. Keep it on loopback (or behind a
+        /// TLS proxy, with `secure_cookies`).
+        pub admin_listen: SocketAddr,
+        /// `postgres://…` or `sqlite://path?mode=rwc`. Unset: SQLite in the
+        /// data directory. config-svc's own database, never the game's.
+        pub database: Option<String>,
+        /// Database connections (PostgreSQL; SQLite always uses one).
+        pub max_connections: u32,
+        /// A staff session ends after this long without a request…
+        pub session_idle_s: u64,
+        /// …and after this long in any case.
+        pub session_max_s: u64,
+        /// Failed sign-ins allowed per address and per username within
+        /// `signin_window_s`; more are refused with 429 until it passes.
+        pub signin_attempts: u32,
+        pub signin_window_s: u64,
+        /// Mark cookies `Secure` (when the page is served over HTTPS).
+        pub secure_cookies: bool,
+        /// Create the built-in documents (`chat`, `economy`) with their
+        /// schemas if they do not exist.
+        pub seed: bool,
+    }
+
+    impl Default for ConfigSettings {
+        fn default() -> Self {
+            ConfigSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 7003)),
+                url: "http://127.0.0.1:7003".to_owned(),
+                admin_listen: SocketAddr::from(([127, 0, 0, 1], 7004)),
+                database: None,
+                max_connections: 8,
+                session_idle_s: 30 * 60,
+                session_max_s: 12 * 3600,
+                signin_attempts: 5,
+                signin_window_s: 300,
+                secure_cookies: false,
+                seed: true,
+            }
+        }
+    }
+
+    /// The documents the game's built-in services read: name, schema, first
+    /// version.
+    pub const SEEDS: [(&str, &str, &str); 2] = [
+        (
+            "chat",
+            include_str!("../seed/chat.schema.json"),
+            include_str!("../seed/chat.json"),
+        ),
+        (
+            "economy",
+            include_str!("../seed/economy.schema.json"),
+            include_str!("../seed/economy.json"),
+        ),
+    ];
+
+    /// Creates the built-in documents that do not exist yet.
+    pub async fn seed(store: &Store) -> Result<(), ConfigError> {
+        for (name, schema, body) in SEEDS {
+            store.seed(name, schema, body).await?;
+        }
+        Ok(())
+    }
+
+    /// Serves gRPC (with its health service) on `listener` until `shutdown`
+    /// resolves.
+    pub async fn serve_grpc(
+        listener: TcpListener,
+        service: ConfigService,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<ConfigServer<ConfigService>>().await;
+        info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "config-svc serving gRPC");
+        Server::builder()
+            .add_service(health_service)
+            .add_service(ConfigServer::new(service))
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .await
+    }
+}
