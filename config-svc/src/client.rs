@@ -195,9 +195,16 @@ impl ConfigClient {
 
 /// A typed configuration value that follows config-svc. Cheap to clone;
 /// [`Live::get`] never blocks on the network.
-#[derive(Clone)]
 pub struct Live<T> {
     rx: watch::Receiver<(i64, Arc<T>)>,
+}
+
+impl<T> Clone for Live<T> {
+    fn clone(&self) -> Self {
+        Live {
+            rx: self.rx.clone(),
+        }
+    }
 }
 
 impl<T> Live<T> {
