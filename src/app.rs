@@ -17,7 +17,7 @@ use warren_game::GameBuilder;
 use warren_proto::Uid;
 
 use crate::{
-    cli::{Cli, Command, PartArgs},
+    cli::{Cli, Command, ConfigAdmin, PartArgs},
     keys::{self, TokenSigner},
     settings::{self, Settings, redact_url},
 };
@@ -63,6 +63,22 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Gold(args) => runtime()?.block_on(gold(apply(settings, args), shutdown_signal())),
         Command::Login(args) => {
             runtime()?.block_on(login(apply(settings, args), shutdown_signal()))
+        }
+        Command::ConfigSvc(mut args) => {
+            if let Some(database) = args.database.take() {
+                settings.config_svc.database = Some(database);
+            }
+            runtime()?.block_on(config_svc(apply(settings, args), shutdown_signal()))
+        }
+        Command::ConfigAdmin(ConfigAdmin::AddUser {
+            username,
+            password_stdin,
+            database,
+        }) => {
+            if let Some(database) = database {
+                settings.config_svc.database = Some(database);
+            }
+            runtime()?.block_on(add_staff(&settings, &username, password_stdin))
         }
     }
 }
@@ -400,6 +416,147 @@ async fn start_gold(settings: &Settings) -> anyhow::Result<(String, Background)>
     Ok((gold_url, gold))
 }
 
+/// config-svc's database URL: the configured one, or SQLite in the data
+/// directory.
+fn config_database(settings: &Settings) -> anyhow::Result<String> {
+    match &settings.config_svc.database {
+        Some(url) => Ok(url.clone()),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+            Ok(format!(
+                "sqlite://{}?mode=rwc",
+                settings.data_dir.join("config.db").display()
+            ))
+        }
+    }
+}
+
+async fn config_store(settings: &Settings) -> anyhow::Result<warren_config::Store> {
+    let url = config_database(settings)?;
+    warren_config::Store::connect(&url, settings.config_svc.max_connections)
+        .await
+        .with_context(|| format!("opening config-svc's database {}", redact_url(&url)))
+}
+
+/// Starts config-svc (gRPC and the admin page); returns its gRPC URL and
+/// the running part.
+async fn start_config(settings: &Settings) -> anyhow::Result<(String, Background)> {
+    let cs = &settings.config_svc;
+    let store = config_store(settings).await?;
+    if cs.seed {
+        warren_config::seed(&store).await?;
+    }
+    let hub = warren_config::Hub::new(&store).await?;
+    let service =
+        warren_config::ConfigService::new(store.clone(), hub.clone(), &admin_token(settings)?);
+    let web = warren_config::web::Web::new(store.clone(), hub.clone(), cs)?;
+    let grpc = TcpListener::bind(cs.listen)
+        .await
+        .with_context(|| format!("binding config-svc to {}", cs.listen))?;
+    let page = TcpListener::bind(cs.admin_listen)
+        .await
+        .with_context(|| format!("binding the config admin page to {}", cs.admin_listen))?;
+    let url = format!("http://{}", shown(grpc.local_addr()?));
+    println!(
+        "warren: config-svc listening on {url} (database {})",
+        redact_url(&config_database(settings)?)
+    );
+    let page_url = format!("http://{}", shown(page.local_addr()?));
+    if store.staff_count().await? == 0 {
+        println!(
+            "warren: config admin page on {page_url} (no staff account yet: create one with `warren config-admin add-user <name>`)"
+        );
+    } else {
+        println!("warren: config admin page on {page_url}");
+    }
+    let part = Background::spawn(|signal| async move {
+        let stop = CancellationToken::new();
+        let poller = tokio::spawn({
+            let (hub, store, stop) = (hub.clone(), store.clone(), stop.clone());
+            async move {
+                tokio::select! {
+                    () = hub.poll(store) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        });
+        let web_stop = stop.clone().cancelled_owned();
+        let web_task =
+            tokio::spawn(async move { warren_config::web::serve(page, web, web_stop).await });
+        warren_config::serve_grpc(grpc, service, signal).await?;
+        stop.cancel();
+        let _ = poller.await;
+        web_task.await.context("the config admin page panicked")??;
+        store.close().await;
+        Ok(())
+    });
+    Ok((url, part))
+}
+
+/// config-svc alone.
+pub async fn config_svc(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (_, part) = start_config(&settings).await?;
+    shutdown.await;
+    part.stop().await
+}
+
+/// `warren config-admin add-user`.
+async fn add_staff(
+    settings: &Settings,
+    username: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    warren_config::web::check_username(username).map_err(anyhow::Error::msg)?;
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        use rand::RngCore;
+        let mut bytes = [0u8; 15];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let p: String = bytes
+            .iter()
+            .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+            .collect();
+        (p, true)
+    };
+    warren_config::web::check_password(&password).map_err(anyhow::Error::msg)?;
+    let hash = tokio::task::spawn_blocking(move || {
+        warren_config::web::hash_password(&password).map(|h| (h, password))
+    })
+    .await?
+    .map_err(anyhow::Error::msg)?;
+    let store = config_store(settings).await?;
+    let created = store.put_staff(username, &hash.0).await?;
+    store.close().await;
+    let verb = if created {
+        "created staff account"
+    } else {
+        "set a new password for"
+    };
+    if generated {
+        println!(
+            "warren: {verb} {username}; password (shown once): {}",
+            hash.1
+        );
+    } else {
+        println!("warren: {verb} {username}");
+    }
+    println!(
+        "warren: sign in at http://{}/login",
+        shown(settings.config_svc.admin_listen)
+    );
+    Ok(())
+}
+
 /// Starts login, reaching gold at `gold_url`.
 async fn start_login(
     settings: &Settings,
@@ -427,6 +584,9 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
     let (private, public) = keys::ensure_dev_pair(&settings)?;
     let (gold_url, gold) = start_gold(&settings).await?;
     settings.game.gold_url = gold_url.clone();
+    let (config_url, config) = start_config(&settings).await?;
+    settings.game.config_url = config_url;
+    config_cache(&mut settings);
     let login = start_login(&settings, &gold_url, &private).await?;
     let bus: Arc<dyn Bus> = match &settings.bus.amqp_url {
         Some(_) => amqp_bus(&settings, "all").await?,
@@ -465,8 +625,17 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
     game.shutdown().await;
     bus.close().await;
     login.stop().await?;
+    config.stop().await?;
     gold.stop().await?;
     Ok(())
+}
+
+/// The game saves its last known configuration in the data directory
+/// unless told otherwise.
+fn config_cache(settings: &mut Settings) {
+    if settings.game.config_cache.is_none() {
+        settings.game.config_cache = Some(settings.data_dir.join("config-cache"));
+    }
 }
 
 /// gold alone.
@@ -512,7 +681,11 @@ pub async fn connector(
 }
 
 /// The game process alone.
-pub async fn game(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn game(
+    mut settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    config_cache(&mut settings);
     let bus = amqp_bus(&settings, "game").await?;
     let game = GameBuilder::new(settings.game.clone())
         .with_builtin_services()?

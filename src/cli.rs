@@ -27,6 +27,9 @@ SETTINGS
     WARREN_GOLD__LISTEN=127.0.0.1:7002    WARREN_GOLD__URL=http://127.0.0.1:7002
     WARREN_GOLD__DATABASE=postgres://user@host/db   (default: SQLite in the data dir)
     WARREN_LOGIN__LISTEN=0.0.0.0:7000
+    WARREN_CONFIG_SVC__LISTEN=127.0.0.1:7003  WARREN_CONFIG_SVC__ADMIN_LISTEN=127.0.0.1:7004
+    WARREN_CONFIG_SVC__DATABASE=postgres://user@host/db   (default: SQLite in the data dir)
+    WARREN_GAME__CONFIG_URL=http://127.0.0.1:7003   (empty: no config-svc)
 
   docs/settings.md lists every setting with its meaning. Logs go to stderr;
   RUST_LOG (e.g. RUST_LOG=debug) sets their level.";
@@ -61,6 +64,12 @@ pub enum Command {
     Gold(PartArgs),
     /// The HTTP login alone.
     Login(PartArgs),
+    /// config-svc alone: the configuration gRPC service and the staff's
+    /// admin page. --database is config-svc's own database.
+    ConfigSvc(PartArgs),
+    /// Manage the staff accounts of the config admin page.
+    #[command(subcommand)]
+    ConfigAdmin(ConfigAdmin),
     /// Print a signed token for a uid (alone on stdout).
     Token {
         /// The player's uid.
@@ -112,6 +121,24 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ConfigAdmin {
+    /// Create a staff account (or set a new password for an existing one,
+    /// which also signs it out everywhere). Without --password-stdin a
+    /// strong password is generated and printed once.
+    AddUser {
+        /// 1 to 64 letters, digits, '.', '_', '-' or '@'.
+        username: String,
+        /// Read the password (10 to 256 characters) from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// config-svc's database (default: config_svc.database, or SQLite in
+        /// the data directory).
+        #[arg(long)]
+        database: Option<String>,
+    },
+}
+
 #[derive(Debug, Default, clap::Args)]
 pub struct PartArgs {
     /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Required for
@@ -127,8 +154,8 @@ pub struct PartArgs {
     #[arg(long)]
     pub id: Option<String>,
 
-    /// gold's database: postgres://… or sqlite://path?mode=rwc (default:
-    /// SQLite in the data directory).
+    /// gold's database (config-svc's, for `config-svc`): postgres://… or
+    /// sqlite://path?mode=rwc (default: SQLite in the data directory).
     #[arg(long)]
     pub database: Option<String>,
 }

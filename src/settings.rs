@@ -10,6 +10,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 use warren_bus::AmqpSettings;
+pub use warren_config::ConfigSettings;
 use warren_connector::ConnectorSettings;
 use warren_game::GameSettings;
 pub use warren_gold::GoldSettings;
@@ -27,6 +28,8 @@ pub struct Settings {
     pub game: GameSettings,
     pub gold: GoldSettings,
     pub login: LoginSettings,
+    /// config-svc and its admin page (`WARREN_CONFIG_SVC__…`).
+    pub config_svc: ConfigSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -57,6 +60,7 @@ impl Default for Settings {
             game: GameSettings::default(),
             gold: GoldSettings::default(),
             login: LoginSettings::default(),
+            config_svc: ConfigSettings::default(),
         }
     }
 }
@@ -134,6 +138,15 @@ impl fmt::Debug for Settings {
                 ),
             )
             .field("login", &self.login)
+            .field(
+                "config_svc",
+                &format_args!(
+                    "{{ listen: {}, admin_listen: {}, database: {:?} }}",
+                    self.config_svc.listen,
+                    self.config_svc.admin_listen,
+                    self.config_svc.database.as_deref().map(redact_url),
+                ),
+            )
             .finish()
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use warren_bus::{Bus, BusError};
+use warren_config::{ClientSettings, ConfigClient, Live};
 use warren_proto::cmd;
 
 use crate::{
@@ -70,6 +71,33 @@ impl std::fmt::Debug for GameBuilder {
     }
 }
 
+/// The configuration the built-in services read: from config-svc when
+/// `config_url` is set (watched, so a publish reaches them without a
+/// restart), else fixed from the settings. The settings' values are also
+/// the defaults used until config-svc has been reached once.
+fn live_config(
+    s: &GameSettings,
+) -> (
+    Live<services::chat::ChatConfig>,
+    Live<services::wallet::EconomyConfig>,
+) {
+    let chat = services::chat::ChatConfig {
+        max_message_len: s.chat_max_text,
+    };
+    let economy = services::wallet::EconomyConfig {
+        daily_reward: s.daily_reward,
+    };
+    if s.config_url.is_empty() {
+        return (Live::fixed(chat), Live::fixed(economy));
+    }
+    let client = ConfigClient::start(ClientSettings {
+        url: s.config_url.clone(),
+        cache_dir: s.config_cache.clone(),
+        names: vec!["chat".into(), "economy".into()],
+    });
+    (client.typed("chat", chat), client.typed("economy", economy))
+}
+
 impl GameBuilder {
     pub fn new(settings: GameSettings) -> Self {
         GameBuilder {
@@ -102,21 +130,21 @@ impl GameBuilder {
     /// (the wallet's gold client needs one).
     pub fn with_builtin_services(self) -> Result<Self, GameError> {
         let s = &self.settings;
+        let (chat, economy) = live_config(s);
         let wallet = services::Wallet::new(
             &s.gold_url,
-            s.daily_reward,
+            economy,
             s.shop_items.clone(),
             std::time::Duration::from_millis(s.gold_timeout_ms),
         )
         .map_err(GameError::Setup)?;
-        let max_text = s.chat_max_text;
         let fault_injection = s.fault_injection;
         let b = self
             .service("echo", [cmd::ECHO], || services::Echo)
             .service(
                 "chat",
                 [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
-                move || services::Chat::new(max_text),
+                move || services::Chat::new(chat.clone()),
             )
             .service("announce", [], services::Announce::default)
             .service(

@@ -29,7 +29,8 @@ pub struct GameSettings {
     /// A mailbox deeper than this is logged, then at twice the depth, and so
     /// on (skynet's overload warning).
     pub mailbox_warn: usize,
-    /// Longest accepted chat message, in characters.
+    /// Longest accepted chat message, in characters, until config-svc's
+    /// `chat` document says otherwise (its `max_message_len`).
     pub chat_max_text: usize,
     /// A connector not heard from for this long, while others are, is taken
     /// for dead and its players for offline (connectors say they are alive
@@ -60,10 +61,17 @@ pub struct GameSettings {
     pub gold_url: String,
     /// How long one call to gold may take.
     pub gold_timeout_ms: u64,
-    /// Gold granted by the daily reward.
+    /// Gold granted by the daily reward, until config-svc's `economy`
+    /// document says otherwise (its `daily_reward`).
     pub daily_reward: i64,
     /// The shop: item name → price in gold.
     pub shop_items: BTreeMap<String, i64>,
+    /// Where the game reads its live configuration (config-svc's gRPC).
+    /// Empty: no config-svc; `chat_max_text` and `daily_reward` stay as set.
+    pub config_url: String,
+    /// Where the last known configuration is saved, so the game starts on
+    /// it while config-svc is down. Unset: `<data_dir>/config-cache`.
+    pub config_cache: Option<std::path::PathBuf>,
     /// Registers the `faults` service (cmds 9990–9991), which panics on
     /// demand. For tests of fault isolation only: never in production.
     pub fault_injection: bool,
@@ -93,6 +101,8 @@ impl Default for GameSettings {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
+            config_url: "http://127.0.0.1:7003".to_owned(),
+            config_cache: None,
             fault_injection: false,
         }
     }

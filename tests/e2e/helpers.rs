@@ -143,6 +143,10 @@ pub struct Stack {
     pub shards: u16,
     /// Each connector's admin endpoint.
     pub connector_admins: Vec<SocketAddr>,
+    /// config-svc's gRPC and its admin page, when the stack runs it (the
+    /// all-in-one process, and the full stack on RabbitMQ).
+    pub config: Option<SocketAddr>,
+    pub config_page: Option<SocketAddr>,
     /// Every connector: (address, websocket URL). `addr`/`url` are the first.
     pub connectors: Vec<(SocketAddr, String)>,
     pub url: String,
@@ -199,6 +203,11 @@ impl Stack {
                 "10000000".into(),
             ),
             ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
+            ("WARREN_CONFIG_SVC__LISTEN".into(), "127.0.0.1:0".into()),
+            (
+                "WARREN_CONFIG_SVC__ADMIN_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut procs = Vec::new();
@@ -208,11 +217,14 @@ impl Stack {
             .find(|(k, _)| *k == "WARREN_BUS__SHARDS")
             .map_or(1, |(_, v)| v.parse().unwrap());
         let mut login = None;
+        let (mut config, mut config_page) = (None, None);
         let admin;
         let mut connector_admins = Vec::new();
         let lines = match kind {
             BusKind::InProcess => {
                 let mut all = Proc::spawn("warren", &dir, &[], &env);
+                config = Some(http_addr(&all.wait_line("config-svc listening on")));
+                config_page = Some(http_addr(&all.wait_line("config admin page on")));
                 login = Some(http_addr(&all.wait_line("login listening on")));
                 admin = http_addr(&all.wait_line("game admin listening on"));
                 let line = all.wait_line("connector listening on");
@@ -235,6 +247,16 @@ impl Stack {
                     login = Some(http_addr(&login_proc.wait_line("login listening on")));
                     procs.push(gold);
                     procs.push(login_proc);
+                    let mut config_proc = Proc::spawn("config-svc", &dir, &["config-svc"], &env);
+                    let grpc = http_addr(&config_proc.wait_line("config-svc listening on"));
+                    config_page = Some(http_addr(&config_proc.wait_line("config admin page on")));
+                    config = Some(grpc);
+                    env.push(("WARREN_GAME__CONFIG_URL".into(), format!("http://{grpc}")));
+                    procs.push(config_proc);
+                } else {
+                    // No config-svc in this stack: the game runs on its
+                    // settings (and never reaches for a default port).
+                    env.push(("WARREN_GAME__CONFIG_URL".into(), String::new()));
                 }
                 let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
                 game.wait_line("game serving");
@@ -284,6 +306,8 @@ impl Stack {
             admin,
             shards,
             connector_admins,
+            config,
+            config_page,
             connectors,
             url,
             dir,
@@ -374,6 +398,7 @@ impl Stack {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
             .env("WARREN_GAME__ADMIN_LISTEN", "127.0.0.1:0")
+            .env("WARREN_GAME__CONFIG_URL", "")
             .env(
                 "WARREN_BUS__NAMESPACE",
                 self.namespace.as_deref().unwrap_or("warren"),
@@ -412,6 +437,29 @@ impl Stack {
             assert!(Instant::now() < deadline, "{} did not exit", p.name);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Runs `warren config-admin add-user NAME --password-stdin` on this
+    /// stack's data directory.
+    pub fn add_staff(&self, name: &str, password: &str) {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["config-admin", "add-user", name, "--password-stdin"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARREN_DATA_DIR", &self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 
     /// The game admin endpoint's bearer token.

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod announce;
+mod config;
 mod console;
 mod faults;
 mod helpers;

@@ -9,12 +9,13 @@
 //! each room lives on the shard its name hashes to; requests for it that
 //! reach another shard are forwarded there. Limits, each refused with
 //! `bad_request`: room names of 1–64 characters, texts of at most
-//! `chat_max_text` characters, 64 rooms per player; sending to a room one has
-//! not joined is `not_in_room`.
+//! `max_message_len` characters (config-svc's `chat` document, live), 64
+//! rooms per player; sending to a room one has not joined is `not_in_room`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+use warren_config::Live;
 use warren_proto::{Uid, cmd};
 
 use crate::{Context, Request, Service, SessionEvent};
@@ -22,9 +23,16 @@ use crate::{Context, Request, Service, SessionEvent};
 const MAX_ROOM_NAME: usize = 64;
 const MAX_ROOMS_PER_PLAYER: usize = 64;
 
+/// The `chat` configuration document.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ChatConfig {
+    /// Longest message a player may send, in characters.
+    pub max_message_len: usize,
+}
+
 #[derive(Debug)]
 pub struct Chat {
-    max_text: usize,
+    config: Live<ChatConfig>,
     rooms: HashMap<String, BTreeSet<Uid>>,
     joined: HashMap<Uid, HashSet<String>>,
 }
@@ -56,9 +64,9 @@ struct Said<'a> {
 }
 
 impl Chat {
-    pub fn new(max_text: usize) -> Self {
+    pub fn new(config: Live<ChatConfig>) -> Self {
         Chat {
-            max_text,
+            config,
             rooms: HashMap::new(),
             joined: HashMap::new(),
         }
@@ -98,8 +106,9 @@ impl Chat {
         let Ok(SendReq { room, text }) = req.decode() else {
             return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room, text}");
         };
-        if text.chars().count() > self.max_text {
-            let message = format!("text is longer than {} characters", self.max_text);
+        let max = self.config.get().max_message_len;
+        if text.chars().count() > max {
+            let message = format!("text is longer than {max} characters");
             return ctx.reply_error(req, cmd::code::BAD_REQUEST, &message);
         }
         let Some(members) = self.rooms.get(&room).filter(|m| m.contains(&req.uid)) else {

@@ -1,7 +1,7 @@
 //! The built-in services.
 
 pub mod announce;
-mod chat;
+pub mod chat;
 mod echo;
 mod faults;
 pub(crate) mod session;

@@ -2,7 +2,8 @@
 //! all through gold over gRPC — the game never touches the database.
 //!
 //! - 3001 balance `{currency?}` → `{currency, balance}` (currency: `gold`)
-//! - 3002 daily reward `{}` → `{reward, balance}`; the second claim of a UTC
+//! - 3002 daily reward `{}` → `{reward, balance}` (the reward is config-svc's
+//!   `economy.daily_reward`, live); the second claim of a UTC
 //!   day is error `already_claimed`. Enforced by gold's idempotency key
 //!   `daily:<uid>:<day>`, not by memory, so it holds across restarts and
 //!   across game processes.
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tonic::{Code, transport::Channel};
 use tracing::error;
+use warren_config::Live;
 use warren_proto::{
     cmd::code,
     gold::{self, ApplyDeltaRequest, BalanceRequest, gold_client::GoldClient},
@@ -38,9 +40,16 @@ pub const ITEMS: u32 = 3004;
 pub struct Wallet {
     gold: GoldClient<Channel>,
     rt: Handle,
-    daily_reward: i64,
+    economy: Live<EconomyConfig>,
     items: BTreeMap<String, i64>,
     timeout: Duration,
+}
+
+/// The `economy` configuration document.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EconomyConfig {
+    /// Gold the daily reward grants.
+    pub daily_reward: i64,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +97,7 @@ impl Wallet {
     /// serve) while gold is down. Must be called inside a tokio runtime.
     pub fn new(
         gold_url: &str,
-        daily_reward: i64,
+        economy: Live<EconomyConfig>,
         items: BTreeMap<String, i64>,
         timeout: Duration,
     ) -> Result<Self, String> {
@@ -100,7 +109,7 @@ impl Wallet {
         Ok(Wallet {
             gold: GoldClient::new(channel),
             rt,
-            daily_reward,
+            economy,
             items,
             timeout,
         })
@@ -161,10 +170,11 @@ impl Wallet {
             .map(|d| d.as_secs() / 86_400)
             .unwrap_or(0);
         let mut gold = self.gold.clone();
+        let reward = self.economy.get().daily_reward;
         let call = self.call(ApplyDeltaRequest {
             uid: req.uid.0,
             currency: "gold".into(),
-            delta: self.daily_reward,
+            delta: reward,
             reason: "daily_reward".into(),
             idempotency_key: format!("daily:{}:{day}", req.uid),
         });
@@ -177,7 +187,7 @@ impl Wallet {
             Ok(r) => ctx.reply(
                 req,
                 &DailyReply {
-                    reward: self.daily_reward,
+                    reward,
                     balance: r.into_inner().balance,
                 },
             ),

@@ -1,0 +1,396 @@
+//! Live configuration: a change published to config-svc reaches the running
+//! game without a restart — through gRPC on both buses, and through the
+//! admin page in a real headless Chromium, the way product staff do it.
+
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warren_proto::{
+    ErrorBody, cmd,
+    config::{PublishRequest, config_client::ConfigClient},
+};
+
+use crate::{
+    helpers::{BusKind, Client, Stack, decode, http_post},
+    on_both_buses,
+};
+
+#[derive(Serialize)]
+struct Join<'a> {
+    room: &'a str,
+}
+
+#[derive(Serialize)]
+struct Say<'a> {
+    room: &'a str,
+    text: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Daily {
+    reward: i64,
+}
+
+/// Sends `text` to `room`: Ok, or the error's message.
+async fn say(c: &mut Client, room: &str, text: &str) -> Result<(), String> {
+    let (r, _) = c.request(cmd::CHAT_SEND, &Say { room, text }).await;
+    if r.cmd == cmd::ERROR {
+        return Err(decode::<ErrorBody>(&r).message);
+    }
+    Ok(())
+}
+
+/// Waits (up to 10 s) until a message of `len` characters is accepted
+/// (`accepted`) or refused (`!accepted`) by the running game.
+async fn until_chat_allows(c: &mut Client, len: usize, accepted: bool) -> Duration {
+    let start = Instant::now();
+    let text = "x".repeat(len);
+    loop {
+        let outcome = say(c, "lobby", &text).await;
+        if outcome.is_ok() == accepted {
+            if let Err(m) = outcome {
+                assert!(m.contains("longer than"), "{m}");
+            }
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the game never {} a {len}-character message: {outcome:?}",
+            if accepted { "accepted" } else { "refused" }
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn publish(stack: &Stack, name: &str, body: serde_json::Value) {
+    let addr = stack.config.expect("this stack runs config-svc");
+    let mut c = ConfigClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(PublishRequest {
+        name: name.into(),
+        body: body.to_string(),
+        author: "e2e".into(),
+        comment: String::new(),
+        expected_version: 0,
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", stack.admin_token()).parse().unwrap(),
+    );
+    c.publish(req).await.unwrap();
+}
+
+async fn config_changes_reach_the_running_game(kind: BusKind) {
+    let stack = Stack::start_full(kind).await;
+    let mut c = stack.player(7).await;
+    let (r, _) = c.request(cmd::CHAT_JOIN, &Join { room: "lobby" }).await;
+    assert_eq!(r.cmd, cmd::CHAT_JOIN, "{r:?}");
+    say(&mut c, "lobby", &"x".repeat(12)).await.unwrap();
+
+    publish(&stack, "chat", json!({"max_message_len": 10})).await;
+    let took = until_chat_allows(&mut c, 12, false).await;
+    eprintln!("chat limit applied {took:?} after the publish");
+    say(&mut c, "lobby", &"x".repeat(10)).await.unwrap();
+
+    // The daily reward comes from the `economy` document.
+    publish(&stack, "economy", json!({"daily_reward": 250})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let login = stack.login.expect("the full stack runs login");
+    let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": "cfg-phone"})).await;
+    assert_eq!(status, 200, "{reply}");
+    let mut p = stack.client().await;
+    p.login(reply["token"].as_str().unwrap()).await;
+    let (r, _) = p.request(3002, &json!({})).await;
+    assert_eq!(decode::<Daily>(&r).reward, 250, "{r:?}");
+}
+
+on_both_buses!(config_changes_reach_the_running_game);
+
+// ---- the admin page in a real browser ----
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+            assert!(
+                std::path::Path::new(bin).exists(),
+                "{bin} is missing: install Debian's chromium and chromium-driver \
+                 (scripts/test.sh does it: apt-get install chromium chromium-driver)"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self) -> Browser {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1000"]
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Saves a screenshot when WARREN_SCREENSHOTS names a directory (how the
+/// one in docs/ was made).
+async fn screenshot(b: &Browser, name: &str) {
+    if let Ok(dir) = std::env::var("WARREN_SCREENSHOTS") {
+        let png = b.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn set_body(b: &Browser, text: &str) {
+    let area = b.find(Locator::Css("#body")).await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys(text).await.unwrap();
+}
+
+async fn page_text(b: &Browser) -> String {
+    text_of(b, "body").await
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test]
+async fn staff_change_the_game_from_the_admin_page_in_chromium() {
+    let stack = Stack::start(BusKind::InProcess).await;
+    stack.add_staff("ann", PASSWORD);
+    let page: SocketAddr = stack.config_page.unwrap();
+    let base = format!("http://{page}");
+    let driver = Driver::start();
+    let b = driver.browser().await;
+
+    let mut player = stack.player(11).await;
+    player
+        .request(cmd::CHAT_JOIN, &Join { room: "lobby" })
+        .await;
+    say(&mut player, "lobby", &"x".repeat(12)).await.unwrap();
+
+    // Every page is behind the sign-in; a wrong password is refused.
+    b.goto(&format!("{base}/docs/chat")).await.unwrap();
+    assert!(b.current_url().await.unwrap().path().starts_with("/login"));
+    b.find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .send_keys("ann")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys("wrong password!")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#signin"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&b, "#signin-error").await,
+        "Wrong username or password."
+    );
+    screenshot(&b, "signin").await;
+    b.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    b.find(Locator::Css("#signin"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Back where we were going.
+    assert_eq!(b.current_url().await.unwrap().path(), "/docs/chat");
+    assert!(text_of(&b, "#live-version").await.contains("v1"));
+
+    // The list of documents.
+    b.goto(&base).await.unwrap();
+    let list = text_of(&b, "#documents").await;
+    assert!(
+        list.contains("chat") && list.contains("economy") && list.contains("system"),
+        "{list}"
+    );
+    screenshot(&b, "documents").await;
+    b.find(Locator::LinkText("chat"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // A value of the wrong type: the editor says what is wrong, inline
+    // (live while typing, and again on review), and nothing is published.
+    set_body(&b, r#"{"max_message_len": "ten"}"#).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let live = text_of(&b, "#live-check").await;
+        if live.contains("max_message_len") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live validation: {live:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.find(Locator::Css("#review"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let errors = text_of(&b, "#errors").await;
+    assert!(
+        errors.contains("/max_message_len") && errors.contains("integer"),
+        "{errors}"
+    );
+    screenshot(&b, "validation-error").await;
+
+    // A valid change: reviewed as a diff against the live version, then
+    // published.
+    set_body(&b, r#"{"max_message_len": 10}"#).await;
+    b.find(Locator::Css("#comment"))
+        .await
+        .unwrap()
+        .send_keys("shorter chat lines")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#review"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let diff = text_of(&b, "#diff").await;
+    assert!(
+        diff.contains("- \"max_message_len\": 1024")
+            || diff.contains("-   \"max_message_len\": 1024"),
+        "{diff}"
+    );
+    assert!(diff.contains("\"max_message_len\": 10"), "{diff}");
+    screenshot(&b, "review").await;
+    b.find(Locator::Css("#publish"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of(&b, "#notice").await.contains("Published version 2"));
+    let took = until_chat_allows(&mut player, 12, false).await;
+    eprintln!("published on the page; the game refused 12 characters {took:?} later");
+
+    // History, and a one-click rollback.
+    b.find(Locator::LinkText("History"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let history = text_of(&b, "#history").await;
+    assert!(
+        history.contains("shorter chat lines") && history.contains("ann"),
+        "{history}"
+    );
+    screenshot(&b, "history").await;
+    b.find(Locator::Css("#rollback-1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        text_of(&b, "#notice")
+            .await
+            .contains("Rolled back to version 1")
+    );
+    let took = until_chat_allows(&mut player, 12, true).await;
+    eprintln!("rolled back on the page; the game accepted 12 characters {took:?} later");
+
+    // The audit log has both, with who and which versions.
+    b.find(Locator::LinkText("Audit log"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let audit = text_of(&b, "#audit").await;
+    assert!(
+        audit.contains("rollback") && audit.contains("v2 → v3"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("publish") && audit.contains("v1 → v2"),
+        "{audit}"
+    );
+    screenshot(&b, "audit").await;
+
+    // Signing out ends the session: the pages are closed again.
+    b.find(Locator::Css("header button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.goto(&format!("{base}/audit")).await.unwrap();
+    assert!(b.current_url().await.unwrap().path().starts_with("/login"));
+    assert!(page_text(&b).await.contains("Sign in"));
+    b.close().await.unwrap();
+}
