@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. The end-to-end tests need RabbitMQ and
-# (from the gold issue on) PostgreSQL on 127.0.0.1: this script starts the
-# local ones if they are installed but stopped, and fails with a clear
-# message if they cannot be had. It never skips the tests that need them.
+# PostgreSQL on 127.0.0.1, and the config admin page's test needs Chromium
+# with ChromeDriver: this script starts the local servers if they are
+# installed but stopped, installs Chromium from Debian's packages if it is
+# missing, and fails with a clear message if any cannot be had. It never
+# skips the tests that need them.
 #   scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,26 @@ if ! pg_up; then
   fi
 fi
 echo "PostgreSQL is up on 127.0.0.1:5432" >&2
+
+# The config admin page is tested in a real headless Chromium, driven by
+# chromedriver (Debian's chromium and chromium-driver packages).
+have_chromium() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
+if ! have_chromium; then
+  echo "installing Chromium and ChromeDriver for the admin page's browser test..." >&2
+  as_root=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver >&2 \
+      || { $as_root apt-get update >&2 && $as_root env DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y chromium chromium-driver >&2; } || true
+  fi
+  if ! have_chromium; then
+    echo "Chromium and ChromeDriver are needed at /usr/bin/chromium and /usr/bin/chromedriver" >&2
+    echo "and could not be installed: apt-get install chromium chromium-driver" >&2
+    exit 1
+  fi
+fi
+echo "Chromium is at /usr/bin/chromium" >&2
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

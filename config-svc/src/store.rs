@@ -383,13 +383,13 @@ impl Store {
                 "a document named {name:?} already exists"
             )));
         }
-        if let Action::Publish { expected: Some(e) } = action {
-            if e != latest {
-                return Err(ConfigError::Conflict(format!(
-                    "{name:?} changed while you were editing it: you started from version {e}, \
-                     the live version is now {latest}. Reload to see it."
-                )));
-            }
+        if let Action::Publish { expected: Some(e) } = action
+            && e != latest
+        {
+            return Err(ConfigError::Conflict(format!(
+                "{name:?} changed while you were editing it: you started from version {e}, \
+                 the live version is now {latest}. Reload to see it."
+            )));
         }
         if let Some(s) = &schema_text {
             schema::validate(&schema::parse("schema", s)?, &value)?;
