@@ -38,12 +38,21 @@ pub const MAX_WATCHERS: usize = 4096;
 #[derive(Clone, Debug)]
 pub struct Hub {
     versions: watch::Sender<BTreeMap<String, i64>>,
+    /// Set when the server shuts down: every watch stream ends, so the
+    /// server's graceful shutdown does not wait on streams that never would.
+    closing: watch::Sender<bool>,
 }
 
 impl Hub {
     pub async fn new(store: &Store) -> Result<Hub, ConfigError> {
         let (versions, _) = watch::channel(store.latest_versions().await?);
-        Ok(Hub { versions })
+        let (closing, _) = watch::channel(false);
+        Ok(Hub { versions, closing })
+    }
+
+    /// Ends every watch stream (at shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Records a version published here.
@@ -99,6 +108,10 @@ pub struct ConfigService {
 }
 
 impl ConfigService {
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     pub fn new(store: Store, hub: Hub, admin_token: &str) -> Self {
         ConfigService {
             store,
@@ -128,6 +141,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<Document, Status>> + Send + 
 struct Watching {
     store: Store,
     rx: watch::Receiver<BTreeMap<String, i64>>,
+    closing: watch::Receiver<bool>,
     names: Option<BTreeSet<String>>,
     sent: BTreeMap<String, i64>,
     pending: VecDeque<Document>,
@@ -164,8 +178,11 @@ impl Watching {
                     }
                 }
             }
-            if self.pending.is_empty() && self.rx.changed().await.is_err() {
-                return None;
+            if self.pending.is_empty() {
+                tokio::select! {
+                    changed = self.rx.changed() => if changed.is_err() { return None },
+                    _ = self.closing.wait_for(|c| *c) => return None,
+                }
             }
         }
     }
@@ -214,6 +231,7 @@ impl Config for ConfigService {
         let state = Watching {
             store: self.store.clone(),
             rx,
+            closing: self.hub.closing.subscribe(),
             names: (!names.is_empty()).then(|| names.into_iter().collect()),
             sent: BTreeMap::new(),
             pending: VecDeque::new(),

@@ -123,6 +123,11 @@ mod server {
         service: ConfigService,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
+        let hub = service.hub().clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.close();
+        };
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<ConfigServer<ConfigService>>().await;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "config-svc serving gRPC");
