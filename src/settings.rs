@@ -48,6 +48,14 @@ pub struct BusSettings {
     /// Game shards on the broker: every connector and game process of a
     /// namespace must say the same (a mismatch stops the process at start).
     pub shards: u16,
+    /// The durable mode: request queues are quorum queues, events are
+    /// persistent, and the game acknowledges a request only after handling
+    /// it, so a killed game loses nothing. The same on every process of a
+    /// namespace. RabbitMQ only.
+    pub durable: bool,
+    /// Durable mode: attempts at one request (a handler that panics hands it
+    /// back) before it goes to the dead-letter queue `<namespace>.dead`.
+    pub delivery_limit: u32,
 }
 
 impl Default for Settings {
@@ -74,6 +82,8 @@ impl Default for BusSettings {
             max_queue_length: 100_000,
             memory_capacity: warren_bus::MemoryBus::DEFAULT_CAPACITY,
             shards: 1,
+            durable: false,
+            delivery_limit: 5,
         }
     }
 }
@@ -90,6 +100,8 @@ impl BusSettings {
             client_name: client_name.to_owned(),
             shards: self.shards,
             shard,
+            durable: self.durable,
+            delivery_limit: self.delivery_limit,
         }
     }
 }
@@ -115,6 +127,8 @@ impl fmt::Debug for BusSettings {
             .field("max_queue_length", &self.max_queue_length)
             .field("memory_capacity", &self.memory_capacity)
             .field("shards", &self.shards)
+            .field("durable", &self.durable)
+            .field("delivery_limit", &self.delivery_limit)
             .finish()
     }
 }

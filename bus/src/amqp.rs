@@ -11,6 +11,15 @@
 //! | `<ns>.push` | direct exchange | pushes for one connector, routing key = its id |
 //! | `<ns>.broadcast` | fanout exchange | pushes for every connector |
 //! | `<ns>.push.<id>` | exclusive queue | one connector's pushes, bound to both |
+//! | `<ns>.dead` | fanout exchange and durable queue (durable mode) | requests that failed `delivery_limit` times, or do not decode |
+//!
+//! **Durable mode** (`durable`): the request queues are quorum queues
+//! (replicated, on disk) with a delivery limit and a dead-letter exchange;
+//! events are published persistent, with publisher confirms as always; and
+//! the game acknowledges a request only after its handler has run (see
+//! [`crate::Ack`]), so a game killed mid-stream loses nothing: what it had
+//! taken is delivered again to the next one. A namespace is in one mode or
+//! the other: a process in the other mode is refused at start.
 //!
 //! A request (Message) is published with routing key `shard.<s>.<cmd>`,
 //! `s = uid % shards`, so each player's requests have one owner and keep
@@ -70,6 +79,11 @@ pub struct AmqpSettings {
     pub shards: u16,
     /// The shard whose requests this process consumes (game processes).
     pub shard: u16,
+    /// The durable mode (see the module documentation).
+    pub durable: bool,
+    /// Durable mode: deliveries of one request before it goes to the
+    /// dead-letter queue.
+    pub delivery_limit: u32,
 }
 
 impl fmt::Debug for AmqpSettings {
@@ -82,6 +96,8 @@ impl fmt::Debug for AmqpSettings {
             .field("client_name", &self.client_name)
             .field("shards", &self.shards)
             .field("shard", &self.shard)
+            .field("durable", &self.durable)
+            .field("delivery_limit", &self.delivery_limit)
             .finish()
     }
 }
@@ -95,6 +111,9 @@ pub struct Topology {
     /// Never holds a message: its `x-max-length` is the shard count, which
     /// the broker refuses to redeclare differently.
     pub shards_marker: String,
+    /// Durable mode: where requests that keep failing end.
+    pub dead_exchange: String,
+    pub dead_queue: String,
     namespace: String,
 }
 
@@ -105,6 +124,8 @@ impl Topology {
             push_exchange: format!("{namespace}.push"),
             broadcast_exchange: format!("{namespace}.broadcast"),
             shards_marker: format!("{namespace}.shards"),
+            dead_exchange: format!("{namespace}.dead"),
+            dead_queue: format!("{namespace}.dead"),
             namespace: namespace.to_owned(),
         }
     }
@@ -277,11 +298,60 @@ impl AmqpBus {
                     unavailable(e)
                 }
             })?;
-        for shard in 0..shards {
-            let queue = t.requests_queue(shard);
-            ch.queue_declare(queue.as_str().into(), durable_queue, self.queue_args())
+        let mut request_args = self.queue_args();
+        if self.settings.durable {
+            ch.exchange_declare(
+                t.dead_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+            // Bounded too: when full, the oldest dead message makes room.
+            let mut dead_args = FieldTable::default();
+            dead_args.insert(
+                "x-max-length".into(),
+                AMQPValue::LongLongInt(self.settings.max_queue_length),
+            );
+            dead_args.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("drop-head".into()),
+            );
+            ch.queue_declare(t.dead_queue.as_str().into(), durable_queue, dead_args)
                 .await
                 .map_err(unavailable)?;
+            bind(ch, &t.dead_queue, &t.dead_exchange, "").await?;
+            request_args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            request_args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(i64::from(self.settings.delivery_limit.max(1))),
+            );
+            request_args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(t.dead_exchange.as_str().into()),
+            );
+        }
+        for shard in 0..shards {
+            let queue = t.requests_queue(shard);
+            ch.queue_declare(queue.as_str().into(), durable_queue, request_args.clone())
+                .await
+                .map_err(|e| {
+                    if e.to_string().contains("PRECONDITION") {
+                        BusError::Mismatch(format!(
+                            "request queue {queue} exists with other settings: namespace {} is \
+                             {} the durable mode, this process is not (bus.durable and \
+                             bus.delivery_limit must be the same everywhere, or use a new namespace)",
+                            self.settings.namespace,
+                            if self.settings.durable { "not in" } else { "in" }
+                        ))
+                    } else {
+                        unavailable(e)
+                    }
+                })?;
             for key in [shard_binding(shard).as_str(), LIFECYCLE_KEY] {
                 bind(ch, &queue, &t.requests_exchange, key).await?;
             }
@@ -298,6 +368,7 @@ impl AmqpBus {
         exchange: &str,
         routing_key: &str,
         payload: Vec<u8>,
+        persistent: bool,
     ) -> Result<Confirm, BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
@@ -312,7 +383,11 @@ impl AmqpBus {
                     routing_key,
                     BasicPublishOptions::default(),
                     &payload,
-                    BasicProperties::default(),
+                    if persistent {
+                        BasicProperties::default().with_delivery_mode(2)
+                    } else {
+                        BasicProperties::default()
+                    },
                 )
                 .await
                 .map_err(unavailable)?;
@@ -336,6 +411,7 @@ impl AmqpBus {
         queue: &str,
         prepare: impl AsyncFnOnce(&Channel) -> Result<(), BusError>,
         decode: fn(&[u8]) -> Result<T, DecodeError>,
+        manual: bool,
     ) -> Result<Subscription<T>, BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
@@ -374,6 +450,7 @@ impl AmqpBus {
             unacked: None,
             unacked_count: 0,
             ended: false,
+            manual,
             closed: false,
         }))
     }
@@ -382,20 +459,26 @@ impl AmqpBus {
     /// For tests and for tearing a deployment down; never called at shutdown.
     pub async fn delete_topology(&self) -> Result<(), BusError> {
         let t = &self.topology;
+        let dead = self.settings.durable.then(|| t.dead_queue.clone());
         let queues = (0..self.settings.shards)
             .map(|s| t.requests_queue(s))
-            .chain([t.shards_marker.clone()]);
+            .chain([t.shards_marker.clone()])
+            .chain(dead);
         for queue in queues {
             self.publisher
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await
                 .map_err(unavailable)?;
         }
+        let dead = self.settings.durable.then_some(&t.dead_exchange);
         for name in [
             &t.requests_exchange,
             &t.push_exchange,
             &t.broadcast_exchange,
-        ] {
+        ]
+        .into_iter()
+        .chain(dead)
+        {
             self.publisher
                 .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
                 .await
@@ -414,8 +497,13 @@ impl Bus for AmqpBus {
             }
             _ => LIFECYCLE_KEY.to_owned(),
         };
-        self.publish(&self.topology.requests_exchange, &key, encode_event(event))
-            .await
+        self.publish(
+            &self.topology.requests_exchange,
+            &key,
+            encode_event(event),
+            self.settings.durable,
+        )
+        .await
     }
 
     async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError> {
@@ -432,6 +520,7 @@ impl Bus for AmqpBus {
             &self.topology.requests_exchange,
             &request_key(shard, cmd),
             encode_event(event),
+            self.settings.durable,
         )
         .await
     }
@@ -476,25 +565,31 @@ impl Bus for AmqpBus {
                 Ok(())
             },
             decode_push,
+            false,
         )
         .await
     }
 
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
         let queue = self.topology.requests_queue(self.settings.shard);
-        self.consume(&queue, async |_: &Channel| Ok(()), decode_event)
-            .await
+        self.consume(
+            &queue,
+            async |_: &Channel| Ok(()),
+            decode_event,
+            self.settings.durable,
+        )
+        .await
     }
 
     async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError> {
         let payload = encode_push(push);
         match route {
             Route::Connector(id) => {
-                self.publish(&self.topology.push_exchange, id.as_str(), payload)
+                self.publish(&self.topology.push_exchange, id.as_str(), payload, false)
                     .await
             }
             Route::AllConnectors => {
-                self.publish(&self.topology.broadcast_exchange, "", payload)
+                self.publish(&self.topology.broadcast_exchange, "", payload, false)
                     .await
             }
         }

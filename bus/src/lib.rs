@@ -10,6 +10,7 @@
 //! Connector code publishes [`BusEvent`]s and consumes [`BusPush`]es for its
 //! own id; game code does the reverse. Neither knows which bus it is on.
 
+mod ack;
 mod amqp;
 mod memory;
 mod subscription;
@@ -19,6 +20,7 @@ use std::{fmt, future::Future, pin::Pin};
 use async_trait::async_trait;
 use warren_proto::{BusEvent, BusPush, ConnectorId};
 
+pub use ack::Ack;
 pub use amqp::{AmqpBus, AmqpSettings, Topology};
 pub use memory::MemoryBus;
 pub use subscription::Subscription;

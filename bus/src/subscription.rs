@@ -6,6 +6,9 @@
 //! next one, with one `multiple` ack for everything taken so far whenever the
 //! stream would otherwise wait, or every `ack_every` deliveries under load.
 //! The broker's prefetch bounds what is in flight.
+//!
+//! In the durable mode nothing is acknowledged here: each delivery comes
+//! with its [`Ack`], and the consumer acknowledges it after handling it.
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -16,6 +19,8 @@ use lapin::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use warren_proto::DecodeError;
+
+use crate::Ack;
 
 /// Messages delivered to one consumer, in order. Dropping it cancels the
 /// consumer on the bus.
@@ -40,6 +45,8 @@ pub(crate) struct AmqpSource<T> {
     pub(crate) unacked: Option<Acker>,
     pub(crate) unacked_count: usize,
     pub(crate) ended: bool,
+    /// The durable mode: deliveries are acknowledged by the consumer.
+    pub(crate) manual: bool,
     /// Set by `close`: nothing is left for `Drop` to do.
     pub(crate) closed: bool,
 }
@@ -67,9 +74,17 @@ impl<T> Subscription<T> {
     }
 
     /// The next message, or `None` once the bus has closed this consumer.
+    /// In the durable mode its [`Ack`] is dropped here, which hands the
+    /// message back: durable consumers use [`Subscription::next_delivery`].
     pub async fn next(&mut self) -> Option<T> {
+        self.next_delivery().await.map(|(msg, _)| msg)
+    }
+
+    /// The next message with its acknowledgement (empty unless the bus is
+    /// in the durable mode).
+    pub async fn next_delivery(&mut self) -> Option<(T, Ack)> {
         match &mut self.source {
-            Source::Channel(rx) => rx.recv().await,
+            Source::Channel(rx) => rx.recv().await.map(|m| (m, Ack::none())),
             Source::Amqp(src) => src.next().await,
         }
     }
@@ -105,7 +120,7 @@ impl<T> AmqpSource<T> {
         }
     }
 
-    async fn next(&mut self) -> Option<T> {
+    async fn next(&mut self) -> Option<(T, Ack)> {
         loop {
             if self.ended {
                 return None;
@@ -145,13 +160,27 @@ impl<T> AmqpSource<T> {
                 }
             };
             let decoded = (self.decode)(&delivery.data);
+            if self.manual {
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    return None;
+                };
+                let ack = Ack::manual(delivery.acker, rt);
+                match decoded {
+                    Ok(msg) => return Some((msg, ack)),
+                    Err(e) => {
+                        warn!(queue = %self.queue, error = %e, "a message that does not decode goes to the dead-letter queue");
+                        ack.reject();
+                        continue;
+                    }
+                }
+            }
             self.unacked = Some(delivery.acker);
             self.unacked_count += 1;
             if self.unacked_count >= self.ack_every {
                 self.flush_acks().await;
             }
             match decoded {
-                Ok(msg) => return Some(msg),
+                Ok(msg) => return Some((msg, Ack::none())),
                 // Acknowledged with the rest: logged and dropped, never
                 // redelivered forever.
                 Err(e) => {

@@ -6,6 +6,12 @@
 //! (the player may retry); a lifecycle event waits for room, because losing a
 //! "player left" would leave a ghost behind. While it waits the dispatcher
 //! reads no more, and the bus holds the rest (bounded by its prefetch).
+//!
+//! In the durable mode a request is never refused for a full mailbox (that
+//! would drop a message the broker promised to keep): the dispatcher waits
+//! for room instead, the same as for lifecycle events. Each request's
+//! acknowledgement travels with it to the service's thread; a lifecycle
+//! event is acknowledged once recorded.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -35,14 +41,14 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     loop {
-        let event = tokio::select! {
+        let delivery = tokio::select! {
             _ = stop.cancelled() => {
                 events.close().await;
                 break;
             }
-            event = events.next() => event,
+            delivery = events.next_delivery() => delivery,
         };
-        let Some(event) = event else {
+        let Some((event, ack)) = delivery else {
             if !stop.is_cancelled() {
                 warn!("the request consumer ended: no more requests will be served");
             }
@@ -50,6 +56,7 @@ pub(crate) async fn run(
         };
         let EventKind::Message { seq, cmd, body } = event.kind else {
             record(&routes.session, event).await;
+            ack.done();
             continue;
         };
         let origin = Origin {
@@ -61,15 +68,22 @@ pub(crate) async fn run(
             debug!(%uid, cmd, "no service owns this cmd");
             let message = format!("no service owns cmd {cmd}");
             error(&outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &message).await;
+            ack.done();
             continue;
         };
+        let durable = ack.is_manual();
         let req = Request {
             uid,
             seq,
             cmd,
             body,
             origin: origin.clone(),
+            ack,
         };
+        if durable {
+            wait_for_room(mailbox, Mail::Request(req)).await;
+            continue;
+        }
         if mailbox.try_send(Mail::Request(req)).is_err() {
             mailbox
                 .counters
@@ -106,25 +120,36 @@ async fn error(
 /// waits until it is recorded: whatever is routed next sees it.
 async fn record(session: &MailboxTx, event: BusEvent) {
     let (done, recorded) = oneshot::channel();
-    let mut mail = Mail::Peer {
+    let mail = Mail::Peer {
         from: "dispatcher",
         msg: Box::new(Lifecycle { event, done }),
     };
+    if !wait_for_room(session, mail).await {
+        return;
+    }
+    // An error means the session service dropped it (a caught panic).
+    let _ = recorded.await;
+}
+
+/// Puts `mail` in `mailbox`, waiting while it is full; false if the
+/// service is gone.
+async fn wait_for_room(mailbox: &MailboxTx, mut mail: Mail) -> bool {
     let mut waited = Duration::ZERO;
     loop {
-        match session.try_send(mail) {
-            Ok(()) => break,
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+        match mailbox.try_send(mail) {
+            Ok(()) => return true,
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return false,
             Err(std::sync::mpsc::TrySendError::Full(back)) => {
                 mail = back;
                 if waited == Duration::from_secs(1) {
-                    warn!("the session service's mailbox is full: lifecycle events are waiting");
+                    warn!(
+                        service = mailbox.name,
+                        "mailbox full: the dispatcher is waiting for room"
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 waited += Duration::from_millis(1);
             }
         }
     }
-    // An error means the session service dropped it (a caught panic).
-    let _ = recorded.await;
 }

@@ -608,15 +608,21 @@ fn service_main(
             MailboxTx::taken(&counters, &inbox.warn_at, inbox.warn_base);
             ok = match mail {
                 Mail::Stop => break,
-                Mail::Request(req) => {
+                Mail::Request(mut req) => {
+                    let ack = std::mem::take(&mut req.ack);
                     let (origin, seq, cmd, uid) = (req.origin.clone(), req.seq, req.cmd, req.uid);
                     let _span =
                         tracing::debug_span!("request", service = name, cmd, %uid, seq).entered();
                     let what = format_args!("request cmd {cmd} from uid {uid}");
                     let done =
                         guarded(&counters, name, what, cmd, || service.handle(&mut ctx, req));
-                    if !done {
+                    if done {
+                        ack.done();
+                    } else {
                         ctx.error_to(&origin, seq, cmd::code::INTERNAL, "internal error");
+                        // Durable mode: another attempt, up to the delivery
+                        // limit, then the dead-letter queue.
+                        ack.retry();
                     }
                     done
                 }

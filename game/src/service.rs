@@ -46,13 +46,30 @@ pub(crate) struct Origin {
 }
 
 /// One client request.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Request {
     pub uid: Uid,
     pub seq: u64,
     pub cmd: u32,
     pub body: Bytes,
     pub(crate) origin: Origin,
+    /// The durable mode: acknowledged by the runtime once the handler has
+    /// run (handed back if it panicked). Empty otherwise.
+    pub(crate) ack: warren_bus::Ack,
+}
+
+/// A copy carries no acknowledgement: that belongs to the delivery.
+impl Clone for Request {
+    fn clone(&self) -> Self {
+        Request {
+            uid: self.uid,
+            seq: self.seq,
+            cmd: self.cmd,
+            body: self.body.clone(),
+            origin: self.origin.clone(),
+            ack: warren_bus::Ack::none(),
+        }
+    }
 }
 
 impl Request {

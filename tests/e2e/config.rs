@@ -68,7 +68,7 @@ async fn until_chat_allows(c: &mut Client, len: usize, accepted: bool) -> Durati
     }
 }
 
-async fn publish(stack: &Stack, name: &str, body: serde_json::Value) {
+pub(crate) async fn publish(stack: &Stack, name: &str, body: serde_json::Value) {
     let addr = stack.config.expect("this stack runs config-svc");
     let mut c = ConfigClient::connect(format!("http://{addr}"))
         .await

@@ -151,6 +151,11 @@ pub struct Stack {
     pub connectors: Vec<(SocketAddr, String)>,
     pub url: String,
     dir: PathBuf,
+    /// Every process's settings (to start another game like the first).
+    env: Vec<(String, String)>,
+    /// The durable mode, and its delivery limit (cleanup declares the
+    /// topology the same way).
+    durable: Option<u32>,
     signer: TokenSigner,
     procs: Vec<Proc>,
     namespace: Option<String>,
@@ -175,6 +180,11 @@ impl Stack {
     /// their own on RabbitMQ.
     pub async fn start_full(kind: BusKind) -> Stack {
         Self::launch(kind, &[], true, 1).await
+    }
+
+    /// The full stack with extra `WARREN_*` settings.
+    pub async fn start_full_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
+        Self::launch(kind, extra, true, 1).await
     }
 
     async fn launch(kind: BusKind, extra: &[(&str, &str)], full: bool, connectors: usize) -> Stack {
@@ -299,7 +309,15 @@ impl Stack {
             })
             .collect();
         let (addr, url) = connectors[0].clone();
+        let durable = extra.contains(&("WARREN_BUS__DURABLE", "true")).then(|| {
+            extra
+                .iter()
+                .find(|(k, _)| *k == "WARREN_BUS__DELIVERY_LIMIT")
+                .map_or(5, |(_, v)| v.parse().unwrap())
+        });
         Stack {
+            env,
+            durable,
             kind,
             addr,
             login,
@@ -462,6 +480,53 @@ impl Stack {
         );
     }
 
+    /// Kills the (first) game process with SIGKILL: no goodbye, nothing
+    /// acknowledged that was not already.
+    pub fn kill_game(&mut self) {
+        let p = self
+            .procs
+            .iter_mut()
+            .find(|p| p.name == "game")
+            .expect("a separate game process");
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+
+    /// Starts another game process with the stack's settings (RabbitMQ).
+    pub fn start_game(&mut self) {
+        let mut game = Proc::spawn(
+            "game-again",
+            &self.dir,
+            &["game", "--amqp", &amqp_url()],
+            &self.env,
+        );
+        game.wait_line("game serving");
+        self.procs.push(game);
+    }
+
+    /// How many messages the namespace's dead-letter queue holds (durable
+    /// mode).
+    pub async fn dead_letters(&self) -> u32 {
+        let ns = self.namespace.as_deref().expect("a RabbitMQ stack");
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                format!("{ns}.dead").as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+        q.message_count()
+    }
+
     /// The game admin endpoint's bearer token.
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.dir.join("admin-token"))
@@ -496,6 +561,7 @@ impl Drop for Stack {
             }
         }
         let shards = self.shards;
+        let durable = self.durable;
         if let Some(ns) = self.namespace.take() {
             // Leave nothing behind on the broker. Runs on its own runtime:
             // Drop may be called from inside the test's.
@@ -508,6 +574,8 @@ impl Drop for Stack {
                     let settings = warren::settings::BusSettings {
                         namespace: ns,
                         shards,
+                        durable: durable.is_some(),
+                        delivery_limit: durable.unwrap_or(5),
                         ..Default::default()
                     };
                     let bus =

@@ -9,6 +9,7 @@
 mod announce;
 mod config;
 mod console;
+mod durable;
 mod faults;
 mod helpers;
 mod sessions;

@@ -1,0 +1,162 @@
+//! The durable mode (RabbitMQ only: the in-process bus has nothing to keep
+//! across a process's death). A game killed with SIGKILL in the middle of a
+//! stream of requests loses none of them, and gold charges each exactly
+//! once; a request that keeps failing ends in the dead-letter queue instead
+//! of looping.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warren_proto::{ErrorBody, cmd};
+
+use crate::helpers::{BusKind, Event, Stack, decode, http_post};
+
+const DURABLE: [(&str, &str); 2] = [
+    ("WARREN_BUS__DURABLE", "true"),
+    ("WARREN_BUS__DELIVERY_LIMIT", "3"),
+];
+
+#[derive(Serialize)]
+struct Buy {
+    item: &'static str,
+    request_id: String,
+}
+
+#[derive(Deserialize)]
+struct Bought {
+    item: String,
+}
+
+#[derive(Deserialize)]
+struct Balance {
+    balance: i64,
+}
+
+#[derive(Deserialize)]
+struct Daily {
+    reward: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once() {
+    let mut stack = Stack::start_full_with(BusKind::RabbitMq, &DURABLE).await;
+    crate::config::publish(&stack, "economy", json!({"daily_reward": 1_000_000})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let login = stack.login.unwrap();
+    let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": "durable"})).await;
+    assert_eq!(status, 200, "{reply}");
+    let mut c = stack.client().await;
+    c.login(reply["token"].as_str().unwrap()).await;
+    let (r, _) = c.request(3002, &json!({})).await;
+    let start = decode::<Daily>(&r).reward;
+    assert_eq!(start, 1_000_000, "{r:?}");
+
+    // 300 purchases: the first 200 back to back, so the game holds many
+    // it has taken but not yet handled when it is killed; the rest while a
+    // new game starts.
+    const N: usize = 300;
+    let mut replies: BTreeMap<u64, Vec<warren_proto::Frame>> = BTreeMap::new();
+    let mut seqs = Vec::new();
+    for i in 0..N {
+        let seq = c
+            .send(
+                3003,
+                &Buy {
+                    item: "potion",
+                    request_id: format!("d-{i}"),
+                },
+            )
+            .await;
+        seqs.push(seq);
+        if i == 199 {
+            // Once the game has answered some, it holds the rest.
+            while replies.len() < 5 {
+                match c.try_next_event(Duration::from_secs(10)).await {
+                    Some(Event::Frame(f)) => replies.entry(f.seq).or_default().push(f),
+                    other => panic!("no answer before the kill: {other:?}"),
+                }
+            }
+            stack.kill_game();
+            let answered = replies.len();
+            eprintln!("game killed after {} requests, {answered} answered", i + 1);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stack.start_game();
+        }
+        if i >= 200 {
+            while let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(2)).await {
+                replies.entry(f.seq).or_default().push(f);
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seqs.iter().any(|s| !replies.contains_key(s)) {
+        let left = seqs.iter().filter(|s| !replies.contains_key(s)).count();
+        assert!(Instant::now() < deadline, "{left} requests never answered");
+        if let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(200)).await {
+            replies.entry(f.seq).or_default().push(f);
+        }
+    }
+    let mut twice = 0;
+    for seq in &seqs {
+        let answers = &replies[seq];
+        twice += usize::from(answers.len() > 1);
+        for f in answers {
+            assert_eq!(
+                f.cmd,
+                3003,
+                "seq {seq}: {:?}",
+                (f.cmd == cmd::ERROR).then(|| decode::<ErrorBody>(f))
+            );
+            assert_eq!(decode::<Bought>(f).item, "potion");
+        }
+    }
+    eprintln!(
+        "{N} purchases answered; {twice} answered twice (handled by the killed game, then delivered again)"
+    );
+    let (r, _) = c.request(3001, &json!({})).await;
+    let balance = decode::<Balance>(&r).balance;
+    assert_eq!(
+        balance,
+        start - 50 * N as i64,
+        "every purchase charged exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_keeps_failing_ends_in_the_dead_letter_queue() {
+    let stack = Stack::start_with(BusKind::RabbitMq, &DURABLE).await;
+    let mut c = stack.player(5).await;
+    let seq = c.send(9990, &json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut failures = 0;
+    while stack.dead_letters().await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "never dead-lettered ({failures} failures seen)"
+        );
+        while let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(100)).await {
+            assert_eq!((f.seq, f.cmd), (seq, cmd::ERROR));
+            assert_eq!(decode::<ErrorBody>(&f).code, "internal");
+            failures += 1;
+        }
+    }
+    while let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(300)).await {
+        assert_eq!(f.seq, seq);
+        failures += 1;
+    }
+    eprintln!("the poison request failed {failures} times, then went to the dead-letter queue");
+    assert!(
+        (3..=4).contains(&failures),
+        "{failures} attempts for a delivery limit of 3"
+    );
+    assert_eq!(stack.dead_letters().await, 1);
+    // It does not come back, and the game goes on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(c.try_next_event(Duration::from_millis(200)).await.is_none());
+    let (r, _) = c.request(9991, &json!({})).await;
+    assert_eq!(r.cmd, 9991);
+}
