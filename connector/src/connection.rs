@@ -157,9 +157,24 @@ impl Conn<'_> {
                 None => login_deadline,
                 Some(_) => last_seen + ms(settings.idle_timeout_ms),
             };
+            let request_deadline = self.handle.next_deadline();
             let msg = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return (stream, closed(&self.handle.exit())),
+                _ = tokio::time::sleep_until(request_deadline.unwrap_or(deadline).into()), if request_deadline.is_some() => {
+                    for seq in self.handle.expired(Instant::now()) {
+                        Stats::inc(&stats.request_timeouts);
+                        self.reply_error(
+                            seq,
+                            code::TIMEOUT,
+                            format!(
+                                "no answer from the game within {} ms; the request may still have been carried out",
+                                settings.request_timeout_ms
+                            ),
+                        );
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let exit = if self.uid.is_some() {
                         Stats::inc(&stats.kicked_idle);
@@ -333,6 +348,19 @@ impl Conn<'_> {
                 self.reply_error(frame.seq, code::UNKNOWN_CMD, format!("no command {c}"));
             }
             _ => {
+                let settings = &self.shared.settings;
+                let answer_by = Instant::now() + ms(settings.request_timeout_ms);
+                if !self
+                    .handle
+                    .expect_reply(frame.seq, answer_by, settings.max_in_flight.max(1))
+                {
+                    Stats::inc(&self.shared.stats.refused_in_flight);
+                    let message = format!(
+                        "{} requests are already waiting for an answer on this connection",
+                        settings.max_in_flight
+                    );
+                    return self.reply_error(frame.seq, code::OVERLOADED, message);
+                }
                 let ev = self.event(
                     uid,
                     EventKind::Message {
@@ -344,6 +372,7 @@ impl Conn<'_> {
                 match publish(self.shared, &ev).await {
                     Ok(()) => Stats::inc(&self.shared.stats.frames_in),
                     Err(e) => {
+                        self.handle.answered(frame.seq);
                         Stats::inc(&self.shared.stats.bus_errors);
                         warn!(%uid, cmd = frame.cmd, error = %e, "request not forwarded");
                         let (code, message) = match e {

@@ -5,8 +5,9 @@
 //! the new one and hands back the one it displaced, to be kicked.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -35,6 +36,15 @@ pub(crate) struct ConnHandle {
     out: mpsc::Sender<Bytes>,
     stop: CancellationToken,
     exit: Mutex<Option<Exit>>,
+    pending: Mutex<Pending>,
+}
+
+/// The requests of one socket that wait for an answer, with their
+/// deadlines (in the order sent, so the earliest is first).
+#[derive(Debug, Default)]
+struct Pending {
+    by_seq: HashMap<u64, Instant>,
+    order: VecDeque<(Instant, u64)>,
 }
 
 impl ConnHandle {
@@ -44,7 +54,57 @@ impl ConnHandle {
             out,
             stop,
             exit: Mutex::new(None),
+            pending: Mutex::new(Pending::default()),
         }
+    }
+
+    /// Records a request forwarded to the game; false (and nothing
+    /// recorded) if `max` are already waiting.
+    pub(crate) fn expect_reply(&self, seq: u64, deadline: Instant, max: usize) -> bool {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.by_seq.len() >= max {
+            return false;
+        }
+        p.by_seq.insert(seq, deadline);
+        p.order.push_back((deadline, seq));
+        true
+    }
+
+    /// A frame with this seq came from the game: its request is answered.
+    pub(crate) fn answered(&self, seq: u64) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.by_seq.remove(&seq).is_some() && p.by_seq.is_empty() {
+            p.order.clear();
+        }
+    }
+
+    /// When the oldest unanswered request times out.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(&(at, seq)) = p.order.front() {
+            if p.by_seq.get(&seq) == Some(&at) {
+                return Some(at);
+            }
+            p.order.pop_front();
+        }
+        None
+    }
+
+    /// Takes the requests whose deadline has passed.
+    pub(crate) fn expired(&self, now: Instant) -> Vec<u64> {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        while let Some(&(at, seq)) = p.order.front() {
+            if at > now {
+                break;
+            }
+            p.order.pop_front();
+            if p.by_seq.get(&seq) == Some(&at) {
+                p.by_seq.remove(&seq);
+                out.push(seq);
+            }
+        }
+        out
     }
 
     /// Queues an encoded frame for the socket. A full queue means the client

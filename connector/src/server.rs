@@ -252,6 +252,9 @@ fn deliver(shared: &Shared, push: BusPush) {
         PushKind::Frame { seq, cmd, body } => {
             let bytes: Bytes = Frame::new(seq, cmd, body).encode().into();
             for handle in targets {
+                if seq != 0 {
+                    handle.answered(seq);
+                }
                 handle.send(bytes.clone(), &shared.stats);
             }
         }

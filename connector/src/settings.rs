@@ -40,6 +40,13 @@ pub struct ConnectorSettings {
     pub rate_limit_burst: u32,
     /// Where the operators' admin endpoint (stats, /metrics) listens.
     pub admin_listen: SocketAddr,
+    /// A request the game has not answered within this long is answered
+    /// with error `timeout` by the connector, so no request goes unanswered
+    /// (a reply lost while the broker restarts, a game killed mid-request).
+    pub request_timeout_ms: u64,
+    /// Requests one socket may have waiting for an answer; more are
+    /// answered `overloaded` at once, not forwarded.
+    pub max_in_flight: usize,
     /// How often the connector tells the game it is alive. The game takes
     /// it for dead after `game.connector_expiry_ms` of silence.
     pub alive_interval_ms: u64,
@@ -61,6 +68,8 @@ impl Default for ConnectorSettings {
             close_timeout_ms: 1_000,
             shutdown_grace_ms: 5_000,
             alive_interval_ms: 2_000,
+            request_timeout_ms: 10_000,
+            max_in_flight: 1024,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7008)),
             rate_limit_per_sec: 100,
             rate_limit_burst: 200,

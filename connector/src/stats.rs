@@ -32,6 +32,8 @@ counters! {
     login_timeouts: "Sockets closed for not logging in in time.",
     dropped_before_login: "Frames received before login, dropped unanswered.",
     frames_in: "Service frames forwarded to the bus.",
+    request_timeouts: "Requests answered `timeout` by the connector (no answer from the game in time).",
+    refused_in_flight: "Requests answered `overloaded` because the socket had max_in_flight waiting.",
     frames_out: "Frames queued to sockets (replies and pushes).",
     bytes_in: "Bytes of websocket messages received.",
     bytes_out: "Bytes of frames queued to sockets.",

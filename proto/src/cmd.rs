@@ -25,6 +25,9 @@ pub mod code {
     pub const OVERLOADED: &str = "overloaded";
     pub const INTERNAL: &str = "internal";
     pub const UNAVAILABLE: &str = "unavailable";
+    /// The connector had no answer from the game within its request
+    /// time-out. The request may still have been carried out.
+    pub const TIMEOUT: &str = "timeout";
 }
 
 /// Reasons carried in a cmd 3 (kick) body.

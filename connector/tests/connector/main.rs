@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cap;
+mod deadlines;
 mod flood;
 mod helpers;
 mod pushes;
