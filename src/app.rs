@@ -41,9 +41,13 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             json,
             admin,
             connector,
-        } => match connector {
-            Some(url) => debug_connector(&settings, json, &url),
-            None => debug(&settings, json, admin),
+            service,
+            trace,
+        } => match (connector, service, trace) {
+            (Some(url), _, _) => debug_connector(&settings, json, &url),
+            (_, Some(name), _) => debug_service(&settings, admin, &name),
+            (_, _, Some(switch)) => debug_trace(&settings, admin, &switch),
+            _ => debug(&settings, json, admin),
         },
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
@@ -168,6 +172,51 @@ fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Resu
     let status = resp.status();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     print!("{body}");
+    if !status.is_success() {
+        bail!("the admin endpoint answered {status}");
+    }
+    Ok(())
+}
+
+/// `warren debug --service NAME`: one service's counters and state, as
+/// indented JSON.
+fn debug_service(settings: &Settings, admin: Option<String>, name: &str) -> anyhow::Result<()> {
+    let token = admin_token(settings)?;
+    let base = admin_base(settings, admin);
+    let mut resp = admin_agent()
+        .get(format!("{base}/v1/services/{name}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
+    let status = resp.status();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+        Err(_) => println!("{body}"),
+    }
+    if !status.is_success() {
+        bail!("the admin endpoint answered {status}");
+    }
+    Ok(())
+}
+
+/// `warren debug --trace NAME=on|off`.
+fn debug_trace(settings: &Settings, admin: Option<String>, switch: &str) -> anyhow::Result<()> {
+    let (name, on) = match switch.split_once('=') {
+        Some((name, "on")) => (name, true),
+        Some((name, "off")) => (name, false),
+        _ => bail!("--trace takes NAME=on or NAME=off, not {switch:?}"),
+    };
+    let token = admin_token(settings)?;
+    let base = admin_base(settings, admin);
+    let mut resp = admin_agent()
+        .post(format!("{base}/v1/services/{name}/trace"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "on": on }))
+        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
+    let status = resp.status();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    println!("{body}");
     if !status.is_success() {
         bail!("the admin endpoint answered {status}");
     }

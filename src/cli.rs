@@ -112,6 +112,13 @@ pub enum Command {
         /// http://127.0.0.1:7008.
         #[arg(long)]
         connector: Option<String>,
+        /// Show one service: its counters and its own summary of its state.
+        #[arg(long, conflicts_with = "connector")]
+        service: Option<String>,
+        /// Log every message one service handles (target warren::trace), or
+        /// stop: NAME=on or NAME=off.
+        #[arg(long, value_name = "NAME=on|off", conflicts_with_all = ["connector", "service"])]
+        trace: Option<String>,
     },
     /// Write a new Ed25519 key pair for signing tokens.
     Keygen {

@@ -7,6 +7,12 @@
 //! - `GET /v1/announcements/{id}` → the outcome, 404 if unknown.
 //! - `GET /v1/services` → every service's counters (JSON); with
 //!   `?format=text`, a table for people (`warren debug`).
+//! - `GET /v1/services/{name}` → `{stats, state}`: one service's counters
+//!   and its own summary of its state, computed on its thread
+//!   (`warren debug --service NAME`).
+//! - `POST /v1/services/{name}/trace` `{"on": bool}` → logs every message
+//!   that service handles (target `warren::trace`), or stops
+//!   (`warren debug --trace NAME=on|off`).
 //! - `GET /metrics` → the same figures for Prometheus (send the token as a
 //!   bearer token in the scrape config).
 //!
@@ -272,6 +278,52 @@ async fn services(
     })
 }
 
+/// One service: its counters and its own state summary.
+async fn service(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, Refusal> {
+    admin.authorized(&headers)?;
+    let Some(stats) = admin.game.stats().into_iter().find(|s| s.name == name) else {
+        return Err(error(StatusCode::NOT_FOUND, "not_found", "no such service"));
+    };
+    let state = admin.game.summary(&name).await.ok_or_else(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the service did not answer within 5 s (busy, or its mailbox is full)",
+        )
+    })?;
+    Ok(Json(serde_json::json!({ "stats": stats, "state": state })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct TraceSwitch {
+    on: bool,
+}
+
+/// Turns the tracing of one service on or off.
+async fn trace(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<TraceSwitch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Refusal> {
+    admin.authorized(&headers)?;
+    let Json(switch) = body.map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("expected {{\"on\": true|false}}: {e}"),
+        )
+    })?;
+    if !admin.game.set_tracing(&name, switch.on) {
+        return Err(error(StatusCode::NOT_FOUND, "not_found", "no such service"));
+    }
+    Ok(Json(serde_json::json!({ "service": name, "tracing": switch.on })).into_response())
+}
+
 async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Result<Response, Refusal> {
     admin.authorized(&headers)?;
     let body = metrics_text(&admin.game.stats());
@@ -296,6 +348,8 @@ pub async fn serve_admin(
         .route("/v1/announcements", post(announce))
         .route("/v1/announcements/{id}", get(status))
         .route("/v1/services", get(services))
+        .route("/v1/services/{name}", get(service))
+        .route("/v1/services/{name}/trace", post(trace))
         .route("/metrics", get(metrics))
         .fallback(async || error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
         .layer(DefaultBodyLimit::max(1024 * 1024))

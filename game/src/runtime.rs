@@ -309,6 +309,33 @@ impl GameHandle {
             .collect()
     }
 
+    /// Asks a service for its state summary ([`Service::summary`]),
+    /// computed on its own thread. None if there is no such service, or it
+    /// does not answer within 5 s (busy, or its mailbox is full).
+    pub async fn summary(&self, service: &str) -> Option<serde_json::Value> {
+        let mailbox = self.mailboxes.get(service)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        mailbox.try_send(Mail::Inspect(tx)).ok()?;
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Turns the logging of every message one service handles on or off
+    /// (target `warren::trace`, level INFO). False if there is no such
+    /// service.
+    pub fn set_tracing(&self, service: &str, on: bool) -> bool {
+        match self.counters.iter().find(|(name, _)| *name == service) {
+            Some((_, c)) => {
+                c.trace.store(on, Relaxed);
+                info!(service, on, "per-service tracing switched");
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sends `msg` to a service's mailbox, as another service would; it
     /// arrives in its `mail` callback. Never blocks: a full mailbox is an
     /// error.
@@ -614,8 +641,12 @@ fn service_main(
                     let _span =
                         tracing::debug_span!("request", service = name, cmd, %uid, seq).entered();
                     let what = format_args!("request cmd {cmd} from uid {uid}");
+                    let started = Instant::now();
                     let done =
                         guarded(&counters, name, what, cmd, || service.handle(&mut ctx, req));
+                    if counters.trace.load(Relaxed) {
+                        info!(target: "warren::trace", service = name, cmd, %uid, seq, ok = done, us = started.elapsed().as_micros() as u64, "request handled");
+                    }
                     if done {
                         ack.done();
                     } else {
@@ -626,12 +657,26 @@ fn service_main(
                     }
                     done
                 }
+                Mail::Inspect(answer) => {
+                    let mut summary = serde_json::Value::Null;
+                    let ok = guarded(&counters, name, format_args!("summary"), 0, || {
+                        summary = service.summary();
+                    });
+                    let _ = answer.send(summary);
+                    ok
+                }
                 Mail::Session(event) => {
+                    if counters.trace.load(Relaxed) {
+                        info!(target: "warren::trace", service = name, event = ?event, "session event");
+                    }
                     guarded(&counters, name, format_args!("session event"), 0, || {
                         service.session(&mut ctx, &event)
                     })
                 }
                 Mail::Peer { from, msg } => {
+                    if counters.trace.load(Relaxed) {
+                        info!(target: "warren::trace", service = name, from, "mail");
+                    }
                     guarded(&counters, name, format_args!("mail"), 0, || {
                         service.mail(&mut ctx, from, msg)
                     })

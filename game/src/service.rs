@@ -36,6 +36,14 @@ pub trait Service: Send + 'static {
 
     /// Runs once when the process stops, after the last message.
     fn stop(&mut self, _ctx: &mut Context) {}
+
+    /// A short summary of this service's own state for the debug console
+    /// (`warren debug --service NAME`): counts, sizes, settings in force —
+    /// never a dump of everything. Runs on the service's thread, between
+    /// messages. `null` by default.
+    fn summary(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// Where a request came from: how its reply finds the socket.
@@ -111,5 +119,7 @@ pub(crate) enum Mail {
         from: &'static str,
         msg: Box<dyn Any + Send>,
     },
+    /// The debug console asks for the service's summary.
+    Inspect(tokio::sync::oneshot::Sender<serde_json::Value>),
     Stop,
 }

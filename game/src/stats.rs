@@ -33,6 +33,9 @@ pub struct ServiceStats {
     /// Mean and longest time one handler call took, in microseconds.
     pub handler_mean_us: u64,
     pub handler_max_us: u64,
+    /// Whether every message this service handles is logged (turned on
+    /// and off from the debug console).
+    pub tracing: bool,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +48,8 @@ pub(crate) struct Counters {
     pub(crate) stuck: AtomicU64,
     /// Whether the handler running now was already reported stuck.
     pub(crate) stuck_reported: AtomicBool,
+    /// Log every message this service handles (the console's trace switch).
+    pub(crate) trace: AtomicBool,
     /// When the running handler started (ms since `epoch()`, plus one; 0:
     /// idle), and its cmd (0 for anything but a request).
     busy_since: AtomicU64,
@@ -115,6 +120,7 @@ impl Counters {
         ServiceStats {
             name,
             messages: self.messages.load(Relaxed),
+            tracing: self.trace.load(Relaxed),
             mailbox_depth: self.depth.load(Relaxed),
             overloaded: self.overloaded.load(Relaxed),
             panics: self.panics.load(Relaxed),

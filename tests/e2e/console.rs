@@ -72,3 +72,67 @@ async fn the_console_shows_every_service_and_metrics_scrape(kind: BusKind) {
     let (status, _) = http_get(stack.connector_admins[0], "/v1/stats", "nope").await;
     assert_eq!(status, 401);
 }
+
+on_both_buses!(one_service_tells_its_state_and_can_be_traced);
+
+async fn one_service_tells_its_state_and_can_be_traced(kind: BusKind) {
+    let stack = Stack::start_with(kind, &[]).await;
+    let mut a = stack.player(1).await;
+    let mut b = stack.player(2).await;
+    for c in [&mut a, &mut b] {
+        let (r, _) = c
+            .request(
+                warren_proto::cmd::CHAT_JOIN,
+                &serde_json::json!({"room": "lobby"}),
+            )
+            .await;
+        assert_eq!(r.cmd, warren_proto::cmd::CHAT_JOIN);
+    }
+    let (ok, out) = stack.warren_admin("debug", &["--service", "chat"]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["stats"]["name"], "chat");
+    assert_eq!(v["state"]["rooms"], 1, "{v}");
+    assert_eq!(v["state"]["players_in_rooms"], 2, "{v}");
+    assert_eq!(v["state"]["largest_room"]["members"], 2, "{v}");
+    let (ok, out) = stack.warren_admin("debug", &["--service", "session"]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"]["online"], 2, "{v}");
+    let (ok, out) = stack.warren_admin("debug", &["--service", "nope"]);
+    assert!(!ok && out.contains("not_found"), "{out}");
+
+    // Tracing one service logs each of its messages, and only its.
+    let (ok, out) = stack.warren_admin("debug", &["--trace", "echo=on"]);
+    assert!(ok && out.contains("\"tracing\":true"), "{out}");
+    a.echo(b"\x80").await;
+    a.request(
+        warren_proto::cmd::CHAT_LEAVE,
+        &serde_json::json!({"room": "lobby"}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = stack.game_log();
+        let traced = |service: &str| {
+            log.lines().any(|l| {
+                l.contains("warren::trace")
+                    && (l.contains(&format!("service=\"{service}\""))
+                        || l.contains(&format!("service={service} ")))
+            })
+        };
+        if traced("echo") {
+            assert!(!traced("chat"), "chat is not traced:\n{log}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no trace line in:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (ok, out) = stack.warren_admin("debug", &["--trace", "echo=off"]);
+    assert!(ok && out.contains("\"tracing\":false"), "{out}");
+    let (ok, _) = stack.warren_admin("debug", &["--trace", "echo=maybe"]);
+    assert!(!ok);
+}

@@ -527,6 +527,17 @@ impl Stack {
         q.message_count()
     }
 
+    /// What the game process (the all-in-one process in process) has
+    /// logged so far.
+    pub fn game_log(&self) -> String {
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.name == "game" || p.name == "warren")
+            .expect("a game process");
+        std::fs::read_to_string(&p.log).unwrap_or_default()
+    }
+
     /// The game admin endpoint's bearer token.
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.dir.join("admin-token"))

@@ -200,6 +200,14 @@ impl Announce {
 }
 
 impl Service for Announce {
+    fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "scheduled": self.scheduled.len(),
+            "outcomes_kept": self.outcomes.len(),
+            "next_id": self.next_id,
+        })
+    }
+
     /// Players cannot announce: no client cmd is owned.
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         ctx.reply_error(

@@ -163,6 +163,17 @@ struct AnyRoom {
 }
 
 impl Service for Chat {
+    fn summary(&self) -> serde_json::Value {
+        let largest = self.rooms.iter().max_by_key(|(_, m)| m.len());
+        serde_json::json!({
+            "rooms": self.rooms.len(),
+            "players_in_rooms": self.joined.len(),
+            "largest_room": largest.map(|(name, m)| serde_json::json!({"room": name, "members": m.len()})),
+            "max_message_len": self.config.get().max_message_len,
+            "config_version": self.config.version(),
+        })
+    }
+
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         // A room lives on one shard; a request that reached another one is
         // handed over, and the owner answers the player.

@@ -191,6 +191,26 @@ impl Session {
 }
 
 impl Service for Session {
+    fn summary(&self) -> serde_json::Value {
+        let now = Instant::now();
+        let connectors: serde_json::Map<String, serde_json::Value> = self
+            .connectors
+            .iter()
+            .map(|(id, (boot, heard))| {
+                let ago = now.duration_since(*heard).as_millis() as u64;
+                (
+                    id.to_string(),
+                    serde_json::json!({"boot": boot, "heard_ms_ago": ago}),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "online": self.table.online(),
+            "connectors": connectors,
+            "connector_expiry_ms": self.expiry.as_millis() as u64,
+        })
+    }
+
     fn init(&mut self, ctx: &mut Context) {
         ctx.set_timer(self.expiry / 3);
     }

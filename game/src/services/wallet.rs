@@ -240,6 +240,15 @@ impl Wallet {
 }
 
 impl Service for Wallet {
+    fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "daily_reward": self.economy.get().daily_reward,
+            "config_version": self.economy.version(),
+            "shop_items": self.items,
+            "gold_timeout_ms": self.timeout.as_millis() as u64,
+        })
+    }
+
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         match req.cmd {
             BALANCE => self.balance(ctx, &req),
