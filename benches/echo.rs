@@ -6,6 +6,12 @@
 //!
 //! `cargo bench --bench echo` (env: BENCH_CLIENTS=100, BENCH_SECS=10,
 //! BENCH_PAYLOAD=100). Clients and servers share the machine.
+//!
+//! BENCH_PANICS=10 adds one more client that makes the test-only `faults`
+//! service panic 10 times a second during the run (issue 7, promise 3: the
+//! other services' throughput should not move). The restart-storm stop is
+//! turned off for that run: at 10 panics/s the faults service is restarted
+//! with fresh state every second, which is the point.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -47,8 +53,12 @@ fn cpu_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize) {
-    let stack = Stack::start_with(kind, &[("RUST_LOG", "warn")]).await;
+async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize, panics: u64) {
+    let stack = Stack::start_with(
+        kind,
+        &[("RUST_LOG", "error"), ("WARREN_GAME__RESTART_STORM", "0")],
+    )
+    .await;
     let warmup = Duration::from_secs(2);
     let measure = Duration::from_secs(secs);
     let body = vec![7u8; payload];
@@ -75,6 +85,22 @@ async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize) {
             (h, n)
         }));
     }
+    let mut saboteur = None;
+    if panics > 0 {
+        let mut c = stack.player(999_999).await;
+        let interval = Duration::from_micros(1_000_000 / panics);
+        saboteur = Some(tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut tick = tokio::time::interval(interval);
+            while Instant::now() < end {
+                tick.tick().await;
+                let (r, _) = c.request(9990, &serde_json::json!({})).await;
+                assert_eq!(r.cmd, warren_proto::cmd::ERROR);
+                n += 1;
+            }
+            n
+        }));
+    }
     let pids = stack.pids();
     tokio::time::sleep_until(start.into()).await;
     let cpu0: Vec<u64> = pids.iter().map(|(_, p)| cpu_ticks(*p)).collect();
@@ -86,6 +112,9 @@ async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize) {
         count += n;
     }
     let cpu1: Vec<u64> = pids.iter().map(|(_, p)| cpu_ticks(*p)).collect();
+    if let Some(s) = saboteur {
+        println!("  (meanwhile {} requests made the faults service panic)", s.await.unwrap());
+    }
     let rate = count as f64 / measure.as_secs_f64();
     println!(
         "{kind:?}: {clients} clients, {payload} B: {rate:.0} round trips/s; latency µs p50 {} p90 {} p99 {} p99.9 {} max {}",
@@ -110,6 +139,7 @@ fn main() {
     let clients = env_or("BENCH_CLIENTS", 100);
     let secs = env_or("BENCH_SECS", 10);
     let payload = env_or("BENCH_PAYLOAD", 100) as usize;
+    let panics = env_or("BENCH_PANICS", 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,7 +148,7 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let (clients, secs) = if smoke { (4, 1) } else { (clients, secs) };
     rt.block_on(async {
-        run(BusKind::InProcess, clients, secs, payload).await;
-        run(BusKind::RabbitMq, clients, secs, payload).await;
+        run(BusKind::InProcess, clients, secs, payload, panics).await;
+        run(BusKind::RabbitMq, clients, secs, payload, panics).await;
     });
 }
