@@ -134,6 +134,8 @@ fn main() {
                 ("RUST_LOG", "warn"),
                 ("WARREN_CONNECTOR__RATE_LIMIT_PER_SEC", "100"),
                 ("WARREN_CONNECTOR__RATE_LIMIT_BURST", "200"),
+                ("WARREN_CONNECTOR__BYTE_LIMIT_PER_SEC", "262144"),
+                ("WARREN_CONNECTOR__BYTE_LIMIT_BURST", "1048576"),
             ],
         )
         .await;

@@ -86,9 +86,9 @@ async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize, panics: u64
         }));
     }
     let mut saboteur = None;
-    if panics > 0 {
+    if let Some(micros) = 1_000_000u64.checked_div(panics) {
         let mut c = stack.player(999_999).await;
-        let interval = Duration::from_micros(1_000_000 / panics);
+        let interval = Duration::from_micros(micros);
         saboteur = Some(tokio::spawn(async move {
             let mut n = 0u64;
             let mut tick = tokio::time::interval(interval);
@@ -113,7 +113,10 @@ async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize, panics: u64
     }
     let cpu1: Vec<u64> = pids.iter().map(|(_, p)| cpu_ticks(*p)).collect();
     if let Some(s) = saboteur {
-        println!("  (meanwhile {} requests made the faults service panic)", s.await.unwrap());
+        println!(
+            "  (meanwhile {} requests made the faults service panic)",
+            s.await.unwrap()
+        );
     }
     let rate = count as f64 / measure.as_secs_f64();
     println!(

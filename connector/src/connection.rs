@@ -55,7 +55,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
     };
     let (sink, stream) = ws.split();
     let (out_tx, out_rx) = mpsc::channel(shared.settings.outbound_queue.max(1));
-    let handle = Arc::new(ConnHandle::new(id, out_tx, shared.shutdown.child_token()));
+    let handle = Arc::new(ConnHandle::new(
+        id,
+        out_tx,
+        shared.shutdown.child_token(),
+        shared.settings.outbound_queue_bytes,
+    ));
     let writer = tokio::spawn(write_loop(
         sink,
         out_rx,
@@ -151,6 +156,11 @@ impl Conn<'_> {
             settings.rate_limit_burst,
             last_seen,
         );
+        let mut byte_bucket = Bucket::new(
+            settings.byte_limit_per_sec,
+            settings.byte_limit_burst,
+            last_seen,
+        );
         let stop = self.handle.stopped().clone();
         loop {
             let deadline = match self.uid {
@@ -189,7 +199,14 @@ impl Conn<'_> {
                 msg = stream.next() => msg,
             };
             // Every frame the client sends costs a token, pings included.
-            if matches!(msg, Some(Ok(_))) && !bucket.take(Instant::now()) {
+            let over = match &msg {
+                Some(Ok(m)) => {
+                    let now = Instant::now();
+                    !bucket.take(now) || !byte_bucket.take_n(m.len(), now)
+                }
+                _ => false,
+            };
+            if over {
                 Stats::inc(&stats.kicked_rate);
                 let exit = Exit::Kick(kick::RATE_LIMITED.to_owned());
                 self.handle.stop(exit.clone());
@@ -442,8 +459,10 @@ async fn write_loop(
             },
         };
         let write = async {
+            handle.dequeued(first.len());
             sink.feed(Message::Binary(first)).await?;
             while let Ok(frame) = rx.try_recv() {
+                handle.dequeued(frame.len());
                 sink.feed(Message::Binary(frame)).await?;
             }
             sink.flush().await

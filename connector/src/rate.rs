@@ -25,11 +25,18 @@ impl Bucket {
 
     /// Takes one token; false if there is none.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
+        self.take_n(1, now)
+    }
+
+    /// Takes `n` tokens (a frame's bytes, for the byte budget); false if
+    /// there are not that many.
+    pub(crate) fn take_n(&mut self, n: usize, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false

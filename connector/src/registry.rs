@@ -37,6 +37,9 @@ pub(crate) struct ConnHandle {
     stop: CancellationToken,
     exit: Mutex<Option<Exit>>,
     pending: Mutex<Pending>,
+    /// Bytes in the outbound queue now, and the most allowed.
+    queued_bytes: std::sync::atomic::AtomicUsize,
+    max_queued_bytes: usize,
 }
 
 /// The requests of one socket that wait for an answer, with their
@@ -48,14 +51,27 @@ struct Pending {
 }
 
 impl ConnHandle {
-    pub(crate) fn new(id: ConnId, out: mpsc::Sender<Bytes>, stop: CancellationToken) -> Self {
+    pub(crate) fn new(
+        id: ConnId,
+        out: mpsc::Sender<Bytes>,
+        stop: CancellationToken,
+        max_queued_bytes: usize,
+    ) -> Self {
         ConnHandle {
             id,
             out,
             stop,
             exit: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
+            max_queued_bytes: max_queued_bytes.max(1),
         }
+    }
+
+    /// The writer took `len` bytes off the outbound queue.
+    pub(crate) fn dequeued(&self, len: usize) {
+        self.queued_bytes
+            .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records a request forwarded to the game; false (and nothing
@@ -111,7 +127,15 @@ impl ConnHandle {
     /// is not reading: it is kicked as a slow consumer. Returns whether the
     /// frame was queued.
     pub(crate) fn send(&self, frame: Bytes, stats: &Stats) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
         let len = frame.len();
+        if self.queued_bytes.load(Relaxed) + len > self.max_queued_bytes {
+            if self.stop(Exit::Kick(kick::SLOW_CONSUMER.to_owned())) {
+                Stats::inc(&stats.kicked_slow);
+            }
+            return false;
+        }
+        self.queued_bytes.fetch_add(len, Relaxed);
         match self.out.try_send(frame) {
             Ok(()) => {
                 Stats::inc(&stats.frames_out);
@@ -119,12 +143,16 @@ impl ConnHandle {
                 true
             }
             Err(TrySendError::Full(_)) => {
+                self.queued_bytes.fetch_sub(len, Relaxed);
                 if self.stop(Exit::Kick(kick::SLOW_CONSUMER.to_owned())) {
                     Stats::inc(&stats.kicked_slow);
                 }
                 false
             }
-            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(_)) => {
+                self.queued_bytes.fetch_sub(len, Relaxed);
+                false
+            }
         }
     }
 
@@ -224,7 +252,12 @@ mod tests {
     fn handle(id: u64, queue: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(queue);
         (
-            Arc::new(ConnHandle::new(ConnId(id), tx, CancellationToken::new())),
+            Arc::new(ConnHandle::new(
+                ConnId(id),
+                tx,
+                CancellationToken::new(),
+                1 << 20,
+            )),
             rx,
         )
     }
@@ -261,11 +294,29 @@ mod tests {
     }
 
     #[test]
+    fn too_many_queued_bytes_kick_as_slow_consumer() {
+        let stats = Stats::default();
+        let (tx, mut rx) = mpsc::channel(100);
+        let h = ConnHandle::new(ConnId(1), tx, CancellationToken::new(), 10);
+        assert!(h.send(Bytes::from_static(b"123456"), &stats));
+        // The writer takes it: the room is back.
+        let taken = rx.try_recv().unwrap();
+        h.dequeued(taken.len());
+        assert!(h.send(Bytes::from_static(b"123456"), &stats));
+        assert!(
+            !h.send(Bytes::from_static(b"12345"), &stats),
+            "6 + 5 > 10 bytes"
+        );
+        assert_eq!(h.exit(), Exit::Kick("slow_consumer".into()));
+        assert_eq!(stats.snapshot().kicked_slow, 1);
+    }
+
+    #[test]
     fn the_first_stop_reason_wins_and_shutdown_is_the_default() {
         let (h, _rx) = handle(1, 1);
         let parent = CancellationToken::new();
         let (tx, _rx2) = mpsc::channel(1);
-        let child = ConnHandle::new(ConnId(2), tx, parent.child_token());
+        let child = ConnHandle::new(ConnId(2), tx, parent.child_token(), 1 << 20);
         parent.cancel();
         assert_eq!(child.exit(), Exit::Kick("shutdown".into()));
         assert!(h.stop(Exit::Gone));

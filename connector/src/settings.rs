@@ -38,6 +38,14 @@ pub struct ConnectorSettings {
     pub rate_limit_per_sec: u32,
     /// Frames a socket may send in a burst above the sustained rate.
     pub rate_limit_burst: u32,
+    /// Bytes a socket may send per second, sustained, and in a burst: a
+    /// client over it is kicked `rate_limited` too (few frames, but huge).
+    pub byte_limit_per_sec: u32,
+    pub byte_limit_burst: u32,
+    /// Bytes that may wait in one socket's outbound queue (besides the
+    /// frame count `outbound_queue`); more and the client is kicked
+    /// `slow_consumer`. Bounds what a client that stops reading costs.
+    pub outbound_queue_bytes: usize,
     /// Where the operators' admin endpoint (stats, /metrics) listens.
     pub admin_listen: SocketAddr,
     /// A request the game has not answered within this long is answered
@@ -73,6 +81,9 @@ impl Default for ConnectorSettings {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7008)),
             rate_limit_per_sec: 100,
             rate_limit_burst: 200,
+            byte_limit_per_sec: 256 * 1024,
+            byte_limit_burst: 1024 * 1024,
+            outbound_queue_bytes: 1024 * 1024,
         }
     }
 }

@@ -212,6 +212,14 @@ impl Stack {
                 "WARREN_CONNECTOR__RATE_LIMIT_BURST".into(),
                 "10000000".into(),
             ),
+            (
+                "WARREN_CONNECTOR__BYTE_LIMIT_PER_SEC".into(),
+                "2000000000".into(),
+            ),
+            (
+                "WARREN_CONNECTOR__BYTE_LIMIT_BURST".into(),
+                "2000000000".into(),
+            ),
             ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
             ("WARREN_CONFIG_SVC__LISTEN".into(), "127.0.0.1:0".into()),
             (

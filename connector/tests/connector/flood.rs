@@ -69,3 +69,34 @@ async fn a_flooding_client_is_kicked_rate_limited_and_a_calm_one_is_not() {
         .unwrap();
     assert_eq!(recv(&mut calm).await.seq, 99);
 }
+
+/// Few frames, but huge ones: the byte budget kicks the sender too.
+#[tokio::test]
+async fn a_client_sending_too_many_bytes_is_kicked_rate_limited() {
+    use warren_connector::ConnectorSettings;
+    let mut h = crate::helpers::start_with(ConnectorSettings {
+        byte_limit_per_sec: 10_000,
+        byte_limit_burst: 50_000,
+        ..Default::default()
+    })
+    .await;
+    let mut ws = h.player(1).await;
+    // 20 frames of 8 KiB: far under the frame rate, 3x the byte burst.
+    for seq in 1..=20u64 {
+        let frame = warren_proto::Frame::new(seq, 5000, bytes::Bytes::from(vec![0xc0; 8 * 1024]));
+        if futures_util::SinkExt::send(
+            &mut ws,
+            tokio_tungstenite::tungstenite::Message::Binary(frame.encode().into()),
+        )
+        .await
+        .is_err()
+        {
+            break;
+        }
+    }
+    let kick = crate::helpers::recv(&mut ws).await;
+    assert_eq!(kick.cmd, warren_proto::cmd::KICK);
+    let body: warren_proto::KickBody = warren_proto::decode_body("kick", &kick.body).unwrap();
+    assert_eq!(body.reason, "rate_limited");
+    assert_eq!(h.connector.stats().kicked_rate, 1);
+}
