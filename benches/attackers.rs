@@ -3,9 +3,12 @@
 //! from the intended send time), first alone, then next to
 //!
 //! - 10 flooders, sending as fast as they can (kicked `rate_limited`, and
-//!   reconnecting to flood again),
-//! - 100 non-readers, sending 16 KiB echoes and never reading (kicked
-//!   `slow_consumer` once 256 replies wait, and reconnecting),
+//!   reconnecting at once to flood again — refused while their 10 s
+//!   cool-down lasts),
+//! - 100 non-readers, playing normally (10 echoes of 1 KiB a second) but
+//!   never reading (kicked `slow_consumer` once their replies fill the
+//!   socket buffers and the connector's 256-frame / 1 MiB queue, and
+//!   reconnecting),
 //! - 10 drippers, sending a websocket handshake one byte every 500 ms
 //!   (closed at the 5 s handshake limit, and coming back).
 //!
@@ -162,6 +165,7 @@ fn main() {
             let token = stack.token(100_000 + i);
             attackers.push(tokio::spawn(async move {
                 while !stop.load(Relaxed) {
+                    let began = Instant::now();
                     let mut c = Client::connect(addr, &url, None).await;
                     c.login(&token).await;
                     // As fast as the socket takes them, until kicked.
@@ -178,6 +182,11 @@ fn main() {
                         }
                     }
                     kicked.fetch_add(1, Relaxed);
+                    // A refused login: try again soon (not in a tight loop
+                    // that would take this process's CPU from the players).
+                    if began.elapsed() < Duration::from_millis(100) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
             }));
         }
@@ -188,14 +197,14 @@ fn main() {
                 while !stop.load(Relaxed) {
                     let mut c = Client::connect(addr, &url, Some(4096)).await;
                     c.login(&token).await;
-                    // Within the rate limit, never reading the replies.
-                    let mut tick = tokio::time::interval(Duration::from_millis(20));
+                    // A normal player's pace, never reading the replies.
+                    let mut tick = tokio::time::interval(Duration::from_millis(100));
                     loop {
                         tick.tick().await;
                         let seq = c.seq();
                         let sent = tokio::time::timeout(
                             Duration::from_secs(2),
-                            c.send_frame(seq, cmd::ECHO, vec![2u8; 16 * 1024]),
+                            c.send_frame(seq, cmd::ECHO, vec![2u8; 1024]),
                         )
                         .await;
                         if !matches!(sent, Ok(Ok(()))) || stop.load(Relaxed) {
@@ -239,9 +248,10 @@ fn main() {
             http_get(stack.connector_admins[0], "/v1/stats", &stack.admin_token()).await;
         let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
         println!(
-            "connector: kicked rate_limited {}, slow_consumer {}; handshake failures {}; attacker sessions ended {}",
+            "connector: kicked rate_limited {}, slow_consumer {}; logins refused while cooling down {}; handshake failures {}; attacker sessions ended {}",
             stats["kicked_rate"],
             stats["kicked_slow"],
+            stats["refused_cooling"],
             stats["handshake_failures"],
             kicked.load(Relaxed)
         );

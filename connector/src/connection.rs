@@ -208,6 +208,10 @@ impl Conn<'_> {
             };
             if over {
                 Stats::inc(&stats.kicked_rate);
+                if let Some(uid) = self.uid {
+                    let until = Instant::now() + ms(settings.kick_cooldown_ms);
+                    self.shared.registry.cool_down(uid, until);
+                }
                 let exit = Exit::Kick(kick::RATE_LIMITED.to_owned());
                 self.handle.stop(exit.clone());
                 return (stream, closed(&exit));
@@ -301,6 +305,16 @@ impl Conn<'_> {
                 return Err(Exit::Close(CloseCode::Policy, "unauthorized"));
             }
         };
+        if let Some(wait) = self.shared.registry.cooling(uid) {
+            Stats::inc(&stats.refused_cooling);
+            info!(%uid, peer = %self.peer, wait_ms = wait.as_millis() as u64, "login refused: kicked for flooding, cooling down");
+            let message = format!(
+                "kicked for sending too fast; log in again in {} s",
+                wait.as_secs() + 1
+            );
+            self.reply_error(frame.seq, kick::RATE_LIMITED, message);
+            return Err(Exit::Close(CloseCode::Policy, "rate_limited"));
+        }
         if let Some(old) = self.shared.registry.bind(uid, self.handle.clone()) {
             if old.stop(Exit::Kick(kick::DUPLICATE_LOGIN.to_owned())) {
                 Stats::inc(&stats.kicked_duplicate);

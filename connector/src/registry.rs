@@ -197,9 +197,41 @@ struct Inner {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     inner: Mutex<Inner>,
+    /// Players kicked `rate_limited`, and until when they may not log in
+    /// again here (so a flooder cannot start over at once).
+    cooldowns: Mutex<HashMap<Uid, Instant>>,
 }
 
 impl Registry {
+    /// At most this many players cool down at once; beyond it (after
+    /// forgetting the expired ones) a kicked player is not held back.
+    pub(crate) const MAX_COOLDOWNS: usize = 100_000;
+
+    /// Holds `uid` back from logging in until `until`.
+    pub(crate) fn cool_down(&self, uid: Uid, until: Instant) {
+        let mut c = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+        if c.len() >= Self::MAX_COOLDOWNS {
+            let now = Instant::now();
+            c.retain(|_, t| *t > now);
+            if c.len() >= Self::MAX_COOLDOWNS {
+                return;
+            }
+        }
+        c.insert(uid, until);
+    }
+
+    /// How long `uid` must still wait before logging in (None: it may).
+    pub(crate) fn cooling(&self, uid: Uid) -> Option<std::time::Duration> {
+        let mut c = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *c.get(&uid)?;
+        let now = Instant::now();
+        if until <= now {
+            c.remove(&uid);
+            return None;
+        }
+        Some(until - now)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

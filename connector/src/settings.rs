@@ -42,6 +42,9 @@ pub struct ConnectorSettings {
     /// client over it is kicked `rate_limited` too (few frames, but huge).
     pub byte_limit_per_sec: u32,
     pub byte_limit_burst: u32,
+    /// A player kicked `rate_limited` may not log in again on this
+    /// connector for this long (a flooder cannot simply start over).
+    pub kick_cooldown_ms: u64,
     /// Bytes that may wait in one socket's outbound queue (besides the
     /// frame count `outbound_queue`); more and the client is kicked
     /// `slow_consumer`. Bounds what a client that stops reading costs.
@@ -83,6 +86,7 @@ impl Default for ConnectorSettings {
             rate_limit_burst: 200,
             byte_limit_per_sec: 256 * 1024,
             byte_limit_burst: 1024 * 1024,
+            kick_cooldown_ms: 10_000,
             outbound_queue_bytes: 1024 * 1024,
         }
     }

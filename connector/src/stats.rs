@@ -29,6 +29,7 @@ counters! {
     handshake_failures: "Sockets that failed or timed out in the websocket handshake.",
     logins: "Successful logins.",
     auth_failures: "Login frames with a token that did not verify.",
+    refused_cooling: "Logins refused because the player was kicked rate_limited moments before.",
     login_timeouts: "Sockets closed for not logging in in time.",
     dropped_before_login: "Frames received before login, dropped unanswered.",
     frames_in: "Service frames forwarded to the bus.",

@@ -100,3 +100,52 @@ async fn a_client_sending_too_many_bytes_is_kicked_rate_limited() {
     assert_eq!(body.reason, "rate_limited");
     assert_eq!(h.connector.stats().kicked_rate, 1);
 }
+
+/// A flooder kicked `rate_limited` cannot log in again at once.
+#[tokio::test]
+async fn a_kicked_flooder_cools_down_before_logging_in_again() {
+    use warren_connector::ConnectorSettings;
+    let mut h = crate::helpers::start_with(ConnectorSettings {
+        rate_limit_per_sec: 10,
+        rate_limit_burst: 10,
+        kick_cooldown_ms: 1_500,
+        ..Default::default()
+    })
+    .await;
+    let mut ws = h.player(7).await;
+    for seq in 1..=30u64 {
+        let frame = warren_proto::Frame::new(seq, cmd_echo(), bytes::Bytes::from_static(b"\x80"));
+        let msg = tokio_tungstenite::tungstenite::Message::Binary(frame.encode().into());
+        if futures_util::SinkExt::send(&mut ws, msg).await.is_err() {
+            break;
+        }
+    }
+    loop {
+        let f = crate::helpers::recv(&mut ws).await;
+        if f.cmd == warren_proto::cmd::KICK {
+            break;
+        }
+    }
+    // At once: refused, with the reason and the wait.
+    let (_ws, reply) = h.try_login(h.token(7)).await;
+    assert_eq!(reply.cmd, warren_proto::cmd::ERROR);
+    let e: warren_proto::ErrorBody = warren_proto::decode_body("error", &reply.body).unwrap();
+    assert_eq!(e.code, "rate_limited", "{e:?}");
+    assert!(e.message.contains("log in again in"), "{e:?}");
+    assert_eq!(h.connector.stats().refused_cooling, 1);
+    // What the flood forwarded, then the kicked socket's Close.
+    loop {
+        let ev = h.event().await;
+        if matches!(ev.kind, warren_proto::EventKind::Close { .. }) {
+            break;
+        }
+    }
+    // Another player is not held back; after the cool-down, 7 is welcome.
+    let _eight = h.player(8).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    h.player(7).await;
+}
+
+fn cmd_echo() -> u32 {
+    warren_proto::cmd::ECHO
+}
