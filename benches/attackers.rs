@@ -16,7 +16,8 @@
 //! production rate limit (100 frames/s, bursts of 200). Reports the good
 //! clients' latency in both phases, whether every one of their requests
 //! was answered, the connector's kicks by reason and its memory (peak and
-//! current RSS). `cargo bench --bench attackers` (BENCH_SECS=20).
+//! current RSS). `cargo bench --bench attackers` (BENCH_SECS=20; the mix:
+//! BENCH_FLOODERS=10, BENCH_NON_READERS=100, BENCH_DRIPPERS=10).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -124,7 +125,13 @@ fn main() {
     let (secs, good_n, flood_n, slow_n, drip_n) = if smoke {
         (2, 10, 1, 5, 1)
     } else {
-        (secs, 200, 10, 100, 10)
+        (
+            secs,
+            200,
+            env_or("BENCH_FLOODERS", 10),
+            env_or("BENCH_NON_READERS", 100),
+            env_or("BENCH_DRIPPERS", 10),
+        )
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
