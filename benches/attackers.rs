@@ -18,6 +18,9 @@
 //! was answered, the connector's kicks by reason and its memory (peak and
 //! current RSS). `cargo bench --bench attackers` (BENCH_SECS=20; the mix:
 //! BENCH_FLOODERS=10, BENCH_NON_READERS=100, BENCH_DRIPPERS=10).
+//! BENCH_NON_READERS_READ=1 makes the non-readers read after all: the same
+//! load from well-behaved clients, to tell the cost of not reading from the
+//! cost of the traffic.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -197,6 +200,7 @@ fn main() {
                 }
             }));
         }
+        let they_read = env_or("BENCH_NON_READERS_READ", 0) == 1;
         for i in 0..slow_n {
             let (url, stop, kicked) = (url.clone(), stop.clone(), kicked.clone());
             let token = stack.token(200_000 + i);
@@ -216,6 +220,11 @@ fn main() {
                         .await;
                         if !matches!(sent, Ok(Ok(()))) || stop.load(Relaxed) {
                             break;
+                        }
+                        if they_read {
+                            while let Some(Event::Frame(_)) =
+                                c.try_next_event(Duration::ZERO).await
+                            {}
                         }
                     }
                     kicked.fetch_add(1, Relaxed);
