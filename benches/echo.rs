@@ -12,6 +12,10 @@
 //! other services' throughput should not move). The restart-storm stop is
 //! turned off for that run: at 10 panics/s the faults service is restarted
 //! with fresh state every second, which is the point.
+//!
+//! BENCH_DURABLE=1 runs the RabbitMQ case in the durable mode (quorum
+//! request queue, persistent events, an acknowledgement per request after
+//! its handler); the in-process run is skipped (it has no such mode).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -54,11 +58,12 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize, panics: u64) {
-    let stack = Stack::start_with(
-        kind,
-        &[("RUST_LOG", "error"), ("WARREN_GAME__RESTART_STORM", "0")],
-    )
-    .await;
+    let durable = env_or("BENCH_DURABLE", 0) == 1;
+    let mut extra = vec![("RUST_LOG", "error"), ("WARREN_GAME__RESTART_STORM", "0")];
+    if durable {
+        extra.push(("WARREN_BUS__DURABLE", "true"));
+    }
+    let stack = Stack::start_with(kind, &extra).await;
     let warmup = Duration::from_secs(2);
     let measure = Duration::from_secs(secs);
     let body = vec![7u8; payload];
@@ -151,7 +156,9 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let (clients, secs) = if smoke { (4, 1) } else { (clients, secs) };
     rt.block_on(async {
-        run(BusKind::InProcess, clients, secs, payload, panics).await;
+        if env_or("BENCH_DURABLE", 0) != 1 {
+            run(BusKind::InProcess, clients, secs, payload, panics).await;
+        }
         run(BusKind::RabbitMq, clients, secs, payload, panics).await;
     });
 }
