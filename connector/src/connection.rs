@@ -49,7 +49,10 @@ type Ws = WebSocketStream<TcpStream>;
 
 #[tracing::instrument(level = "debug", name = "socket", skip_all, fields(conn = %id, %peer))]
 pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, id: ConnId) {
-    let Some(ws) = handshake(&shared, tcp, peer).await else {
+    // The handshake, the login and the goodbye are boxed: they run once, and
+    // inline they would make every socket's long-lived task as large as
+    // their biggest state for its whole life.
+    let Some(ws) = Box::pin(handshake(&shared, tcp, peer)).await else {
         Stats::inc(&shared.stats.handshake_failures);
         return;
     };
@@ -83,7 +86,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
     }
     handle.stop(Exit::Gone);
     let Ok(sink) = writer.await else { return };
-    linger(stream, sink, shared.settings.close_timeout_ms).await;
+    Box::pin(linger(stream, sink, shared.settings.close_timeout_ms)).await;
 }
 
 async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<Ws> {
@@ -262,7 +265,7 @@ impl Conn<'_> {
             };
             match self.uid {
                 None if frame.cmd == cmd::LOGIN => {
-                    if let Err(exit) = self.login(frame).await {
+                    if let Err(exit) = Box::pin(self.login(frame)).await {
                         self.handle.stop(exit.clone());
                         return (stream, closed(&exit));
                     }

@@ -75,7 +75,7 @@ impl Default for ConnectorSettings {
             max_frame_bytes: 64 * 1024,
             outbound_queue: 256,
             max_connections: 19_000,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             close_timeout_ms: 1_000,
             shutdown_grace_ms: 5_000,
             alive_interval_ms: 2_000,
