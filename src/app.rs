@@ -160,17 +160,39 @@ fn admin_base(settings: &Settings, admin: Option<String>) -> String {
     admin.unwrap_or_else(|| format!("http://{}", shown(settings.game.admin_listen)))
 }
 
-fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Result<()> {
-    let token = admin_token(settings)?;
-    let base = admin_base(settings, admin);
-    let format = if json { "json" } else { "text" };
-    let mut resp = admin_agent()
-        .get(format!("{base}/v1/services?format={format}"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
+/// Calls an admin endpoint (`what` names whose, for the error): `GET` when
+/// `json` is None, else `POST` with it. Returns the status and the body.
+fn admin_call(
+    settings: &Settings,
+    what: &str,
+    base: &str,
+    path: &str,
+    json: Option<serde_json::Value>,
+) -> anyhow::Result<(ureq::http::StatusCode, String)> {
+    let auth = format!("Bearer {}", admin_token(settings)?);
+    let url = format!("{base}{path}");
+    let resp = match json {
+        None => admin_agent()
+            .get(&url)
+            .header("Authorization", &auth)
+            .call(),
+        Some(body) => admin_agent()
+            .post(&url)
+            .header("Authorization", &auth)
+            .send_json(&body),
+    };
+    let mut resp =
+        resp.with_context(|| format!("reaching the {what}'s admin endpoint at {base}"))?;
     let status = resp.status();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
+    Ok((status, body))
+}
+
+fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Result<()> {
+    let base = admin_base(settings, admin);
+    let format = if json { "json" } else { "text" };
+    let path = format!("/v1/services?format={format}");
+    let (status, body) = admin_call(settings, "game", &base, &path, None)?;
     print!("{body}");
     if !status.is_success() {
         bail!("the admin endpoint answered {status}");
@@ -181,15 +203,9 @@ fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Resu
 /// `warren debug --service NAME`: one service's counters and state, as
 /// indented JSON.
 fn debug_service(settings: &Settings, admin: Option<String>, name: &str) -> anyhow::Result<()> {
-    let token = admin_token(settings)?;
     let base = admin_base(settings, admin);
-    let mut resp = admin_agent()
-        .get(format!("{base}/v1/services/{name}"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
-    let status = resp.status();
-    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    let path = format!("/v1/services/{name}");
+    let (status, body) = admin_call(settings, "game", &base, &path, None)?;
     match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
         Err(_) => println!("{body}"),
@@ -207,15 +223,10 @@ fn debug_trace(settings: &Settings, admin: Option<String>, switch: &str) -> anyh
         Some((name, "off")) => (name, false),
         _ => bail!("--trace takes NAME=on or NAME=off, not {switch:?}"),
     };
-    let token = admin_token(settings)?;
     let base = admin_base(settings, admin);
-    let mut resp = admin_agent()
-        .post(format!("{base}/v1/services/{name}/trace"))
-        .header("Authorization", format!("Bearer {token}"))
-        .send_json(serde_json::json!({ "on": on }))
-        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
-    let status = resp.status();
-    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    let path = format!("/v1/services/{name}/trace");
+    let body = serde_json::json!({ "on": on });
+    let (status, body) = admin_call(settings, "game", &base, &path, Some(body))?;
     println!("{body}");
     if !status.is_success() {
         bail!("the admin endpoint answered {status}");
@@ -224,14 +235,7 @@ fn debug_trace(settings: &Settings, admin: Option<String>, switch: &str) -> anyh
 }
 
 fn debug_connector(settings: &Settings, json: bool, base: &str) -> anyhow::Result<()> {
-    let token = admin_token(settings)?;
-    let mut resp = admin_agent()
-        .get(format!("{base}/v1/stats"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .with_context(|| format!("reaching the connector's admin endpoint at {base}"))?;
-    let status = resp.status();
-    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    let (status, body) = admin_call(settings, "connector", base, "/v1/stats", None)?;
     if !status.is_success() {
         println!("{body}");
         bail!("the admin endpoint answered {status}");
@@ -255,7 +259,6 @@ fn announce(
     in_secs: Option<u64>,
     admin: Option<String>,
 ) -> anyhow::Result<()> {
-    let token = admin_token(settings)?;
     let base = admin_base(settings, admin);
     let body = serde_json::json!({
         "text": text,
@@ -263,13 +266,7 @@ fn announce(
         "uids": if uids.is_empty() { None } else { Some(uids) },
         "at": in_secs.map(|s| keys::unix_now() + s),
     });
-    let mut resp = admin_agent()
-        .post(format!("{base}/v1/announcements"))
-        .header("Authorization", format!("Bearer {token}"))
-        .send_json(&body)
-        .with_context(|| format!("reaching the game's admin endpoint at {base}"))?;
-    let status = resp.status();
-    let reply = resp.body_mut().read_to_string().unwrap_or_default();
+    let (status, reply) = admin_call(settings, "game", &base, "/v1/announcements", Some(body))?;
     println!("{reply}");
     if !status.is_success() {
         bail!("the announcement was refused ({status})");
@@ -427,16 +424,21 @@ fn shown(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// gold's database URL: the configured one, or SQLite in the data directory.
-fn gold_database(settings: &Settings) -> anyhow::Result<String> {
-    match &settings.gold.database {
+/// A database URL: the configured one, or the SQLite file `file` in the
+/// data directory (the embedded default).
+fn database_url(
+    settings: &Settings,
+    configured: &Option<String>,
+    file: &str,
+) -> anyhow::Result<String> {
+    match configured {
         Some(url) => Ok(url.clone()),
         None => {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("creating {}", settings.data_dir.display()))?;
             Ok(format!(
                 "sqlite://{}?mode=rwc",
-                settings.data_dir.join("warren.db").display()
+                settings.data_dir.join(file).display()
             ))
         }
     }
@@ -444,7 +446,7 @@ fn gold_database(settings: &Settings) -> anyhow::Result<String> {
 
 /// Starts gold; returns its URL and the running part.
 async fn start_gold(settings: &Settings) -> anyhow::Result<(String, Background)> {
-    let url = gold_database(settings)?;
+    let url = database_url(settings, &settings.gold.database, "warren.db")?;
     let store = warren_gold::Store::connect(&url, settings.gold.max_connections)
         .await
         .with_context(|| format!("opening gold's database {}", redact_url(&url)))?;
@@ -465,34 +467,20 @@ async fn start_gold(settings: &Settings) -> anyhow::Result<(String, Background)>
     Ok((gold_url, gold))
 }
 
-/// config-svc's database URL: the configured one, or SQLite in the data
-/// directory.
-fn config_database(settings: &Settings) -> anyhow::Result<String> {
-    match &settings.config_svc.database {
-        Some(url) => Ok(url.clone()),
-        None => {
-            std::fs::create_dir_all(&settings.data_dir)
-                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-            Ok(format!(
-                "sqlite://{}?mode=rwc",
-                settings.data_dir.join("config.db").display()
-            ))
-        }
-    }
-}
-
-async fn config_store(settings: &Settings) -> anyhow::Result<warren_config::Store> {
-    let url = config_database(settings)?;
-    warren_config::Store::connect(&url, settings.config_svc.max_connections)
+/// Opens config-svc's database; returns it and its URL (password redacted).
+async fn config_store(settings: &Settings) -> anyhow::Result<(warren_config::Store, String)> {
+    let url = database_url(settings, &settings.config_svc.database, "config.db")?;
+    let store = warren_config::Store::connect(&url, settings.config_svc.max_connections)
         .await
-        .with_context(|| format!("opening config-svc's database {}", redact_url(&url)))
+        .with_context(|| format!("opening config-svc's database {}", redact_url(&url)))?;
+    Ok((store, redact_url(&url)))
 }
 
 /// Starts config-svc (gRPC and the admin page); returns its gRPC URL and
 /// the running part.
 async fn start_config(settings: &Settings) -> anyhow::Result<(String, Background)> {
     let cs = &settings.config_svc;
-    let store = config_store(settings).await?;
+    let (store, database) = config_store(settings).await?;
     if cs.seed {
         warren_config::seed(&store).await?;
     }
@@ -507,10 +495,7 @@ async fn start_config(settings: &Settings) -> anyhow::Result<(String, Background
         .await
         .with_context(|| format!("binding the config admin page to {}", cs.admin_listen))?;
     let url = format!("http://{}", shown(grpc.local_addr()?));
-    println!(
-        "warren: config-svc listening on {url} (database {})",
-        redact_url(&config_database(settings)?)
-    );
+    println!("warren: config-svc listening on {url} (database {database})");
     let page_url = format!("http://{}", shown(page.local_addr()?));
     if store.staff_count().await? == 0 {
         println!(
@@ -583,7 +568,7 @@ async fn add_staff(
     })
     .await?
     .map_err(anyhow::Error::msg)?;
-    let store = config_store(settings).await?;
+    let (store, _) = config_store(settings).await?;
     let created = store.put_staff(username, &hash.0).await?;
     store.close().await;
     let verb = if created {

@@ -168,11 +168,10 @@ impl ConfigClient {
                 }
             }
         };
-        let first = docs.borrow_and_update().get(&name).and_then(|d| convert(d));
-        let (version, value) = match first {
-            Some(v) => (self.document(&name).map_or(0, |d| d.version), v),
-            None => (0, default),
-        };
+        let first = docs.borrow_and_update().get(&name).cloned();
+        let (version, value) = first
+            .and_then(|d| Some((d.version, convert(&d)?)))
+            .unwrap_or((0, default));
         let (tx, rx) = watch::channel((version, Arc::new(value)));
         tokio::spawn(async move {
             while docs.changed().await.is_ok() {

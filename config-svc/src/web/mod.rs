@@ -682,13 +682,12 @@ async fn check(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let me = match web.me(&headers).await {
-        Ok(Some(me)) if csrf_matches(&me.session.csrf, given) => me,
+    match web.me(&headers).await {
+        Ok(Some(me)) if csrf_matches(&me.session.csrf, given) => {}
         Ok(Some(_)) => return (StatusCode::FORBIDDEN, "bad CSRF token").into_response(),
         Ok(None) => return (StatusCode::UNAUTHORIZED, "not signed in").into_response(),
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    };
-    let _ = me;
+    }
     let reply = match web.inner.store.check(&name, &req.body).await {
         Ok((_, text)) => {
             let live = web
