@@ -36,12 +36,14 @@
 //! stall the consumers that would drain it.
 
 use std::{
+    collections::VecDeque,
     fmt,
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
     task::Poll,
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -60,7 +62,11 @@ use warren_proto::{
     encode_event, encode_push,
 };
 
-use crate::{Bus, BusError, Confirm, Route, Subscription, subscription::AmqpSource};
+use crate::{
+    Bus, BusError, Confirm, Route, Subscription,
+    batch::{Batcher, Dest, Names},
+    subscription::AmqpSource,
+};
 
 /// How to reach the broker and how to name things on it.
 #[derive(Clone)]
@@ -84,6 +90,9 @@ pub struct AmqpSettings {
     /// Durable mode: deliveries of one request before it goes to the
     /// dead-letter queue.
     pub delivery_limit: u32,
+    /// How long the batcher collects messages for one AMQP message (zero:
+    /// only what is already waiting; see [`crate::batch`]).
+    pub batch_window: Duration,
 }
 
 impl fmt::Debug for AmqpSettings {
@@ -98,6 +107,7 @@ impl fmt::Debug for AmqpSettings {
             .field("shard", &self.shard)
             .field("durable", &self.durable)
             .field("delivery_limit", &self.delivery_limit)
+            .field("batch_window", &self.batch_window)
             .finish()
     }
 }
@@ -161,6 +171,7 @@ pub struct AmqpBus {
     publish_conn: Connection,
     consume_conn: Connection,
     publisher: Channel,
+    batcher: Batcher,
     consumers: Mutex<Vec<(Channel, ShortString)>>,
     closed: AtomicBool,
 }
@@ -227,12 +238,23 @@ impl AmqpBus {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(unavailable)?;
+        let batcher = Batcher::start(
+            publisher.clone(),
+            Names {
+                requests_exchange: topology.requests_exchange.clone(),
+                push_exchange: topology.push_exchange.clone(),
+                broadcast_exchange: topology.broadcast_exchange.clone(),
+                shards: settings.shards,
+            },
+            settings.batch_window,
+        );
         let bus = AmqpBus {
             topology,
             settings,
             publish_conn,
             consume_conn,
             publisher,
+            batcher,
             consumers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         };
@@ -452,6 +474,7 @@ impl AmqpBus {
             ended: false,
             manual,
             closed: false,
+            batched: VecDeque::new(),
         }))
     }
 
@@ -491,6 +514,20 @@ impl AmqpBus {
 #[async_trait]
 impl Bus for AmqpBus {
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
+        if !self.settings.durable {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(BusError::Closed);
+            }
+            let dest = match event.kind {
+                EventKind::Message { cmd, .. } => {
+                    Dest::Shard((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
+                }
+                _ => Dest::EveryShard,
+            };
+            return self.batcher.publish(dest, encode_event(event)).await;
+        }
+        // The durable mode acknowledges each request on its own, after its
+        // handler: one AMQP message each.
         let key = match event.kind {
             EventKind::Message { cmd, .. } => {
                 request_key((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
@@ -516,6 +553,15 @@ impl Bus for AmqpBus {
         let EventKind::Message { cmd, .. } = event.kind else {
             return Err(BusError::Mismatch("only requests are forwarded".into()));
         };
+        if !self.settings.durable {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(BusError::Closed);
+            }
+            return self
+                .batcher
+                .publish(Dest::Shard(shard, cmd), encode_event(event))
+                .await;
+        }
         self.publish(
             &self.topology.requests_exchange,
             &request_key(shard, cmd),
@@ -582,17 +628,14 @@ impl Bus for AmqpBus {
     }
 
     async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError> {
-        let payload = encode_push(push);
-        match route {
-            Route::Connector(id) => {
-                self.publish(&self.topology.push_exchange, id.as_str(), payload, false)
-                    .await
-            }
-            Route::AllConnectors => {
-                self.publish(&self.topology.broadcast_exchange, "", payload, false)
-                    .await
-            }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed);
         }
+        let dest = match route {
+            Route::Connector(id) => Dest::Connector(id.as_str().to_owned()),
+            Route::AllConnectors => Dest::EveryConnector,
+        };
+        self.batcher.publish(dest, encode_push(push)).await
     }
 
     async fn close(&self) {
@@ -607,7 +650,9 @@ impl Bus for AmqpBus {
                 .basic_cancel(tag.clone(), BasicCancelOptions::default())
                 .await;
         }
-        // Let outstanding confirms arrive before the connection goes.
+        // Publish what the batcher holds, and let outstanding confirms
+        // arrive before the connection goes.
+        self.batcher.flush().await;
         let _ = self.publisher.wait_for_confirms().await;
         // Close every channel explicitly first: a channel whose last handle
         // is dropped while still open is closed by lapin on its own, racing

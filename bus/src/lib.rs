@@ -12,6 +12,7 @@
 
 mod ack;
 mod amqp;
+pub mod batch;
 mod memory;
 mod subscription;
 

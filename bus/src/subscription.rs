@@ -7,8 +7,13 @@
 //! stream would otherwise wait, or every `ack_every` deliveries under load.
 //! The broker's prefetch bounds what is in flight.
 //!
+//! A delivery may be a batch of several messages (see [`crate::batch`]):
+//! they are handed out one by one, in order.
+//!
 //! In the durable mode nothing is acknowledged here: each delivery comes
 //! with its [`Ack`], and the consumer acknowledges it after handling it.
+
+use std::collections::VecDeque;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -20,7 +25,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use warren_proto::DecodeError;
 
-use crate::Ack;
+use crate::{
+    Ack,
+    batch::{BATCH_CONTENT_TYPE, unpack},
+};
 
 /// Messages delivered to one consumer, in order. Dropping it cancels the
 /// consumer on the bus.
@@ -49,6 +57,8 @@ pub(crate) struct AmqpSource<T> {
     pub(crate) manual: bool,
     /// Set by `close`: nothing is left for `Drop` to do.
     pub(crate) closed: bool,
+    /// The rest of a batch delivery, not handed out yet.
+    pub(crate) batched: VecDeque<T>,
 }
 
 impl<T> std::fmt::Debug for AmqpSource<T> {
@@ -122,6 +132,9 @@ impl<T> AmqpSource<T> {
 
     async fn next(&mut self) -> Option<(T, Ack)> {
         loop {
+            if let Some(msg) = self.batched.pop_front() {
+                return Some((msg, Ack::none()));
+            }
             if self.ended {
                 return None;
             }
@@ -159,6 +172,43 @@ impl<T> AmqpSource<T> {
                     return None;
                 }
             };
+            let is_batch = delivery
+                .properties
+                .content_type()
+                .as_ref()
+                .is_some_and(|t| t.as_str() == BATCH_CONTENT_TYPE);
+            if is_batch {
+                if self.manual {
+                    // The durable mode publishes requests one by one; a batch
+                    // cannot be acknowledged message by message.
+                    warn!(queue = %self.queue, "a batch on a durable queue goes to the dead-letter queue");
+                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                        Ack::manual(delivery.acker, rt).reject();
+                    }
+                    continue;
+                }
+                match unpack(&delivery.data) {
+                    Ok(parts) => {
+                        for part in parts {
+                            match (self.decode)(part) {
+                                Ok(msg) => self.batched.push_back(msg),
+                                Err(e) => {
+                                    warn!(queue = %self.queue, error = %e, "dropping a message of a batch that does not decode")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(queue = %self.queue, error = %e, "dropping a batch that does not unpack")
+                    }
+                }
+                self.unacked = Some(delivery.acker);
+                self.unacked_count += 1;
+                if self.unacked_count >= self.ack_every {
+                    self.flush_acks().await;
+                }
+                continue;
+            }
             let decoded = (self.decode)(&delivery.data);
             if self.manual {
                 let Ok(rt) = tokio::runtime::Handle::try_current() else {

@@ -1,0 +1,652 @@
+//! warren-bots: load-tests a Warren game server with websocket bots that
+//! log in and play like clients. See `warren-bots --help`.
+
+// A command-line tool: the report goes to standard output.
+#![allow(clippy::print_stdout)]
+
+mod bot;
+mod plan;
+mod report;
+mod stats;
+mod sys;
+
+use std::{
+    io::{BufRead, BufReader, IsTerminal, Write},
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    process::{Command, ExitCode, Stdio},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::{
+    sync::{Semaphore, mpsc, watch},
+    time::Instant,
+};
+
+use crate::{
+    plan::{Auth, Group, Plan, Scenario, ScenarioFile, Span, UrlList},
+    report::{Report, Watched},
+    stats::{Snapshot, Stats, Tally, add_pairs, histogram},
+};
+
+const EXAMPLES: &str = "\
+Examples:
+  # 1,000 bots, 10 echo requests a second each, against the embedded default
+  warren-bots --bots 1000 --rate 10 --duration 30s
+
+  # as fast as replies come (closed loop), with a latency plot
+  warren-bots --bots 1000 --rate 0 --plot latency.svg
+
+  # chat rooms of 20; reply and delivery latency
+  warren-bots --scenario chat --bots 2000 --room-size 20 --rate 0.5
+
+  # 100,000 idle players over 6 connectors (spread over processes by itself)
+  warren-bots --scenario idle --bots 100000 --ramp 5000 --url ws://127.0.0.1:7001/ws \\
+      --url ws://127.0.0.1:7011/ws ...
+
+  # a mixed load from a file, a JSON report, fail if p99 is over 50 ms
+  warren-bots --file load.toml --json report.json --max-p99-ms 50
+
+Tokens: by default each bot logs in as a guest (POST <login>/v1/guest, device
+id <id-prefix>-<n>, the same player every run). --key signs tokens here with
+the login's private key instead (uid = first-uid + n), as `warren token` does.
+
+Latency is measured from when each request was meant to be sent, so a server
+that stalls is charged for the whole stall (no coordinated omission).";
+
+/// Load-test a Warren game server with websocket bots.
+///
+/// Bots log in like real clients, run a scenario (echo, chat, idle, shop) for
+/// a fixed window, and report throughput, latency percentiles, connect times,
+/// and every error, kick and failure by kind.
+#[derive(Debug, Parser)]
+#[command(name = "warren-bots", version, after_help = EXAMPLES)]
+struct Args {
+    /// Websocket URL of a connector. Repeat it to spread the bots over
+    /// several connectors (bot n uses URL n mod count).
+    #[arg(long, default_value = "ws://127.0.0.1:7001/ws")]
+    url: Vec<String>,
+    /// What the bots do once logged in.
+    #[arg(long, value_enum, default_value_t = Scenario::Echo)]
+    scenario: Scenario,
+    /// How many bots.
+    #[arg(long, default_value_t = 100)]
+    bots: u64,
+    /// Requests per second per bot; 0 sends the next request as soon as the
+    /// answer comes (closed loop).
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Echo body bytes; chat text length.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Chat: bots per room.
+    #[arg(long, default_value_t = 10)]
+    room_size: u64,
+    /// A TOML scenario file with several groups of bots (see bots/README.md);
+    /// replaces --scenario, --bots, --rate, --payload and --room-size.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// The login service, for guest tokens.
+    #[arg(long, default_value = "http://127.0.0.1:7000")]
+    login: String,
+    /// Sign tokens with this Ed25519 private key (PEM) instead of logging in
+    /// over HTTP, e.g. warren-data/jwt-private.pem of the embedded default.
+    #[arg(long, value_name = "PEM")]
+    key: Option<PathBuf>,
+    /// Issuer and audience of signed tokens (the server's jwt settings).
+    #[arg(long, default_value = "warren")]
+    issuer: String,
+    #[arg(long, default_value = "warren")]
+    audience: String,
+    /// Send no login frame: for a plain echo server (the benchmark ceiling).
+    #[arg(long)]
+    no_login: bool,
+    /// New connections per second over every process; 0 opens them all at
+    /// once (at most 256 handshakes at a time per process).
+    #[arg(long, default_value_t = 1000.0)]
+    ramp: f64,
+    /// Load after the ramp before measuring starts.
+    #[arg(long, default_value = "0s")]
+    warmup: Span,
+    /// The measured window.
+    #[arg(long, default_value = "30s")]
+    duration: Span,
+    /// Time for one bot to connect and log in.
+    #[arg(long, default_value = "10s")]
+    connect_timeout: Span,
+    /// A bot that has sent nothing for this long sends a heartbeat (the
+    /// connector's idle timeout is 30 s by default).
+    #[arg(long, default_value = "10s")]
+    heartbeat: Span,
+    /// Device ids are <prefix>-<n>; also names chat rooms and purchases.
+    #[arg(long, default_value = "warren-bots")]
+    id_prefix: String,
+    /// With --key: bot n is uid first-uid + n.
+    #[arg(long, default_value_t = 1_000_000)]
+    first_uid: u64,
+    /// Local addresses to connect from: "auto" (127.0.0.1, .2, … when more
+    /// than 25,000 bots target a loopback address: one address has about
+    /// 28,000 ports), "none", or a comma-separated list.
+    #[arg(long, default_value = "auto")]
+    source_ips: String,
+    /// Processes to spread the bots over (default: as few as the open-file
+    /// limit allows).
+    #[arg(long)]
+    procs: Option<u64>,
+    /// Report the CPU and memory of a server process over the window, as
+    /// CPU-µs per answered request. Repeatable.
+    #[arg(long = "watch", value_name = "NAME=PID")]
+    watch: Vec<String>,
+    /// Write the report as JSON to this file ("-": standard output, instead
+    /// of the table).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write a latency plot (SVG) to this file.
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Exit with status 3 if a group's p99 is above this.
+    #[arg(long, value_name = "MS")]
+    max_p99_ms: Option<f64>,
+    /// Exit with status 3 on any error answer, kick or bot failure.
+    #[arg(long)]
+    fail_on_errors: bool,
+    /// Internal: run one share of a plan read from standard input.
+    #[arg(long, hide = true)]
+    worker: bool,
+}
+
+/// What a worker process writes, one JSON object per line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Line {
+    Snapshot(Snapshot),
+    Tally(Tally),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warren-bots: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = if args.worker {
+        rt.block_on(worker_main()).map(|()| ExitCode::SUCCESS)
+    } else {
+        rt.block_on(main_run(args))
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warren-bots: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn build_plan(args: &Args) -> anyhow::Result<Plan> {
+    let mut urls = args.url.clone();
+    let mut ramp = args.ramp;
+    let mut warmup = args.warmup.0;
+    let mut duration = args.duration.0;
+    let groups = match &args.file {
+        Some(path) => {
+            let file = ScenarioFile::read(path)?;
+            if let Some(u) = file.url {
+                urls = match u {
+                    UrlList::One(u) => vec![u],
+                    UrlList::Many(u) => u,
+                };
+            }
+            ramp = file.ramp.unwrap_or(ramp);
+            warmup = file.warmup.map_or(warmup, |s| s.0);
+            duration = file.duration.map_or(duration, |s| s.0);
+            file.groups
+        }
+        None => vec![Group {
+            name: args.scenario.to_string(),
+            scenario: args.scenario,
+            bots: args.bots,
+            rate: args.rate,
+            payload: args.payload,
+            room_size: args.room_size,
+        }],
+    };
+    let auth = if args.no_login {
+        Auth::None
+    } else if let Some(key) = &args.key {
+        let pem = std::fs::read_to_string(key)
+            .with_context(|| format!("reading the private key {}", key.display()))?;
+        jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes())
+            .with_context(|| format!("{} is not an Ed25519 private key (PEM)", key.display()))?;
+        Auth::Key {
+            pem,
+            issuer: args.issuer.clone(),
+            audience: args.audience.clone(),
+        }
+    } else {
+        Auth::Guest(args.login.clone())
+    };
+    let total: u64 = groups.iter().map(|g| g.bots).sum();
+    let loopback = urls.iter().all(|u| {
+        let host = u.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("");
+        host == "localhost" || host.starts_with("127.")
+    });
+    const PER_IP: u64 = 25_000;
+    let source_ips: Vec<Ipv4Addr> = match args.source_ips.as_str() {
+        "none" => Vec::new(),
+        "auto" if loopback && total > PER_IP => {
+            (0..total.div_ceil(PER_IP).min(250)).map(|k| Ipv4Addr::new(127, 0, 0, 1 + k as u8)).collect()
+        }
+        "auto" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|s| s.trim().parse().with_context(|| format!("{s:?} is not an IPv4 address")))
+            .collect::<anyhow::Result<_>>()?,
+    };
+    if !source_ips.is_empty() && total > PER_IP * source_ips.len() as u64 {
+        eprintln!(
+            "warren-bots: warning: {total} bots from {} source address(es) may run out of local ports \
+             (about 28,000 per address and target)",
+            source_ips.len()
+        );
+    }
+    let plan = Plan {
+        urls,
+        auth,
+        groups,
+        ramp,
+        warmup,
+        duration,
+        connect_timeout: args.connect_timeout.0,
+        heartbeat: args.heartbeat.0,
+        id_prefix: args.id_prefix.clone(),
+        first_uid: args.first_uid,
+        per_source_ip: if source_ips.is_empty() { 1 } else { total.div_ceil(source_ips.len() as u64) },
+        source_ips,
+        start_unix_ms: 0,
+        worker: 0,
+        workers: 1,
+    };
+    plan.check()?;
+    Ok(plan)
+}
+
+async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut plan = build_plan(&args)?;
+    let limit = sys::raise_open_files();
+    let capacity = limit.saturating_sub(64).max(1);
+    let total = plan.total_bots();
+    let procs = match args.procs {
+        Some(0) => bail!("--procs must be at least 1"),
+        Some(p) => p,
+        None => total.div_ceil(capacity),
+    };
+    if total.div_ceil(procs) > capacity {
+        bail!(
+            "{} bots per process, but a process may open only {limit} files here; use --procs {} \
+             or raise the limit (ulimit -n)",
+            total.div_ceil(procs),
+            total.div_ceil(capacity)
+        );
+    }
+    if procs > 1 && !args.quiet {
+        eprintln!(
+            "warren-bots: {total} bots over {procs} processes (open-file limit {limit} per process)"
+        );
+    }
+    let watched: Vec<(String, u32)> = args
+        .watch
+        .iter()
+        .map(|w| {
+            let (name, pid) = w.split_once('=').with_context(|| format!("--watch {w}: expected NAME=PID"))?;
+            let pid: u32 = pid.parse().with_context(|| format!("--watch {w}: {pid:?} is not a pid"))?;
+            if sys::cpu_secs(pid).is_none() {
+                bail!("--watch {w}: no process {pid}");
+            }
+            Ok((name.to_owned(), pid))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    // Every process shares one timeline, from a start a moment ahead.
+    plan.start_unix_ms = unix_ms() + if procs > 1 { 1000 } else { 200 };
+    plan.workers = procs;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("warren-bots: stopping (Ctrl-C); the report covers what was measured");
+            let _ = stop_tx.send(true);
+        }
+    });
+    let (snap_tx, snap_rx) = mpsc::channel::<(u64, Snapshot)>(1024);
+    let progress = tokio::spawn(show_progress(plan.clone(), procs, snap_rx, args.quiet));
+    let watcher = tokio::spawn(watch_processes(plan.clone(), watched));
+    let tally = if procs == 1 {
+        let (tally, _) = run_share(plan.clone(), stop_rx, move |s| {
+            let _ = snap_tx.try_send((0, s));
+        })
+        .await?;
+        tally
+    } else {
+        run_children(&plan, procs, snap_tx, stop_rx).await?
+    };
+    let _ = progress.await;
+    let watched = watcher.await.unwrap_or_default();
+    let answered: u64 = tally.groups.iter().map(|g| g.answered).sum();
+    let watched = watched
+        .into_iter()
+        .map(|mut w| {
+            w.cpu_us_per_request = w.cpu_secs * 1e6 / answered.max(1) as f64;
+            w
+        })
+        .collect();
+    let report = Report::new(&plan, tally, procs, watched);
+    let json = serde_json::to_string_pretty(&report)?;
+    match args.json.as_deref() {
+        Some(p) if p.as_os_str() == "-" => println!("{json}"),
+        Some(p) => {
+            std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+            print!("{}", report.table());
+        }
+        None => print!("{}", report.table()),
+    }
+    if let Some(p) = &args.plot {
+        std::fs::write(p, report.svg()).with_context(|| format!("writing {}", p.display()))?;
+        if !args.quiet {
+            eprintln!("warren-bots: latency plot written to {}", p.display());
+        }
+    }
+    let _ = std::io::stdout().flush();
+    let mut failed = false;
+    if let Some(max) = args.max_p99_ms
+        && report.worst_p99_ms() > max
+    {
+        eprintln!("warren-bots: FAILED: p99 {:.2} ms is over {max} ms", report.worst_p99_ms());
+        failed = true;
+    }
+    if args.fail_on_errors && report.problems() > 0 {
+        eprintln!("warren-bots: FAILED: {} errors, kicks or failures", report.problems());
+        failed = true;
+    }
+    if report.answered() == 0 && report.groups.iter().any(|g| g.scenario != "idle") {
+        eprintln!("warren-bots: no request was answered in the window");
+        failed = true;
+    }
+    Ok(if failed { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+/// Runs one process's share of the plan: every `workers`-th bot from
+/// `worker`. Calls `emit` with a snapshot every second.
+async fn run_share(
+    plan: Plan,
+    stop: watch::Receiver<bool>,
+    emit: impl Fn(Snapshot) + Send + 'static,
+) -> anyhow::Result<(Tally, Arc<Stats>)> {
+    let mut addrs = Vec::new();
+    for url in &plan.urls {
+        let authority = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+        let addr: SocketAddr = tokio::net::lookup_host(authority)
+            .await
+            .with_context(|| format!("{url}: cannot resolve {authority}"))?
+            .find(SocketAddr::is_ipv4)
+            .with_context(|| format!("{url}: {authority} has no IPv4 address"))?;
+        addrs.push(addr);
+    }
+    let signer = match &plan.auth {
+        Auth::Key { pem, .. } => Some(jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes())?),
+        _ => None,
+    };
+    let http = matches!(plan.auth, Auth::Guest(_)).then(|| {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(plan.connect_timeout))
+            .build()
+            .new_agent()
+    });
+    let stats = Arc::new(Stats::new(plan.groups.len()));
+    let now_ms = unix_ms();
+    let start = Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(now_ms));
+    let (begin, end) = plan.window();
+    let ctx = Arc::new(bot::Ctx {
+        start,
+        begin: start + begin,
+        end: start + end,
+        addrs,
+        signer,
+        http,
+        connecting: Semaphore::new(256),
+        stop,
+        stats: stats.clone(),
+        plan,
+    });
+    let reporter = {
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                emit(stats.snapshot());
+            }
+        })
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let total = ctx.plan.total_bots();
+    let mut i = ctx.plan.worker;
+    while i < total {
+        tasks.spawn(bot::run(ctx.clone(), i));
+        i += ctx.plan.workers.max(1);
+    }
+    while tasks.join_next().await.is_some() {}
+    reporter.abort();
+    Ok((stats.tally(), stats))
+}
+
+/// Worker mode: the plan on standard input, JSON lines on standard output.
+async fn worker_main() -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin().read_line(&mut input)?;
+    let plan: Plan = serde_json::from_str(&input).context("the plan on standard input")?;
+    sys::raise_open_files();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+    let write = |line: &Line| {
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer(&mut out, line);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    };
+    let (tally, _) = run_share(plan, stop_rx, move |s| write(&Line::Snapshot(s))).await?;
+    write(&Line::Tally(tally));
+    Ok(())
+}
+
+/// Spreads the plan over child processes (this same program in worker
+/// mode) and merges what they report.
+async fn run_children(
+    plan: &Plan,
+    procs: u64,
+    snaps: mpsc::Sender<(u64, Snapshot)>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Tally> {
+    let exe = std::env::current_exe().context("finding this program to start workers")?;
+    let (_, end) = plan.window();
+    let mut handles = Vec::new();
+    for k in 0..procs {
+        let mut share = plan.clone();
+        share.worker = k;
+        let mut child = Command::new(&exe)
+            .arg("--worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting a worker process")?;
+        let mut stdin = child.stdin.take().context("worker stdin")?;
+        writeln!(stdin, "{}", serde_json::to_string(&share)?)?;
+        drop(stdin);
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let snaps = snaps.clone();
+        handles.push(std::thread::spawn(move || -> anyhow::Result<Tally> {
+            let mut tally = None;
+            for line in BufReader::new(stdout).lines() {
+                match serde_json::from_str::<Line>(&line?) {
+                    Ok(Line::Snapshot(s)) => {
+                        let _ = snaps.try_send((k, s));
+                    }
+                    Ok(Line::Tally(t)) => tally = Some(t),
+                    Err(e) => bail!("worker {k} wrote something unexpected: {e}"),
+                }
+            }
+            let status = child.wait()?;
+            match tally {
+                Some(t) => Ok(t),
+                None => bail!("worker {k} ended ({status}) without a report"),
+            }
+        }));
+    }
+    drop(snaps);
+    // Children stop on their own at the end of the window; Ctrl-C reaches
+    // them too (same process group).
+    let deadline = Instant::now() + end + Duration::from_secs(60);
+    let mut total = Tally::default();
+    for h in handles {
+        loop {
+            if h.is_finished() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.changed() => {}
+            }
+            if Instant::now() > deadline {
+                bail!("a worker process did not finish a minute after the window");
+            }
+        }
+        let tally = h.join().map_err(|_| anyhow::anyhow!("a worker reader panicked"))??;
+        total.merge(tally);
+    }
+    Ok(total)
+}
+
+/// The live progress line: indicatif on a terminal, a plain line every five
+/// seconds otherwise.
+async fn show_progress(plan: Plan, procs: u64, mut rx: mpsc::Receiver<(u64, Snapshot)>, quiet: bool) {
+    let total = plan.total_bots();
+    let terminal = std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if quiet || !terminal { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:24}] {pos}/{len} connected · {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let start = Instant::now();
+    let (begin, end) = plan.window();
+    let mut latest: Vec<Snapshot> = vec![Snapshot::default(); procs as usize];
+    let mut previous = Snapshot::default();
+    let mut last_line = Instant::now();
+    let mut live = histogram();
+    let mut last_tick = Instant::now();
+    while let Some((k, snap)) = rx.recv().await {
+        add_pairs(&mut live, &snap.live);
+        if let Some(slot) = latest.get_mut(k as usize) {
+            *slot = snap;
+        }
+        // Redraw once a second, when every process has likely reported.
+        if last_tick.elapsed() < Duration::from_millis(900) {
+            continue;
+        }
+        let secs = last_tick.elapsed().as_secs_f64();
+        last_tick = Instant::now();
+        let sum = latest.iter().fold(Snapshot::default(), |mut a, s| {
+            a.connected += s.connected;
+            a.sent += s.sent;
+            a.received += s.received;
+            a.problems += s.problems;
+            a
+        });
+        let t = start.elapsed();
+        let phase = if t < plan.ramp_time() {
+            "ramp"
+        } else if t < begin {
+            "warm-up"
+        } else if t < end {
+            "measuring"
+        } else {
+            "draining"
+        };
+        let p99 = if live.is_empty() { 0.0 } else { live.value_at_quantile(0.99) as f64 / 1000.0 };
+        let msg = format!(
+            "{phase} · sent {:.0}/s · answers {:.0}/s · p99 {p99:.1} ms · problems {}",
+            (sum.sent - previous.sent.min(sum.sent)) as f64 / secs,
+            (sum.received - previous.received.min(sum.received)) as f64 / secs,
+            sum.problems
+        );
+        bar.set_position(sum.connected);
+        bar.set_message(msg.clone());
+        bar.tick();
+        if !quiet && !terminal && last_line.elapsed() >= Duration::from_secs(5) {
+            eprintln!("warren-bots: {:>4.0}s {}/{} connected · {msg}", t.as_secs_f64(), sum.connected, total);
+            last_line = Instant::now();
+        }
+        live.reset();
+        previous = sum;
+    }
+    bar.finish_and_clear();
+}
+
+/// Reads the watched processes' CPU time at the start and the end of the
+/// window.
+async fn watch_processes(plan: Plan, pids: Vec<(String, u32)>) -> Vec<Watched> {
+    if pids.is_empty() {
+        return Vec::new();
+    }
+    let start = Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(unix_ms()));
+    let (begin, end) = plan.window();
+    tokio::time::sleep_until(start + begin).await;
+    let before: Vec<Option<f64>> = pids.iter().map(|(_, p)| sys::cpu_secs(*p)).collect();
+    let t0 = Instant::now();
+    tokio::time::sleep_until(start + end).await;
+    let secs = t0.elapsed().as_secs_f64().max(0.001);
+    pids.iter()
+        .zip(before)
+        .map(|((name, pid), before)| {
+            let cpu = match (before, sys::cpu_secs(*pid)) {
+                (Some(a), Some(b)) => b - a,
+                _ => 0.0,
+            };
+            Watched {
+                name: name.clone(),
+                pid: *pid,
+                cpu_secs: cpu,
+                cpu_us_per_request: 0.0,
+                cpu_percent: cpu / secs * 100.0,
+                rss_mib: sys::memory_mib(*pid, "VmRSS:").unwrap_or(0.0),
+                peak_rss_mib: sys::memory_mib(*pid, "VmHWM:").unwrap_or(0.0),
+            }
+        })
+        .collect()
+}
