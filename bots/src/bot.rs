@@ -145,7 +145,10 @@ pub async fn run(ctx: Arc<Ctx>, i: u64) {
 async fn connect(ctx: &Ctx, i: u64) -> Result<Ws, String> {
     let token = token(ctx, i).await?;
     let n = ctx.plan.urls.len();
-    let url = &ctx.plan.urls[(i % n as u64) as usize];
+    let mut url = ctx.plan.urls[(i % n as u64) as usize].clone();
+    if let Auth::Colyseus(base) = &ctx.plan.auth {
+        url = colyseus_seat(ctx, base, &url).await?;
+    }
     let addr = ctx.addrs[(i % n as u64) as usize];
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {}", io_kind(&e)))?;
     if !ctx.plan.source_ips.is_empty() {
@@ -167,6 +170,10 @@ async fn connect(ctx: &Ctx, i: u64) -> Result<Ws, String> {
     let (mut ws, _) = client_async_with_config(url.as_str(), tcp, Some(config))
         .await
         .map_err(|e| format!("handshake: {}", short(&e.to_string())))?;
+    if matches!(ctx.plan.auth, Auth::Colyseus(_)) {
+        colyseus_join(&mut ws).await?;
+        return Ok(ws);
+    }
     let Some(token) = token else {
         return Ok(ws);
     };
@@ -204,6 +211,62 @@ async fn connect(ctx: &Ctx, i: u64) -> Result<Ws, String> {
     }
 }
 
+/// Colyseus: reserves a seat in an echo room over HTTP; returns the
+/// websocket URL of the seat.
+async fn colyseus_seat(ctx: &Ctx, base: &str, ws_base: &str) -> Result<String, String> {
+    let Some(agent) = ctx.http.clone() else {
+        return Err("colyseus: no HTTP client".to_owned());
+    };
+    let url = format!("{base}/matchmake/joinOrCreate/echo");
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Seat {
+        session_id: String,
+        room_id: String,
+        process_id: String,
+    }
+    let seat = tokio::task::spawn_blocking(move || {
+        agent
+            .post(&url)
+            .send_json(serde_json::json!({}))
+            .map_err(|e| format!("colyseus matchmake: {}", short(&e.to_string())))?
+            .body_mut()
+            .read_json::<Seat>()
+            .map_err(|_| "colyseus matchmake: unexpected answer".to_owned())
+    })
+    .await
+    .map_err(|_| "colyseus matchmake: task failed".to_owned())??;
+    Ok(format!(
+        "{ws_base}/{}/{}?sessionId={}",
+        seat.process_id, seat.room_id, seat.session_id
+    ))
+}
+
+/// Colyseus protocol codes (first byte of every message).
+const COLYSEUS_JOIN_ROOM: u8 = 10;
+const COLYSEUS_ERROR: u8 = 11;
+const COLYSEUS_DATA_BYTES: u8 = 17;
+
+/// Colyseus: waits for the room's JOIN_ROOM and confirms it.
+async fn colyseus_join(ws: &mut Ws) -> Result<(), String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) if b.first() == Some(&COLYSEUS_JOIN_ROOM) => {
+                return ws
+                    .send(Message::Binary(Bytes::from_static(&[COLYSEUS_JOIN_ROOM])))
+                    .await
+                    .map_err(|_| "colyseus join: send failed".to_owned());
+            }
+            Some(Ok(Message::Binary(b))) if b.first() == Some(&COLYSEUS_ERROR) => {
+                return Err("colyseus join: refused".to_owned());
+            }
+            Some(Ok(Message::Close(_))) | None => return Err("colyseus join: closed".to_owned()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("colyseus join: {}", short(&e.to_string()))),
+        }
+    }
+}
+
 fn io_kind(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EMFILE) | Some(libc::ENFILE) => "too many open files".to_owned(),
@@ -219,7 +282,7 @@ fn short(s: &str) -> String {
 
 async fn token(ctx: &Ctx, i: u64) -> Result<Option<String>, String> {
     match &ctx.plan.auth {
-        Auth::None => Ok(None),
+        Auth::None | Auth::Colyseus(_) => Ok(None),
         Auth::Key {
             issuer, audience, ..
         } => {
@@ -345,10 +408,18 @@ impl Bot {
     async fn send(&mut self, cmd: u32, body: Bytes, intended: Instant, kind: Kind) -> Result<(), End> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let frame = Frame::new(seq, cmd, body);
+        let wire = if matches!(self.ctx.plan.auth, Auth::Colyseus(_)) {
+            // [ROOM_DATA_BYTES][type 1][seq][the rest of the payload]
+            let mut b = vec![COLYSEUS_DATA_BYTES, 1];
+            b.extend_from_slice(&seq.to_be_bytes());
+            b.resize(2 + body.len().max(8), b'x');
+            b
+        } else {
+            Frame::new(seq, cmd, body).encode()
+        };
         let counted = intended >= self.ctx.begin && intended < self.ctx.end;
         self.ws
-            .send(Message::Binary(frame.encode().into()))
+            .send(Message::Binary(wire.into()))
             .await
             .map_err(|_| End::Lost("send_failed"))?;
         self.last_sent = Instant::now();
@@ -494,7 +565,19 @@ impl Bot {
         };
         let now = Instant::now();
         let stats = &self.ctx.stats;
-        let Ok(frame) = Frame::decode(&data) else {
+        let frame = if matches!(self.ctx.plan.auth, Auth::Colyseus(_)) {
+            match (data.first().map(|b| b & 0x1f), data.get(2..10)) {
+                (Some(COLYSEUS_DATA_BYTES), Some(seq)) => {
+                    let seq = u64::from_be_bytes(seq.try_into().unwrap_or_default());
+                    Ok(Frame::new(seq, cmd::ECHO, Bytes::new()))
+                }
+                (Some(COLYSEUS_ERROR), _) => Ok(Frame::new(0, cmd::KICK, encode_body(&KickBody { reason: "colyseus_error".to_owned() }))),
+                _ => return Ok(()),
+            }
+        } else {
+            Frame::decode(&data)
+        };
+        let Ok(frame) = frame else {
             stats.failure("bad_frame");
             return Ok(());
         };

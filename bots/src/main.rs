@@ -106,6 +106,10 @@ struct Args {
     /// Send no login frame: for a plain echo server (the benchmark ceiling).
     #[arg(long)]
     no_login: bool,
+    /// Drive a Colyseus echo room at this HTTP address instead of Warren
+    /// (the benchmark's peer, benches/colyseus/server.mjs); echo only.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["no_login", "key"])]
+    colyseus: Option<String>,
     /// New connections per second over every process; 0 opens them all at
     /// once (at most 256 handshakes at a time per process).
     #[arg(long, default_value_t = 1000.0)]
@@ -229,7 +233,13 @@ fn build_plan(args: &Args) -> anyhow::Result<Plan> {
             room_size: args.room_size,
         }],
     };
-    let auth = if args.no_login {
+    if let Some(base) = &args.colyseus {
+        let host = base.split("://").nth(1).unwrap_or("").trim_end_matches('/');
+        urls = vec![format!("ws://{host}")];
+    }
+    let auth = if let Some(base) = &args.colyseus {
+        Auth::Colyseus(base.trim_end_matches('/').to_owned())
+    } else if args.no_login {
         Auth::None
     } else if let Some(key) = &args.key {
         let pem = std::fs::read_to_string(key)
@@ -413,7 +423,7 @@ async fn run_share(
         Auth::Key { pem, .. } => Some(jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes())?),
         _ => None,
     };
-    let http = matches!(plan.auth, Auth::Guest(_)).then(|| {
+    let http = matches!(plan.auth, Auth::Guest(_) | Auth::Colyseus(_)).then(|| {
         ureq::Agent::config_builder()
             .timeout_global(Some(plan.connect_timeout))
             .build()

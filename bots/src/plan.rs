@@ -79,6 +79,9 @@ pub enum Auth {
     /// No login frame: for servers that only echo (the benchmark's
     /// direct-echo ceiling).
     None,
+    /// Not Warren: a Colyseus echo room (the benchmark's peer), joined
+    /// through its HTTP matchmaker at this base URL. Echo only.
+    Colyseus(String),
 }
 
 /// Everything a worker needs to run its share of the bots.
@@ -168,6 +171,9 @@ impl Plan {
             }
             if g.room_size == 0 {
                 bail!("group {}: room_size must be at least 1", g.name);
+            }
+            if matches!(self.auth, Auth::Colyseus(_)) && g.scenario != Scenario::Echo {
+                bail!("group {}: against Colyseus only the echo scenario runs", g.name);
             }
             if g.payload > 60_000 {
                 bail!(
