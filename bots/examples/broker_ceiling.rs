@@ -54,21 +54,37 @@ fn cpu_secs(pid: &str) -> f64 {
 
 /// The broker's pid (beam.smp), to report its CPU per message.
 fn broker_pid() -> Option<String> {
-    let out = std::process::Command::new("pgrep").args(["-f", "beam.smp"]).output().ok()?;
-    String::from_utf8(out.stdout).ok()?.lines().next().map(str::to_owned)
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "beam.smp"])
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .next()
+        .map(str::to_owned)
 }
 
 async fn declare(ch: &Channel, name: &str) {
-    ch.queue_declare(name.into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.queue_declare(
+        name.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
 }
 
 async fn consumer(conn: &Connection, queue: &str) -> (Channel, lapin::Consumer) {
     let ch = conn.create_channel().await.unwrap();
     ch.basic_qos(256, BasicQosOptions::default()).await.unwrap();
     let c = ch
-        .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     (ch, c)
@@ -76,13 +92,19 @@ async fn consumer(conn: &Connection, queue: &str) -> (Channel, lapin::Consumer) 
 
 async fn publisher(conn: &Connection) -> Channel {
     let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
     ch
 }
 
 async fn publish_consume(url: &str, secs: u64, payload: usize, prefix: &str) -> f64 {
-    let pc = Connection::connect(url, ConnectionProperties::default()).await.unwrap();
-    let cc = Connection::connect(url, ConnectionProperties::default()).await.unwrap();
+    let pc = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let cc = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
     let queue = format!("{prefix}-pc");
     let pubch = publisher(&pc).await;
     declare(&pubch, &queue).await;
@@ -96,7 +118,10 @@ async fn publish_consume(url: &str, secs: u64, payload: usize, prefix: &str) -> 
             n += 1;
             since_ack += 1;
             if since_ack >= 64 {
-                d.acker.ack(BasicAckOptions { multiple: true }).await.unwrap();
+                d.acker
+                    .ack(BasicAckOptions { multiple: true })
+                    .await
+                    .unwrap();
                 since_ack = 0;
             }
             if Instant::now() >= end {
@@ -108,7 +133,13 @@ async fn publish_consume(url: &str, secs: u64, payload: usize, prefix: &str) -> 
     let mut window = std::collections::VecDeque::new();
     while Instant::now() < end {
         let confirm = pubch
-            .basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), &body, BasicProperties::default())
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default(),
+            )
             .await
             .unwrap();
         window.push_back(confirm);
@@ -120,7 +151,10 @@ async fn publish_consume(url: &str, secs: u64, payload: usize, prefix: &str) -> 
         let _ = c.await;
     }
     let n = reader.await.unwrap();
-    pubch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
+    pubch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
     let _ = pc.close(200, "done".into()).await;
     let _ = cc.close(200, "done".into()).await;
     n as f64 / secs as f64
@@ -128,9 +162,20 @@ async fn publish_consume(url: &str, secs: u64, payload: usize, prefix: &str) -> 
 
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
 
-async fn request_reply(url: &str, secs: u64, clients: u64, payload: usize, prefix: &str) -> (f64, Histogram<u64>) {
-    let conn = |_| async { Connection::connect(url, ConnectionProperties::default()).await.unwrap() };
-    let (client_pub, client_con, server_pub, server_con) = (conn(0).await, conn(1).await, conn(2).await, conn(3).await);
+async fn request_reply(
+    url: &str,
+    secs: u64,
+    clients: u64,
+    payload: usize,
+    prefix: &str,
+) -> (f64, Histogram<u64>) {
+    let conn = |_| async {
+        Connection::connect(url, ConnectionProperties::default())
+            .await
+            .unwrap()
+    };
+    let (client_pub, client_con, server_pub, server_con) =
+        (conn(0).await, conn(1).await, conn(2).await, conn(3).await);
     let requests = format!("{prefix}-requests");
     let replies = format!("{prefix}-replies");
     let cp = publisher(&client_pub).await;
@@ -143,7 +188,13 @@ async fn request_reply(url: &str, secs: u64, clients: u64, payload: usize, prefi
     let responder = tokio::spawn(async move {
         while let Some(Ok(d)) = scons.next().await {
             let _ = sp
-                .basic_publish("".into(), replies_q.as_str().into(), BasicPublishOptions::default(), &d.data, BasicProperties::default())
+                .basic_publish(
+                    "".into(),
+                    replies_q.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &d.data,
+                    BasicProperties::default(),
+                )
                 .await;
             d.acker.ack(BasicAckOptions::default()).await.unwrap();
         }
@@ -182,7 +233,13 @@ async fn request_reply(url: &str, secs: u64, clients: u64, payload: usize, prefi
                 let (tx, rx) = oneshot::channel();
                 waiting.lock().unwrap().insert(id, tx);
                 let _confirm = cp
-                    .basic_publish("".into(), requests.as_str().into(), BasicPublishOptions::default(), &body, BasicProperties::default())
+                    .basic_publish(
+                        "".into(),
+                        requests.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        BasicProperties::default(),
+                    )
                     .await
                     .unwrap();
                 rx.await.unwrap();
@@ -204,7 +261,9 @@ async fn request_reply(url: &str, secs: u64, clients: u64, payload: usize, prefi
     responder.abort();
     dispatcher.abort();
     for q in [&requests, &replies] {
-        cp.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
+        cp.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
     }
     for c in [client_pub, client_con, server_pub, server_con] {
         let _ = c.close(200, "done".into()).await;
@@ -217,7 +276,8 @@ async fn main() {
     let secs = arg(1, 10);
     let clients = arg(2, 100);
     let payload = arg(3, 100) as usize;
-    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let url = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let prefix = format!("ceiling-{}", std::process::id());
     let broker = broker_pid();
     let cpu = || broker.as_deref().map(cpu_secs).unwrap_or(0.0);
@@ -237,5 +297,8 @@ async fn main() {
         h.max() as f64 / 1000.0,
         (c2 - c1) * 1e6 / (rt * (secs + 1) as f64).max(1.0)
     );
-    println!("JSON {{\"publish_consume_per_s\": {rate:.1}, \"request_reply_per_s\": {rt:.1}, \"request_reply_p99_ms\": {:.3}}}", h.value_at_quantile(0.99) as f64 / 1000.0);
+    println!(
+        "JSON {{\"publish_consume_per_s\": {rate:.1}, \"request_reply_per_s\": {rt:.1}, \"request_reply_p99_ms\": {:.3}}}",
+        h.value_at_quantile(0.99) as f64 / 1000.0
+    );
 }

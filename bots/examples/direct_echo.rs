@@ -34,14 +34,13 @@ async fn main() -> std::io::Result<()> {
             };
             let (mut sink, mut stream) = ws.split();
             while let Some(Ok(msg)) = stream.next().await {
-                match msg {
-                    Message::Binary(b) => {
-                        if sink.send(Message::Binary(b)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Message::Close(_) => break,
-                    _ => {}
+                let done = match msg {
+                    Message::Binary(b) => sink.send(Message::Binary(b)).await.is_err(),
+                    Message::Close(_) => true,
+                    _ => false,
+                };
+                if done {
+                    break;
                 }
             }
         });

@@ -31,6 +31,7 @@ use tokio_tungstenite::{
 use warren_proto::{Claims, ErrorBody, Frame, KickBody, cmd, decode_body, encode_body};
 
 use crate::{
+    pacer::Pacer,
     plan::{Auth, Group, Plan, Scenario},
     stats::Stats,
 };
@@ -60,6 +61,8 @@ pub struct Ctx {
     pub connecting: Semaphore,
     /// Becomes true when the run is stopped early (Ctrl-C).
     pub stop: watch::Receiver<bool>,
+    /// Wakes open-loop bots at their send times.
+    pub pacer: Pacer,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -133,6 +136,10 @@ pub async fn run(ctx: Arc<Ctx>, i: u64) {
     ctx.stats.connected.fetch_sub(1, Relaxed);
     match ended {
         End::Done => {
+            if Instant::now() >= ctx.end {
+                // Stayed connected through the window.
+                ctx.stats.connected_at_end.fetch_add(1, Relaxed);
+            }
             let _ = timeout(Duration::from_secs(1), bot.ws.close(None)).await;
         }
         End::Kicked(reason) => ctx.stats.kick(&reason),
@@ -265,6 +272,14 @@ async fn colyseus_join(ws: &mut Ws) -> Result<(), String> {
             Some(Err(e)) => return Err(format!("colyseus join: {}", short(&e.to_string()))),
         }
     }
+}
+
+/// Resolves when the pacer's wake-up comes, and clears it.
+async fn fired(wake: &mut Option<tokio::sync::oneshot::Receiver<()>>) {
+    if let Some(rx) = wake.as_mut() {
+        let _ = rx.await;
+    }
+    *wake = None;
 }
 
 fn io_kind(e: &std::io::Error) -> String {
@@ -405,7 +420,13 @@ impl Bot {
         )
     }
 
-    async fn send(&mut self, cmd: u32, body: Bytes, intended: Instant, kind: Kind) -> Result<(), End> {
+    async fn send(
+        &mut self,
+        cmd: u32,
+        body: Bytes,
+        intended: Instant,
+        kind: Kind,
+    ) -> Result<(), End> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let wire = if matches!(self.ctx.plan.auth, Auth::Colyseus(_)) {
@@ -425,7 +446,12 @@ impl Bot {
         self.last_sent = Instant::now();
         self.ctx.stats.sent_all.fetch_add(1, Relaxed);
         if counted && kind == Kind::Request {
-            self.ctx.stats.groups[self.g].sent.fetch_add(1, Relaxed);
+            let g = &self.ctx.stats.groups[self.g];
+            g.sent.fetch_add(1, Relaxed);
+            g.lag.record(
+                self.i,
+                micros(self.last_sent.saturating_duration_since(intended)),
+            );
         }
         self.outstanding.push_back(Waiting {
             seq,
@@ -436,24 +462,41 @@ impl Bot {
         Ok(())
     }
 
-    /// The next request of the scenario.
-    fn request(&mut self) -> (u32, Bytes) {
+    /// The next request of the scenario, meant to be sent at `intended`.
+    fn request(&mut self, intended: Instant) -> (u32, Bytes) {
         match self.group.scenario {
-            Scenario::Echo | Scenario::Idle => (cmd::ECHO, Bytes::from(vec![b'x'; self.group.payload])),
+            Scenario::Echo | Scenario::Idle => {
+                (cmd::ECHO, Bytes::from(vec![b'x'; self.group.payload]))
+            }
             Scenario::Chat => {
-                let mut text = format!("t{}:", unix_micros());
+                // Delivery is timed from the intended send time too.
+                let ahead = micros(Instant::now().saturating_duration_since(intended));
+                let mut text = format!("t{}:", unix_micros().saturating_sub(ahead));
                 while text.len() < self.group.payload {
                     text.push('x');
                 }
                 let room = self.room();
-                (cmd::CHAT_SEND, encode_body(&Say { room: &room, text: &text }))
+                (
+                    cmd::CHAT_SEND,
+                    encode_body(&Say {
+                        room: &room,
+                        text: &text,
+                    }),
+                )
             }
             Scenario::Shop => {
                 self.purchases += 1;
                 match self.purchases % 3 {
                     0 => {
-                        let id = format!("{}-{}-{}", self.ctx.plan.id_prefix, self.i, self.purchases);
-                        (3003, encode_body(&Buy { item: "potion", request_id: &id }))
+                        let id =
+                            format!("{}-{}-{}", self.ctx.plan.id_prefix, self.i, self.purchases);
+                        (
+                            3003,
+                            encode_body(&Buy {
+                                item: "potion",
+                                request_id: &id,
+                            }),
+                        )
                     }
                     1 => (3004, encode_body(&Empty {})),
                     _ => (3001, encode_body(&Empty {})),
@@ -488,7 +531,8 @@ impl Bot {
         match self.group.scenario {
             Scenario::Chat => {
                 let room = self.room();
-                self.setup(cmd::CHAT_JOIN, encode_body(&Room { room: &room })).await?;
+                self.setup(cmd::CHAT_JOIN, encode_body(&Room { room: &room }))
+                    .await?;
             }
             Scenario::Shop => self.setup(3002, encode_body(&Empty {})).await?,
             _ => {}
@@ -505,31 +549,37 @@ impl Bot {
         // Spread the bots' phases over one interval, so a group does not
         // send in lock step.
         let mut next = Instant::now()
-            + open.map_or(Duration::ZERO, |iv| iv.mul_f64((self.i as f64 * 0.618_034) % 1.0));
+            + open.map_or(Duration::ZERO, |iv| {
+                iv.mul_f64((self.i as f64 * 0.618_034) % 1.0)
+            });
+        // The pacer's wake-up for `next` (open loop).
+        let mut wake = None;
         loop {
             let now = Instant::now();
             if now >= ctx.end || *stop.borrow() {
                 break;
             }
             let room = self.outstanding.len() < MAX_OUTSTANDING;
-            let send_at = match open {
-                Some(_) => Some(next),
-                None if closed && self.outstanding.is_empty() => Some(now),
-                None => None,
-            };
+            if open.is_some() && wake.is_none() {
+                wake = Some(ctx.pacer.at(next));
+            }
+            let ready = closed && self.outstanding.is_empty();
             let beat_at = self.last_sent + heartbeat;
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
                 _ = sleep_until(ctx.end) => break,
                 msg = self.ws.next() => self.receive(msg)?,
-                _ = sleep_until(send_at.unwrap_or(now)), if room && send_at.is_some() => {
-                    let intended = send_at.unwrap_or(now);
-                    let (cmd, body) = self.request();
-                    self.send(cmd, body, intended, Kind::Request).await?;
+                () = fired(&mut wake), if room && wake.is_some() => {
+                    let (cmd, body) = self.request(next);
+                    self.send(cmd, body, next, Kind::Request).await?;
                     if let Some(iv) = open {
                         next += iv;
                     }
+                }
+                () = std::future::ready(()), if room && ready => {
+                    let (cmd, body) = self.request(now);
+                    self.send(cmd, body, now, Kind::Request).await?;
                 }
                 _ = sleep_until(beat_at) => {
                     let kind = if self.group.scenario == Scenario::Idle { Kind::Request } else { Kind::Heartbeat };
@@ -571,7 +621,13 @@ impl Bot {
                     let seq = u64::from_be_bytes(seq.try_into().unwrap_or_default());
                     Ok(Frame::new(seq, cmd::ECHO, Bytes::new()))
                 }
-                (Some(COLYSEUS_ERROR), _) => Ok(Frame::new(0, cmd::KICK, encode_body(&KickBody { reason: "colyseus_error".to_owned() }))),
+                (Some(COLYSEUS_ERROR), _) => Ok(Frame::new(
+                    0,
+                    cmd::KICK,
+                    encode_body(&KickBody {
+                        reason: "colyseus_error".to_owned(),
+                    }),
+                )),
                 _ => return Ok(()),
             }
         } else {
@@ -592,7 +648,14 @@ impl Bot {
                 cmd::CHAT_MESSAGE => {
                     let sent = decode_body::<ChatPush>("chat", &frame.body)
                         .ok()
-                        .and_then(|p| p.text.strip_prefix('t')?.split(':').next()?.parse::<u64>().ok());
+                        .and_then(|p| {
+                            p.text
+                                .strip_prefix('t')?
+                                .split(':')
+                                .next()?
+                                .parse::<u64>()
+                                .ok()
+                        });
                     if let Some(sent) = sent
                         && now >= self.ctx.begin
                         && now < self.ctx.end

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bot;
+mod pacer;
 mod plan;
 mod report;
 mod stats;
@@ -177,7 +178,10 @@ enum Line {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("warren-bots: cannot start the runtime: {e}");
@@ -256,19 +260,29 @@ fn build_plan(args: &Args) -> anyhow::Result<Plan> {
     };
     let total: u64 = groups.iter().map(|g| g.bots).sum();
     let loopback = urls.iter().all(|u| {
-        let host = u.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("");
+        let host = u
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("");
         host == "localhost" || host.starts_with("127.")
     });
     const PER_IP: u64 = 25_000;
     let source_ips: Vec<Ipv4Addr> = match args.source_ips.as_str() {
         "none" => Vec::new(),
-        "auto" if loopback && total > PER_IP => {
-            (0..total.div_ceil(PER_IP).min(250)).map(|k| Ipv4Addr::new(127, 0, 0, 1 + k as u8)).collect()
-        }
+        "auto" if loopback && total > PER_IP => (0..total.div_ceil(PER_IP).min(250))
+            .map(|k| Ipv4Addr::new(127, 0, 0, 1 + k as u8))
+            .collect(),
         "auto" => Vec::new(),
         list => list
             .split(',')
-            .map(|s| s.trim().parse().with_context(|| format!("{s:?} is not an IPv4 address")))
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .with_context(|| format!("{s:?} is not an IPv4 address"))
+            })
             .collect::<anyhow::Result<_>>()?,
     };
     if !source_ips.is_empty() && total > PER_IP * source_ips.len() as u64 {
@@ -289,7 +303,11 @@ fn build_plan(args: &Args) -> anyhow::Result<Plan> {
         heartbeat: args.heartbeat.0,
         id_prefix: args.id_prefix.clone(),
         first_uid: args.first_uid,
-        per_source_ip: if source_ips.is_empty() { 1 } else { total.div_ceil(source_ips.len() as u64) },
+        per_source_ip: if source_ips.is_empty() {
+            1
+        } else {
+            total.div_ceil(source_ips.len() as u64)
+        },
         source_ips,
         start_unix_ms: 0,
         worker: 0,
@@ -326,8 +344,12 @@ async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
         .watch
         .iter()
         .map(|w| {
-            let (name, pid) = w.split_once('=').with_context(|| format!("--watch {w}: expected NAME=PID"))?;
-            let pid: u32 = pid.parse().with_context(|| format!("--watch {w}: {pid:?} is not a pid"))?;
+            let (name, pid) = w
+                .split_once('=')
+                .with_context(|| format!("--watch {w}: expected NAME=PID"))?;
+            let pid: u32 = pid
+                .parse()
+                .with_context(|| format!("--watch {w}: {pid:?} is not a pid"))?;
             if sys::cpu_secs(pid).is_none() {
                 bail!("--watch {w}: no process {pid}");
             }
@@ -388,18 +410,28 @@ async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(max) = args.max_p99_ms
         && report.worst_p99_ms() > max
     {
-        eprintln!("warren-bots: FAILED: p99 {:.2} ms is over {max} ms", report.worst_p99_ms());
+        eprintln!(
+            "warren-bots: FAILED: p99 {:.2} ms is over {max} ms",
+            report.worst_p99_ms()
+        );
         failed = true;
     }
     if args.fail_on_errors && report.problems() > 0 {
-        eprintln!("warren-bots: FAILED: {} errors, kicks or failures", report.problems());
+        eprintln!(
+            "warren-bots: FAILED: {} errors, kicks or failures",
+            report.problems()
+        );
         failed = true;
     }
     if report.answered() == 0 && report.groups.iter().any(|g| g.scenario != "idle") {
         eprintln!("warren-bots: no request was answered in the window");
         failed = true;
     }
-    Ok(if failed { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Runs one process's share of the plan: every `workers`-th bot from
@@ -411,7 +443,13 @@ async fn run_share(
 ) -> anyhow::Result<(Tally, Arc<Stats>)> {
     let mut addrs = Vec::new();
     for url in &plan.urls {
-        let authority = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+        let authority = url
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split('/')
+            .next()
+            .unwrap_or("");
         let addr: SocketAddr = tokio::net::lookup_host(authority)
             .await
             .with_context(|| format!("{url}: cannot resolve {authority}"))?
@@ -442,6 +480,7 @@ async fn run_share(
         http,
         connecting: Semaphore::new(256),
         stop,
+        pacer: pacer::Pacer::start().context("starting the pacer thread")?,
         stats: stats.clone(),
         plan,
     });
@@ -553,7 +592,9 @@ async fn run_children(
                 bail!("a worker process did not finish a minute after the window");
             }
         }
-        let tally = h.join().map_err(|_| anyhow::anyhow!("a worker reader panicked"))??;
+        let tally = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a worker reader panicked"))??;
         total.merge(tally);
     }
     Ok(total)
@@ -561,17 +602,28 @@ async fn run_children(
 
 /// The live progress line: indicatif on a terminal, a plain line every five
 /// seconds otherwise.
-async fn show_progress(plan: Plan, procs: u64, mut rx: mpsc::Receiver<(u64, Snapshot)>, quiet: bool) {
+async fn show_progress(
+    plan: Plan,
+    procs: u64,
+    mut rx: mpsc::Receiver<(u64, Snapshot)>,
+    quiet: bool,
+) {
     let total = plan.total_bots();
     let terminal = std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
         Some(total),
-        if quiet || !terminal { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+        if quiet || !terminal {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
     );
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:24}] {pos}/{len} connected · {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {elapsed:>4} [{bar:24}] {pos}/{len} connected · {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let start = Instant::now();
     let (begin, end) = plan.window();
@@ -608,7 +660,11 @@ async fn show_progress(plan: Plan, procs: u64, mut rx: mpsc::Receiver<(u64, Snap
         } else {
             "draining"
         };
-        let p99 = if live.is_empty() { 0.0 } else { live.value_at_quantile(0.99) as f64 / 1000.0 };
+        let p99 = if live.is_empty() {
+            0.0
+        } else {
+            live.value_at_quantile(0.99) as f64 / 1000.0
+        };
         let msg = format!(
             "{phase} · sent {:.0}/s · answers {:.0}/s · p99 {p99:.1} ms · problems {}",
             (sum.sent - previous.sent.min(sum.sent)) as f64 / secs,
@@ -619,7 +675,12 @@ async fn show_progress(plan: Plan, procs: u64, mut rx: mpsc::Receiver<(u64, Snap
         bar.set_message(msg.clone());
         bar.tick();
         if !quiet && !terminal && last_line.elapsed() >= Duration::from_secs(5) {
-            eprintln!("warren-bots: {:>4.0}s {}/{} connected · {msg}", t.as_secs_f64(), sum.connected, total);
+            eprintln!(
+                "warren-bots: {:>4.0}s {}/{} connected · {msg}",
+                t.as_secs_f64(),
+                sum.connected,
+                total
+            );
             last_line = Instant::now();
         }
         live.reset();
@@ -634,7 +695,8 @@ async fn watch_processes(plan: Plan, pids: Vec<(String, u32)>) -> Vec<Watched> {
     if pids.is_empty() {
         return Vec::new();
     }
-    let start = Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(unix_ms()));
+    let start =
+        Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(unix_ms()));
     let (begin, end) = plan.window();
     tokio::time::sleep_until(start + begin).await;
     let before: Vec<Option<f64>> = pids.iter().map(|(_, p)| sys::cpu_secs(*p)).collect();

@@ -173,7 +173,10 @@ impl Plan {
                 bail!("group {}: room_size must be at least 1", g.name);
             }
             if matches!(self.auth, Auth::Colyseus(_)) && g.scenario != Scenario::Echo {
-                bail!("group {}: against Colyseus only the echo scenario runs", g.name);
+                bail!(
+                    "group {}: against Colyseus only the echo scenario runs",
+                    g.name
+                );
             }
             if g.payload > 60_000 {
                 bail!(
@@ -260,8 +263,8 @@ impl ScenarioFile {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut file: ScenarioFile =
-            toml::from_str(&text).with_context(|| format!("{} is not a scenario file", path.display()))?;
+        let mut file: ScenarioFile = toml::from_str(&text)
+            .with_context(|| format!("{} is not a scenario file", path.display()))?;
         if file.groups.is_empty() {
             bail!("{}: no [[group]] in the file", path.display());
         }
@@ -281,7 +284,10 @@ mod tests {
     #[test]
     fn durations_read_like_people_write_them() {
         assert_eq!("30s".parse::<Span>(), Ok(Span(Duration::from_secs(30))));
-        assert_eq!("500ms".parse::<Span>(), Ok(Span(Duration::from_millis(500))));
+        assert_eq!(
+            "500ms".parse::<Span>(),
+            Ok(Span(Duration::from_millis(500)))
+        );
         assert_eq!("2m".parse::<Span>(), Ok(Span(Duration::from_secs(120))));
         assert_eq!("1.5".parse::<Span>(), Ok(Span(Duration::from_millis(1500))));
         assert!("ten".parse::<Span>().is_err());

@@ -52,6 +52,9 @@ pub struct GroupReport {
     /// Answered requests per second over the window.
     pub throughput: f64,
     pub latency: Latency,
+    /// How late the bots themselves sent (timer and scheduling), included
+    /// in `latency`.
+    pub send_lag: Latency,
     /// Chat: messages received from room members, and their delivery time.
     pub pushes: u64,
     pub push_latency: Option<Latency>,
@@ -103,12 +106,19 @@ impl Report {
         let groups: Vec<GroupReport> = plan
             .groups
             .iter()
-            .zip(tally.groups.iter().chain(std::iter::repeat(&Default::default())))
+            .zip(
+                tally
+                    .groups
+                    .iter()
+                    .chain(std::iter::repeat(&Default::default())),
+            )
             .map(|(g, t)| {
                 let mut hist = histogram();
                 add_pairs(&mut hist, &t.reply);
                 let mut push_hist = histogram();
                 add_pairs(&mut push_hist, &t.push);
+                let mut lag = histogram();
+                add_pairs(&mut lag, &t.lag);
                 GroupReport {
                     name: g.name.clone(),
                     scenario: g.scenario.to_string(),
@@ -120,6 +130,7 @@ impl Report {
                     failed: t.failed,
                     throughput: t.answered as f64 / secs,
                     latency: Latency::of(&hist),
+                    send_lag: Latency::of(&lag),
                     pushes: t.pushes,
                     push_latency: (t.pushes > 0).then(|| Latency::of(&push_hist)),
                     hist,
@@ -160,7 +171,11 @@ impl Report {
     }
 
     pub fn problems(&self) -> u64 {
-        self.errors.values().chain(self.kicks.values()).chain(self.failures.values()).sum()
+        self.errors
+            .values()
+            .chain(self.kicks.values())
+            .chain(self.failures.values())
+            .sum()
     }
 
     pub fn table(&self) -> String {
@@ -189,10 +204,24 @@ impl Report {
         let _ = writeln!(
             out,
             "{:<14} {:<6} {:>7} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "group", "scen.", "bots", "rate/s", "sent", "answers/s", "p50 ms", "p90", "p99", "p99.9", "max"
+            "group",
+            "scen.",
+            "bots",
+            "rate/s",
+            "sent",
+            "answers/s",
+            "p50 ms",
+            "p90",
+            "p99",
+            "p99.9",
+            "max"
         );
         for g in &self.groups {
-            let rate = if g.rate == 0.0 { "max".to_owned() } else { format!("{}", g.rate) };
+            let rate = if g.rate == 0.0 {
+                "max".to_owned()
+            } else {
+                format!("{}", g.rate)
+            };
             let _ = writeln!(
                 out,
                 "{:<14} {:<6} {:>7} {:>8} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
@@ -226,12 +255,24 @@ impl Report {
                 );
             }
         }
+        let lag = self
+            .groups
+            .iter()
+            .map(|g| g.send_lag.p99_ms)
+            .fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "(latency runs from each request's intended send time; the bots themselves sent up to {lag:.2} ms late at p99, which is included)"
+        );
         let _ = writeln!(out);
         let list = |m: &BTreeMap<String, u64>| {
             if m.is_empty() {
                 "none".to_owned()
             } else {
-                m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
         let _ = writeln!(out, "error answers: {}", list(&self.errors));
@@ -280,11 +321,19 @@ impl Report {
             .groups
             .iter()
             .map(|g| {
-                let rate = if g.rate == 0.0 { "max".to_owned() } else { format!("{}/s", g.rate) };
+                let rate = if g.rate == 0.0 {
+                    "max".to_owned()
+                } else {
+                    format!("{}/s", g.rate)
+                };
                 format!("{} {} × {}", g.bots, g.scenario, rate)
             })
             .collect();
-        format!("warren-bots: {}, {:.0} s window", groups.join(" + "), self.window_secs)
+        format!(
+            "warren-bots: {}, {:.0} s window",
+            groups.join(" + "),
+            self.window_secs
+        )
     }
 }
 
@@ -293,7 +342,9 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A percentile-spectrum plot, written by hand (no plotting dependency).
@@ -304,7 +355,9 @@ pub fn plot(title: &str, lines: &[(String, &Histogram<u64>)]) -> String {
     const R: f64 = 30.0;
     const T: f64 = 50.0;
     const B: f64 = 60.0;
-    const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"];
+    const COLORS: [&str; 6] = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+    ];
     // x: "nines", log10(1 / (1 - q)), from 0 (p0) to 5 (p99.999).
     let nines_max = 5.0;
     let x = |nines: f64| L + (W - L - R) * nines / nines_max;
@@ -328,7 +381,10 @@ pub fn plot(title: &str, lines: &[(String, &Histogram<u64>)]) -> String {
         W / 2.0,
         escape(title)
     );
-    for (i, label) in ["p0", "p90", "p99", "p99.9", "p99.99", "p99.999"].iter().enumerate() {
+    for (i, label) in ["p0", "p90", "p99", "p99.9", "p99.99", "p99.999"]
+        .iter()
+        .enumerate()
+    {
         let px = x(i as f64);
         let _ = writeln!(
             svg,

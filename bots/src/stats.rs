@@ -77,6 +77,9 @@ pub struct GroupStats {
     pub failed: AtomicU64,
     /// Pushes received in the window (chat messages).
     pub pushes: AtomicU64,
+    /// How late the bots sent, after the intended time (their own timer
+    /// and scheduling; it is part of the reply latency).
+    pub lag: Sharded,
     pub reply: Sharded,
     pub push: Sharded,
 }
@@ -86,6 +89,8 @@ pub struct GroupStats {
 pub struct Stats {
     pub groups: Vec<GroupStats>,
     pub connected: AtomicU64,
+    /// Bots still connected when the measured window ended.
+    pub connected_at_end: AtomicU64,
     /// Every request sent and reply received, window or not (progress).
     pub sent_all: AtomicU64,
     pub received_all: AtomicU64,
@@ -108,11 +113,13 @@ impl Stats {
                     answered: AtomicU64::new(0),
                     failed: AtomicU64::new(0),
                     pushes: AtomicU64::new(0),
+                    lag: Sharded::new(),
                     reply: Sharded::new(),
                     push: Sharded::new(),
                 })
                 .collect(),
             connected: AtomicU64::new(0),
+            connected_at_end: AtomicU64::new(0),
             sent_all: AtomicU64::new(0),
             received_all: AtomicU64::new(0),
             problems: AtomicU64::new(0),
@@ -161,7 +168,8 @@ impl Stats {
     }
 
     pub fn tally(&self) -> Tally {
-        let map = |m: &Mutex<BTreeMap<String, u64>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let map =
+            |m: &Mutex<BTreeMap<String, u64>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Tally {
             groups: self
                 .groups
@@ -171,11 +179,12 @@ impl Stats {
                     answered: g.answered.load(Relaxed),
                     failed: g.failed.load(Relaxed),
                     pushes: g.pushes.load(Relaxed),
+                    lag: pairs(&g.lag.merged(false)),
                     reply: pairs(&g.reply.merged(false)),
                     push: pairs(&g.push.merged(false)),
                 })
                 .collect(),
-            connected: self.connected.load(Relaxed),
+            connected: self.connected_at_end.load(Relaxed),
             connect: pairs(&self.connect.merged(false)),
             errors: map(&self.errors),
             kicks: map(&self.kicks),
@@ -201,6 +210,7 @@ pub struct GroupTally {
     pub answered: u64,
     pub failed: u64,
     pub pushes: u64,
+    pub lag: Vec<(u64, u64)>,
     pub reply: Vec<(u64, u64)>,
     pub push: Vec<(u64, u64)>,
 }
@@ -220,13 +230,15 @@ pub struct Tally {
 impl Tally {
     pub fn merge(&mut self, other: Tally) {
         if self.groups.len() < other.groups.len() {
-            self.groups.resize_with(other.groups.len(), GroupTally::default);
+            self.groups
+                .resize_with(other.groups.len(), GroupTally::default);
         }
         for (mine, theirs) in self.groups.iter_mut().zip(other.groups) {
             mine.sent += theirs.sent;
             mine.answered += theirs.answered;
             mine.failed += theirs.failed;
             mine.pushes += theirs.pushes;
+            mine.lag.extend(theirs.lag);
             mine.reply.extend(theirs.reply);
             mine.push.extend(theirs.push);
         }

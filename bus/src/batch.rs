@@ -487,7 +487,10 @@ mod tests {
         assert_eq!(p.items, 3);
         let g1 = &p.groups[0];
         assert_eq!(g1.target, Target::Shard(1));
-        assert_eq!(g1.parts, vec![b"m1".to_vec(), b"c".to_vec(), b"m2".to_vec()]);
+        assert_eq!(
+            g1.parts,
+            vec![b"m1".to_vec(), b"c".to_vec(), b"m2".to_vec()]
+        );
         assert_eq!(g1.address(&names).1, "shard.1.mixed");
         let g0 = &p.groups[1];
         assert_eq!(g0.parts, vec![b"c".to_vec()]);
@@ -518,7 +521,12 @@ mod tests {
             bytes: 0,
         };
         assert!(!p.conflicts(&Dest::Connector("a".into())));
-        p.add(&names, Dest::Connector("a".into()), b"x".to_vec(), waiter().0);
+        p.add(
+            &names,
+            Dest::Connector("a".into()),
+            b"x".to_vec(),
+            waiter().0,
+        );
         assert!(p.conflicts(&Dest::EveryConnector));
         assert!(!p.conflicts(&Dest::Connector("b".into())));
         p.groups.clear();
