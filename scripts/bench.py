@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""The benchmark suite: Warren next to the physical ceiling and a peer, side
+by side in one run on one machine. Called by scripts/bench.sh (which builds
+the release binaries first); see BENCHMARKS.md for what it measures and the
+last results.
+
+Targets, each driven by the same warren-bots:
+  direct    a minimal tokio-tungstenite echo server (the ceiling)
+  broker    RabbitMQ alone through lapin (examples/broker_ceiling; no bots)
+  inproc    Warren, in-process bus (the embedded default, one process)
+  rabbitmq  Warren on RabbitMQ: connector and game as separate processes
+  colyseus  Colyseus 0.18 echo room (benches/colyseus/server.mjs)
+Loads: 1,000 bots at 1, 10 and 20 requests/s, 10,000 bots at 1/s, and a
+closed loop with 1,000 bots; 100-byte payloads; warm-up, a measured window,
+several repetitions; median and spread; CPU-µs per round trip of every
+server process (from /proc). Plus the idle-connection ramp (--idle).
+
+Environment: BENCH_REPS (3), BENCH_WARMUP (10), BENCH_WINDOW (20),
+BENCH_TARGETS (direct,broker,inproc,rabbitmq,colyseus), BENCH_LOADS
+(1k@1,1k@10,1k@20,10k@1,1k@max), BENCH_IDLE (100000: bots of the idle
+ramp), BENCH_IDLE_CONNECTORS (6), AMQP_URL.
+"""
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+WARREN = TARGET_DIR / "warren"
+BOTS = TARGET_DIR / "warren-bots"
+DIRECT = TARGET_DIR / "examples" / "direct_echo"
+CEILING = TARGET_DIR / "examples" / "broker_ceiling"
+COLYSEUS = ROOT / "benches" / "colyseus"
+
+REPS = int(os.environ.get("BENCH_REPS", "3"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "10"))
+WINDOW = int(os.environ.get("BENCH_WINDOW", "20"))
+TARGETS = os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,colyseus").split(",")
+LOADS = os.environ.get("BENCH_LOADS", "1k@1,1k@10,1k@20,10k@1,1k@max").split(",")
+AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+
+# Benches lift the per-socket flood limits: a closed-loop bot sends far
+# more than a real player, and the default limit (100 frames/s) would kick it.
+UNLIMITED = {
+    "WARREN_CONNECTOR__RATE_LIMIT_PER_SEC": "1000000",
+    "WARREN_CONNECTOR__RATE_LIMIT_BURST": "1000000",
+    "WARREN_CONNECTOR__BYTE_LIMIT_PER_SEC": "1000000000",
+    "WARREN_CONNECTOR__BYTE_LIMIT_BURST": "1000000000",
+    "RUST_LOG": "warn",
+}
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+def parse_load(load):
+    bots, rate = load.split("@")
+    n = int(bots[:-1]) * 1000 if bots.endswith("k") else int(bots)
+    return n, (0.0 if rate == "max" else float(rate))
+
+
+class Proc:
+    """A server process, its output in a log file."""
+
+    def __init__(self, name, args, env=None, cwd=None, wait_for=None, out=None):
+        self.name = name
+        self.log = open(out / f"{name}.log", "w") if out else subprocess.DEVNULL
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.p = subprocess.Popen(args, env=full_env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        self.path = out / f"{name}.log" if out else None
+        if wait_for:
+            self.wait_line(wait_for)
+
+    def wait_line(self, text, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.p.returncode}); see {self.path}")
+            if self.path and text in self.path.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: no {text!r} within {timeout} s; see {self.path}")
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def broker_pid():
+    out = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else None
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
+
+
+def bots(out, name, args, watch):
+    """Runs warren-bots; returns its JSON report."""
+    report = out / f"{name}.json"
+    cmd = [str(BOTS), "--json", str(report), "--plot", str(out / f"{name}.svg"), "-q",
+           "--warmup", f"{WARMUP}s", "--duration", f"{WINDOW}s", "--ramp", "2000",
+           "--payload", "100", *args]
+    for wname, pid in watch:
+        cmd += ["--watch", f"{wname}={pid}"]
+    with open(out / f"{name}.txt", "w") as table:
+        r = subprocess.run(cmd, stdout=table, stderr=subprocess.STDOUT)
+    if not report.exists():
+        raise RuntimeError(f"warren-bots failed ({r.returncode}); see {out / (name + '.txt')}")
+    return json.loads(report.read_text())
+
+
+class Target:
+    """Starts a server, returns how bots reach it and which pids to watch."""
+
+    def __init__(self, kind, out):
+        self.kind = kind
+        self.out = out
+        self.procs = []
+        self.dir = Path(tempfile.mkdtemp(prefix=f"warren-bench-{kind}-"))
+        self.vhost = None
+
+    def start(self):
+        k = self.kind
+        if k == "direct":
+            self.procs.append(Proc("direct", [str(DIRECT), "127.0.0.1:7101"], wait_for="direct echo on", out=self.out))
+            self.args = ["--no-login", "--url", "ws://127.0.0.1:7101/ws"]
+            self.watch = [("direct", self.procs[0].pid)]
+        elif k == "colyseus":
+            self.procs.append(Proc("colyseus", ["node", "server.mjs", "7201"], cwd=COLYSEUS,
+                                   wait_for="colyseus echo on", out=self.out))
+            self.args = ["--colyseus", "http://127.0.0.1:7201"]
+            self.watch = [("colyseus", self.procs[0].pid)]
+        elif k == "inproc":
+            env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir))
+            p = Proc("warren", [str(WARREN)], env=env, cwd=self.dir, wait_for="connector listening on", out=self.out)
+            self.procs.append(p)
+            self.args = ["--key", str(self.dir / "jwt-private.pem")]
+            self.watch = [("warren", p.pid)]
+        elif k == "rabbitmq":
+            self.vhost = f"warren-bench-{os.getpid()}"
+            rabbitmqctl("add_vhost", self.vhost)
+            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+            url = f"{AMQP}/{self.vhost}"
+            env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="")
+            subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,
+                           check=True, capture_output=True)
+            game = Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=self.dir,
+                        wait_for="game serving", out=self.out)
+            conn = Proc("connector", [str(WARREN), "connector", "--amqp", url, "--id=bench"], env=env, cwd=self.dir,
+                        wait_for="connector listening on", out=self.out)
+            self.procs += [game, conn]
+            self.args = ["--key", str(self.dir / "jwt-private.pem")]
+            self.watch = [("connector", conn.pid), ("game", game.pid)]
+            if broker_pid():
+                self.watch.append(("rabbitmq", broker_pid()))
+        return self
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.stop()
+        if self.vhost:
+            rabbitmqctl("delete_vhost", self.vhost)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def summarize(runs):
+    """Median and spread of a list of bots reports."""
+    tp = [r["throughput"] for r in runs]
+    p99 = [max(g["latency"]["p99_ms"] for g in r["groups"]) for r in runs]
+    p50 = [r["groups"][0]["latency"]["p50_ms"] for r in runs]
+    cpu = {}
+    for r in runs:
+        for w in r["watched"]:
+            cpu.setdefault(w["name"], []).append(w["cpu_us_per_request"])
+    problems = [sum(r["errors"].values()) + sum(r["kicks"].values()) + sum(r["failures"].values()) for r in runs]
+    return {
+        "throughput": statistics.median(tp), "throughput_min": min(tp), "throughput_max": max(tp),
+        "p50_ms": statistics.median(p50), "p99_ms": statistics.median(p99),
+        "p99_min": min(p99), "p99_max": max(p99),
+        "cpu_us": {k: statistics.median(v) for k, v in cpu.items()},
+        "problems": sum(problems), "reps": len(runs),
+    }
+
+
+def run_broker(out):
+    results = []
+    for rep in range(REPS):
+        r = subprocess.run([str(CEILING), str(WINDOW), "100", "100"], capture_output=True, text=True,
+                           env=dict(os.environ, AMQP_URL=f"{AMQP}/%2f"))
+        (out / f"broker-{rep}.txt").write_text(r.stdout + r.stderr)
+        line = next((l for l in r.stdout.splitlines() if l.startswith("JSON ")), None)
+        if line is None:
+            raise RuntimeError(f"broker_ceiling failed; see {out / f'broker-{rep}.txt'}")
+        results.append(json.loads(line[5:]))
+        log(f"broker rep {rep + 1}: {results[-1]}")
+    med = lambda k: statistics.median(x[k] for x in results)
+    return {"publish_consume_per_s": med("publish_consume_per_s"),
+            "request_reply_per_s": med("request_reply_per_s"),
+            "request_reply_p99_ms": med("request_reply_p99_ms"),
+            "spread": [min(x["request_reply_per_s"] for x in results), max(x["request_reply_per_s"] for x in results)]}
+
+
+def run_idle(out, total, connectors):
+    """Ramps `total` idle bots over `connectors` connectors on RabbitMQ; the
+    connectors' RSS before and after gives the memory per connection."""
+    t = Target("idle", out)
+    t.vhost = f"warren-bench-idle-{os.getpid()}"
+    rabbitmqctl("add_vhost", t.vhost)
+    rabbitmqctl("set_permissions", "-p", t.vhost, "guest", ".*", ".*", ".*")
+    url = f"{AMQP}/{t.vhost}"
+    env = dict(UNLIMITED, WARREN_DATA_DIR=str(t.dir), WARREN_GAME__CONFIG_URL="")
+    try:
+        subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=t.dir, check=True,
+                       capture_output=True)
+        t.procs.append(Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=t.dir,
+                            wait_for="game serving", out=out))
+        urls = []
+        for i in range(connectors):
+            port = 7301 + i
+            cenv = dict(env, WARREN_CONNECTOR__LISTEN=f"127.0.0.1:{port}",
+                        WARREN_CONNECTOR__ADMIN_LISTEN=f"127.0.0.1:{port + 100}",
+                        WARREN_CONNECTOR__MAX_CONNECTIONS="19500")
+            t.procs.append(Proc(f"connector{i}", [str(WARREN), "connector", "--amqp", url, f"--id=idle{i}"],
+                                env=cenv, cwd=t.dir, wait_for="connector listening on", out=out))
+            urls += ["--url", f"ws://127.0.0.1:{port}/ws"]
+        conns = [p for p in t.procs if p.name.startswith("connector")]
+        token = (t.dir / "admin-token").read_text().strip()
+        time.sleep(1)
+        watch = [(p.name, p.pid) for p in conns]
+        cmd = [str(BOTS), "--json", str(out / "idle.json"), "-q", "--scenario", "idle", "--bots", str(total),
+               "--ramp", "4000", "--warmup", "5s", "--duration", "20s", "--heartbeat", "20s",
+               "--connect-timeout", "30s", "--key", str(t.dir / "jwt-private.pem"), *urls]
+        for n, pid in watch:
+            cmd += ["--watch", f"{n}={pid}"]
+        # While the bots ramp and hold, sample every connector's players
+        # online (its admin endpoint) and RSS; the slope of a least-squares
+        # fit is the memory per connection.
+        samples = {p.name: [] for p in conns}
+        with open(out / "idle.txt", "w") as table:
+            b = subprocess.Popen(cmd, stdout=table, stderr=subprocess.STDOUT)
+            while b.poll() is None:
+                for i, p in enumerate(conns):
+                    try:
+                        req = urllib.request.Request(f"http://127.0.0.1:{7401 + i}/v1/stats",
+                                                     headers={"Authorization": f"Bearer {token}"})
+                        online = json.load(urllib.request.urlopen(req, timeout=5))["online"]
+                        samples[p.name].append((online, rss_kib(p.pid)))
+                    except (OSError, ValueError, KeyError):
+                        pass
+                time.sleep(2)
+        report = json.loads((out / "idle.json").read_text())
+        slopes = [fit(v) for v in samples.values() if len(v) >= 3]
+        (out / "idle-samples.json").write_text(json.dumps(samples))
+        return {"bots": total, "connectors": connectors, "logged_in": report["logged_in"],
+                "connected_at_end": report["connected_at_end"], "connect_p99_ms": report["connect"]["p99_ms"],
+                "connect_p50_ms": report["connect"]["p50_ms"],
+                "kib_per_connection": statistics.median(slopes) if slopes else float("nan"),
+                "slopes": slopes,
+                "rss_mib": [w["rss_mib"] for w in report["watched"]],
+                "failures": report["failures"]}
+    finally:
+        t.stop()
+
+
+def fit(points):
+    """Slope of the least-squares line through (x, y) points."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else float("nan")
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main():
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = ROOT / "bench-results" / stamp
+    out.mkdir(parents=True)
+    log(f"results in {out}")
+    results = {"machine": machine(), "reps": REPS, "warmup_s": WARMUP, "window_s": WINDOW, "loads": {}, "broker": None}
+    for target in TARGETS:
+        if target == "broker":
+            log("broker ceiling")
+            results["broker"] = run_broker(out)
+            continue
+        for load in LOADS:
+            n, rate = parse_load(load)
+            runs = []
+            for rep in range(REPS):
+                t = Target(target, out).start()
+                try:
+                    name = f"{target}-{load.replace('@', 'x')}-{rep}"
+                    r = bots(out, name, ["--bots", str(n), "--rate", str(rate), *t.args], t.watch)
+                    runs.append(r)
+                    log(f"{name}: {r['throughput']:.0f}/s p99 {max(g['latency']['p99_ms'] for g in r['groups']):.2f} ms")
+                finally:
+                    t.stop()
+            results["loads"].setdefault(load, {})[target] = summarize(runs)
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+    idle = int(os.environ.get("BENCH_IDLE", "0"))
+    if idle:
+        log(f"idle ramp to {idle}")
+        results["idle"] = run_idle(out, idle, int(os.environ.get("BENCH_IDLE_CONNECTORS", "6")))
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "summary.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), "?")
+    mem = next((l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")), "0")
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(int(mem) / 1024 / 1024, 1),
+            "kernel": os.uname().release}
+
+
+def markdown(res):
+    m = res["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}; "
+             f"{res['reps']} repetitions, {res['warmup_s']} s warm-up, {res['window_s']} s window, 100-byte payloads.", ""]
+    names = {"direct": "direct echo (ceiling)", "inproc": "Warren in-process", "rabbitmq": "Warren on RabbitMQ",
+             "colyseus": "Colyseus 0.18"}
+    lines.append("| load | target | round trips/s (median, min–max) | p50 ms | p99 ms (median, min–max) | CPU µs per round trip | errors |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for load, targets in res["loads"].items():
+        for t, s in targets.items():
+            cpu = ", ".join(f"{k} {v:.1f}" for k, v in s["cpu_us"].items())
+            lines.append(f"| {load} | {names.get(t, t)} | {s['throughput']:,.0f} ({s['throughput_min']:,.0f}–{s['throughput_max']:,.0f}) "
+                         f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} ({s['p99_min']:.2f}–{s['p99_max']:.2f}) | {cpu} | {s['problems']} |")
+    if res.get("broker"):
+        b = res["broker"]
+        lines += ["", f"Broker ceiling (RabbitMQ alone, lapin, 100 B): publish → consume {b['publish_consume_per_s']:,.0f} messages/s; "
+                      f"request → reply {b['request_reply_per_s']:,.0f} round trips/s "
+                      f"({b['spread'][0]:,.0f}–{b['spread'][1]:,.0f}), p99 {b['request_reply_p99_ms']:.2f} ms."]
+    mx = res["loads"].get("1k@max", {})
+    if "direct" in mx:
+        d = mx["direct"]["throughput"]
+        lines.append("")
+        for t in ("inproc", "rabbitmq", "colyseus"):
+            if t in mx:
+                lines.append(f"- closed loop, 1,000 bots: {names[t]} = {mx[t]['throughput'] / d:.2f}× the direct-echo ceiling"
+                             f" (p99 {mx[t]['p99_ms']:.1f} ms)")
+        if "colyseus" in mx:
+            c = mx["colyseus"]["throughput"]
+            for t in ("inproc", "rabbitmq"):
+                if t in mx:
+                    lines.append(f"- {names[t]} = {mx[t]['throughput'] / c:.2f}× Colyseus")
+    if res.get("idle"):
+        i = res["idle"]
+        lines += ["", f"Idle: {i['connected_at_end']:,} of {i['bots']:,} bots held over {i['connectors']} connectors; "
+                      f"{i['kib_per_connection']:.1f} KiB RSS per connection (median slope of a least-squares fit of RSS against players online, per connector); "
+                      f"connect p50 {i['connect_p50_ms']:.1f} ms, p99 {i['connect_p99_ms']:.1f} ms; failures {i['failures'] or 'none'}."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
