@@ -99,9 +99,10 @@ struct Args {
     /// over HTTP, e.g. warren-data/jwt-private.pem of the embedded default.
     #[arg(long, value_name = "PEM")]
     key: Option<PathBuf>,
-    /// Issuer and audience of signed tokens (the server's jwt settings).
+    /// Issuer of signed tokens (the server's jwt.issuer).
     #[arg(long, default_value = "warren")]
     issuer: String,
+    /// Audience of signed tokens (the server's jwt.audience).
     #[arg(long, default_value = "warren")]
     audience: String,
     /// Send no login frame: for a plain echo server (the benchmark ceiling).

@@ -25,10 +25,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use warren_proto::DecodeError;
 
-use crate::{
-    Ack,
-    batch::{BATCH_CONTENT_TYPE, unpack},
-};
+use warren_proto::batch::{BATCH_CONTENT_TYPE, unpack};
+
+use crate::Ack;
 
 /// Messages delivered to one consumer, in order. Dropping it cancels the
 /// consumer on the bus.

@@ -10,6 +10,8 @@ pub enum DecodeError {
         #[source]
         source: rmp_serde::decode::Error,
     },
+    #[error("a batch of bus messages is malformed: {0}")]
+    Batch(String),
     #[error("{what} has unsupported version {found} (this build speaks {supported})")]
     Version {
         what: &'static str,

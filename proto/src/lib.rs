@@ -6,10 +6,12 @@
 //!   events (Connect / Message / Close / Error) and pushes (frames to send,
 //!   kicks), versioned so the format can evolve.
 //! - [`claims`]: the JWT claims login issues and the connector verifies.
+//! - [`batch`]: several envelopes in one broker message.
 //!
 //! This crate alone knows serialization formats. Decoding never panics: every
 //! malformed input is a [`DecodeError`].
 
+pub mod batch;
 mod claims;
 pub mod cmd;
 mod envelope;

@@ -77,6 +77,20 @@ proptest! {
     }
 
     #[test]
+    fn any_bytes_are_a_batch_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(parts) = warren_proto::batch::unpack(&bytes) {
+            prop_assert_eq!(warren_proto::batch::pack(&parts), bytes);
+        }
+    }
+
+    #[test]
+    fn batches_round_trip(parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+        let body = warren_proto::batch::pack(&parts);
+        let back = warren_proto::batch::unpack(&body).expect("a packed batch unpacks");
+        prop_assert_eq!(back, parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn frames_round_trip(seq in any::<u64>(), cmd in any::<u32>(), body in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let f = Frame::new(seq, cmd, body);
         prop_assert_eq!(Frame::decode(&f.encode()).expect("own encoding decodes"), f);
