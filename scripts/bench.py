@@ -44,7 +44,7 @@ COLYSEUS = ROOT / "benches" / "colyseus"
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "10"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "20"))
-TARGETS = os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,colyseus").split(",")
+TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,colyseus").split(",") if t]
 LOADS = os.environ.get("BENCH_LOADS", "1k@1,1k@10,1k@20,10k@1,1k@max").split(",")
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 
