@@ -26,6 +26,7 @@
 
 #[path = "../tests/e2e/helpers.rs"]
 mod helpers;
+mod support;
 
 use std::{
     sync::{
@@ -37,26 +38,9 @@ use std::{
 
 use hdrhistogram::Histogram;
 use helpers::{Client, Event, Stack, http_get};
+use support::{env_or, status_kib};
 use tokio::io::AsyncWriteExt;
 use warren_proto::cmd;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 struct Phase {
     latency: Histogram<u64>,
@@ -163,7 +147,7 @@ fn main() {
         for uid in 0..good_n {
             good.push(stack.player(1 + uid).await);
         }
-        let rss_before = rss_kib(connector_pid, "VmRSS:");
+        let rss_before = status_kib(connector_pid, "VmRSS:");
         let (good, alone) = players(good, 10, secs).await;
         report("players alone", &alone);
 
@@ -251,7 +235,7 @@ fn main() {
         // Let the attack get going, then measure the players again.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (_good, attacked) = players(good, 10, secs).await;
-        let rss_during = rss_kib(connector_pid, "VmRSS:");
+        let rss_during = status_kib(connector_pid, "VmRSS:");
         stop.store(true, Relaxed);
         report("players next to the attackers", &attacked);
         let ratio = attacked.latency.value_at_quantile(0.99) as f64
@@ -275,7 +259,7 @@ fn main() {
             "connector RSS: {} KiB before the attack, {} KiB during it, peak {} KiB",
             rss_before,
             rss_during,
-            rss_kib(connector_pid, "VmHWM:")
+            status_kib(connector_pid, "VmHWM:")
         );
         assert_eq!(alone.sent, alone.answered);
         assert_eq!(attacked.sent, attacked.answered, "every player request answered");

@@ -21,41 +21,13 @@
 
 #[path = "../tests/e2e/helpers.rs"]
 mod helpers;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use helpers::{BusKind, Stack};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    // utime + stime, fields 14 and 15 of /proc/<pid>/stat.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
-}
+use support::{cpu_ticks, env_or, peak_rss_kib};
 
 async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize, panics: u64) {
     let durable = env_or("BENCH_DURABLE", 0) == 1;

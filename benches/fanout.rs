@@ -11,6 +11,7 @@
 
 #[path = "../tests/e2e/helpers.rs"]
 mod helpers;
+mod support;
 
 use std::{
     sync::Arc,
@@ -18,19 +19,9 @@ use std::{
 };
 
 use helpers::{BusKind, Client, Stack};
+use support::rss_kib;
 use tokio::sync::{Barrier, Semaphore};
 use warren_proto::cmd;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn run(kind: BusKind, bots: u64) {
     let stack = match kind {

@@ -14,31 +14,15 @@
 
 #[path = "../tests/e2e/helpers.rs"]
 mod helpers;
+mod support;
 
 use std::{sync::Arc, time::Instant};
 
 use hdrhistogram::Histogram;
 use helpers::{Client, Stack};
+use support::{env_or, rss_kib};
 use tokio::sync::Semaphore;
 use warren_proto::cmd;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// Least-squares slope and intercept of `points`.
 fn fit(points: &[(f64, f64)]) -> (f64, f64) {

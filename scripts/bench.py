@@ -159,23 +159,30 @@ class Target:
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("warren", p.pid)]
         elif k == "rabbitmq":
-            self.vhost = f"warren-bench-{os.getpid()}"
-            rabbitmqctl("add_vhost", self.vhost)
-            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-            url = f"{AMQP}/{self.vhost}"
-            env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="")
-            subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,
-                           check=True, capture_output=True)
-            game = Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=self.dir,
-                        wait_for="game serving", out=self.out)
+            url, env, game = self.start_game()
             conn = Proc("connector", [str(WARREN), "connector", "--amqp", url, "--id=bench"], env=env, cwd=self.dir,
                         wait_for="connector listening on", out=self.out)
-            self.procs += [game, conn]
+            self.procs.append(conn)
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("connector", conn.pid), ("game", game.pid)]
             if broker_pid():
                 self.watch.append(("rabbitmq", broker_pid()))
         return self
+
+    def start_game(self):
+        """A vhost of its own, the key pair, and `warren game` on it;
+        returns the vhost's URL, the processes' environment and the game."""
+        self.vhost = f"warren-bench-{self.kind}-{os.getpid()}"
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        url = f"{AMQP}/{self.vhost}"
+        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="")
+        subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,
+                       check=True, capture_output=True)
+        game = Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=self.dir,
+                    wait_for="game serving", out=self.out)
+        self.procs.append(game)
+        return url, env, game
 
     def stop(self):
         for p in reversed(self.procs):
@@ -223,19 +230,12 @@ def run_broker(out):
 
 
 def run_idle(out, total, connectors):
-    """Ramps `total` idle bots over `connectors` connectors on RabbitMQ; the
-    connectors' RSS before and after gives the memory per connection."""
+    """Ramps `total` idle bots over `connectors` connectors on RabbitMQ; a fit
+    of each connector's RSS against its players online gives the memory per
+    connection."""
     t = Target("idle", out)
-    t.vhost = f"warren-bench-idle-{os.getpid()}"
-    rabbitmqctl("add_vhost", t.vhost)
-    rabbitmqctl("set_permissions", "-p", t.vhost, "guest", ".*", ".*", ".*")
-    url = f"{AMQP}/{t.vhost}"
-    env = dict(UNLIMITED, WARREN_DATA_DIR=str(t.dir), WARREN_GAME__CONFIG_URL="")
     try:
-        subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=t.dir, check=True,
-                       capture_output=True)
-        t.procs.append(Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=t.dir,
-                            wait_for="game serving", out=out))
+        url, env, _ = t.start_game()
         urls = []
         for i in range(connectors):
             port = 7301 + i
@@ -315,8 +315,9 @@ def main():
             n, rate = parse_load(load)
             runs = []
             for rep in range(REPS):
-                t = Target(target, out).start()
+                t = Target(target, out)
                 try:
+                    t.start()
                     name = f"{target}-{load.replace('@', 'x')}-{rep}"
                     r = bots(out, name, ["--bots", str(n), "--rate", str(rate), *t.args], t.watch)
                     runs.append(r)

@@ -221,9 +221,6 @@ async fn connect(ctx: &Ctx, i: u64) -> Result<Ws, String> {
 /// Colyseus: reserves a seat in an echo room over HTTP; returns the
 /// websocket URL of the seat.
 async fn colyseus_seat(ctx: &Ctx, base: &str, ws_base: &str) -> Result<String, String> {
-    let Some(agent) = ctx.http.clone() else {
-        return Err("colyseus: no HTTP client".to_owned());
-    };
     let url = format!("{base}/matchmake/joinOrCreate/echo");
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -232,21 +229,38 @@ async fn colyseus_seat(ctx: &Ctx, base: &str, ws_base: &str) -> Result<String, S
         room_id: String,
         process_id: String,
     }
-    let seat = tokio::task::spawn_blocking(move || {
-        agent
-            .post(&url)
-            .send_json(serde_json::json!({}))
-            .map_err(|e| format!("colyseus matchmake: {}", short(&e.to_string())))?
-            .body_mut()
-            .read_json::<Seat>()
-            .map_err(|_| "colyseus matchmake: unexpected answer".to_owned())
-    })
-    .await
-    .map_err(|_| "colyseus matchmake: task failed".to_owned())??;
+    let seat: Seat = post_json(ctx, url, serde_json::json!({}), "colyseus matchmake").await?;
     Ok(format!(
         "{ws_base}/{}/{}?sessionId={}",
         seat.process_id, seat.room_id, seat.session_id
     ))
+}
+
+/// POSTs JSON and reads a JSON answer, on a blocking thread (ureq); the
+/// error names `what` failed, as the report counts it.
+async fn post_json<T: serde::de::DeserializeOwned + Send + 'static>(
+    ctx: &Ctx,
+    url: String,
+    body: serde_json::Value,
+    what: &'static str,
+) -> Result<T, String> {
+    let Some(agent) = ctx.http.clone() else {
+        return Err(format!("{what}: no HTTP client"));
+    };
+    tokio::task::spawn_blocking(move || {
+        agent
+            .post(&url)
+            .send_json(body)
+            .map_err(|e| match e {
+                ureq::Error::StatusCode(code) => format!("{what}: HTTP {code}"),
+                other => format!("{what}: {}", short(&other.to_string())),
+            })?
+            .body_mut()
+            .read_json::<T>()
+            .map_err(|_| format!("{what}: unexpected answer"))
+    })
+    .await
+    .map_err(|_| format!("{what}: task failed"))?
 }
 
 /// Colyseus protocol codes (first byte of every message).
@@ -317,29 +331,14 @@ async fn token(ctx: &Ctx, i: u64) -> Result<Option<String>, String> {
                 .map_err(|e| format!("token: {e}"))
         }
         Auth::Guest(base) => {
-            let Some(agent) = ctx.http.clone() else {
-                return Err("guest login: no HTTP client".to_owned());
-            };
             let url = format!("{}/v1/guest", base.trim_end_matches('/'));
             let device = format!("{}-{i}", ctx.plan.id_prefix);
             #[derive(Deserialize)]
             struct Guest {
                 token: String,
             }
-            let answer = tokio::task::spawn_blocking(move || {
-                let mut resp = agent
-                    .post(&url)
-                    .send_json(serde_json::json!({ "device_id": device }))
-                    .map_err(|e| match e {
-                        ureq::Error::StatusCode(code) => format!("guest login: HTTP {code}"),
-                        other => format!("guest login: {}", short(&other.to_string())),
-                    })?;
-                resp.body_mut()
-                    .read_json::<Guest>()
-                    .map_err(|_| "guest login: unexpected answer".to_owned())
-            })
-            .await
-            .map_err(|_| "guest login: task failed".to_owned())??;
+            let body = serde_json::json!({ "device_id": device });
+            let answer: Guest = post_json(ctx, url, body, "guest login").await?;
             Ok(Some(answer.token))
         }
     }

@@ -210,6 +210,12 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The plan's start (a wall-clock time shared by every process) on this
+/// process's monotonic clock.
+fn start_instant(plan: &Plan) -> Instant {
+    Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(unix_ms()))
+}
+
 fn build_plan(args: &Args) -> anyhow::Result<Plan> {
     let mut urls = args.url.clone();
     let mut ramp = args.ramp;
@@ -469,8 +475,7 @@ async fn run_share(
             .new_agent()
     });
     let stats = Arc::new(Stats::new(plan.groups.len()));
-    let now_ms = unix_ms();
-    let start = Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(now_ms));
+    let start = start_instant(&plan);
     let (begin, end) = plan.window();
     let ctx = Arc::new(bot::Ctx {
         start,
@@ -626,7 +631,7 @@ async fn show_progress(
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let start = Instant::now();
+    let start = start_instant(&plan);
     let (begin, end) = plan.window();
     let mut latest: Vec<Snapshot> = vec![Snapshot::default(); procs as usize];
     let mut previous = Snapshot::default();
@@ -696,8 +701,7 @@ async fn watch_processes(plan: Plan, pids: Vec<(String, u32)>) -> Vec<Watched> {
     if pids.is_empty() {
         return Vec::new();
     }
-    let start =
-        Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(unix_ms()));
+    let start = start_instant(&plan);
     let (begin, end) = plan.window();
     tokio::time::sleep_until(start + begin).await;
     let before: Vec<Option<f64>> = pids.iter().map(|(_, p)| sys::cpu_secs(*p)).collect();

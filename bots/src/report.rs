@@ -222,36 +222,26 @@ impl Report {
             } else {
                 format!("{}", g.rate)
             };
-            let _ = writeln!(
-                out,
-                "{:<14} {:<6} {:>7} {:>8} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-                truncate(&g.name, 14),
-                g.scenario,
-                g.bots,
-                rate,
+            row(
+                &mut out,
+                [
+                    &truncate(&g.name, 14),
+                    &g.scenario,
+                    &g.bots.to_string(),
+                    &rate,
+                ],
                 g.sent,
                 g.throughput,
-                g.latency.p50_ms,
-                g.latency.p90_ms,
-                g.latency.p99_ms,
-                g.latency.p999_ms,
-                g.latency.max_ms
+                &g.latency,
             );
             if let Some(p) = &g.push_latency {
-                let _ = writeln!(
-                    out,
-                    "{:<14} {:<6} {:>7} {:>8} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-                    "  ↳ delivered",
-                    "push",
-                    "",
-                    "",
+                let per_s = g.pushes as f64 / self.window_secs;
+                row(
+                    &mut out,
+                    ["  ↳ delivered", "push", "", ""],
                     g.pushes,
-                    g.pushes as f64 / self.window_secs,
-                    p.p50_ms,
-                    p.p90_ms,
-                    p.p99_ms,
-                    p.p999_ms,
-                    p.max_ms
+                    per_s,
+                    p,
                 );
             }
         }
@@ -335,6 +325,17 @@ impl Report {
             self.window_secs
         )
     }
+}
+
+/// One line of the groups table: name, scenario, bots, rate; a count, a
+/// rate per second, and the latency percentiles.
+fn row(out: &mut String, text: [&str; 4], count: u64, per_s: f64, l: &Latency) {
+    let [name, scenario, bots, rate] = text;
+    let _ = writeln!(
+        out,
+        "{name:<14} {scenario:<6} {bots:>7} {rate:>8} {count:>10} {per_s:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+        l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+    );
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -428,6 +428,14 @@ impl AmqpBus {
         }
     }
 
+    /// Hands a message to the batcher (see [`crate::batch`]).
+    async fn batched(&self, dest: Dest, payload: Vec<u8>) -> Result<Confirm, BusError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed);
+        }
+        self.batcher.publish(dest, payload).await
+    }
+
     async fn consume<T: Send + 'static>(
         &self,
         queue: &str,
@@ -515,16 +523,13 @@ impl AmqpBus {
 impl Bus for AmqpBus {
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
         if !self.settings.durable {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(BusError::Closed);
-            }
             let dest = match event.kind {
                 EventKind::Message { cmd, .. } => {
                     Dest::Shard((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
                 }
                 _ => Dest::EveryShard,
             };
-            return self.batcher.publish(dest, encode_event(event)).await;
+            return self.batched(dest, encode_event(event)).await;
         }
         // The durable mode acknowledges each request on its own, after its
         // handler: one AMQP message each.
@@ -554,12 +559,8 @@ impl Bus for AmqpBus {
             return Err(BusError::Mismatch("only requests are forwarded".into()));
         };
         if !self.settings.durable {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(BusError::Closed);
-            }
             return self
-                .batcher
-                .publish(Dest::Shard(shard, cmd), encode_event(event))
+                .batched(Dest::Shard(shard, cmd), encode_event(event))
                 .await;
         }
         self.publish(
@@ -628,14 +629,11 @@ impl Bus for AmqpBus {
     }
 
     async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(BusError::Closed);
-        }
         let dest = match route {
             Route::Connector(id) => Dest::Connector(id.as_str().to_owned()),
             Route::AllConnectors => Dest::EveryConnector,
         };
-        self.batcher.publish(dest, encode_push(push)).await
+        self.batched(dest, encode_push(push)).await
     }
 
     async fn close(&self) {

@@ -179,6 +179,7 @@ enum Target {
     Broadcast,
 }
 
+#[derive(Default)]
 struct Pending {
     groups: Vec<Group>,
     items: usize,
@@ -205,15 +206,19 @@ impl Pending {
         }
     }
 
-    fn add(&mut self, names: &Names, dest: Dest, payload: Vec<u8>, waiter: Waiter) {
+    /// Adds one message, copied to every queue it goes to; `done` hears
+    /// once every copy is confirmed.
+    fn add(&mut self, names: &Names, dest: Dest, payload: Vec<u8>, done: Done) {
         let (targets, cmd): (Vec<Target>, Option<u32>) = match dest {
             Dest::Shard(s, cmd) => (vec![Target::Shard(s)], Some(cmd)),
             Dest::EveryShard => ((0..names.shards).map(Target::Shard).collect(), None),
             Dest::Connector(id) => (vec![Target::Connector(id)], None),
             Dest::EveryConnector => (vec![Target::Broadcast], None),
         };
-        waiter.remaining.store(targets.len(), Ordering::Release);
-        let waiter = Arc::new(waiter);
+        let waiter = Arc::new(Waiter {
+            remaining: AtomicUsize::new(targets.len()),
+            result: Mutex::new((None, Some(done))),
+        });
         self.items += 1;
         self.bytes += payload.len();
         let copies = targets.len();
@@ -268,11 +273,7 @@ impl Group {
 }
 
 async fn run(mut rx: mpsc::Receiver<Command>, channel: Channel, names: Names, window: Duration) {
-    let mut pending = Pending {
-        groups: Vec::new(),
-        items: 0,
-        bytes: 0,
-    };
+    let mut pending = Pending::default();
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let Some(first) = rx.recv().await else { break };
@@ -294,11 +295,7 @@ async fn run(mut rx: mpsc::Receiver<Command>, channel: Channel, names: Names, wi
                         if pending.conflicts(&dest) {
                             publish(&channel, &names, &mut pending).await;
                         }
-                        let waiter = Waiter {
-                            remaining: AtomicUsize::new(1),
-                            result: Mutex::new((None, Some(done))),
-                        };
-                        pending.add(&names, dest, payload, waiter);
+                        pending.add(&names, dest, payload, done);
                     }
                 }
                 if pending.full() {
@@ -411,23 +408,14 @@ mod tests {
         }
     }
 
-    fn waiter() -> (Waiter, oneshot::Receiver<Result<(), BusError>>) {
-        let (tx, rx) = oneshot::channel();
-        let w = Waiter {
-            remaining: AtomicUsize::new(1),
-            result: Mutex::new((None, Some(tx))),
-        };
-        (w, rx)
+    fn waiter() -> (Done, oneshot::Receiver<Result<(), BusError>>) {
+        oneshot::channel()
     }
 
     #[test]
     fn lifecycle_events_are_copied_to_every_shard_in_order() {
         let names = names(2);
-        let mut p = Pending {
-            groups: Vec::new(),
-            items: 0,
-            bytes: 0,
-        };
+        let mut p = Pending::default();
         p.add(&names, Dest::Shard(1, 10), b"m1".to_vec(), waiter().0);
         p.add(&names, Dest::EveryShard, b"c".to_vec(), waiter().0);
         p.add(&names, Dest::Shard(1, 10), b"m2".to_vec(), waiter().0);
@@ -447,11 +435,7 @@ mod tests {
     #[test]
     fn requests_of_one_cmd_keep_their_routing_key() {
         let names = names(1);
-        let mut p = Pending {
-            groups: Vec::new(),
-            items: 0,
-            bytes: 0,
-        };
+        let mut p = Pending::default();
         p.add(&names, Dest::Shard(0, 300), b"a".to_vec(), waiter().0);
         p.add(&names, Dest::Shard(0, 300), b"b".to_vec(), waiter().0);
         assert_eq!(p.groups[0].address(&names).1, "shard.0.300");
@@ -462,11 +446,7 @@ mod tests {
     #[test]
     fn a_broadcast_and_single_pushes_are_never_pending_together() {
         let names = names(1);
-        let mut p = Pending {
-            groups: Vec::new(),
-            items: 0,
-            bytes: 0,
-        };
+        let mut p = Pending::default();
         assert!(!p.conflicts(&Dest::Connector("a".into())));
         p.add(
             &names,
@@ -485,11 +465,7 @@ mod tests {
     #[test]
     fn a_copied_message_is_confirmed_when_every_copy_is() {
         let names = names(3);
-        let mut p = Pending {
-            groups: Vec::new(),
-            items: 0,
-            bytes: 0,
-        };
+        let mut p = Pending::default();
         let (w, mut rx) = waiter();
         p.add(&names, Dest::EveryShard, b"c".to_vec(), w);
         let waiters: Vec<_> = p.groups.iter().map(|g| g.waiters[0].clone()).collect();

@@ -129,6 +129,16 @@ impl<T> AmqpSource<T> {
         }
     }
 
+    /// Notes a delivery as taken: acknowledged with the next flush, which
+    /// comes at once every `ack_every` deliveries.
+    async fn taken(&mut self, acker: Acker) {
+        self.unacked = Some(acker);
+        self.unacked_count += 1;
+        if self.unacked_count >= self.ack_every {
+            self.flush_acks().await;
+        }
+    }
+
     async fn next(&mut self) -> Option<(T, Ack)> {
         loop {
             if let Some(msg) = self.batched.pop_front() {
@@ -201,11 +211,7 @@ impl<T> AmqpSource<T> {
                         warn!(queue = %self.queue, error = %e, "dropping a batch that does not unpack")
                     }
                 }
-                self.unacked = Some(delivery.acker);
-                self.unacked_count += 1;
-                if self.unacked_count >= self.ack_every {
-                    self.flush_acks().await;
-                }
+                self.taken(delivery.acker).await;
                 continue;
             }
             let decoded = (self.decode)(&delivery.data);
@@ -223,11 +229,7 @@ impl<T> AmqpSource<T> {
                     }
                 }
             }
-            self.unacked = Some(delivery.acker);
-            self.unacked_count += 1;
-            if self.unacked_count >= self.ack_every {
-                self.flush_acks().await;
-            }
+            self.taken(delivery.acker).await;
             match decoded {
                 Ok(msg) => return Some((msg, Ack::none())),
                 // Acknowledged with the rest: logged and dropped, never
