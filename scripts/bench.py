@@ -18,7 +18,9 @@ server process (from /proc). Plus the idle-connection ramp (--idle).
 Environment: BENCH_REPS (3), BENCH_WARMUP (10), BENCH_WINDOW (20),
 BENCH_TARGETS (direct,broker,inproc,rabbitmq,colyseus), BENCH_LOADS
 (1k@1,1k@10,1k@20,10k@1,1k@max), BENCH_IDLE (100000: bots of the idle
-ramp), BENCH_IDLE_CONNECTORS (6), AMQP_URL.
+ramp), BENCH_IDLE_CONNECTORS (6), BENCH_SERVER_ENV (K=V,... added to the
+environment of every server process), BENCH_WORKER_THREADS (1: runtime
+threads of each Warren process on RabbitMQ; 0 = one per core), AMQP_URL.
 """
 
 import json
@@ -57,6 +59,9 @@ UNLIMITED = {
     "WARREN_CONNECTOR__BYTE_LIMIT_BURST": "1000000000",
     "RUST_LOG": "warn",
 }
+# Extra environment for every server process (Warren's, the direct echo,
+# Colyseus), for experiments: BENCH_SERVER_ENV="TOKIO_WORKER_THREADS=1".
+SERVER_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVER_ENV", "").split(",") if kv)
 
 
 def log(*a):
@@ -76,6 +81,7 @@ class Proc:
         self.name = name
         self.log = open(out / f"{name}.log", "w") if out else subprocess.DEVNULL
         full_env = dict(os.environ)
+        full_env.update(SERVER_ENV)
         full_env.update(env or {})
         self.p = subprocess.Popen(args, env=full_env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
@@ -176,7 +182,11 @@ class Target:
         rabbitmqctl("add_vhost", self.vhost)
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         url = f"{AMQP}/{self.vhost}"
-        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="")
+        # Connector, game, RabbitMQ and the bots share two cores here: one
+        # runtime thread per Warren process spends less CPU per round trip
+        # than one per core, which park and wake each other (BENCHMARKS.md).
+        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="",
+                   WARREN_WORKER_THREADS=os.environ.get("BENCH_WORKER_THREADS", "1"))
         subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,
                        check=True, capture_output=True)
         game = Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=self.dir,

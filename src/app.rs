@@ -28,6 +28,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         settings.data_dir = dir;
     }
     let command = cli.command.unwrap_or(Command::All(PartArgs::default()));
+    let workers = settings.worker_threads;
     match command {
         Command::Token { uid, ttl_secs } => token(settings, uid, ttl_secs),
         Command::Announce {
@@ -58,21 +59,27 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::All(args) => runtime()?.block_on(all(apply(settings, args), shutdown_signal())),
+        Command::All(args) => {
+            runtime(workers)?.block_on(all(apply(settings, args), shutdown_signal()))
+        }
         Command::Connector(args) => {
             let settings = apply(settings, args);
-            runtime()?.block_on(connector(settings, shutdown_signal()))
+            runtime(workers)?.block_on(connector(settings, shutdown_signal()))
         }
-        Command::Game(args) => runtime()?.block_on(game(apply(settings, args), shutdown_signal())),
-        Command::Gold(args) => runtime()?.block_on(gold(apply(settings, args), shutdown_signal())),
+        Command::Game(args) => {
+            runtime(workers)?.block_on(game(apply(settings, args), shutdown_signal()))
+        }
+        Command::Gold(args) => {
+            runtime(workers)?.block_on(gold(apply(settings, args), shutdown_signal()))
+        }
         Command::Login(args) => {
-            runtime()?.block_on(login(apply(settings, args), shutdown_signal()))
+            runtime(workers)?.block_on(login(apply(settings, args), shutdown_signal()))
         }
         Command::ConfigSvc(mut args) => {
             if let Some(database) = args.database.take() {
                 settings.config_svc.database = Some(database);
             }
-            runtime()?.block_on(config_svc(apply(settings, args), shutdown_signal()))
+            runtime(workers)?.block_on(config_svc(apply(settings, args), shutdown_signal()))
         }
         Command::ConfigAdmin(ConfigAdmin::AddUser {
             username,
@@ -82,13 +89,18 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             if let Some(database) = database {
                 settings.config_svc.database = Some(database);
             }
-            runtime()?.block_on(add_staff(&settings, &username, password_stdin))
+            runtime(workers)?.block_on(add_staff(&settings, &username, password_stdin))
         }
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The async runtime: `workers` threads, or one per core when 0.
+fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    builder
         .enable_all()
         .build()
         .context("starting the async runtime")

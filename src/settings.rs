@@ -22,6 +22,11 @@ pub struct Settings {
     /// Where the embedded default keeps its files (dev keys, the SQLite
     /// database).
     pub data_dir: PathBuf,
+    /// Threads of the async runtime; 0: one per core. Fewer than the cores
+    /// pays when other busy processes share the machine (see
+    /// BENCHMARKS.md): a worker that runs out of work parks, and waking it
+    /// again costs a context switch.
+    pub worker_threads: usize,
     pub bus: BusSettings,
     pub jwt: JwtSettings,
     pub connector: ConnectorSettings,
@@ -69,6 +74,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             data_dir: PathBuf::from("warren-data"),
+            worker_threads: 0,
             bus: BusSettings::default(),
             jwt: JwtSettings::default(),
             connector: ConnectorSettings::default(),

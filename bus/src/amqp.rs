@@ -63,7 +63,7 @@ use warren_proto::{
 };
 
 use crate::{
-    Bus, BusError, Confirm, Route, Subscription,
+    Bus, BusError, Confirm, OnRefused, Route, Subscription,
     batch::{Batcher, Dest, Names},
     subscription::AmqpSource,
 };
@@ -364,11 +364,14 @@ impl AmqpBus {
                 .map_err(|e| {
                     if e.to_string().contains("PRECONDITION") {
                         BusError::Mismatch(format!(
-                            "request queue {queue} exists with other settings: namespace {} is \
-                             {} the durable mode, this process is not (bus.durable and \
-                             bus.delivery_limit must be the same everywhere, or use a new namespace)",
+                            "request queue {queue} exists with other settings than this \
+                             process's (bus.durable = {}, bus.delivery_limit = {}, \
+                             bus.max_queue_length = {}): these must be the same on every \
+                             process of namespace {}, or use a new namespace",
+                            self.settings.durable,
+                            self.settings.delivery_limit,
+                            self.settings.max_queue_length,
                             self.settings.namespace,
-                            if self.settings.durable { "not in" } else { "in" }
                         ))
                     } else {
                         unavailable(e)
@@ -425,6 +428,17 @@ impl AmqpBus {
         match first {
             Poll::Ready(result) => Ok(Box::pin(std::future::ready(result))),
             Poll::Pending => Ok(publish),
+        }
+    }
+
+    /// Where the batcher sends an event: a request to the shard of its uid,
+    /// anything else to every shard.
+    fn event_dest(&self, event: &BusEvent) -> Dest {
+        match event.kind {
+            EventKind::Message { cmd, .. } => {
+                Dest::Shard((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
+            }
+            _ => Dest::EveryShard,
         }
     }
 
@@ -523,13 +537,9 @@ impl AmqpBus {
 impl Bus for AmqpBus {
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
         if !self.settings.durable {
-            let dest = match event.kind {
-                EventKind::Message { cmd, .. } => {
-                    Dest::Shard((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
-                }
-                _ => Dest::EveryShard,
-            };
-            return self.batched(dest, encode_event(event)).await;
+            return self
+                .batched(self.event_dest(event), encode_event(event))
+                .await;
         }
         // The durable mode acknowledges each request on its own, after its
         // handler: one AMQP message each.
@@ -546,6 +556,20 @@ impl Bus for AmqpBus {
             self.settings.durable,
         )
         .await
+    }
+
+    async fn send_event(&self, event: &BusEvent, refused: OnRefused) -> Result<(), BusError> {
+        if self.settings.durable {
+            let confirm = self.publish_event(event).await?;
+            crate::detach(confirm, refused);
+            return Ok(());
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed);
+        }
+        self.batcher
+            .send(self.event_dest(event), encode_event(event), refused)
+            .await
     }
 
     async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError> {

@@ -26,7 +26,9 @@
 //!   in publishing order too.
 //! - **Confirms.** A message's [`crate::Confirm`] resolves when the broker
 //!   confirms the AMQP message it went out in (every destination's, for a
-//!   copied one); a refused batch fails every message in it.
+//!   copied one); a refused batch fails every message in it. A message
+//!   handed over with [`Batcher::send`] has no confirm: only a refusal is
+//!   heard, through its callback, so a confirmed message wakes nobody.
 //!
 //! On the wire, a batch of one is the message itself. A batch of more has
 //! the content type [`BATCH_CONTENT_TYPE`] and a body of length-prefixed
@@ -46,7 +48,7 @@ use tracing::debug;
 
 use warren_proto::batch::{BATCH_CONTENT_TYPE, pack};
 
-use crate::{BusError, Confirm};
+use crate::{BusError, Confirm, OnRefused};
 
 /// Most messages in one batch.
 pub const MAX_BATCH_ITEMS: usize = 512;
@@ -83,7 +85,7 @@ pub(crate) enum Command {
     Publish {
         dest: Dest,
         payload: Vec<u8>,
-        done: oneshot::Sender<Result<(), BusError>>,
+        done: Done,
     },
     /// Publish everything before this, then answer.
     Flush(oneshot::Sender<()>),
@@ -106,6 +108,24 @@ impl Batcher {
     /// has confirmed the batch it went out in.
     pub(crate) async fn publish(&self, dest: Dest, payload: Vec<u8>) -> Result<Confirm, BusError> {
         let (done, confirmed) = oneshot::channel();
+        self.queue(dest, payload, Done::Confirm(done)).await?;
+        Ok(Box::pin(async move {
+            confirmed.await.unwrap_or(Err(BusError::Closed))
+        }))
+    }
+
+    /// Queues one message; `refused` runs only if the broker does not take
+    /// the batch it went out in.
+    pub(crate) async fn send(
+        &self,
+        dest: Dest,
+        payload: Vec<u8>,
+        refused: OnRefused,
+    ) -> Result<(), BusError> {
+        self.queue(dest, payload, Done::Refused(refused)).await
+    }
+
+    async fn queue(&self, dest: Dest, payload: Vec<u8>, done: Done) -> Result<(), BusError> {
         self.tx
             .send(Command::Publish {
                 dest,
@@ -113,10 +133,7 @@ impl Batcher {
                 done,
             })
             .await
-            .map_err(|_| BusError::Closed)?;
-        Ok(Box::pin(async move {
-            confirmed.await.unwrap_or(Err(BusError::Closed))
-        }))
+            .map_err(|_| BusError::Closed)
     }
 
     /// Waits until everything queued before the call has been published.
@@ -128,7 +145,28 @@ impl Batcher {
     }
 }
 
-type Done = oneshot::Sender<Result<(), BusError>>;
+/// Who hears how a message fared.
+pub(crate) enum Done {
+    /// A [`crate::Confirm`] waiting on the other end.
+    Confirm(oneshot::Sender<Result<(), BusError>>),
+    /// Only a refusal is told, to this callback.
+    Refused(OnRefused),
+}
+
+impl Done {
+    fn finish(self, outcome: Result<(), BusError>) {
+        match self {
+            Done::Confirm(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Done::Refused(refused) => {
+                if let Err(e) = outcome {
+                    refused(e);
+                }
+            }
+        }
+    }
+}
 
 /// One message's confirm, shared by the batches it was copied into: the
 /// first failure of any copy, and where to send the outcome.
@@ -152,10 +190,13 @@ impl Waiter {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
             && let Some(done) = slot.1.take()
         {
-            let _ = done.send(match slot.0.take() {
+            let outcome = match slot.0.take() {
                 Some(e) => Err(e),
                 None => Ok(()),
-            });
+            };
+            // Not under the lock: a callback may take locks of its own.
+            drop(slot);
+            done.finish(outcome);
         }
     }
 }
@@ -409,7 +450,19 @@ mod tests {
     }
 
     fn waiter() -> (Done, oneshot::Receiver<Result<(), BusError>>) {
-        oneshot::channel()
+        let (tx, rx) = oneshot::channel();
+        (Done::Confirm(tx), rx)
+    }
+
+    /// A callback that counts how often it ran.
+    fn refusal() -> (Done, Arc<AtomicUsize>) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let seen = runs.clone();
+        let done = Done::Refused(Box::new(move |e| {
+            assert!(matches!(e, BusError::Rejected(_)));
+            seen.fetch_add(1, Ordering::SeqCst);
+        }));
+        (done, runs)
     }
 
     #[test]
@@ -474,5 +527,32 @@ mod tests {
         assert!(rx.try_recv().is_err(), "not yet: one copy is unconfirmed");
         waiters[2].resolve(&Ok(()));
         assert!(matches!(rx.try_recv(), Ok(Err(BusError::Rejected(_)))));
+    }
+
+    #[test]
+    fn a_refusal_callback_runs_once_and_only_when_a_copy_is_refused() {
+        let names = names(2);
+        let mut p = Pending::default();
+        let (taken, taken_runs) = refusal();
+        let (lost, lost_runs) = refusal();
+        p.add(&names, Dest::Shard(0, 300), b"a".to_vec(), taken);
+        p.add(&names, Dest::EveryShard, b"c".to_vec(), lost);
+        let first = p.groups[0].waiters.clone();
+        let second = p.groups[1].waiters.clone();
+        for w in &first {
+            w.resolve(&Ok(()));
+        }
+        assert_eq!(
+            taken_runs.load(Ordering::SeqCst),
+            0,
+            "a confirmed message is silent"
+        );
+        assert_eq!(
+            lost_runs.load(Ordering::SeqCst),
+            0,
+            "one copy is still unconfirmed"
+        );
+        second[0].resolve(&Err(BusError::Rejected("full".into())));
+        assert_eq!(lost_runs.load(Ordering::SeqCst), 1);
     }
 }

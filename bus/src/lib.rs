@@ -19,6 +19,7 @@ mod subscription;
 use std::{fmt, future::Future, pin::Pin};
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use warren_proto::{BusEvent, BusPush, ConnectorId};
 
 pub use ack::Ack;
@@ -39,6 +40,10 @@ pub enum Route {
 /// (a publisher confirm on RabbitMQ; at once in process). Publishing in order
 /// and awaiting confirms later keeps order without paying a round trip each.
 pub type Confirm = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send>>;
+
+/// Hears why the bus did not take a message handed to [`Bus::send_event`].
+/// It runs on a bus task: it must not block.
+pub type OnRefused = Box<dyn FnOnce(BusError) + Send>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -66,6 +71,18 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// shard.
     async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError>;
 
+    /// Connector side: [`Bus::publish_event`] without a confirm to wait
+    /// for. `refused` runs if the bus does not take the event after all
+    /// (a negative confirm, a lost connection); when the event is taken
+    /// nothing runs, so a request costs nobody a wake-up for its confirm.
+    /// An error returned here means the event was not queued, and `refused`
+    /// is dropped unrun.
+    async fn send_event(&self, event: &BusEvent, refused: OnRefused) -> Result<(), BusError> {
+        let confirm = self.publish_event(event).await?;
+        detach(confirm, refused);
+        Ok(())
+    }
+
     /// Game side: hand a request to another shard (the owner of what it
     /// touches, e.g. a chat room).
     async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError>;
@@ -88,6 +105,22 @@ pub trait Bus: Send + Sync + fmt::Debug {
 
     /// Cancels consumers and closes connections. Idempotent.
     async fn close(&self);
+}
+
+/// Runs `refused` if `confirm` fails: at once if it is already decided (in
+/// process it always is), else on a task of its own.
+pub(crate) fn detach(mut confirm: Confirm, refused: OnRefused) {
+    match confirm.as_mut().now_or_never() {
+        Some(Ok(())) => {}
+        Some(Err(e)) => refused(e),
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = confirm.await {
+                    refused(e);
+                }
+            });
+        }
+    }
 }
 
 pub(crate) fn confirmed() -> Confirm {

@@ -6,7 +6,7 @@
 //! says goodbye (kick frame or close code), and this task announces the Close
 //! on the bus if the socket still held its uid.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{net::SocketAddr, pin::Pin, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use futures_util::{
@@ -17,7 +17,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     sync::mpsc,
-    time::timeout,
+    time::{Sleep, timeout},
 };
 use tokio_tungstenite::{
     WebSocketStream, accept_hdr_async_with_config,
@@ -29,7 +29,7 @@ use tokio_tungstenite::{
     },
 };
 use tracing::{debug, info, warn};
-use warren_bus::BusError;
+use warren_bus::{BusError, OnRefused};
 use warren_proto::{
     BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, KickBody, LoginReply,
     LoginRequest, Uid,
@@ -129,7 +129,7 @@ async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<
 }
 
 struct Conn<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     handle: &'a Arc<ConnHandle>,
     peer: SocketAddr,
     uid: Option<Uid>,
@@ -164,18 +164,22 @@ impl Conn<'_> {
             settings.byte_limit_burst,
             last_seen,
         );
+        // One wait for the stop and one timer for the whole life of the
+        // socket: registering either anew for every frame cost more than the
+        // rest of the frame's handling. The timer is armed at the earliest
+        // deadline known when it was set; deadlines only move later as
+        // frames arrive (the idle one) or are answered (the requests'), so
+        // a timer that fires early just checks and re-arms.
         let stop = self.handle.stopped().clone();
+        let mut stopped = std::pin::pin!(stop.cancelled());
+        let mut timer = Timer::new(login_deadline);
         loop {
-            let deadline = match self.uid {
-                None => login_deadline,
-                Some(_) => last_seen + ms(settings.idle_timeout_ms),
-            };
-            let request_deadline = self.handle.next_deadline();
             let msg = tokio::select! {
                 biased;
-                _ = stop.cancelled() => return (stream, closed(&self.handle.exit())),
-                _ = tokio::time::sleep_until(request_deadline.unwrap_or(deadline).into()), if request_deadline.is_some() => {
-                    for seq in self.handle.expired(Instant::now()) {
+                _ = &mut stopped => return (stream, closed(&self.handle.exit())),
+                _ = timer.fired() => {
+                    let now = Instant::now();
+                    for seq in self.handle.expired(now) {
                         Stats::inc(&stats.request_timeouts);
                         self.reply_error(
                             seq,
@@ -186,18 +190,24 @@ impl Conn<'_> {
                             ),
                         );
                     }
-                    continue;
-                }
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let exit = if self.uid.is_some() {
-                        Stats::inc(&stats.kicked_idle);
-                        Exit::Kick(kick::IDLE_TIMEOUT.to_owned())
-                    } else {
-                        Stats::inc(&stats.login_timeouts);
-                        Exit::Close(CloseCode::Policy, "login timeout")
+                    let deadline = match self.uid {
+                        None => login_deadline,
+                        Some(_) => last_seen + ms(settings.idle_timeout_ms),
                     };
-                    self.handle.stop(exit.clone());
-                    return (stream, closed(&exit));
+                    if deadline <= now {
+                        let exit = if self.uid.is_some() {
+                            Stats::inc(&stats.kicked_idle);
+                            Exit::Kick(kick::IDLE_TIMEOUT.to_owned())
+                        } else {
+                            Stats::inc(&stats.login_timeouts);
+                            Exit::Close(CloseCode::Policy, "login timeout")
+                        };
+                        self.handle.stop(exit.clone());
+                        return (stream, closed(&exit));
+                    }
+                    let next = self.handle.next_deadline().map_or(deadline, |d| d.min(deadline));
+                    timer.arm(next);
+                    continue;
                 }
                 msg = stream.next() => msg,
             };
@@ -274,7 +284,9 @@ impl Conn<'_> {
                 None => Stats::inc(&stats.dropped_before_login),
                 Some(uid) => {
                     last_seen = Instant::now();
-                    self.on_frame(uid, frame).await;
+                    if let Some(answer_by) = self.on_frame(uid, frame).await {
+                        timer.at_most(answer_by);
+                    }
                 }
             }
         }
@@ -362,9 +374,14 @@ impl Conn<'_> {
         Ok(())
     }
 
-    async fn on_frame(&self, uid: Uid, frame: Frame) {
+    /// Serves one frame of a logged-in socket; returns the deadline of the
+    /// request it forwarded, if it did.
+    async fn on_frame(&self, uid: Uid, frame: Frame) -> Option<Instant> {
         match frame.cmd {
-            cmd::LOGIN => self.reply_error(frame.seq, code::BAD_REQUEST, "already logged in"),
+            cmd::LOGIN => {
+                self.reply_error(frame.seq, code::BAD_REQUEST, "already logged in");
+                None
+            }
             cmd::HEARTBEAT => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -377,9 +394,11 @@ impl Conn<'_> {
                         server_time_ms: now,
                     }),
                 );
+                None
             }
             c if c < cmd::FIRST_SERVICE_CMD => {
                 self.reply_error(frame.seq, code::UNKNOWN_CMD, format!("no command {c}"));
+                None
             }
             _ => {
                 let settings = &self.shared.settings;
@@ -393,31 +412,31 @@ impl Conn<'_> {
                         "{} requests are already waiting for an answer on this connection",
                         settings.max_in_flight
                     );
-                    return self.reply_error(frame.seq, code::OVERLOADED, message);
+                    self.reply_error(frame.seq, code::OVERLOADED, message);
+                    return None;
                 }
+                let (seq, cmd) = (frame.seq, frame.cmd);
                 let ev = self.event(
                     uid,
                     EventKind::Message {
-                        seq: frame.seq,
-                        cmd: frame.cmd,
+                        seq,
+                        cmd,
                         body: frame.body,
                     },
                 );
-                match publish(self.shared, &ev).await {
+                // The socket reads on while the broker confirms: nobody
+                // waits for a confirm, and a refusal still reaches the
+                // client as an error reply (a request is never lost
+                // silently).
+                let (shared, handle) = (self.shared.clone(), self.handle.clone());
+                let refused: OnRefused = Box::new(move |e| {
+                    not_forwarded(&shared, &handle, uid, seq, cmd, e);
+                });
+                match self.shared.bus.send_event(&ev, refused).await {
                     Ok(()) => Stats::inc(&self.shared.stats.frames_in),
-                    Err(e) => {
-                        self.handle.answered(frame.seq);
-                        Stats::inc(&self.shared.stats.bus_errors);
-                        warn!(%uid, cmd = frame.cmd, error = %e, "request not forwarded");
-                        let (code, message) = match e {
-                            BusError::Rejected(_) => {
-                                (code::OVERLOADED, "the game is overloaded, try again")
-                            }
-                            _ => (code::UNAVAILABLE, "the game is unavailable, try again"),
-                        };
-                        self.reply_error(frame.seq, code, message);
-                    }
+                    Err(e) => not_forwarded(self.shared, self.handle, uid, seq, cmd, e),
                 }
+                Some(answer_by)
             }
         }
     }
@@ -440,6 +459,55 @@ impl Conn<'_> {
         if let Err(e) = publish(self.shared, &ev).await {
             warn!(%uid, error = %e, "could not announce a closed socket");
         }
+    }
+}
+
+/// A request the bus did not take: it is no longer awaited, and the client
+/// hears why.
+fn not_forwarded(shared: &Shared, handle: &ConnHandle, uid: Uid, seq: u64, cmd: u32, e: BusError) {
+    handle.answered(seq);
+    Stats::inc(&shared.stats.bus_errors);
+    warn!(%uid, cmd, error = %e, "request not forwarded");
+    let (code, message) = match e {
+        BusError::Rejected(_) => (code::OVERLOADED, "the game is overloaded, try again"),
+        _ => (code::UNAVAILABLE, "the game is unavailable, try again"),
+    };
+    let body = encode_body(&ErrorBody::new(code, message));
+    handle.send(
+        Frame::new(seq, cmd::ERROR, body).encode().into(),
+        &shared.stats,
+    );
+}
+
+/// One socket's timer: armed at an instant, and re-armed only when it fires
+/// or an earlier deadline comes up.
+struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    at: Instant,
+}
+
+impl Timer {
+    fn new(at: Instant) -> Self {
+        Timer {
+            sleep: Box::pin(tokio::time::sleep_until(at.into())),
+            at,
+        }
+    }
+
+    fn arm(&mut self, at: Instant) {
+        self.at = at;
+        self.sleep.as_mut().reset(at.into());
+    }
+
+    /// Brings the timer forward to `at` if it is set later.
+    fn at_most(&mut self, at: Instant) {
+        if at < self.at {
+            self.arm(at);
+        }
+    }
+
+    fn fired(&mut self) -> &mut Pin<Box<Sleep>> {
+        &mut self.sleep
     }
 }
 
@@ -466,10 +534,11 @@ async fn write_loop(
     close_timeout_ms: u64,
 ) -> SplitSink<Ws, Message> {
     let stop = handle.stopped().clone();
+    let mut stopped = std::pin::pin!(stop.cancelled());
     loop {
         let first = tokio::select! {
             biased;
-            _ = stop.cancelled() => break,
+            _ = &mut stopped => break,
             frame = rx.recv() => match frame {
                 Some(frame) => frame,
                 None => break,
@@ -486,7 +555,7 @@ async fn write_loop(
         };
         let result = tokio::select! {
             biased;
-            _ = stop.cancelled() => break,
+            _ = &mut stopped => break,
             r = write => r,
         };
         if result.is_err() {

@@ -43,11 +43,12 @@ pub(crate) struct ConnHandle {
 }
 
 /// The requests of one socket that wait for an answer, with their
-/// deadlines (in the order sent, so the earliest is first).
+/// deadlines, in the order sent (so the earliest deadline is first).
+/// Answers mostly come in order, so finding one is a look at the front; at
+/// most `max_in_flight` entries are ever scanned.
 #[derive(Debug, Default)]
 struct Pending {
-    by_seq: HashMap<u64, Instant>,
-    order: VecDeque<(Instant, u64)>,
+    order: VecDeque<(u64, Instant)>,
 }
 
 impl ConnHandle {
@@ -78,47 +79,37 @@ impl ConnHandle {
     /// recorded) if `max` are already waiting.
     pub(crate) fn expect_reply(&self, seq: u64, deadline: Instant, max: usize) -> bool {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if p.by_seq.len() >= max {
+        if p.order.len() >= max {
             return false;
         }
-        p.by_seq.insert(seq, deadline);
-        p.order.push_back((deadline, seq));
+        p.order.push_back((seq, deadline));
         true
     }
 
     /// A frame with this seq came from the game: its request is answered.
     pub(crate) fn answered(&self, seq: u64) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if p.by_seq.remove(&seq).is_some() && p.by_seq.is_empty() {
-            p.order.clear();
+        if let Some(i) = p.order.iter().position(|&(s, _)| s == seq) {
+            p.order.remove(i);
         }
     }
 
     /// When the oldest unanswered request times out.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(&(at, seq)) = p.order.front() {
-            if p.by_seq.get(&seq) == Some(&at) {
-                return Some(at);
-            }
-            p.order.pop_front();
-        }
-        None
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.order.front().map(|&(_, at)| at)
     }
 
     /// Takes the requests whose deadline has passed.
     pub(crate) fn expired(&self, now: Instant) -> Vec<u64> {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        while let Some(&(at, seq)) = p.order.front() {
+        while let Some(&(seq, at)) = p.order.front() {
             if at > now {
                 break;
             }
             p.order.pop_front();
-            if p.by_seq.get(&seq) == Some(&at) {
-                p.by_seq.remove(&seq);
-                out.push(seq);
-            }
+            out.push(seq);
         }
         out
     }
@@ -190,7 +181,8 @@ impl ConnHandle {
 #[derive(Debug, Default)]
 struct Inner {
     by_uid: HashMap<Uid, Arc<ConnHandle>>,
-    by_conn: HashMap<ConnId, Uid>,
+    /// The same handles by connection: a reply names its socket.
+    by_conn: HashMap<ConnId, Arc<ConnHandle>>,
 }
 
 /// The logged-in sockets of this connector.
@@ -239,7 +231,7 @@ impl Registry {
     /// Binds `uid` to `handle`; returns the connection it displaced.
     pub(crate) fn bind(&self, uid: Uid, handle: Arc<ConnHandle>) -> Option<Arc<ConnHandle>> {
         let mut inner = self.lock();
-        inner.by_conn.insert(handle.id, uid);
+        inner.by_conn.insert(handle.id, handle.clone());
         let old = inner.by_uid.insert(uid, handle)?;
         inner.by_conn.remove(&old.id);
         Some(old)
@@ -263,9 +255,7 @@ impl Registry {
     }
 
     pub(crate) fn by_conn(&self, conn: ConnId) -> Option<Arc<ConnHandle>> {
-        let inner = self.lock();
-        let uid = inner.by_conn.get(&conn)?;
-        inner.by_uid.get(uid).cloned()
+        self.lock().by_conn.get(&conn).cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<ConnHandle>> {

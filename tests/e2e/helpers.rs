@@ -156,6 +156,8 @@ pub struct Stack {
     /// The durable mode, and its delivery limit (cleanup declares the
     /// topology the same way).
     durable: Option<u32>,
+    /// The queues' bound, if not the default (cleanup again).
+    max_queue_length: Option<i64>,
     signer: TokenSigner,
     procs: Vec<Proc>,
     namespace: Option<String>,
@@ -323,9 +325,14 @@ impl Stack {
                 .find(|(k, _)| *k == "WARREN_BUS__DELIVERY_LIMIT")
                 .map_or(5, |(_, v)| v.parse().unwrap())
         });
+        let max_queue_length = extra
+            .iter()
+            .find(|(k, _)| *k == "WARREN_BUS__MAX_QUEUE_LENGTH")
+            .map(|(_, v)| v.parse().unwrap());
         Stack {
             env,
             durable,
+            max_queue_length,
             kind,
             addr,
             login,
@@ -581,6 +588,7 @@ impl Drop for Stack {
         }
         let shards = self.shards;
         let durable = self.durable;
+        let max_queue_length = self.max_queue_length;
         if let Some(ns) = self.namespace.take() {
             // Leave nothing behind on the broker. Runs on its own runtime:
             // Drop may be called from inside the test's.
@@ -595,6 +603,8 @@ impl Drop for Stack {
                         shards,
                         durable: durable.is_some(),
                         delivery_limit: durable.unwrap_or(5),
+                        max_queue_length: max_queue_length
+                            .unwrap_or(warren::settings::BusSettings::default().max_queue_length),
                         ..Default::default()
                     };
                     let bus =
