@@ -20,7 +20,8 @@ BENCH_TARGETS (direct,broker,inproc,rabbitmq,colyseus), BENCH_LOADS
 (1k@1,1k@10,1k@20,10k@1,1k@max), BENCH_IDLE (100000: bots of the idle
 ramp), BENCH_IDLE_CONNECTORS (6), BENCH_SERVER_ENV (K=V,... added to the
 environment of every server process), BENCH_WORKER_THREADS (1: runtime
-threads of each Warren process on RabbitMQ; 0 = one per core), AMQP_URL.
+threads of each Warren process on RabbitMQ; 0 = one per core; empty: not
+set), AMQP_URL.
 """
 
 import json
@@ -49,6 +50,7 @@ WINDOW = int(os.environ.get("BENCH_WINDOW", "20"))
 TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,colyseus").split(",") if t]
 LOADS = os.environ.get("BENCH_LOADS", "1k@1,1k@10,1k@20,10k@1,1k@max").split(",")
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+WORKER_THREADS = os.environ.get("BENCH_WORKER_THREADS", "1")
 
 # Benches lift the per-socket flood limits: a closed-loop bot sends far
 # more than a real player, and the default limit (100 frames/s) would kick it.
@@ -185,8 +187,9 @@ class Target:
         # Connector, game, RabbitMQ and the bots share two cores here: one
         # runtime thread per Warren process spends less CPU per round trip
         # than one per core, which park and wake each other (BENCHMARKS.md).
-        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="",
-                   WARREN_WORKER_THREADS=os.environ.get("BENCH_WORKER_THREADS", "1"))
+        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="")
+        if WORKER_THREADS:
+            env["WARREN_WORKER_THREADS"] = WORKER_THREADS
         subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,
                        check=True, capture_output=True)
         game = Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=self.dir,
@@ -214,6 +217,7 @@ def summarize(runs):
     problems = [sum(r["errors"].values()) + sum(r["kicks"].values()) + sum(r["failures"].values()) for r in runs]
     return {
         "throughput": statistics.median(tp), "throughput_min": min(tp), "throughput_max": max(tp),
+        "throughputs": tp,
         "p50_ms": statistics.median(p50), "p99_ms": statistics.median(p99),
         "p99_min": min(p99), "p99_max": max(p99),
         "cpu_us": {k: statistics.median(v) for k, v in cpu.items()},
@@ -316,26 +320,30 @@ def main():
     out.mkdir(parents=True)
     log(f"results in {out}")
     results = {"machine": machine(), "reps": REPS, "warmup_s": WARMUP, "window_s": WINDOW, "loads": {}, "broker": None}
-    for target in TARGETS:
-        if target == "broker":
-            log("broker ceiling")
-            results["broker"] = run_broker(out)
-            continue
-        for load in LOADS:
-            n, rate = parse_load(load)
-            runs = []
-            for rep in range(REPS):
+    if "broker" in TARGETS:
+        log("broker ceiling")
+        results["broker"] = run_broker(out)
+    servers = [t for t in TARGETS if t != "broker"]
+    # Targets take turns within each repetition, so a machine that speeds
+    # up or slows down during the run (a shared host does) moves every
+    # target's figures alike, and the ratios stay fair.
+    for load in LOADS:
+        n, rate = parse_load(load)
+        runs = {target: [] for target in servers}
+        for rep in range(REPS):
+            for target in servers:
                 t = Target(target, out)
                 try:
                     t.start()
                     name = f"{target}-{load.replace('@', 'x')}-{rep}"
                     r = bots(out, name, ["--bots", str(n), "--rate", str(rate), *t.args], t.watch)
-                    runs.append(r)
+                    runs[target].append(r)
                     log(f"{name}: {r['throughput']:.0f}/s p99 {max(g['latency']['p99_ms'] for g in r['groups']):.2f} ms")
                 finally:
                     t.stop()
-            results["loads"].setdefault(load, {})[target] = summarize(runs)
-            (out / "results.json").write_text(json.dumps(results, indent=2))
+        for target in servers:
+            results["loads"].setdefault(load, {})[target] = summarize(runs[target])
+        (out / "results.json").write_text(json.dumps(results, indent=2))
     idle = int(os.environ.get("BENCH_IDLE", "0"))
     if idle:
         log(f"idle ramp to {idle}")
@@ -372,18 +380,26 @@ def markdown(res):
                       f"request → reply {b['request_reply_per_s']:,.0f} round trips/s "
                       f"({b['spread'][0]:,.0f}–{b['spread'][1]:,.0f}), p99 {b['request_reply_p99_ms']:.2f} ms."]
     mx = res["loads"].get("1k@max", {})
+
+    def ratio(t, base):
+        """Median and spread of the ratios of runs made side by side (the
+        same repetition), then the ratio of the medians."""
+        pairs = [a / b for a, b in zip(mx[t].get("throughputs", []), mx[base].get("throughputs", []))]
+        paired = (f"; per repetition {statistics.median(pairs):.2f}× ({min(pairs):.2f}–{max(pairs):.2f})"
+                  if pairs else "")
+        return f"{mx[t]['throughput'] / mx[base]['throughput']:.2f}×{paired}"
+
     if "direct" in mx:
-        d = mx["direct"]["throughput"]
         lines.append("")
         for t in ("inproc", "rabbitmq", "colyseus"):
             if t in mx:
-                lines.append(f"- closed loop, 1,000 bots: {names[t]} = {mx[t]['throughput'] / d:.2f}× the direct-echo ceiling"
+                lines.append(f"- closed loop, 1,000 bots: {names[t]} = {ratio(t, 'direct')} the direct-echo ceiling"
                              f" (p99 {mx[t]['p99_ms']:.1f} ms)")
-        if "colyseus" in mx:
-            c = mx["colyseus"]["throughput"]
-            for t in ("inproc", "rabbitmq"):
-                if t in mx:
-                    lines.append(f"- {names[t]} = {mx[t]['throughput'] / c:.2f}× Colyseus")
+    if "colyseus" in mx:
+        lines.append("")
+        for t in ("inproc", "rabbitmq"):
+            if t in mx:
+                lines.append(f"- {names[t]} = {ratio(t, 'colyseus')} Colyseus")
     if res.get("idle"):
         i = res["idle"]
         lines += ["", f"Idle: {i['connected_at_end']:,} of {i['bots']:,} bots held over {i['connectors']} connectors; "
