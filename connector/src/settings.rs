@@ -23,7 +23,10 @@ pub struct ConnectorSettings {
     /// Largest websocket message accepted; larger closes with 1009.
     pub max_frame_bytes: usize,
     /// Frames waiting to be written to one socket. When full the client is
-    /// not reading: it is kicked (`slow_consumer`).
+    /// not reading: it is kicked (`slow_consumer`). Keep it above
+    /// `max_in_flight`: the replies to every request a client has waiting
+    /// may arrive in one batch from the bus, all at once. Memory is bounded
+    /// by `outbound_queue_bytes`; the queue's slots are allocated as used.
     pub outbound_queue: usize,
     /// Sockets held at once; one more is accepted and closed at once.
     pub max_connections: usize,
@@ -73,7 +76,7 @@ impl Default for ConnectorSettings {
             login_timeout_ms: 10_000,
             idle_timeout_ms: 30_000,
             max_frame_bytes: 64 * 1024,
-            outbound_queue: 256,
+            outbound_queue: 2048,
             max_connections: 19_000,
             read_buffer_bytes: 1024,
             close_timeout_ms: 1_000,
