@@ -395,9 +395,7 @@ impl AmqpBus {
         payload: Vec<u8>,
         persistent: bool,
     ) -> Result<Confirm, BusError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(BusError::Closed);
-        }
+        self.ensure_open()?;
         let channel = self.publisher.clone();
         let exchange: ShortString = exchange.into();
         let routing_key: ShortString = routing_key.into();
@@ -431,6 +429,16 @@ impl AmqpBus {
         }
     }
 
+    /// `Closed` once [`Bus::close`] has begun: nothing new is published or
+    /// consumed after it.
+    fn ensure_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(BusError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Where the batcher sends an event: a request to the shard of its uid,
     /// anything else to every shard.
     fn event_dest(&self, event: &BusEvent) -> Dest {
@@ -444,9 +452,7 @@ impl AmqpBus {
 
     /// Hands a message to the batcher (see [`crate::batch`]).
     async fn batched(&self, dest: Dest, payload: Vec<u8>) -> Result<Confirm, BusError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(BusError::Closed);
-        }
+        self.ensure_open()?;
         self.batcher.publish(dest, payload).await
     }
 
@@ -457,9 +463,7 @@ impl AmqpBus {
         decode: fn(&[u8]) -> Result<T, DecodeError>,
         manual: bool,
     ) -> Result<Subscription<T>, BusError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(BusError::Closed);
-        }
+        self.ensure_open()?;
         let channel = self
             .consume_conn
             .create_channel()
@@ -564,9 +568,7 @@ impl Bus for AmqpBus {
             crate::detach(confirm, refused);
             return Ok(());
         }
-        if self.closed.load(Ordering::Acquire) {
-            return Err(BusError::Closed);
-        }
+        self.ensure_open()?;
         self.batcher
             .send(self.event_dest(event), encode_event(event), refused)
             .await

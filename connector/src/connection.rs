@@ -137,14 +137,11 @@ struct Conn<'a> {
 
 impl Conn<'_> {
     fn reply(&self, seq: u64, cmd: u32, body: Bytes) {
-        self.handle.send(
-            Frame::new(seq, cmd, body).encode().into(),
-            &self.shared.stats,
-        );
+        reply(self.handle, &self.shared.stats, seq, cmd, body);
     }
 
     fn reply_error(&self, seq: u64, code: &str, message: impl Into<String>) {
-        self.reply(seq, cmd::ERROR, encode_body(&ErrorBody::new(code, message)));
+        reply_error(self.handle, &self.shared.stats, seq, code, message);
     }
 
     /// Reads until the socket must end; returns the read half and the event
@@ -472,10 +469,28 @@ fn not_forwarded(shared: &Shared, handle: &ConnHandle, uid: Uid, seq: u64, cmd: 
         BusError::Rejected(_) => (code::OVERLOADED, "the game is overloaded, try again"),
         _ => (code::UNAVAILABLE, "the game is unavailable, try again"),
     };
-    let body = encode_body(&ErrorBody::new(code, message));
-    handle.send(
-        Frame::new(seq, cmd::ERROR, body).encode().into(),
-        &shared.stats,
+    reply_error(handle, &shared.stats, seq, code, message);
+}
+
+/// Queues a frame for the socket (see [`ConnHandle::send`]).
+fn reply(handle: &ConnHandle, stats: &Stats, seq: u64, cmd: u32, body: Bytes) {
+    handle.send(Frame::new(seq, cmd, body).encode().into(), stats);
+}
+
+/// Queues an error answer to request `seq`.
+fn reply_error(
+    handle: &ConnHandle,
+    stats: &Stats,
+    seq: u64,
+    code: &str,
+    message: impl Into<String>,
+) {
+    reply(
+        handle,
+        stats,
+        seq,
+        cmd::ERROR,
+        encode_body(&ErrorBody::new(code, message)),
     );
 }
 
@@ -483,25 +498,22 @@ fn not_forwarded(shared: &Shared, handle: &ConnHandle, uid: Uid, seq: u64, cmd: 
 /// or an earlier deadline comes up.
 struct Timer {
     sleep: Pin<Box<Sleep>>,
-    at: Instant,
 }
 
 impl Timer {
     fn new(at: Instant) -> Self {
         Timer {
             sleep: Box::pin(tokio::time::sleep_until(at.into())),
-            at,
         }
     }
 
     fn arm(&mut self, at: Instant) {
-        self.at = at;
         self.sleep.as_mut().reset(at.into());
     }
 
     /// Brings the timer forward to `at` if it is set later.
     fn at_most(&mut self, at: Instant) {
-        if at < self.at {
+        if tokio::time::Instant::from_std(at) < self.sleep.deadline() {
             self.arm(at);
         }
     }

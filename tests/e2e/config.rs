@@ -9,7 +9,7 @@ use std::{
 };
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator, elements::Element};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use warren_proto::{
     ErrorBody, cmd,
@@ -17,20 +17,9 @@ use warren_proto::{
 };
 
 use crate::{
-    helpers::{BusKind, Client, Stack, decode, http_post},
+    helpers::{BusKind, Client, Room, Say, Stack, decode, http_post},
     on_both_buses,
 };
-
-#[derive(Serialize)]
-struct Join<'a> {
-    room: &'a str,
-}
-
-#[derive(Serialize)]
-struct Say<'a> {
-    room: &'a str,
-    text: &'a str,
-}
 
 #[derive(Deserialize)]
 struct Daily {
@@ -90,7 +79,7 @@ pub(crate) async fn publish(stack: &Stack, name: &str, body: serde_json::Value) 
 async fn config_changes_reach_the_running_game(kind: BusKind) {
     let stack = Stack::start_full(kind).await;
     let mut c = stack.player(7).await;
-    let (r, _) = c.request(cmd::CHAT_JOIN, &Join { room: "lobby" }).await;
+    let (r, _) = c.request(cmd::CHAT_JOIN, &Room { room: "lobby" }).await;
     assert_eq!(r.cmd, cmd::CHAT_JOIN, "{r:?}");
     say(&mut c, "lobby", &"x".repeat(12)).await.unwrap();
 
@@ -270,7 +259,7 @@ async fn staff_change_the_game_from_the_admin_page_in_chromium() {
 
     let mut player = stack.player(11).await;
     player
-        .request(cmd::CHAT_JOIN, &Join { room: "lobby" })
+        .request(cmd::CHAT_JOIN, &Room { room: "lobby" })
         .await;
     say(&mut player, "lobby", &"x".repeat(12)).await.unwrap();
 
