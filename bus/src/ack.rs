@@ -1,45 +1,63 @@
-//! Acknowledging a delivery once it has been handled (the durable mode).
+//! Acknowledging a delivery once it has been handled (the durable mode),
+//! whatever the transport.
 //!
 //! In the default mode the bus acknowledges a message as soon as the
 //! consumer has taken it, and every [`Ack`] is empty. In the durable mode
-//! the consumer decides, after the handler has run: [`Ack::done`]
-//! acknowledges, [`Ack::retry`] hands it back to the broker for another
-//! attempt (the request queue's delivery limit counts attempts, and a
-//! message past it goes to the dead-letter queue), [`Ack::reject`] sends it
-//! to the dead-letter queue at once. An `Ack` dropped without a decision is
-//! handed back (`retry`), so nothing is ever left unanswered.
+//! the consumer decides: [`Ack::done`] acknowledges, [`Ack::retry`] hands
+//! the message back for another attempt (the transport counts attempts,
+//! and a message past its delivery limit goes to the dead-letter queue),
+//! [`Ack::reject`] sends it to the dead-letter queue at once. An `Ack`
+//! dropped without a decision is a `retry`, so nothing is ever left
+//! unanswered.
 //!
-//! The methods never block: the broker is told from the runtime the
-//! delivery came from, so a service thread may call them.
+//! The game decides only once everything the handler sent (its reply,
+//! pushes, forwards) has been confirmed by the bus: a process that dies
+//! before that has acknowledged nothing, and the request is delivered
+//! again.
+//!
+//! A transport offers the mode by implementing [`Acknowledger`]; the
+//! methods never block, so a service thread may call them.
 
-use lapin::{
-    Acker,
-    options::{BasicAckOptions, BasicNackOptions},
-};
-use tracing::debug;
-
-#[derive(Debug, Default)]
-pub struct Ack {
-    // Boxed: an `Ack` travels inside every request, which should stay small.
-    manual: Option<Box<(Acker, tokio::runtime::Handle)>>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Decision {
+/// What becomes of a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Handled: the transport forgets it.
     Done,
+    /// Deliver it again (up to the delivery limit).
     Retry,
+    /// Never deliverable: to the dead-letter queue.
     Reject,
 }
 
+/// A transport's half of an [`Ack`]: tells the transport the decision,
+/// without blocking.
+pub trait Acknowledger: Send + 'static {
+    fn decide(self: Box<Self>, decision: Decision);
+}
+
+#[derive(Default)]
+pub struct Ack {
+    manual: Option<Box<dyn Acknowledger>>,
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack")
+            .field("manual", &self.manual.is_some())
+            .finish()
+    }
+}
+
 impl Ack {
-    /// Nothing to acknowledge (the bus did it, or there is no broker).
+    /// Nothing to acknowledge (the bus did it, or there is nothing to keep).
     pub fn none() -> Ack {
         Ack { manual: None }
     }
 
-    pub(crate) fn manual(acker: Acker, rt: tokio::runtime::Handle) -> Ack {
+    /// An acknowledgement the consumer owes the transport.
+    pub fn manual(acknowledger: Box<dyn Acknowledger>) -> Ack {
         Ack {
-            manual: Some(Box::new((acker, rt))),
+            manual: Some(acknowledger),
         }
     }
 
@@ -48,13 +66,13 @@ impl Ack {
         self.manual.is_some()
     }
 
-    /// The message was handled: the broker forgets it.
+    /// The message was handled: the transport forgets it.
     pub fn done(mut self) {
         self.decide(Decision::Done);
     }
 
-    /// The handler failed: the broker delivers it again (up to the request
-    /// queue's delivery limit, then to the dead-letter queue).
+    /// The handler failed: delivered again (up to the delivery limit, then
+    /// to the dead-letter queue).
     pub fn retry(mut self) {
         self.decide(Decision::Retry);
     }
@@ -65,42 +83,48 @@ impl Ack {
         self.decide(Decision::Reject);
     }
 
+    /// Settles it with `decision`.
+    pub fn settle(mut self, decision: Decision) {
+        self.decide(decision);
+    }
+
     fn decide(&mut self, decision: Decision) {
-        let Some(manual) = self.manual.take() else {
-            return;
-        };
-        let (acker, rt) = *manual;
-        rt.spawn(async move {
-            let result = match decision {
-                Decision::Done => acker.ack(BasicAckOptions::default()).await,
-                Decision::Retry => {
-                    acker
-                        .nack(BasicNackOptions {
-                            multiple: false,
-                            requeue: true,
-                        })
-                        .await
-                }
-                Decision::Reject => {
-                    acker
-                        .nack(BasicNackOptions {
-                            multiple: false,
-                            requeue: false,
-                        })
-                        .await
-                }
-            };
-            // A delivery of a channel that has since died cannot be
-            // acknowledged; the broker delivers it again anyway.
-            if let Err(e) = result {
-                debug!(?decision, error = %e, "acknowledgement not sent (channel gone?)");
-            }
-        });
+        if let Some(manual) = self.manual.take() {
+            manual.decide(decision);
+        }
     }
 }
 
 impl Drop for Ack {
     fn drop(&mut self) {
         self.decide(Decision::Retry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    struct Record(Arc<Mutex<Vec<Decision>>>);
+
+    impl Acknowledger for Record {
+        fn decide(self: Box<Self>, decision: Decision) {
+            self.0.lock().expect("lock").push(decision);
+        }
+    }
+
+    #[test]
+    fn each_ack_is_settled_once_and_a_dropped_one_is_a_retry() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        Ack::manual(Box::new(Record(seen.clone()))).done();
+        drop(Ack::manual(Box::new(Record(seen.clone()))));
+        Ack::manual(Box::new(Record(seen.clone()))).reject();
+        Ack::none().done();
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            vec![Decision::Done, Decision::Retry, Decision::Reject]
+        );
     }
 }

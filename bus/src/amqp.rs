@@ -21,11 +21,15 @@
 //! taken is delivered again to the next one. A namespace is in one mode or
 //! the other: a process in the other mode is refused at start.
 //!
-//! A request (Message) is published with routing key `shard.<s>.<cmd>`,
-//! `s = uid % shards`, so each player's requests have one owner and keep
-//! their order, and the key also names the owning service (by its cmd); Connect, Close, Error and
-//! Alive go to every shard. All processes on a namespace must agree on the
-//! shard count: the marker queue makes the broker refuse one that does not.
+//! Every message to a shard is published with routing key `shard.<s>`
+//! ([`crate::Address::of_event`] picks `s = uid % shards` for a request),
+//! so each player's requests have one owner and keep their order; a
+//! lifecycle event (Connect, Close, Error, Alive) is copied to every
+//! shard's key by the batcher, in its place among the requests. All
+//! processes on a namespace must agree on the shard count: the marker queue
+//! makes the broker refuse one that does not. A shard's queue has one
+//! consumer: a game consumes it exclusively, and a second game for the same
+//! shard is refused at start.
 //!
 //! Every queue is bounded (`x-max-length`, `x-overflow: reject-publish`): a
 //! publish into a full queue is refused by a negative confirm, which the
@@ -39,10 +43,9 @@ use std::{
     collections::VecDeque,
     fmt,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    task::Poll,
     time::Duration,
 };
 
@@ -56,17 +59,21 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use warren_proto::{
-    BusEvent, BusPush, ConnectorId, DecodeError, EventKind, decode_event, decode_push,
-    encode_event, encode_push,
+    BusEvent, BusPush, ConnectorId, DecodeError, batch::BATCH_CONTENT_TYPE, decode_event,
+    decode_push,
 };
 
 use crate::{
-    Bus, BusError, Confirm, OnRefused, Route, Subscription,
-    batch::{Batcher, Dest, Names},
+    Address, Bus, BusError, Confirm, Done, Message, Subscription,
+    batch::{Batcher, Sink},
+    check,
     subscription::AmqpSource,
 };
+
+/// The longest [`Bus::close`] takes, however dead the broker is.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to reach the broker and how to name things on it.
 #[derive(Clone)]
@@ -150,19 +157,65 @@ impl Topology {
     }
 }
 
-/// Routing key of Connect, Close, Error and Alive: every shard gets them.
-const LIFECYCLE_KEY: &str = "lifecycle";
-
-/// Routing key of a request: its shard, then its cmd (which names the
-/// service that owns it), so a deployment can bind one service's requests
-/// to a queue of their own.
-fn request_key(shard: u16, cmd: u32) -> String {
-    format!("shard.{shard}.{cmd}")
+/// The routing key of every message to one shard, and the binding that
+/// takes them into its queue.
+fn shard_key(shard: u16) -> String {
+    format!("shard.{shard}")
 }
 
-/// The binding that takes every request of one shard.
-fn shard_binding(shard: u16) -> String {
-    format!("shard.{shard}.#")
+/// Writes the batcher's bodies to the broker, on the publishing channel
+/// (publisher confirms on).
+struct AmqpSink {
+    channel: Channel,
+    requests_exchange: ShortString,
+    push_exchange: ShortString,
+    broadcast_exchange: ShortString,
+    durable: bool,
+}
+
+#[async_trait]
+impl Sink for AmqpSink {
+    async fn write(&self, to: &Address, body: Vec<u8>, parts: usize) -> Result<Confirm, BusError> {
+        let (exchange, key) = match to {
+            Address::Shard(s) => (&self.requests_exchange, ShortString::from(shard_key(*s))),
+            Address::Connector(id) => (&self.push_exchange, ShortString::from(id.as_str())),
+            Address::EveryConnector | Address::EveryShard => {
+                (&self.broadcast_exchange, ShortString::from(""))
+            }
+        };
+        let mut properties = BasicProperties::default();
+        if parts > 1 {
+            properties = properties.with_content_type(BATCH_CONTENT_TYPE.into());
+        }
+        if self.durable && to.is_shard() {
+            // Persistent, one per message (acknowledged one by one).
+            properties = properties.with_delivery_mode(2);
+        }
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.clone(),
+                key,
+                BasicPublishOptions::default(),
+                &body,
+                properties,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::pin(async move {
+            match confirm.await {
+                Ok(c) if c.is_nack() => Err(BusError::Rejected(
+                    "the broker refused the message (queue full?)".into(),
+                )),
+                Ok(_) => Ok(()),
+                Err(e) => Err(unavailable(e)),
+            }
+        }))
+    }
+
+    fn batches(&self, to: &Address) -> bool {
+        !(self.durable && to.is_shard())
+    }
 }
 
 pub struct AmqpBus {
@@ -239,13 +292,14 @@ impl AmqpBus {
             .await
             .map_err(unavailable)?;
         let batcher = Batcher::start(
-            publisher.clone(),
-            Names {
-                requests_exchange: topology.requests_exchange.clone(),
-                push_exchange: topology.push_exchange.clone(),
-                broadcast_exchange: topology.broadcast_exchange.clone(),
-                shards: settings.shards,
-            },
+            Arc::new(AmqpSink {
+                channel: publisher.clone(),
+                requests_exchange: topology.requests_exchange.as_str().into(),
+                push_exchange: topology.push_exchange.as_str().into(),
+                broadcast_exchange: topology.broadcast_exchange.as_str().into(),
+                durable: settings.durable,
+            }),
+            settings.shards,
             settings.batch_window,
         );
         let bus = AmqpBus {
@@ -377,56 +431,9 @@ impl AmqpBus {
                         unavailable(e)
                     }
                 })?;
-            for key in [shard_binding(shard).as_str(), LIFECYCLE_KEY] {
-                bind(ch, &queue, &t.requests_exchange, key).await?;
-            }
+            bind(ch, &queue, &t.requests_exchange, &shard_key(shard)).await?;
         }
         Ok(())
-    }
-
-    /// Queues the message on the publishing channel and returns at once;
-    /// the returned [`Confirm`] resolves when the broker confirms it. The
-    /// frames are queued during the first poll of lapin's publish future, so
-    /// successive calls keep their order without waiting for each write.
-    async fn publish(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        payload: Vec<u8>,
-        persistent: bool,
-    ) -> Result<Confirm, BusError> {
-        self.ensure_open()?;
-        let channel = self.publisher.clone();
-        let exchange: ShortString = exchange.into();
-        let routing_key: ShortString = routing_key.into();
-        let mut publish: Confirm = Box::pin(async move {
-            let confirm = channel
-                .basic_publish(
-                    exchange,
-                    routing_key,
-                    BasicPublishOptions::default(),
-                    &payload,
-                    if persistent {
-                        BasicProperties::default().with_delivery_mode(2)
-                    } else {
-                        BasicProperties::default()
-                    },
-                )
-                .await
-                .map_err(unavailable)?;
-            match confirm.await {
-                Ok(c) if c.is_nack() => Err(BusError::Rejected(
-                    "the broker refused the message (queue full?)".into(),
-                )),
-                Ok(_) => Ok(()),
-                Err(e) => Err(unavailable(e)),
-            }
-        });
-        let first = std::future::poll_fn(|cx| Poll::Ready(publish.as_mut().poll(cx))).await;
-        match first {
-            Poll::Ready(result) => Ok(Box::pin(std::future::ready(result))),
-            Poll::Pending => Ok(publish),
-        }
     }
 
     /// `Closed` once [`Bus::close`] has begun: nothing new is published or
@@ -439,21 +446,10 @@ impl AmqpBus {
         }
     }
 
-    /// Where the batcher sends an event: a request to the shard of its uid,
-    /// anything else to every shard.
-    fn event_dest(&self, event: &BusEvent) -> Dest {
-        match event.kind {
-            EventKind::Message { cmd, .. } => {
-                Dest::Shard((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
-            }
-            _ => Dest::EveryShard,
-        }
-    }
-
-    /// Hands a message to the batcher (see [`crate::batch`]).
-    async fn batched(&self, dest: Dest, payload: Vec<u8>) -> Result<Confirm, BusError> {
-        self.ensure_open()?;
-        self.batcher.publish(dest, payload).await
+    /// Whether the broker can take messages now: both the connection and
+    /// the publishing channel are up (not lost, not recovering).
+    fn is_up(&self) -> bool {
+        self.publish_conn.status().connected() && self.publisher.status().connected()
     }
 
     async fn consume<T: Send + 'static>(
@@ -462,6 +458,7 @@ impl AmqpBus {
         prepare: impl AsyncFnOnce(&Channel) -> Result<(), BusError>,
         decode: fn(&[u8]) -> Result<T, DecodeError>,
         manual: bool,
+        exclusive: Option<String>,
     ) -> Result<Subscription<T>, BusError> {
         self.ensure_open()?;
         let channel = self
@@ -478,11 +475,19 @@ impl AmqpBus {
             .basic_consume(
                 queue.into(),
                 "".into(),
-                BasicConsumeOptions::default(),
+                BasicConsumeOptions {
+                    exclusive: exclusive.is_some(),
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| match (&exclusive, e.kind()) {
+                (Some(owner), lapin::ErrorKind::ProtocolError(_)) => {
+                    BusError::AlreadyConsumed(format!("{owner} ({e})"))
+                }
+                _ => unavailable(e),
+            })?;
         let tag = consumer.tag();
         self.consumers
             .lock()
@@ -539,67 +544,25 @@ impl AmqpBus {
 
 #[async_trait]
 impl Bus for AmqpBus {
-    async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
-        if !self.settings.durable {
-            return self
-                .batched(self.event_dest(event), encode_event(event))
-                .await;
-        }
-        // The durable mode acknowledges each request on its own, after its
-        // handler: one AMQP message each.
-        let key = match event.kind {
-            EventKind::Message { cmd, .. } => {
-                request_key((event.uid.0 % u64::from(self.settings.shards)) as u16, cmd)
-            }
-            _ => LIFECYCLE_KEY.to_owned(),
-        };
-        self.publish(
-            &self.topology.requests_exchange,
-            &key,
-            encode_event(event),
-            self.settings.durable,
-        )
-        .await
-    }
-
-    async fn send_event(&self, event: &BusEvent, refused: OnRefused) -> Result<(), BusError> {
-        if self.settings.durable {
-            let confirm = self.publish_event(event).await?;
-            crate::detach(confirm, refused);
-            return Ok(());
-        }
-        self.ensure_open()?;
-        self.batcher
-            .send(self.event_dest(event), encode_event(event), refused)
-            .await
-    }
-
-    async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError> {
-        if shard >= self.settings.shards {
-            return Err(BusError::Mismatch(format!(
-                "no shard {shard}: there are {}",
-                self.settings.shards
-            )));
-        }
-        let EventKind::Message { cmd, .. } = event.kind else {
-            return Err(BusError::Mismatch("only requests are forwarded".into()));
-        };
-        if !self.settings.durable {
-            return self
-                .batched(Dest::Shard(shard, cmd), encode_event(event))
-                .await;
-        }
-        self.publish(
-            &self.topology.requests_exchange,
-            &request_key(shard, cmd),
-            encode_event(event),
-            self.settings.durable,
-        )
-        .await
-    }
-
     fn shards(&self) -> u16 {
         self.settings.shards
+    }
+
+    async fn send(&self, to: Address, msg: Message, done: Done) {
+        if let Err(e) = self
+            .ensure_open()
+            .and_then(|()| check(&to, &msg, self.settings.shards))
+        {
+            return done(Err(e));
+        }
+        if !self.is_up() {
+            // Down or recovering: refused at once, whatever state the
+            // recovery is in.
+            return done(Err(BusError::Unavailable(
+                "the connection to RabbitMQ is down or recovering".into(),
+            )));
+        }
+        self.batcher.send(to, msg.encode(), done).await;
     }
 
     async fn subscribe_pushes(
@@ -639,33 +602,45 @@ impl Bus for AmqpBus {
             },
             decode_push,
             false,
+            None,
         )
         .await
     }
 
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
-        let queue = self.topology.requests_queue(self.settings.shard);
+        let shard = self.settings.shard;
+        let queue = self.topology.requests_queue(shard);
+        let owner = format!(
+            "shard {shard} of namespace {} already has a game process consuming its requests \
+             (queue {queue}): stop that one first, or start this one with another game.shard",
+            self.settings.namespace
+        );
         self.consume(
             &queue,
             async |_: &Channel| Ok(()),
             decode_event,
             self.settings.durable,
+            Some(owner),
         )
         .await
-    }
-
-    async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError> {
-        let dest = match route {
-            Route::Connector(id) => Dest::Connector(id.as_str().to_owned()),
-            Route::AllConnectors => Dest::EveryConnector,
-        };
-        self.batched(dest, encode_push(push)).await
     }
 
     async fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.shut())
+            .await
+            .is_err()
+        {
+            warn!(bound = ?CLOSE_TIMEOUT, "RabbitMQ did not let the bus close in time; leaving the connections behind");
+        }
+    }
+}
+
+impl AmqpBus {
+    /// Everything `close` does, unbounded: `close` bounds it.
+    async fn shut(&self) {
         let consumers =
             std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|p| p.into_inner()));
         for (channel, tag) in &consumers {
@@ -676,7 +651,7 @@ impl Bus for AmqpBus {
         }
         // Publish what the batcher holds, and let outstanding confirms
         // arrive before the connection goes.
-        self.batcher.flush().await;
+        self.batcher.flush(CLOSE_TIMEOUT / 2).await;
         let _ = self.publisher.wait_for_confirms().await;
         // Close every channel explicitly first: a channel whose last handle
         // is dropped while still open is closed by lapin on its own, racing

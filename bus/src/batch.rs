@@ -1,14 +1,15 @@
-//! Batching publishes into fewer AMQP messages.
+//! Batching sends into fewer transport messages, for every transport.
 //!
-//! Each round trip through the broker costs two messages (the request and
-//! its reply), and the broker's per-message cost, not the bytes, is what
-//! limits throughput. So the RabbitMQ bus does not publish each event or
-//! push on its own: callers hand them to one batcher task per bus, which
-//! packs whatever is waiting for the same queue into one AMQP message.
+//! Each round trip through a broker costs two messages (the request and
+//! its reply), and a broker's per-message cost, not the bytes, is what
+//! limits throughput. So a transport does not write each event or push on
+//! its own: [`Bus::send`](crate::Bus::send) hands them to one batcher task
+//! per bus, which packs whatever is waiting for the same queue into one
+//! transport message and hands it to the transport's [`Sink`].
 //!
 //! - **The window.** The batcher takes what is queued when it wakes. With no
 //!   window it then yields once, so that tasks woken at the same moment can
-//!   add theirs, and publishes: a lone message waits for nothing, and under
+//!   add theirs, and writes: a lone message waits for nothing, and under
 //!   heavy load batches grow by themselves, because messages pile up while
 //!   the previous batch is written. With a window, it waits until `window`
 //!   has passed since the first message of the batch and takes everything
@@ -16,23 +17,24 @@
 //!   the broker sees far fewer messages under moderate load too.
 //! - **Bounds.** A batch holds at most [`MAX_BATCH_ITEMS`] messages and
 //!   [`MAX_BATCH_BYTES`] bytes; the queue in front of the batcher holds
-//!   [`QUEUE_CAPACITY`] messages, and publishers wait for room (the same
-//!   back-pressure as a full channel).
+//!   [`QUEUE_CAPACITY`] messages, and a sender waits for room at most
+//!   [`crate::SEND_WAIT`], then the message is refused (`Rejected`). A
+//!   write that the transport has not taken within [`WRITE_TIMEOUT`], or
+//!   not confirmed within [`CONFIRM_TIMEOUT`], fails its messages
+//!   (`Unavailable`), so a transport stuck in recovery never wedges the
+//!   batcher or anyone waiting on it.
 //! - **Order.** Every queue receives its messages in the order they were
-//!   published: a batch goes to one destination, and a message that goes to
-//!   several destinations (a lifecycle event to every game shard) is copied
-//!   into each destination's batch. A broadcast push and pushes to single
+//!   sent: a batch goes to one queue, and a message to every shard is
+//!   copied into each shard's batch. A broadcast push and pushes to single
 //!   connectors are never in flight in one flush, so a connector sees them
-//!   in publishing order too.
-//! - **Confirms.** A message's [`crate::Confirm`] resolves when the broker
-//!   confirms the AMQP message it went out in (every destination's, for a
-//!   copied one); a refused batch fails every message in it. A message
-//!   handed over with [`Batcher::send`] has no confirm: only a refusal is
-//!   heard, through its callback, so a confirmed message wakes nobody.
+//!   in sending order too.
+//! - **Outcomes.** A message's [`Done`] hears once its batch is confirmed
+//!   (every shard's, for a copied one); a refused batch fails every message
+//!   in it.
 //!
-//! On the wire, a batch of one is the message itself. A batch of more has
-//! the content type [`BATCH_CONTENT_TYPE`] and a body of length-prefixed
-//! parts ([`warren_proto::batch`] writes and reads it).
+//! On the wire a batch of one is the message itself; a batch of more is
+//! sealed by [`warren_proto::batch::seal`] with an in-band marker, so a
+//! transport without message properties carries it as it is.
 
 use std::{
     sync::{
@@ -42,13 +44,13 @@ use std::{
     time::Duration,
 };
 
-use lapin::{BasicProperties, Channel, options::BasicPublishOptions, types::ShortString};
+use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use warren_proto::batch::{BATCH_CONTENT_TYPE, pack};
+use warren_proto::batch::seal;
 
-use crate::{BusError, Confirm, OnRefused};
+use crate::{Address, BusError, Confirm, Done, SEND_WAIT};
 
 /// Most messages in one batch.
 pub const MAX_BATCH_ITEMS: usize = 512;
@@ -56,120 +58,100 @@ pub const MAX_BATCH_ITEMS: usize = 512;
 /// Most payload bytes in one batch (a single larger message goes alone).
 pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 
-/// Messages waiting for the batcher before publishers wait for room.
+/// Messages waiting for the batcher before senders wait for room.
 pub const QUEUE_CAPACITY: usize = 8192;
 
-/// Where a message goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Dest {
-    /// One game shard's request queue; the cmd names the service.
-    Shard(u16, u32),
-    /// Every game shard (Connect, Close, Error, Alive).
-    EveryShard,
-    /// One connector's push queue.
-    Connector(String),
-    /// Every connector's push queue.
-    EveryConnector,
+/// The longest the batcher waits for the transport to take one write.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a written batch waits for the transport's confirm.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a transport provides to the batcher: it writes one body to one
+/// queue.
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Writes `body` (one message, or a sealed batch of `parts` messages)
+    /// to the queue `to` (never [`Address::EveryShard`]: the batcher copies
+    /// such a message to each shard). Calls come one at a time, in sending
+    /// order, and must keep that order; the returned [`Confirm`] resolves
+    /// when the transport has taken the body.
+    async fn write(&self, to: &Address, body: Vec<u8>, parts: usize) -> Result<Confirm, BusError>;
+
+    /// Whether messages for `to` may share one body. A transport that
+    /// acknowledges requests one by one (the durable mode) says no for
+    /// shards.
+    fn batches(&self, _to: &Address) -> bool {
+        true
+    }
 }
 
-/// How the batcher names exchanges and routing keys.
-#[derive(Clone, Debug)]
-pub(crate) struct Names {
-    pub requests_exchange: String,
-    pub push_exchange: String,
-    pub broadcast_exchange: String,
-    pub shards: u16,
-}
-
-pub(crate) enum Command {
-    Publish {
-        dest: Dest,
+enum Command {
+    Send {
+        to: Address,
         payload: Vec<u8>,
         done: Done,
     },
-    /// Publish everything before this, then answer.
+    /// Write everything before this, then answer.
     Flush(oneshot::Sender<()>),
 }
 
-/// The publishing half, held by the bus.
+/// The sending half, held by the bus.
 #[derive(Debug, Clone)]
-pub(crate) struct Batcher {
+pub struct Batcher {
     tx: mpsc::Sender<Command>,
 }
 
 impl Batcher {
-    pub(crate) fn start(channel: Channel, names: Names, window: Duration) -> Self {
+    /// Starts the batcher task for `sink` on a bus of `shards` shards.
+    pub fn start(sink: Arc<dyn Sink>, shards: u16, window: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(rx, channel, names, window));
+        tokio::spawn(run(rx, sink, shards, window));
         Batcher { tx }
     }
 
-    /// Queues one message; the returned confirm resolves when the broker
-    /// has confirmed the batch it went out in.
-    pub(crate) async fn publish(&self, dest: Dest, payload: Vec<u8>) -> Result<Confirm, BusError> {
-        let (done, confirmed) = oneshot::channel();
-        self.queue(dest, payload, Done::Confirm(done)).await?;
-        Ok(Box::pin(async move {
-            confirmed.await.unwrap_or(Err(BusError::Closed))
-        }))
+    /// Queues one message; `done` hears once the batch it went out in is
+    /// confirmed, or why not. Waits for room at most [`SEND_WAIT`].
+    pub async fn send(&self, to: Address, payload: Vec<u8>, done: Done) {
+        let command = Command::Send { to, payload, done };
+        let command = match self.tx.try_send(command) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Closed(c)) => return refuse(c, BusError::Closed),
+            Err(mpsc::error::TrySendError::Full(c)) => c,
+        };
+        match self.tx.send_timeout(command, SEND_WAIT).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Closed(c)) => refuse(c, BusError::Closed),
+            Err(mpsc::error::SendTimeoutError::Timeout(c)) => refuse(
+                c,
+                BusError::Rejected(format!(
+                    "the bus's send queue has been full for {SEND_WAIT:?}"
+                )),
+            ),
+        }
     }
 
-    /// Queues one message; `refused` runs only if the broker does not take
-    /// the batch it went out in.
-    pub(crate) async fn send(
-        &self,
-        dest: Dest,
-        payload: Vec<u8>,
-        refused: OnRefused,
-    ) -> Result<(), BusError> {
-        self.queue(dest, payload, Done::Refused(refused)).await
-    }
-
-    async fn queue(&self, dest: Dest, payload: Vec<u8>, done: Done) -> Result<(), BusError> {
-        self.tx
-            .send(Command::Publish {
-                dest,
-                payload,
-                done,
-            })
-            .await
-            .map_err(|_| BusError::Closed)
-    }
-
-    /// Waits until everything queued before the call has been published.
-    pub(crate) async fn flush(&self) {
+    /// Waits until everything queued before the call has been written, at
+    /// most `bound`.
+    pub async fn flush(&self, bound: Duration) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        let _ = tokio::time::timeout(bound, async {
+            if self.tx.send(Command::Flush(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+        .await;
     }
 }
 
-/// Who hears how a message fared.
-pub(crate) enum Done {
-    /// A [`crate::Confirm`] waiting on the other end.
-    Confirm(oneshot::Sender<Result<(), BusError>>),
-    /// Only a refusal is told, to this callback.
-    Refused(OnRefused),
-}
-
-impl Done {
-    fn finish(self, outcome: Result<(), BusError>) {
-        match self {
-            Done::Confirm(tx) => {
-                let _ = tx.send(outcome);
-            }
-            Done::Refused(refused) => {
-                if let Err(e) = outcome {
-                    refused(e);
-                }
-            }
-        }
+fn refuse(command: Command, error: BusError) {
+    if let Command::Send { done, .. } = command {
+        done(Err(error));
     }
 }
 
-/// One message's confirm, shared by the batches it was copied into: the
-/// first failure of any copy, and where to send the outcome.
+/// One message's outcome, shared by the batches it was copied into: the
+/// first failure of any copy, and who hears it.
 struct Waiter {
     remaining: AtomicUsize,
     result: Mutex<(Option<BusError>, Option<Done>)>,
@@ -181,11 +163,7 @@ impl Waiter {
         if let Err(e) = outcome
             && slot.0.is_none()
         {
-            slot.0 = Some(match e {
-                BusError::Rejected(m) => BusError::Rejected(m.clone()),
-                BusError::Closed => BusError::Closed,
-                other => BusError::Unavailable(other.to_string()),
-            });
+            slot.0 = Some(e.duplicate());
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
             && let Some(done) = slot.1.take()
@@ -196,28 +174,18 @@ impl Waiter {
             };
             // Not under the lock: a callback may take locks of its own.
             drop(slot);
-            done.finish(outcome);
+            done(outcome);
         }
     }
 }
 
-/// What one destination gets in this flush.
+/// What one queue gets in one transport message.
 struct Group {
-    target: Target,
+    to: Address,
     parts: Vec<Vec<u8>>,
-    bytes: usize,
     waiters: Vec<Arc<Waiter>>,
-    /// The one cmd of every request in the group, or `None` once they
-    /// differ or a lifecycle event is in it.
-    cmd: Option<u32>,
-    lifecycle_only: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Target {
-    Shard(u16),
-    Connector(String),
-    Broadcast,
+    /// Whether more may join (false where the transport writes each alone).
+    open: bool,
 }
 
 #[derive(Default)]
@@ -232,88 +200,64 @@ impl Pending {
         self.items >= MAX_BATCH_ITEMS || self.bytes >= MAX_BATCH_BYTES
     }
 
-    /// Whether `dest` must wait for a flush to keep order (a broadcast push
+    /// Whether `to` must wait for a flush to keep order (a broadcast push
     /// after pushes to single connectors, or the other way round).
-    fn conflicts(&self, dest: &Dest) -> bool {
+    fn conflicts(&self, to: &Address) -> bool {
         let has = |broadcast: bool| {
             self.groups
                 .iter()
-                .any(|g| matches!(g.target, Target::Broadcast) == broadcast)
+                .any(|g| matches!(g.to, Address::EveryConnector) == broadcast)
         };
-        match dest {
-            Dest::EveryConnector => has(false),
-            Dest::Connector(_) => has(true),
+        match to {
+            Address::EveryConnector => has(false),
+            Address::Connector(_) => has(true),
             _ => false,
         }
     }
 
     /// Adds one message, copied to every queue it goes to; `done` hears
     /// once every copy is confirmed.
-    fn add(&mut self, names: &Names, dest: Dest, payload: Vec<u8>, done: Done) {
-        let (targets, cmd): (Vec<Target>, Option<u32>) = match dest {
-            Dest::Shard(s, cmd) => (vec![Target::Shard(s)], Some(cmd)),
-            Dest::EveryShard => ((0..names.shards).map(Target::Shard).collect(), None),
-            Dest::Connector(id) => (vec![Target::Connector(id)], None),
-            Dest::EveryConnector => (vec![Target::Broadcast], None),
-        };
+    fn add(&mut self, sink: &dyn Sink, shards: u16, to: Address, payload: Vec<u8>, done: Done) {
+        let queues = to.queues(shards);
         let waiter = Arc::new(Waiter {
-            remaining: AtomicUsize::new(targets.len()),
+            remaining: AtomicUsize::new(queues.len()),
             result: Mutex::new((None, Some(done))),
         });
+        if queues.is_empty() {
+            waiter.resolve(&Ok(()));
+            return;
+        }
         self.items += 1;
         self.bytes += payload.len();
-        let copies = targets.len();
+        let copies = queues.len();
         let mut payload = Some(payload);
-        for (i, target) in targets.into_iter().enumerate() {
+        for (i, queue) in queues.into_iter().enumerate() {
             let part = if i + 1 == copies {
                 payload.take().unwrap_or_default()
             } else {
                 payload.clone().unwrap_or_default()
             };
-            let group = match self.groups.iter_mut().position(|g| g.target == target) {
+            let group = match self.groups.iter().position(|g| g.open && g.to == queue) {
                 Some(i) => &mut self.groups[i],
                 None => {
+                    let open = sink.batches(&queue);
                     self.groups.push(Group {
-                        target,
+                        to: queue,
                         parts: Vec::new(),
-                        bytes: 0,
                         waiters: Vec::new(),
-                        cmd,
-                        lifecycle_only: cmd.is_none(),
+                        open,
                     });
                     let last = self.groups.len() - 1;
                     &mut self.groups[last]
                 }
             };
-            if group.cmd != cmd {
-                group.cmd = None;
-            }
-            group.lifecycle_only &= cmd.is_none();
-            group.bytes += part.len();
             group.parts.push(part);
             group.waiters.push(waiter.clone());
         }
     }
 }
 
-impl Group {
-    fn address(&self, names: &Names) -> (String, String) {
-        match &self.target {
-            Target::Shard(s) => {
-                let key = match (self.cmd, self.lifecycle_only) {
-                    (Some(cmd), _) => format!("shard.{s}.{cmd}"),
-                    (None, true) => format!("shard.{s}.lifecycle"),
-                    (None, false) => format!("shard.{s}.mixed"),
-                };
-                (names.requests_exchange.clone(), key)
-            }
-            Target::Connector(id) => (names.push_exchange.clone(), id.clone()),
-            Target::Broadcast => (names.broadcast_exchange.clone(), String::new()),
-        }
-    }
-}
-
-async fn run(mut rx: mpsc::Receiver<Command>, channel: Channel, names: Names, window: Duration) {
+async fn run(mut rx: mpsc::Receiver<Command>, sink: Arc<dyn Sink>, shards: u16, window: Duration) {
     let mut pending = Pending::default();
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
@@ -328,15 +272,11 @@ async fn run(mut rx: mpsc::Receiver<Command>, channel: Channel, names: Names, wi
                         flushed.push(tx);
                         break;
                     }
-                    Command::Publish {
-                        dest,
-                        payload,
-                        done,
-                    } => {
-                        if pending.conflicts(&dest) {
-                            publish(&channel, &names, &mut pending).await;
+                    Command::Send { to, payload, done } => {
+                        if pending.conflicts(&to) {
+                            write(&*sink, &mut pending).await;
                         }
-                        pending.add(&names, dest, payload, done);
+                        pending.add(&*sink, shards, to, payload, done);
                     }
                 }
                 if pending.full() {
@@ -374,59 +314,49 @@ async fn run(mut rx: mpsc::Receiver<Command>, channel: Channel, names: Names, wi
                 }
             }
         }
-        publish(&channel, &names, &mut pending).await;
+        write(&*sink, &mut pending).await;
         for tx in flushed.drain(..) {
             let _ = tx.send(());
         }
     }
-    publish(&channel, &names, &mut pending).await;
+    write(&*sink, &mut pending).await;
 }
 
-/// Publishes every pending group, in order; their confirms are awaited on
-/// a task of their own so the next batch does not wait for them.
-async fn publish(channel: &Channel, names: &Names, pending: &mut Pending) {
+/// Writes every pending group, in order; their confirms are awaited on a
+/// task of their own so the next batch does not wait for them.
+async fn write(sink: &dyn Sink, pending: &mut Pending) {
     pending.items = 0;
     pending.bytes = 0;
     for group in pending.groups.drain(..) {
-        let (exchange, key) = group.address(names);
-        // Never persistent: the durable mode publishes its requests one by
-        // one (each is acknowledged on its own), and pushes are transient.
-        let mut properties = BasicProperties::default();
-        let body;
-        let payload: &[u8] = if group.parts.len() == 1 {
-            &group.parts[0]
-        } else {
-            properties = properties.with_content_type(ShortString::from(BATCH_CONTENT_TYPE));
-            body = pack(&group.parts);
-            &body
-        };
-        let sent = channel
-            .basic_publish(
-                exchange.as_str().into(),
-                key.as_str().into(),
-                BasicPublishOptions::default(),
-                payload,
-                properties,
-            )
-            .await;
+        let parts = group.parts.len();
+        let written = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            sink.write(&group.to, seal(group.parts), parts),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(BusError::Unavailable(format!(
+                "the transport did not take a write within {WRITE_TIMEOUT:?}"
+            )))
+        });
         let waiters = group.waiters;
-        match sent {
+        match written {
             Err(e) => {
-                debug!(error = %e, messages = waiters.len(), "a batch could not be published");
-                let outcome = Err(BusError::Unavailable(e.to_string()));
+                debug!(error = %e, messages = waiters.len(), "a batch could not be written");
+                let outcome = Err(e);
                 for w in &waiters {
                     w.resolve(&outcome);
                 }
             }
             Ok(confirm) => {
                 tokio::spawn(async move {
-                    let outcome = match confirm.await {
-                        Ok(c) if c.is_nack() => Err(BusError::Rejected(
-                            "the broker refused the message (queue full?)".into(),
-                        )),
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(BusError::Unavailable(e.to_string())),
-                    };
+                    let outcome = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(BusError::Unavailable(format!(
+                                "the transport did not confirm within {CONFIRM_TIMEOUT:?}"
+                            )))
+                        });
                     for w in &waiters {
                         w.resolve(&outcome);
                     }
@@ -438,89 +368,110 @@ async fn publish(channel: &Channel, names: &Names, pending: &mut Pending) {
 
 #[cfg(test)]
 mod tests {
+    use warren_proto::ConnectorId;
+
     use super::*;
 
-    fn names(shards: u16) -> Names {
-        Names {
-            requests_exchange: "r".into(),
-            push_exchange: "p".into(),
-            broadcast_exchange: "b".into(),
-            shards,
+    /// Batches everything except what goes to shard 9.
+    struct Test;
+
+    #[async_trait]
+    impl Sink for Test {
+        async fn write(&self, _: &Address, _: Vec<u8>, _: usize) -> Result<Confirm, BusError> {
+            Ok(Box::pin(std::future::ready(Ok(()))))
         }
+        fn batches(&self, to: &Address) -> bool {
+            *to != Address::Shard(9)
+        }
+    }
+
+    fn conn(s: &str) -> Address {
+        Address::Connector(ConnectorId::parse(s).expect("id"))
     }
 
     fn waiter() -> (Done, oneshot::Receiver<Result<(), BusError>>) {
         let (tx, rx) = oneshot::channel();
-        (Done::Confirm(tx), rx)
+        (
+            Box::new(move |o| {
+                let _ = tx.send(o);
+            }),
+            rx,
+        )
     }
 
-    /// A callback that counts how often it ran.
+    /// A callback that counts how often it heard a refusal.
     fn refusal() -> (Done, Arc<AtomicUsize>) {
         let runs = Arc::new(AtomicUsize::new(0));
         let seen = runs.clone();
-        let done = Done::Refused(Box::new(move |e| {
-            assert!(matches!(e, BusError::Rejected(_)));
-            seen.fetch_add(1, Ordering::SeqCst);
-        }));
+        let done: Done = Box::new(move |e| {
+            if e.is_err() {
+                assert!(matches!(e, Err(BusError::Rejected(_))));
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
         (done, runs)
     }
 
     #[test]
     fn lifecycle_events_are_copied_to_every_shard_in_order() {
-        let names = names(2);
         let mut p = Pending::default();
-        p.add(&names, Dest::Shard(1, 10), b"m1".to_vec(), waiter().0);
-        p.add(&names, Dest::EveryShard, b"c".to_vec(), waiter().0);
-        p.add(&names, Dest::Shard(1, 10), b"m2".to_vec(), waiter().0);
+        p.add(&Test, 2, Address::Shard(1), b"m1".to_vec(), waiter().0);
+        p.add(&Test, 2, Address::EveryShard, b"c".to_vec(), waiter().0);
+        p.add(&Test, 2, Address::Shard(1), b"m2".to_vec(), waiter().0);
         assert_eq!(p.items, 3);
         let g1 = &p.groups[0];
-        assert_eq!(g1.target, Target::Shard(1));
+        assert_eq!(g1.to, Address::Shard(1));
         assert_eq!(
             g1.parts,
             vec![b"m1".to_vec(), b"c".to_vec(), b"m2".to_vec()]
         );
-        assert_eq!(g1.address(&names).1, "shard.1.mixed");
         let g0 = &p.groups[1];
+        assert_eq!(g0.to, Address::Shard(0));
         assert_eq!(g0.parts, vec![b"c".to_vec()]);
-        assert_eq!(g0.address(&names).1, "shard.0.lifecycle");
     }
 
     #[test]
-    fn requests_of_one_cmd_keep_their_routing_key() {
-        let names = names(1);
+    fn where_the_transport_does_not_batch_each_message_goes_alone_in_order() {
         let mut p = Pending::default();
-        p.add(&names, Dest::Shard(0, 300), b"a".to_vec(), waiter().0);
-        p.add(&names, Dest::Shard(0, 300), b"b".to_vec(), waiter().0);
-        assert_eq!(p.groups[0].address(&names).1, "shard.0.300");
-        p.add(&names, Dest::Shard(0, 301), b"c".to_vec(), waiter().0);
-        assert_eq!(p.groups[0].address(&names).1, "shard.0.mixed");
+        p.add(&Test, 10, Address::Shard(9), b"a".to_vec(), waiter().0);
+        p.add(&Test, 10, Address::Shard(9), b"b".to_vec(), waiter().0);
+        p.add(&Test, 10, Address::Shard(8), b"c".to_vec(), waiter().0);
+        p.add(&Test, 10, Address::Shard(8), b"d".to_vec(), waiter().0);
+        let got: Vec<_> = p
+            .groups
+            .iter()
+            .map(|g| (g.to.clone(), g.parts.len()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Address::Shard(9), 1),
+                (Address::Shard(9), 1),
+                (Address::Shard(8), 2)
+            ]
+        );
+        assert_eq!(p.groups[0].parts, vec![b"a".to_vec()]);
+        assert_eq!(p.groups[1].parts, vec![b"b".to_vec()]);
     }
 
     #[test]
     fn a_broadcast_and_single_pushes_are_never_pending_together() {
-        let names = names(1);
         let mut p = Pending::default();
-        assert!(!p.conflicts(&Dest::Connector("a".into())));
-        p.add(
-            &names,
-            Dest::Connector("a".into()),
-            b"x".to_vec(),
-            waiter().0,
-        );
-        assert!(p.conflicts(&Dest::EveryConnector));
-        assert!(!p.conflicts(&Dest::Connector("b".into())));
+        assert!(!p.conflicts(&conn("a")));
+        p.add(&Test, 1, conn("a"), b"x".to_vec(), waiter().0);
+        assert!(p.conflicts(&Address::EveryConnector));
+        assert!(!p.conflicts(&conn("b")));
         p.groups.clear();
-        p.add(&names, Dest::EveryConnector, b"y".to_vec(), waiter().0);
-        assert!(p.conflicts(&Dest::Connector("a".into())));
-        assert!(!p.conflicts(&Dest::EveryConnector));
+        p.add(&Test, 1, Address::EveryConnector, b"y".to_vec(), waiter().0);
+        assert!(p.conflicts(&conn("a")));
+        assert!(!p.conflicts(&Address::EveryConnector));
     }
 
     #[test]
     fn a_copied_message_is_confirmed_when_every_copy_is() {
-        let names = names(3);
         let mut p = Pending::default();
         let (w, mut rx) = waiter();
-        p.add(&names, Dest::EveryShard, b"c".to_vec(), w);
+        p.add(&Test, 3, Address::EveryShard, b"c".to_vec(), w);
         let waiters: Vec<_> = p.groups.iter().map(|g| g.waiters[0].clone()).collect();
         waiters[0].resolve(&Ok(()));
         waiters[1].resolve(&Err(BusError::Rejected("full".into())));
@@ -530,13 +481,12 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_callback_runs_once_and_only_when_a_copy_is_refused() {
-        let names = names(2);
+    fn a_refusal_is_heard_once_and_only_when_a_copy_is_refused() {
         let mut p = Pending::default();
         let (taken, taken_runs) = refusal();
         let (lost, lost_runs) = refusal();
-        p.add(&names, Dest::Shard(0, 300), b"a".to_vec(), taken);
-        p.add(&names, Dest::EveryShard, b"c".to_vec(), lost);
+        p.add(&Test, 2, Address::Shard(0), b"a".to_vec(), taken);
+        p.add(&Test, 2, Address::EveryShard, b"c".to_vec(), lost);
         let first = p.groups[0].waiters.clone();
         let second = p.groups[1].waiters.clone();
         for w in &first {
@@ -554,5 +504,42 @@ mod tests {
         );
         second[0].resolve(&Err(BusError::Rejected("full".into())));
         assert_eq!(lost_runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// Never takes a write.
+    struct Stuck;
+
+    #[async_trait]
+    impl Sink for Stuck {
+        async fn write(&self, _: &Address, _: Vec<u8>, _: usize) -> Result<Confirm, BusError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transport_that_never_takes_a_write_fails_it_instead_of_wedging() {
+        let batcher = Batcher::start(Arc::new(Stuck), 1, Duration::ZERO);
+        let (done, rx) = waiter();
+        batcher.send(Address::Shard(0), b"a".to_vec(), done).await;
+        let outcome = rx.await.expect("heard");
+        assert!(
+            matches!(outcome, Err(BusError::Unavailable(_))),
+            "{outcome:?}"
+        );
+        // Stuck again: the queue in front fills, and a sender waits a
+        // bounded time, then hears a refusal.
+        let mut refused = 0;
+        let mut heard = Vec::new();
+        for _ in 0..QUEUE_CAPACITY + MAX_BATCH_ITEMS + 2 {
+            let (done, rx) = waiter();
+            batcher.send(Address::Shard(0), b"b".to_vec(), done).await;
+            heard.push(rx);
+        }
+        for mut rx in heard {
+            if let Ok(Err(BusError::Rejected(_))) = rx.try_recv() {
+                refused += 1;
+            }
+        }
+        assert!(refused >= 1, "a full queue refuses within SEND_WAIT");
     }
 }

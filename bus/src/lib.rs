@@ -1,53 +1,87 @@
 //! The bus between connector and game.
 //!
-//! [`Bus`] is the one interface both sides use; which implementation runs is
-//! decided once, at start, by whoever builds it:
-//! - [`AmqpBus`]: RabbitMQ through lapin, for production (see
-//!   `rabbitmq/definitions.json` for the topology it declares);
-//! - [`MemoryBus`]: tokio channels in one process, for the embedded default
-//!   and unit tests.
+//! [`Bus`] is the one contract both sides use; which transport carries it
+//! is decided once, at start, by whoever builds it (`bus.kind`):
+//! - [`MemoryBus`]: tokio channels in one process, for the embedded
+//!   default and unit tests;
+//! - [`AmqpBus`]: RabbitMQ through lapin (see `rabbitmq/definitions.json`
+//!   for the topology it declares).
 //!
-//! Connector code publishes [`BusEvent`]s and consumes [`BusPush`]es for its
-//! own id; game code does the reverse. Neither knows which bus it is on.
+//! The contract, whatever the transport:
+//! - **Where**: one [`Address`] per message: a game shard, every shard, one
+//!   connector, every connector. [`Address::of_event`] maps a connector's
+//!   event to its shard.
+//! - **Sending**: [`Bus::send`] takes the message by value and a [`Done`]
+//!   that runs exactly once: `Ok` once the bus has taken responsibility for
+//!   it (every copy of a message to every shard), or the reason it did not
+//!   (`Rejected`: full, the client gets `overloaded`; `Unavailable`: down or
+//!   recovering, refused at once, the client gets `unavailable`). `send`
+//!   never waits without a bound: for room in a full queue at most
+//!   [`SEND_WAIT`].
+//! - **Order**: the messages sent to one queue arrive in the order sent; a
+//!   message to every shard keeps its place among the requests around it;
+//!   a broadcast and single pushes keep their relative order.
+//! - **Consuming**: one consumer per shard and one per connector id; a
+//!   second is refused ([`BusError::AlreadyConsumed`]).
+//! - **Durable mode** (where a transport offers it): each delivery comes
+//!   with an [`Ack`]; see [`ack`] for when the game settles it.
+//!
+//! Transports that batch share [`batch::Batcher`]: a transport provides a
+//! [`batch::Sink`] that writes one body to one queue.
 
 mod ack;
+mod address;
 mod amqp;
 pub mod batch;
 mod memory;
 mod subscription;
 
-use std::{fmt, future::Future, pin::Pin};
+use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use async_trait::async_trait;
-use futures_util::FutureExt;
-use warren_proto::{BusEvent, BusPush, ConnectorId};
+use warren_proto::{BusEvent, BusPush, ConnectorId, encode_event, encode_push};
 
-pub use ack::Ack;
+pub use ack::{Ack, Acknowledger, Decision};
+pub use address::Address;
 pub use amqp::{AmqpBus, AmqpSettings, Topology};
 pub use memory::MemoryBus;
 pub use subscription::Subscription;
 
-/// Where a push is published.
+/// The longest [`Bus::send`] waits for room in a full queue before it
+/// refuses the message (`Rejected`, and the client hears `overloaded`).
+pub const SEND_WAIT: Duration = Duration::from_secs(1);
+
+/// What travels on the bus.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Route {
-    /// The push queue of one connector.
-    Connector(ConnectorId),
-    /// Every connector's push queue, once each.
-    AllConnectors,
+pub enum Message {
+    /// Connector → game (or game → game, a forwarded request).
+    Event(BusEvent),
+    /// Game → connector.
+    Push(BusPush),
 }
 
-/// Resolves when the bus has taken responsibility for a published message
-/// (a publisher confirm on RabbitMQ; at once in process). Publishing in order
-/// and awaiting confirms later keeps order without paying a round trip each.
-pub type Confirm = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send>>;
+impl Message {
+    /// The bytes a transport carries.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Event(e) => encode_event(e),
+            Message::Push(p) => encode_push(p),
+        }
+    }
+}
 
-/// Hears why the bus did not take a message handed to [`Bus::send_event`].
-/// It runs on a bus task: it must not block.
-pub type OnRefused = Box<dyn FnOnce(BusError) + Send>;
+/// Hears, exactly once, whether the bus took a message. It runs on a bus
+/// task, or inside [`Bus::send`] when the refusal is immediate: it must not
+/// block.
+pub type Done = Box<dyn FnOnce(Result<(), BusError>) + Send>;
+
+/// A transport's promise that it took one written message (a publisher
+/// confirm on RabbitMQ).
+pub type Confirm = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    /// The bus cannot be reached now (connection lost, channel closed).
+    /// The bus cannot be reached now (connection lost, recovering).
     #[error("the bus is unavailable: {0}")]
     Unavailable(String),
     /// The bus refused the message (queue full, negative confirm).
@@ -56,73 +90,83 @@ pub enum BusError {
     /// A second consumer for something that has exactly one.
     #[error("{0}")]
     AlreadyConsumed(String),
-    /// This process's shard settings do not fit the bus.
+    /// This process's settings do not fit the bus, or a message does not
+    /// fit its address.
     #[error("{0}")]
     Mismatch(String),
     #[error("the bus is closed")]
     Closed,
 }
 
+impl BusError {
+    /// A copy for the second of two listeners (every message of a refused
+    /// batch hears the same error).
+    pub fn duplicate(&self) -> BusError {
+        match self {
+            BusError::Unavailable(m) => BusError::Unavailable(m.clone()),
+            BusError::Rejected(m) => BusError::Rejected(m.clone()),
+            BusError::AlreadyConsumed(m) => BusError::AlreadyConsumed(m.clone()),
+            BusError::Mismatch(m) => BusError::Mismatch(m.clone()),
+            BusError::Closed => BusError::Closed,
+        }
+    }
+}
+
 /// The message bus. Every method is safe to call from many tasks at once.
 #[async_trait]
 pub trait Bus: Send + Sync + fmt::Debug {
-    /// Connector side: hand an event to the game. A request goes to the
-    /// shard that owns its uid; Connect, Close, Error and Alive to every
-    /// shard.
-    async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError>;
-
-    /// Connector side: [`Bus::publish_event`] without a confirm to wait
-    /// for. `refused` runs if the bus does not take the event after all
-    /// (a negative confirm, a lost connection); when the event is taken
-    /// nothing runs, so a request costs nobody a wake-up for its confirm.
-    /// An error returned here means the event was not queued, and `refused`
-    /// is dropped unrun.
-    async fn send_event(&self, event: &BusEvent, refused: OnRefused) -> Result<(), BusError> {
-        let confirm = self.publish_event(event).await?;
-        detach(confirm, refused);
-        Ok(())
-    }
-
-    /// Game side: hand a request to another shard (the owner of what it
-    /// touches, e.g. a chat room).
-    async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError>;
-
     /// How many game shards share the bus (1 in process).
     fn shards(&self) -> u16;
 
-    /// Connector side: the pushes addressed to this connector (its own queue,
-    /// plus broadcasts).
+    /// Hands `msg` to the bus for `to`; `done` hears how it fared, exactly
+    /// once. Events go to shards, pushes to connectors; anything else is
+    /// refused (`Mismatch`).
+    async fn send(&self, to: Address, msg: Message, done: Done);
+
+    /// Connector side: the pushes addressed to this connector (its own
+    /// queue, plus broadcasts). A second consumer of one id is refused.
     async fn subscribe_pushes(
         &self,
         connector: &ConnectorId,
     ) -> Result<Subscription<BusPush>, BusError>;
 
-    /// Game side: the events from every connector.
+    /// Game side: the events of this process's shard. A second consumer of
+    /// one shard is refused.
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError>;
 
-    /// Game side: hand a push to one connector or to all of them.
-    async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError>;
-
-    /// Cancels consumers and closes connections. Idempotent.
+    /// Cancels consumers and closes connections, within a bounded time
+    /// even when the transport is dead. Idempotent.
     async fn close(&self);
 }
 
-/// Runs `refused` if `confirm` fails: at once if it is already decided (in
-/// process it always is), else on a task of its own.
-pub(crate) fn detach(mut confirm: Confirm, refused: OnRefused) {
-    match confirm.as_mut().now_or_never() {
-        Some(Ok(())) => {}
-        Some(Err(e)) => refused(e),
-        None => {
-            tokio::spawn(async move {
-                if let Err(e) = confirm.await {
-                    refused(e);
-                }
-            });
-        }
-    }
+/// Sends and waits until the bus has taken the message (or refused it).
+pub async fn send_and_confirm(bus: &dyn Bus, to: Address, msg: Message) -> Result<(), BusError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    bus.send(
+        to,
+        msg,
+        Box::new(move |outcome| {
+            let _ = tx.send(outcome);
+        }),
+    )
+    .await;
+    rx.await.unwrap_or(Err(BusError::Closed))
 }
 
-pub(crate) fn confirmed() -> Confirm {
-    Box::pin(std::future::ready(Ok(())))
+/// `Err(Mismatch)` unless `msg` may go to `to` on a bus of `shards` shards.
+pub(crate) fn check(to: &Address, msg: &Message, shards: u16) -> Result<(), BusError> {
+    match (to, msg) {
+        (Address::Shard(s), Message::Event(_)) if *s >= shards => Err(BusError::Mismatch(format!(
+            "no shard {s}: there are {shards} (shards count from 0)"
+        ))),
+        (Address::Shard(_) | Address::EveryShard, Message::Event(_))
+        | (Address::Connector(_) | Address::EveryConnector, Message::Push(_)) => Ok(()),
+        _ => Err(BusError::Mismatch(format!(
+            "a {} cannot go to {to:?}: events go to shards, pushes to connectors",
+            match msg {
+                Message::Event(_) => "event",
+                Message::Push(_) => "push",
+            }
+        ))),
+    }
 }

@@ -1,8 +1,11 @@
 //! The in-process bus: bounded tokio channels, no serialization.
 //!
-//! Policy when full: publishers wait (backpressure), exactly as a broker in
-//! flow control makes them wait. There is one event consumer (the game) and
-//! one push consumer per connector id.
+//! Policy when full: a sender waits for room (backpressure, as a broker in
+//! flow control makes publishers wait), at most [`SEND_WAIT`]; then the
+//! message is refused (`Rejected`). There is one event consumer (the game,
+//! the one shard) and one push consumer per connector id. A message is
+//! taken once it is in the channel; nothing survives the process, so the
+//! durable mode is not offered.
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -10,7 +13,18 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use warren_proto::{BusEvent, BusPush, ConnectorId};
 
-use crate::{Bus, BusError, Confirm, Route, Subscription, confirmed};
+use crate::{Address, Bus, BusError, Done, Message, SEND_WAIT, Subscription, check};
+
+/// Puts `msg` in `tx`, waiting for room at most [`SEND_WAIT`].
+async fn put<T>(tx: &mpsc::Sender<T>, msg: T, gone: &str) -> Result<(), BusError> {
+    match tx.send_timeout(msg, SEND_WAIT).await {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(BusError::Rejected(format!(
+            "the in-process queue has been full for {SEND_WAIT:?}"
+        ))),
+        Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(BusError::Unavailable(gone.into())),
+    }
+}
 
 /// How many messages each channel holds before publishers wait.
 pub(crate) const DEFAULT_CAPACITY: usize = 4096;
@@ -58,25 +72,35 @@ impl Default for MemoryBus {
 
 #[async_trait]
 impl Bus for MemoryBus {
-    async fn publish_event(&self, event: &BusEvent) -> Result<Confirm, BusError> {
-        self.events_tx
-            .send(event.clone())
-            .await
-            .map_err(|_| BusError::Unavailable("no game is consuming events".into()))?;
-        Ok(confirmed())
-    }
-
-    async fn forward_event(&self, event: &BusEvent, shard: u16) -> Result<Confirm, BusError> {
-        if shard != 0 {
-            return Err(BusError::Mismatch(format!(
-                "the in-process bus has one shard, not {shard}"
-            )));
-        }
-        self.publish_event(event).await
-    }
-
     fn shards(&self) -> u16 {
         1
+    }
+
+    async fn send(&self, to: Address, msg: Message, done: Done) {
+        if let Err(e) = check(&to, &msg, 1) {
+            return done(Err(e));
+        }
+        let outcome = match msg {
+            Message::Event(event) => {
+                put(&self.events_tx, event, "no game is consuming events").await
+            }
+            Message::Push(push) => {
+                // A push for a connector that is gone is dropped, as a
+                // broker drops a message no queue is bound for.
+                let targets = match &to {
+                    Address::Connector(id) => self.push_sender(id).into_iter().collect(),
+                    _ => self.all_push_senders(),
+                };
+                let mut outcome = Ok(());
+                for tx in targets {
+                    if let Err(BusError::Rejected(m)) = put(&tx, push.clone(), "").await {
+                        outcome = Err(BusError::Rejected(m));
+                    }
+                }
+                outcome
+            }
+        };
+        done(outcome);
     }
 
     async fn subscribe_pushes(
@@ -100,26 +124,13 @@ impl Bus for MemoryBus {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .ok_or_else(|| BusError::AlreadyConsumed("events already have a consumer".into()))?;
+            .ok_or_else(|| {
+                BusError::AlreadyConsumed(
+                    "shard 0 already has a game consuming it (the in-process bus has one game)"
+                        .into(),
+                )
+            })?;
         Ok(Subscription::channel(rx))
-    }
-
-    async fn publish_push(&self, route: &Route, push: &BusPush) -> Result<Confirm, BusError> {
-        match route {
-            Route::Connector(id) => {
-                // A push for a connector that is gone is dropped, as the
-                // broker drops a message no queue is bound for.
-                if let Some(tx) = self.push_sender(id) {
-                    let _ = tx.send(push.clone()).await;
-                }
-            }
-            Route::AllConnectors => {
-                for tx in self.all_push_senders() {
-                    let _ = tx.send(push.clone()).await;
-                }
-            }
-        }
-        Ok(confirmed())
     }
 
     async fn close(&self) {
@@ -168,11 +179,9 @@ mod tests {
                     body: Bytes::new(),
                 },
             };
-            bus.publish_event(&ev)
+            crate::send_and_confirm(&bus, Address::Shard(0), Message::Event(ev))
                 .await
-                .expect("publish")
-                .await
-                .expect("confirm");
+                .expect("taken");
         }
         for seq in 0..5 {
             let ev = sub.next().await.expect("event");
@@ -185,13 +194,15 @@ mod tests {
         let bus = MemoryBus::new(8);
         let mut a = bus.subscribe_pushes(&id("a")).await.expect("a");
         let mut b = bus.subscribe_pushes(&id("b")).await.expect("b");
-        let _ = bus
-            .publish_push(&Route::Connector(id("a")), &frame(1))
-            .await;
-        let _ = bus.publish_push(&Route::AllConnectors, &frame(2)).await;
-        let _ = bus
-            .publish_push(&Route::Connector(id("gone")), &frame(3))
-            .await;
+        for (to, push) in [
+            (Address::Connector(id("a")), frame(1)),
+            (Address::EveryConnector, frame(2)),
+            (Address::Connector(id("gone")), frame(3)),
+        ] {
+            crate::send_and_confirm(&bus, to, Message::Push(push))
+                .await
+                .expect("taken");
+        }
         assert_eq!(a.next().await, Some(frame(1)));
         assert_eq!(a.next().await, Some(frame(2)));
         assert_eq!(b.next().await, Some(frame(2)));

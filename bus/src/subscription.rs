@@ -18,16 +18,48 @@ use std::collections::VecDeque;
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
     Acker, Channel, Consumer,
-    options::{BasicAckOptions, BasicCancelOptions},
+    options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions},
     types::ShortString,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use warren_proto::DecodeError;
 
-use warren_proto::batch::{BATCH_CONTENT_TYPE, unpack};
+use warren_proto::batch::{BATCH_MARKER, open};
 
-use crate::Ack;
+use crate::{Ack, Acknowledger, Decision};
+
+/// A RabbitMQ delivery's acknowledgement, told to the broker from the
+/// runtime the delivery came from.
+struct AmqpAck(Acker, tokio::runtime::Handle);
+
+impl Acknowledger for AmqpAck {
+    fn decide(self: Box<Self>, decision: Decision) {
+        let AmqpAck(acker, rt) = *self;
+        rt.spawn(async move {
+            let result = match decision {
+                Decision::Done => acker.ack(BasicAckOptions::default()).await,
+                Decision::Retry | Decision::Reject => {
+                    acker
+                        .nack(BasicNackOptions {
+                            multiple: false,
+                            requeue: decision == Decision::Retry,
+                        })
+                        .await
+                }
+            };
+            // A delivery of a channel that has since died cannot be
+            // acknowledged; the broker delivers it again anyway.
+            if let Err(e) = result {
+                debug!(?decision, error = %e, "acknowledgement not sent (channel gone?)");
+            }
+        });
+    }
+}
+
+fn manual(acker: Acker, rt: tokio::runtime::Handle) -> Ack {
+    Ack::manual(Box::new(AmqpAck(acker, rt)))
+}
 
 /// Messages delivered to one consumer, in order. Dropping it cancels the
 /// consumer on the bus.
@@ -181,22 +213,18 @@ impl<T> AmqpSource<T> {
                     return None;
                 }
             };
-            let is_batch = delivery
-                .properties
-                .content_type()
-                .as_ref()
-                .is_some_and(|t| t.as_str() == BATCH_CONTENT_TYPE);
+            let is_batch = delivery.data.first() == Some(&BATCH_MARKER);
             if is_batch {
                 if self.manual {
                     // The durable mode publishes requests one by one; a batch
                     // cannot be acknowledged message by message.
                     warn!(queue = %self.queue, "a batch on a durable queue goes to the dead-letter queue");
                     if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                        Ack::manual(delivery.acker, rt).reject();
+                        manual(delivery.acker, rt).reject();
                     }
                     continue;
                 }
-                match unpack(&delivery.data) {
+                match open(&delivery.data) {
                     Ok(parts) => {
                         for part in parts {
                             match (self.decode)(part) {
@@ -219,7 +247,7 @@ impl<T> AmqpSource<T> {
                 let Ok(rt) = tokio::runtime::Handle::try_current() else {
                     return None;
                 };
-                let ack = Ack::manual(delivery.acker, rt);
+                let ack = manual(delivery.acker, rt);
                 match decoded {
                     Ok(msg) => return Some((msg, ack)),
                     Err(e) => {

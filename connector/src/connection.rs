@@ -29,7 +29,7 @@ use tokio_tungstenite::{
     },
 };
 use tracing::{debug, info, warn};
-use warren_bus::{BusError, OnRefused};
+use warren_bus::{Address, BusError, Done, send_and_confirm};
 use warren_proto::{
     BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, KickBody, LoginReply,
     LoginRequest, Uid,
@@ -339,7 +339,7 @@ impl Conn<'_> {
                     reason: kick::DUPLICATE_LOGIN.into(),
                 },
             );
-            if let Err(e) = publish(self.shared, &close).await {
+            if let Err(e) = publish(self.shared, close).await {
                 warn!(%uid, error = %e, "could not announce the displaced socket's close");
             }
         }
@@ -350,7 +350,7 @@ impl Conn<'_> {
                 peer: self.peer.to_string(),
             },
         );
-        if let Err(e) = publish(self.shared, &connect).await {
+        if let Err(e) = publish(self.shared, connect).await {
             warn!(%uid, error = %e, "could not announce a login");
             self.shared.registry.unbind(uid, self.handle.id);
             self.uid = None;
@@ -426,13 +426,17 @@ impl Conn<'_> {
                 // client as an error reply (a request is never lost
                 // silently).
                 let (shared, handle) = (self.shared.clone(), self.handle.clone());
-                let refused: OnRefused = Box::new(move |e| {
-                    not_forwarded(&shared, &handle, uid, seq, cmd, e);
+                let done: Done = Box::new(move |outcome| {
+                    if let Err(e) = outcome {
+                        not_forwarded(&shared, &handle, uid, seq, cmd, e);
+                    }
                 });
-                match self.shared.bus.send_event(&ev, refused).await {
-                    Ok(()) => Stats::inc(&self.shared.stats.frames_in),
-                    Err(e) => not_forwarded(self.shared, self.handle, uid, seq, cmd, e),
-                }
+                let to = Address::of_event(&ev, self.shared.bus.shards());
+                Stats::inc(&self.shared.stats.frames_in);
+                self.shared
+                    .bus
+                    .send(to, warren_bus::Message::Event(ev), done)
+                    .await;
                 Some(answer_by)
             }
         }
@@ -453,7 +457,7 @@ impl Conn<'_> {
 
     async fn publish_lifecycle(&self, uid: Uid, kind: EventKind) {
         let ev = self.event(uid, kind);
-        if let Err(e) = publish(self.shared, &ev).await {
+        if let Err(e) = publish(self.shared, ev).await {
             warn!(%uid, error = %e, "could not announce a closed socket");
         }
     }
@@ -533,8 +537,11 @@ fn closed(exit: &Exit) -> EventKind {
     EventKind::Close { reason }
 }
 
-async fn publish(shared: &Shared, ev: &BusEvent) -> Result<(), BusError> {
-    shared.bus.publish_event(ev).await?.await
+/// Sends an event and waits until the bus has taken it (bounded: the bus
+/// answers within its own bounds, refusing at once while it is down).
+async fn publish(shared: &Shared, ev: BusEvent) -> Result<(), BusError> {
+    let to = Address::of_event(&ev, shared.bus.shards());
+    send_and_confirm(&*shared.bus, to, warren_bus::Message::Event(ev)).await
 }
 
 /// Drains the outbound queue into the socket, batching whatever is queued

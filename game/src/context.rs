@@ -20,7 +20,7 @@ use warren_proto::{
 
 use crate::{
     mailbox::MailboxTx,
-    outbox::Outgoing,
+    outbox::{Item, Outgoing, Settle},
     service::{Origin, Request},
     sessions::Sessions,
     timers::{TimerId, Timers},
@@ -49,6 +49,9 @@ pub struct Context {
     shard: u16,
     shards: u16,
     pub(crate) timers: Timers,
+    /// The durable request being handled: what the handler sends carries
+    /// it, so the request is acknowledged once all of that is confirmed.
+    pub(crate) settle: Option<Arc<Settle>>,
 }
 
 impl Context {
@@ -67,6 +70,7 @@ impl Context {
             shard,
             shards,
             timers: Timers::default(),
+            settle: None,
         }
     }
 
@@ -93,7 +97,7 @@ impl Context {
                 body: req.body.clone(),
             },
         };
-        let _ = self.outbox.blocking_send(Outgoing::Forward(event, shard));
+        self.hand(Item::Forward(event, shard));
     }
 
     /// Whether `uid` is online (on any connector), as the session service
@@ -113,8 +117,15 @@ impl Context {
     }
 
     fn emit(&self, push: BusPush) {
+        self.hand(Item::Push(push));
+    }
+
+    fn hand(&self, item: Item) {
         // Closed only while the process stops; nothing is left to tell.
-        let _ = self.outbox.blocking_send(Outgoing::Push(push));
+        let _ = self.outbox.blocking_send(Outgoing {
+            item,
+            settle: self.settle.clone(),
+        });
     }
 
     pub(crate) fn frame_to(&self, origin: &Origin, seq: u64, cmd: u32, body: Bytes) {

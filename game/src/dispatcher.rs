@@ -23,7 +23,7 @@ use warren_proto::{BusEvent, BusPush, ErrorBody, EventKind, PushKind, Target, cm
 
 use crate::{
     mailbox::MailboxTx,
-    outbox::Outgoing,
+    outbox::{Item, Outgoing, Settle},
     service::{Mail, Origin, Request},
     services::session::Lifecycle,
 };
@@ -67,8 +67,7 @@ pub(crate) async fn run(
         let Some(mailbox) = routes.by_cmd.get(&cmd) else {
             debug!(%uid, cmd, "no service owns this cmd");
             let message = format!("no service owns cmd {cmd}");
-            error(&outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &message).await;
-            ack.done();
+            error(&outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &message, ack).await;
             continue;
         };
         let durable = ack.is_manual();
@@ -90,17 +89,21 @@ pub(crate) async fn run(
                 .overloaded
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let message = format!("service {} is overloaded, try again", mailbox.name);
-            error(&outbox, &origin, seq, cmd::code::OVERLOADED, &message).await;
+            let ack = warren_bus::Ack::none();
+            error(&outbox, &origin, seq, cmd::code::OVERLOADED, &message, ack).await;
         }
     }
 }
 
+/// Answers a request with an error, through the outbox like a service's
+/// reply; a durable request is acknowledged once the answer is confirmed.
 async fn error(
     outbox: &mpsc::Sender<Outgoing>,
     origin: &Origin,
     seq: u64,
     code: &str,
     message: &str,
+    ack: warren_bus::Ack,
 ) {
     let push = BusPush {
         target: Target::Conn {
@@ -113,7 +116,13 @@ async fn error(
             body: encode_body(&ErrorBody::new(code, message)),
         },
     };
-    let _ = outbox.send(Outgoing::Push(push)).await;
+    let settle = ack.is_manual().then(|| Settle::new(ack));
+    let _ = outbox
+        .send(Outgoing {
+            item: Item::Push(push),
+            settle,
+        })
+        .await;
 }
 
 /// Hands a lifecycle event to the session service, waiting for room, then

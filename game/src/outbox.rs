@@ -1,28 +1,108 @@
-//! Publishes what services send, in the order they sent it.
+//! Hands what services send to the bus, in the order they sent it.
 //!
-//! Targets are resolved here: a reply goes to the connector of its socket, a
-//! push to a uid to the connector that holds the uid (players offline are
-//! skipped), a push to several uids is split by connector, a broadcast goes
-//! to every connector once. Confirms are awaited in a bounded window, so
-//! order is kept without a broker round trip per message.
+//! Addresses are resolved here: a reply goes to the connector of its
+//! socket, a push to a uid to the connector that holds the uid (players
+//! offline are skipped), a push to several uids is split by connector, a
+//! broadcast goes to every connector once, a forward to the shard it names.
+//! At most `confirm_window` messages wait for the bus's confirm at once.
+//!
+//! In the durable mode every message a request's handler sent carries the
+//! request's [`Settle`]: the request is acknowledged once all of them are
+//! confirmed, and delivered again if one is refused or the process dies
+//! first.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
-use futures_util::{StreamExt, stream::FuturesUnordered};
-use tokio::sync::mpsc;
-use tracing::{debug, warn};
-use warren_bus::{Bus, Route};
-use warren_proto::{BusEvent, BusPush, Target};
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{debug, error, warn};
+use warren_bus::{Ack, Address, Bus, Decision, Message};
+use warren_proto::{BusEvent, BusPush, PushKind, Target};
 
 use crate::sessions::Sessions;
 
 /// What services hand the outbox.
 #[derive(Debug)]
-pub(crate) enum Outgoing {
+pub(crate) enum Item {
     /// A frame or kick for sockets.
     Push(BusPush),
     /// A request for the shard that owns what it touches.
     Forward(BusEvent, u16),
+}
+
+/// One item, and the request it answers (durable mode).
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) item: Item,
+    pub(crate) settle: Option<Arc<Settle>>,
+}
+
+/// A durable request's acknowledgement, settled when the last message its
+/// handler sent has been confirmed (the last clone is dropped): `done`, or
+/// `retry` if the handler panicked or the bus refused one of them.
+#[derive(Debug)]
+pub(crate) struct Settle {
+    ack: Mutex<Option<Ack>>,
+    retry: AtomicBool,
+}
+
+impl Settle {
+    pub(crate) fn new(ack: Ack) -> Arc<Settle> {
+        Arc::new(Settle {
+            ack: Mutex::new(Some(ack)),
+            retry: AtomicBool::new(false),
+        })
+    }
+
+    /// Deliver the request again instead of acknowledging it.
+    pub(crate) fn retry(&self) {
+        self.retry.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        let ack = self.ack.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(ack) = ack {
+            ack.settle(if self.retry.load(Ordering::Relaxed) {
+                Decision::Retry
+            } else {
+                Decision::Done
+            });
+        }
+    }
+}
+
+/// Fault injection: abort the process at the `n`-th reply.
+#[derive(Debug, Default)]
+pub(crate) struct AbortAt {
+    pub(crate) n: u64,
+    seen: u64,
+}
+
+impl AbortAt {
+    pub(crate) fn new(n: u64) -> Self {
+        AbortAt { n, seen: 0 }
+    }
+
+    fn reply(&mut self) {
+        if self.n == 0 {
+            return;
+        }
+        self.seen += 1;
+        if self.seen == self.n {
+            error!(
+                reply = self.n,
+                "fault injection: aborting before this reply reaches the bus"
+            );
+            std::process::abort();
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -30,48 +110,69 @@ pub(crate) async fn run(
     bus: Arc<dyn Bus>,
     sessions: Arc<Sessions>,
     window: usize,
+    mut abort: AbortAt,
 ) {
-    let window = window.max(1);
-    let mut inflight = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            Some(result) = inflight.next(), if !inflight.is_empty() => {
-                if let Err(e) = result {
-                    warn!(error = %e, "a push was not confirmed by the bus");
+    let window = window.clamp(1, Semaphore::MAX_PERMITS) as u32;
+    let unconfirmed = Arc::new(Semaphore::new(window as usize));
+    while let Some(Outgoing { item, settle }) = rx.recv().await {
+        match item {
+            Item::Push(push) => {
+                if matches!(push.kind, PushKind::Frame { seq, .. } if seq != 0) {
+                    abort.reply();
+                }
+                for (to, push) in resolve(&sessions, push) {
+                    send(&*bus, &unconfirmed, to, Message::Push(push), settle.clone()).await;
                 }
             }
-            out = rx.recv(), if inflight.len() < window => {
-                match out {
-                    None => break,
-                    Some(Outgoing::Push(push)) => {
-                        for (route, push) in resolve(&sessions, push) {
-                            match bus.publish_push(&route, &push).await {
-                                Ok(confirm) => inflight.push(confirm),
-                                Err(e) => warn!(error = %e, ?route, "a push could not be published"),
-                            }
-                        }
-                    }
-                    Some(Outgoing::Forward(event, shard)) => match bus.forward_event(&event, shard).await {
-                        Ok(confirm) => inflight.push(confirm),
-                        Err(e) => warn!(error = %e, shard, "a request could not be forwarded"),
-                    },
-                }
+            Item::Forward(event, shard) => {
+                send(
+                    &*bus,
+                    &unconfirmed,
+                    Address::Shard(shard),
+                    Message::Event(event),
+                    settle,
+                )
+                .await;
             }
         }
     }
-    while let Some(result) = inflight.next().await {
-        if let Err(e) = result {
-            warn!(error = %e, "a push was not confirmed by the bus");
-        }
-    }
+    // Every confirm heard (the bus bounds how long one takes).
+    let _ = unconfirmed.acquire_many(window).await;
 }
 
-fn resolve(sessions: &Sessions, push: BusPush) -> Vec<(Route, BusPush)> {
+/// Hands one message to the bus once fewer than the window are unconfirmed.
+async fn send(
+    bus: &dyn Bus,
+    unconfirmed: &Arc<Semaphore>,
+    to: Address,
+    msg: Message,
+    settle: Option<Arc<Settle>>,
+) {
+    let Ok(permit) = unconfirmed.clone().acquire_owned().await else {
+        return;
+    };
+    let kind = match &msg {
+        Message::Push(_) => "push",
+        Message::Event(_) => "forwarded request",
+    };
+    let done = Box::new(move |outcome: Result<(), warren_bus::BusError>| {
+        drop(permit);
+        if let Err(e) = outcome {
+            warn!(error = %e, kind, "the bus did not take a message");
+            if let Some(settle) = &settle {
+                settle.retry();
+            }
+        }
+    });
+    bus.send(to, msg, done).await;
+}
+
+fn resolve(sessions: &Sessions, push: BusPush) -> Vec<(Address, BusPush)> {
     match &push.target {
-        Target::Conn { connector, .. } => vec![(Route::Connector(connector.clone()), push)],
-        Target::All => vec![(Route::AllConnectors, push)],
+        Target::Conn { connector, .. } => vec![(Address::Connector(connector.clone()), push)],
+        Target::All => vec![(Address::EveryConnector, push)],
         Target::Uid(uid) => match sessions.connector_of(*uid) {
-            Some(connector) => vec![(Route::Connector(connector), push)],
+            Some(connector) => vec![(Address::Connector(connector), push)],
             None => {
                 debug!(%uid, "push for a player who is offline, dropped");
                 Vec::new()
@@ -94,7 +195,7 @@ fn resolve(sessions: &Sessions, push: BusPush) -> Vec<(Route, BusPush)> {
                         target: Target::Uids(uids),
                         kind: push.kind.clone(),
                     };
-                    (Route::Connector(connector), part)
+                    (Address::Connector(connector), part)
                 })
                 .collect()
         }
@@ -104,6 +205,7 @@ fn resolve(sessions: &Sessions, push: BusPush) -> Vec<(Route, BusPush)> {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use warren_bus::{Acknowledger, Decision};
     use warren_proto::{ConnId, ConnectorId, PushKind, Uid};
 
     use super::*;
@@ -130,14 +232,14 @@ mod tests {
             routed,
             vec![
                 (
-                    Route::Connector(a),
+                    Address::Connector(a),
                     BusPush {
                         target: Target::Uids(vec![Uid(1), Uid(3)]),
                         kind: kind.clone()
                     }
                 ),
                 (
-                    Route::Connector(b),
+                    Address::Connector(b),
                     BusPush {
                         target: Target::Uids(vec![Uid(2)]),
                         kind
@@ -145,5 +247,32 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    struct Record(std::sync::mpsc::Sender<Decision>);
+
+    impl Acknowledger for Record {
+        fn decide(self: Box<Self>, decision: Decision) {
+            let _ = self.0.send(decision);
+        }
+    }
+
+    #[test]
+    fn a_request_is_settled_when_the_last_message_it_sent_is_confirmed() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let settle = Settle::new(Ack::manual(Box::new(Record(tx.clone()))));
+        let (reply, push) = (settle.clone(), settle.clone());
+        drop(settle);
+        drop(reply);
+        assert!(rx.try_recv().is_err(), "a push is still unconfirmed");
+        drop(push);
+        assert_eq!(rx.try_recv(), Ok(Decision::Done));
+
+        let settle = Settle::new(Ack::manual(Box::new(Record(tx))));
+        let refused = settle.clone();
+        drop(settle);
+        refused.retry();
+        drop(refused);
+        assert_eq!(rx.try_recv(), Ok(Decision::Retry));
     }
 }

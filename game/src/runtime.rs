@@ -24,7 +24,7 @@ use crate::{
     Context, GameSettings, Request, Service, ServiceStats,
     dispatcher::{self, Routes},
     mailbox::{MailboxTx, mailbox},
-    outbox,
+    outbox::{self, AbortAt, Settle},
     service::Mail,
     services::{self, session::Session},
     sessions::Sessions,
@@ -276,6 +276,11 @@ impl GameBuilder {
             bus,
             sessions.clone(),
             settings.confirm_window,
+            AbortAt::new(if settings.fault_injection {
+                settings.abort_at_reply
+            } else {
+                0
+            }),
         ));
         info!(
             services = ?threads.iter().map(|t| t.name).collect::<Vec<_>>(),
@@ -637,6 +642,9 @@ fn service_main(
                 Mail::Stop => break,
                 Mail::Request(mut req) => {
                     let ack = std::mem::take(&mut req.ack);
+                    // Durable mode: acknowledged once what the handler
+                    // sends is confirmed (see `outbox::Settle`).
+                    ctx.settle = ack.is_manual().then(|| Settle::new(ack));
                     let (origin, seq, cmd, uid) = (req.origin.clone(), req.seq, req.cmd, req.uid);
                     let _span =
                         tracing::debug_span!("request", service = name, cmd, %uid, seq).entered();
@@ -647,14 +655,15 @@ fn service_main(
                     if counters.trace.load(Relaxed) {
                         info!(target: "warren::trace", service = name, cmd, %uid, seq, ok = done, us = started.elapsed().as_micros() as u64, "request handled");
                     }
-                    if done {
-                        ack.done();
-                    } else {
+                    if !done {
                         ctx.error_to(&origin, seq, cmd::code::INTERNAL, "internal error");
                         // Durable mode: another attempt, up to the delivery
                         // limit, then the dead-letter queue.
-                        ack.retry();
+                        if let Some(settle) = &ctx.settle {
+                            settle.retry();
+                        }
                     }
+                    ctx.settle = None;
                     done
                 }
                 Mail::Inspect(answer) => {

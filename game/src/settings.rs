@@ -24,7 +24,8 @@ pub struct GameSettings {
     /// Pushes and replies waiting to be published. When full, services
     /// wait (backpressure) until the bus catches up.
     pub outbox: usize,
-    /// Published messages awaiting a broker confirm at once.
+    /// Messages handed to the bus and not yet confirmed by it, at most;
+    /// when reached, the outbox waits for confirms.
     pub confirm_window: usize,
     /// A mailbox deeper than this is logged, then at twice the depth, and so
     /// on (skynet's overload warning).
@@ -75,6 +76,10 @@ pub struct GameSettings {
     /// Registers the `faults` service (cmds 9990–9991), which panics on
     /// demand. For tests of fault isolation only: never in production.
     pub fault_injection: bool,
+    /// Fault injection only: the process aborts when its outbox takes the
+    /// `abort_at_reply`-th reply, before handing it to the bus, as a crash
+    /// between a handler and its confirm would (0: never).
+    pub abort_at_reply: u64,
 }
 
 impl Default for GameSettings {
@@ -104,6 +109,7 @@ impl Default for GameSettings {
             config_url: "http://127.0.0.1:7003".to_owned(),
             config_cache: None,
             fault_injection: false,
+            abort_at_reply: 0,
         }
     }
 }

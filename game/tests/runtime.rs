@@ -10,7 +10,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use warren_bus::{Bus, MemoryBus, Subscription};
+use warren_bus::{Address, Bus, MemoryBus, Message, Subscription, send_and_confirm};
 use warren_game::{Context, GameBuilder, GameError, GameSettings, Request, Service, TimerId};
 use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Target, Uid};
 
@@ -32,7 +32,13 @@ async fn send(bus: &MemoryBus, uid: u64, kind: EventKind) {
         uid: Uid(uid),
         kind,
     };
-    bus.publish_event(&ev).await.unwrap().await.unwrap();
+    publish(bus, ev).await;
+}
+
+/// Sends an event where the connector would, and waits until it is taken.
+async fn publish(bus: &dyn Bus, ev: BusEvent) {
+    let to = Address::of_event(&ev, bus.shards());
+    send_and_confirm(bus, to, Message::Event(ev)).await.unwrap();
 }
 
 async fn request(bus: &MemoryBus, uid: u64, seq: u64, cmd: u32) {
@@ -341,27 +347,15 @@ async fn a_login_elsewhere_kicks_the_old_socket_and_services_see_the_old_one_lea
     };
     let connect = || EventKind::Connect { peer: "p".into() };
     // uid 5 on the other connector, then on this test's connector.
-    bus.publish_event(&on(other.clone(), 1, connect()))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    bus.publish_event(&on(connector(), 2, connect()))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    publish(&*bus, on(other.clone(), 1, connect())).await;
+    publish(&*bus, on(connector(), 2, connect())).await;
     // The other connector's socket is kicked (its push queue is not this
     // test's, so the kick is not seen here); the late Close it then sends
     // is stale and must not be taken for the new socket's.
     let close = EventKind::Close {
         reason: "duplicate_login".into(),
     };
-    bus.publish_event(&on(other, 1, close))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    publish(&*bus, on(other, 1, close)).await;
     // A barrier: a request answered after all of the above was recorded.
     request(&bus, 5, 1, 7200).await;
     let (seq, _, _, _) = next(&mut pushes).await;

@@ -126,6 +126,68 @@ async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once() {
     );
 }
 
+#[derive(Serialize)]
+struct BuyOnce {
+    item: &'static str,
+}
+
+/// The game dies between a handler and the bus's confirm of its reply
+/// (fault injection aborts it when the outbox takes its 40th reply): the
+/// requests it had handled but not settled are delivered again to the next
+/// game, which answers each with the original result (the purchase's
+/// idempotency key is the request's identity, as no `request_id` is sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer() {
+    let mut settings = DURABLE.to_vec();
+    settings.push(("WARREN_GAME__ABORT_AT_REPLY", "40"));
+    // A potion costs 1, so the daily reward pays for every purchase.
+    settings.push(("WARREN_GAME__SHOP_ITEMS__POTION", "1"));
+    let mut stack = Stack::start_full_with(BusKind::RabbitMq, &settings).await;
+    let login = stack.login.unwrap();
+    let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": "abort"})).await;
+    assert_eq!(status, 200, "{reply}");
+    let mut c = stack.client().await;
+    c.login(reply["token"].as_str().unwrap()).await;
+    let (r, _) = c.request(3002, &json!({})).await;
+    let start = decode::<Daily>(&r).reward;
+    assert!(start >= 100, "{r:?}");
+
+    const N: usize = 100;
+    let mut seqs = Vec::new();
+    for _ in 0..N {
+        seqs.push(c.send(3003, &BuyOnce { item: "potion" }).await);
+    }
+    let exit = stack.wait_game_end();
+    assert!(!exit.success(), "the game aborted: {exit:?}");
+    stack.start_game_with(&[("WARREN_GAME__ABORT_AT_REPLY", "0")]);
+
+    let mut replies: BTreeMap<u64, Vec<warren_proto::Frame>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seqs.iter().any(|s| !replies.contains_key(s)) {
+        let left = seqs.iter().filter(|s| !replies.contains_key(s)).count();
+        assert!(Instant::now() < deadline, "{left} requests never answered");
+        if let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(200)).await {
+            replies.entry(f.seq).or_default().push(f);
+        }
+    }
+    for seq in &seqs {
+        for f in &replies[seq] {
+            assert_eq!(
+                f.cmd,
+                3003,
+                "seq {seq}: {:?}",
+                (f.cmd == cmd::ERROR).then(|| decode::<ErrorBody>(f))
+            );
+        }
+    }
+    let (r, _) = c.request(3001, &json!({})).await;
+    assert_eq!(
+        decode::<Balance>(&r).balance,
+        start - N as i64,
+        "every purchase charged exactly once"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_keeps_failing_ends_in_the_dead_letter_queue() {
     let stack = Stack::start_with(BusKind::RabbitMq, &DURABLE).await;

@@ -509,14 +509,33 @@ impl Stack {
 
     /// Starts another game process with the stack's settings (RabbitMQ).
     pub fn start_game(&mut self) {
+        self.start_game_with(&[]);
+    }
+
+    /// Starts another game process with the stack's settings and `extra`
+    /// on top (RabbitMQ).
+    pub fn start_game_with(&mut self, extra: &[(&str, &str)]) {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut game = Proc::spawn(
             "game-again",
             &self.dir,
             &["game", "--amqp", &amqp_url()],
-            &self.env,
+            &env,
         );
         game.wait_line("game serving");
         self.procs.push(game);
+    }
+
+    /// Waits until the game process (the first one named `game`) ends by
+    /// itself, and says how.
+    pub fn wait_game_end(&mut self) -> std::process::ExitStatus {
+        let p = self
+            .procs
+            .iter_mut()
+            .find(|p| p.name == "game")
+            .expect("a separate game process");
+        tokio::task::block_in_place(|| p.child.wait().unwrap())
     }
 
     /// How many messages the namespace's dead-letter queue holds (durable

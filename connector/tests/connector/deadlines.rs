@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-use warren_bus::{Bus, Route};
+use warren_bus::{Address, send_and_confirm};
 use warren_connector::ConnectorSettings;
 use warren_proto::{BusPush, ErrorBody, EventKind, Frame, PushKind, Target, Uid, cmd, decode_body};
 
@@ -36,11 +36,8 @@ impl Harness {
                 body: Bytes::from_static(b"\x80"),
             },
         };
-        let route = Route::Connector(self.connector.id().clone());
-        self.bus
-            .publish_push(&route, &push)
-            .await
-            .unwrap()
+        let to = Address::Connector(self.connector.id().clone());
+        send_and_confirm(&*self.bus, to, warren_bus::Message::Push(push))
             .await
             .unwrap();
     }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-use warren_bus::{Bus, Route};
+use warren_bus::{Address, send_and_confirm};
 use warren_proto::{BusPush, EventKind, Frame, PushKind, Target, Uid, cmd};
 
 use crate::helpers::{Harness, recv, start};
@@ -11,11 +11,8 @@ use crate::helpers::{Harness, recv, start};
 impl Harness {
     async fn push(&self, target: Target, kind: PushKind) {
         let push = BusPush { target, kind };
-        let route = Route::Connector(self.connector.id().clone());
-        self.bus
-            .publish_push(&route, &push)
-            .await
-            .unwrap()
+        let to = Address::Connector(self.connector.id().clone());
+        send_and_confirm(&*self.bus, to, warren_bus::Message::Push(push))
             .await
             .unwrap();
     }
