@@ -90,7 +90,10 @@ impl AbortAt {
         AbortAt { n, seen: 0 }
     }
 
-    fn reply(&mut self) {
+    /// Counts a reply; at the `n`-th, holds it back for 200 ms (a slow
+    /// confirm's window, in which anything not waiting for it, such as an
+    /// early acknowledgement, goes out), then aborts the process.
+    async fn reply(&mut self) {
         if self.n == 0 {
             return;
         }
@@ -100,6 +103,7 @@ impl AbortAt {
                 reply = self.n,
                 "fault injection: aborting before this reply reaches the bus"
             );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             std::process::abort();
         }
     }
@@ -118,7 +122,7 @@ pub(crate) async fn run(
         match item {
             Item::Push(push) => {
                 if matches!(push.kind, PushKind::Frame { seq, .. } if seq != 0) {
-                    abort.reply();
+                    abort.reply().await;
                 }
                 for (to, push) in resolve(&sessions, push) {
                     send(&*bus, &unconfirmed, to, Message::Push(push), settle.clone()).await;

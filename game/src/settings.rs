@@ -77,8 +77,8 @@ pub struct GameSettings {
     /// demand. For tests of fault isolation only: never in production.
     pub fault_injection: bool,
     /// Fault injection only: the process aborts when its outbox takes the
-    /// `abort_at_reply`-th reply, before handing it to the bus, as a crash
-    /// between a handler and its confirm would (0: never).
+    /// `abort_at_reply`-th reply, 200 ms later and before handing it to the
+    /// bus, as a crash between a handler and its confirm would (0: never).
     pub abort_at_reply: u64,
 }
 
