@@ -42,6 +42,7 @@
 use std::{
     collections::VecDeque,
     fmt,
+    future::Future,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -59,6 +60,7 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use warren_proto::{
     BusEvent, BusPush, ConnectorId, DecodeError, batch::BATCH_CONTENT_TYPE, decode_event,
@@ -167,6 +169,7 @@ fn shard_key(shard: u16) -> String {
 /// (publisher confirms on).
 struct AmqpSink {
     channel: Channel,
+    health: Health,
     requests_exchange: ShortString,
     push_exchange: ShortString,
     broadcast_exchange: ShortString,
@@ -191,30 +194,43 @@ impl Sink for AmqpSink {
             // Persistent, one per message (acknowledged one by one).
             properties = properties.with_delivery_mode(2);
         }
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange.clone(),
-                key,
-                BasicPublishOptions::default(),
-                &body,
-                properties,
-            )
-            .await
-            .map_err(unavailable)?;
+        let lost = self.health.next_loss();
+        let publish = self.channel.basic_publish(
+            exchange.clone(),
+            key,
+            BasicPublishOptions::default(),
+            &body,
+            properties,
+        );
+        let mut lost = Box::pin(lost);
+        let confirm = tokio::select! {
+            written = publish => written.map_err(unavailable)?,
+            _ = &mut lost => return Err(BusError::Unavailable(
+                "the connection to RabbitMQ was lost while writing".into(),
+            )),
+        };
         Ok(Box::pin(async move {
-            match confirm.await {
-                Ok(c) if c.is_nack() => Err(BusError::Rejected(
-                    "the broker refused the message (queue full?)".into(),
+            tokio::select! {
+                confirmed = confirm => match confirmed {
+                    Ok(c) if c.is_nack() => Err(BusError::Rejected(
+                        "the broker refused the message (queue full?)".into(),
+                    )),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(unavailable(e)),
+                },
+                _ = lost => Err(BusError::Unavailable(
+                    "the connection to RabbitMQ was lost before the broker confirmed".into(),
                 )),
-                Ok(_) => Ok(()),
-                Err(e) => Err(unavailable(e)),
             }
         }))
     }
 
     fn batches(&self, to: &Address) -> bool {
         !(self.durable && to.is_shard())
+    }
+
+    fn ready(&self) -> Result<(), BusError> {
+        self.health.ready()
     }
 }
 
@@ -227,6 +243,102 @@ pub struct AmqpBus {
     batcher: Batcher,
     consumers: Mutex<Vec<(Channel, ShortString)>>,
     closed: AtomicBool,
+    health: Health,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+/// How often the publishing connection's state is looked at.
+const WATCH_TICK: Duration = Duration::from_millis(50);
+
+/// Whether the publishing side can take messages, as the watcher sees it.
+#[derive(Clone)]
+struct Health {
+    connection: lapin::ConnectionStatus,
+    channel: lapin::ChannelStatus,
+    /// Up for two looks in a row (lapin says "connected" for a moment
+    /// while a recovery attempt is still failing).
+    steady: Arc<AtomicBool>,
+    /// The broker blocks publishers (a memory or disk alarm).
+    blocked: Arc<AtomicBool>,
+    /// Bumped each time the connection is lost.
+    lost: watch::Sender<u64>,
+}
+
+impl Health {
+    fn connected(&self) -> bool {
+        self.connection.connected() && self.channel.connected()
+    }
+
+    /// `Ok` if a message may be written now: refused at once while the
+    /// connection is down or recovering, whatever state the recovery is in.
+    fn ready(&self) -> Result<(), BusError> {
+        if !(self.steady.load(Ordering::Acquire) && self.connected()) {
+            return Err(BusError::Unavailable(
+                "the connection to RabbitMQ is down or recovering".into(),
+            ));
+        }
+        if self.blocked.load(Ordering::Acquire) {
+            return Err(BusError::Rejected(
+                "RabbitMQ is blocking publishers (a memory or disk alarm)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves at the next loss of the connection after the call.
+    fn next_loss(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut lost = self.lost.subscribe();
+        async move {
+            let _ = lost.changed().await;
+        }
+    }
+}
+
+/// Follows the publishing connection: says in the log when it is lost and
+/// when it is back, keeps [`Health`] current, and bumps its `lost` on
+/// every loss (lapin holds the publishes and confirms of messages written
+/// around a loss until it has recovered, or forever: those are failed at
+/// once instead).
+async fn watch_connection(health: Health, events: impl futures_util::Stream<Item = lapin::Event>) {
+    use futures_util::StreamExt;
+    let mut events = std::pin::pin!(events);
+    let mut tick = tokio::time::interval(WATCH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut down_since: Option<std::time::Instant> = None;
+    let mut up_looks = 2;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                None => break,
+                Some(lapin::Event::ConnectionBlocked(reason)) => {
+                    warn!(%reason, "RabbitMQ blocks publishers: requests are refused (overloaded)");
+                    health.blocked.store(true, Ordering::Release);
+                }
+                Some(lapin::Event::ConnectionUnblocked) => {
+                    info!("RabbitMQ takes publishes again");
+                    health.blocked.store(false, Ordering::Release);
+                }
+                Some(_) => {}
+            },
+            _ = tick.tick() => {
+                if !health.connected() {
+                    up_looks = 0;
+                    health.steady.store(false, Ordering::Release);
+                    if down_since.is_none() {
+                        warn!("lost RabbitMQ: requests are refused (unavailable) until the connection recovers");
+                        down_since = Some(std::time::Instant::now());
+                        health.lost.send_modify(|n| *n += 1);
+                    }
+                    continue;
+                }
+                up_looks += 1;
+                if up_looks >= 2 && let Some(since) = down_since.take() {
+                    health.steady.store(true, Ordering::Release);
+                    info!(after = ?since.elapsed(), "RabbitMQ connection recovered");
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for AmqpBus {
@@ -291,9 +403,21 @@ impl AmqpBus {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(unavailable)?;
+        let health = Health {
+            connection: publish_conn.status().clone(),
+            channel: publisher.status().clone(),
+            steady: Arc::new(AtomicBool::new(true)),
+            blocked: Arc::new(AtomicBool::new(false)),
+            lost: watch::channel(0u64).0,
+        };
+        let watcher = tokio::spawn(watch_connection(
+            health.clone(),
+            publish_conn.events_listener(),
+        ));
         let batcher = Batcher::start(
             Arc::new(AmqpSink {
                 channel: publisher.clone(),
+                health: health.clone(),
                 requests_exchange: topology.requests_exchange.as_str().into(),
                 push_exchange: topology.push_exchange.as_str().into(),
                 broadcast_exchange: topology.broadcast_exchange.as_str().into(),
@@ -311,6 +435,8 @@ impl AmqpBus {
             batcher,
             consumers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            health,
+            watcher,
         };
         bus.declare_shared().await?;
         info!(namespace = %bus.settings.namespace, "connected to RabbitMQ");
@@ -446,12 +572,6 @@ impl AmqpBus {
         }
     }
 
-    /// Whether the broker can take messages now: both the connection and
-    /// the publishing channel are up (not lost, not recovering).
-    fn is_up(&self) -> bool {
-        self.publish_conn.status().connected() && self.publisher.status().connected()
-    }
-
     async fn consume<T: Send + 'static>(
         &self,
         queue: &str,
@@ -555,12 +675,8 @@ impl Bus for AmqpBus {
         {
             return done(Err(e));
         }
-        if !self.is_up() {
-            // Down or recovering: refused at once, whatever state the
-            // recovery is in.
-            return done(Err(BusError::Unavailable(
-                "the connection to RabbitMQ is down or recovering".into(),
-            )));
+        if let Err(e) = self.health.ready() {
+            return done(Err(e));
         }
         self.batcher.send(to, msg.encode(), done).await;
     }
@@ -666,6 +782,7 @@ impl AmqpBus {
                 debug!(error = %e, "closing the AMQP connection");
             }
         }
+        self.watcher.abort();
         info!("RabbitMQ connections closed");
     }
 }

@@ -84,6 +84,13 @@ pub trait Sink: Send + Sync + 'static {
     fn batches(&self, _to: &Address) -> bool {
         true
     }
+
+    /// `Ok` if the transport can take a write now. A write queued while it
+    /// was up and due while it is down fails at once instead of waiting
+    /// for the transport.
+    fn ready(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 enum Command {
@@ -329,16 +336,19 @@ async fn write(sink: &dyn Sink, pending: &mut Pending) {
     pending.bytes = 0;
     for group in pending.groups.drain(..) {
         let parts = group.parts.len();
-        let written = tokio::time::timeout(
-            WRITE_TIMEOUT,
-            sink.write(&group.to, seal(group.parts), parts),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(BusError::Unavailable(format!(
-                "the transport did not take a write within {WRITE_TIMEOUT:?}"
-            )))
-        });
+        let written = match sink.ready() {
+            Err(e) => Err(e),
+            Ok(()) => tokio::time::timeout(
+                WRITE_TIMEOUT,
+                sink.write(&group.to, seal(group.parts), parts),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(BusError::Unavailable(format!(
+                    "the transport did not take a write within {WRITE_TIMEOUT:?}"
+                )))
+            }),
+        };
         let waiters = group.waiters;
         match written {
             Err(e) => {
