@@ -19,7 +19,7 @@ use warren_proto::Uid;
 use crate::{
     cli::{Cli, Command, ConfigAdmin, PartArgs},
     keys::{self, TokenSigner},
-    settings::{self, Settings, redact_url},
+    settings::{self, BusKind, Settings, redact_url},
 };
 
 pub fn main(cli: Cli) -> anyhow::Result<()> {
@@ -356,6 +356,20 @@ pub async fn shutdown_signal() {
     info!("shutdown signal received");
 }
 
+/// The bus `bus.kind` names. `alone`: this process runs only the
+/// connector or only the game, so the bus must reach other processes.
+async fn open_bus(settings: &Settings, role: &str, alone: bool) -> anyhow::Result<Arc<dyn Bus>> {
+    match settings.bus.transport().map_err(anyhow::Error::msg)? {
+        BusKind::Memory if alone => bail!(
+            "`warren {role}` runs apart from the other half, so it needs a networked bus: \
+             give --amqp URL or set WARREN_BUS__AMQP_URL (bus.kind: {})",
+            BusKind::ALL.join(", ")
+        ),
+        BusKind::Memory => Ok(Arc::new(MemoryBus::new(settings.bus.memory_capacity))),
+        BusKind::Amqp => amqp_bus(settings, role).await,
+    }
+}
+
 async fn amqp_bus(settings: &Settings, role: &str) -> anyhow::Result<Arc<dyn Bus>> {
     let Some(url) = &settings.bus.amqp_url else {
         bail!("`warren {role}` runs on RabbitMQ: give --amqp URL or set WARREN_BUS__AMQP_URL");
@@ -634,10 +648,7 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
     settings.game.config_url = config_url;
     config_cache(&mut settings);
     let login = start_login(&settings, &gold_url, &private).await?;
-    let bus: Arc<dyn Bus> = match &settings.bus.amqp_url {
-        Some(_) => amqp_bus(&settings, "all").await?,
-        None => Arc::new(MemoryBus::new(settings.bus.memory_capacity)),
-    };
+    let bus = open_bus(&settings, "all", false).await?;
     let game = GameBuilder::new(settings.game.clone())
         .with_builtin_services()?
         .start(bus.clone())
@@ -652,7 +663,8 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
     let listener = bind(&settings).await?;
     announce_connector(&listener, &settings, &connector)?;
     let connector_admin = start_connector_admin(&settings, connector.clone()).await?;
-    match &settings.bus.amqp_url {
+    let amqp = settings.bus.amqp_url.as_ref();
+    match amqp.filter(|_| settings.bus.transport() == Ok(BusKind::Amqp)) {
         None => {
             println!("warren: bus: in-process (connector and game share this process)");
             println!(
@@ -714,7 +726,7 @@ pub async fn connector(
         .clone()
         .unwrap_or_else(|| settings.data_dir.join(keys::PUBLIC_FILE));
     let verifier = verifier(&settings, &public)?;
-    let bus = amqp_bus(&settings, "connector").await?;
+    let bus = open_bus(&settings, "connector", true).await?;
     let connector = Connector::new(settings.connector.clone(), bus.clone(), verifier)
         .map_err(anyhow::Error::msg)?;
     let listener = bind(&settings).await?;
@@ -732,7 +744,7 @@ pub async fn game(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     config_cache(&mut settings);
-    let bus = amqp_bus(&settings, "game").await?;
+    let bus = open_bus(&settings, "game", true).await?;
     let game = GameBuilder::new(settings.game.clone())
         .with_builtin_services()?
         .start(bus.clone())

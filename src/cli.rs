@@ -10,6 +10,7 @@ SETTINGS
   them, WARREN_* environment variables override the file (sections are separated
   by a double underscore), and flags override everything. Examples:
 
+    WARREN_BUS__KIND=memory|amqp          the bus transport (default: amqp if a URL is given)
     WARREN_BUS__AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f
     WARREN_BUS__NAMESPACE=warren          prefix of exchange and queue names
     WARREN_DATA_DIR=warren-data           dev keys and local data

@@ -37,10 +37,29 @@ pub struct Settings {
     pub config_svc: ConfigSettings,
 }
 
+/// Which transport carries the bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// Bounded channels in one process: the embedded default; connector
+    /// and game must share the process.
+    Memory,
+    /// RabbitMQ (`bus.amqp_url`).
+    Amqp,
+}
+
+impl BusKind {
+    /// Every kind, as `bus.kind` spells it.
+    pub const ALL: &[&str] = &["memory", "amqp"];
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusSettings {
-    /// RabbitMQ URL. Unset: the in-process bus (one process only).
+    /// The transport: `memory` or `amqp`. Unset: `amqp` when `amqp_url`
+    /// is set, else `memory`.
+    pub kind: Option<BusKind>,
+    /// RabbitMQ URL (`bus.kind = "amqp"`).
     pub amqp_url: Option<String>,
     /// Prefix of every exchange and queue name on the broker.
     pub namespace: String,
@@ -89,6 +108,7 @@ impl Default for Settings {
 impl Default for BusSettings {
     fn default() -> Self {
         BusSettings {
+            kind: None,
             amqp_url: None,
             namespace: "warren".to_owned(),
             prefetch: 256,
@@ -103,6 +123,29 @@ impl Default for BusSettings {
 }
 
 impl BusSettings {
+    /// The transport in force, checked against the other settings: an
+    /// `amqp` bus needs its URL, and the durable mode needs a transport
+    /// that acknowledges (the in-process bus keeps nothing across a
+    /// restart, so it refuses the mode rather than pretend).
+    pub fn transport(&self) -> Result<BusKind, String> {
+        let kind = self.kind.unwrap_or(if self.amqp_url.is_some() {
+            BusKind::Amqp
+        } else {
+            BusKind::Memory
+        });
+        match kind {
+            BusKind::Amqp if self.amqp_url.is_none() => Err(
+                "bus.kind = \"amqp\" needs bus.amqp_url (or --amqp URL)".into(),
+            ),
+            BusKind::Memory if self.durable => Err(
+                "bus.durable = true needs a transport with acknowledgements (bus.kind = \"amqp\"): \
+                 the in-process bus keeps nothing across a restart"
+                    .into(),
+            ),
+            kind => Ok(kind),
+        }
+    }
+
     /// The bus settings of a process that consumes `shard`'s requests (any
     /// shard for a process that consumes none).
     pub fn amqp(&self, url: &str, client_name: &str, shard: u16) -> AmqpSettings {
@@ -241,6 +284,32 @@ mod tests {
             assert_eq!(s.game.mailbox, 9);
             assert_eq!(s.bus.namespace, "staging");
             assert_eq!(s.connector.login_timeout_ms, 10_000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_bus_kind_follows_the_url_unless_set_and_refuses_what_it_cannot_keep() {
+        let mut bus = BusSettings::default();
+        assert_eq!(bus.transport(), Ok(BusKind::Memory));
+        bus.amqp_url = Some("amqp://h".into());
+        assert_eq!(bus.transport(), Ok(BusKind::Amqp));
+        bus.kind = Some(BusKind::Memory);
+        assert_eq!(bus.transport(), Ok(BusKind::Memory));
+        bus.durable = true;
+        assert!(bus.transport().unwrap_err().contains("acknowledgements"));
+        bus.kind = Some(BusKind::Amqp);
+        assert_eq!(bus.transport(), Ok(BusKind::Amqp));
+        bus.amqp_url = None;
+        assert!(bus.transport().unwrap_err().contains("amqp_url"));
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WARREN_BUS__KIND", "amqp");
+            assert_eq!(
+                load(None).map_err(|e| e.to_string())?.bus.kind,
+                Some(BusKind::Amqp)
+            );
+            jail.set_env("WARREN_BUS__KIND", "carrier-pigeon");
+            assert!(load(None).is_err());
             Ok(())
         });
     }

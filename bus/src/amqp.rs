@@ -42,7 +42,6 @@
 use std::{
     collections::VecDeque,
     fmt,
-    future::Future,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -52,20 +51,23 @@ use std::{
 
 use async_trait::async_trait;
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, ExchangeKind,
     options::{
         BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-        QueueDeclareOptions, QueueDeleteOptions,
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
-use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use warren_proto::{
     BusEvent, BusPush, ConnectorId, DecodeError, batch::BATCH_CONTENT_TYPE, decode_event,
     decode_push,
 };
+
+mod link;
+
+use link::{Health, Side};
 
 use crate::{
     Address, Bus, BusError, Confirm, Done, Message, Subscription,
@@ -168,7 +170,6 @@ fn shard_key(shard: u16) -> String {
 /// Writes the batcher's bodies to the broker, on the publishing channel
 /// (publisher confirms on).
 struct AmqpSink {
-    channel: Channel,
     health: Health,
     requests_exchange: ShortString,
     push_exchange: ShortString,
@@ -195,7 +196,11 @@ impl Sink for AmqpSink {
             properties = properties.with_delivery_mode(2);
         }
         let lost = self.health.next_loss();
-        let publish = self.channel.basic_publish(
+        let link = self.health.publish.link();
+        let Some(channel) = link.channel.as_ref() else {
+            return Err(BusError::Unavailable("no publishing channel".into()));
+        };
+        let publish = channel.basic_publish(
             exchange.clone(),
             key,
             BasicPublishOptions::default(),
@@ -237,107 +242,96 @@ impl Sink for AmqpSink {
 pub struct AmqpBus {
     topology: Topology,
     settings: AmqpSettings,
-    publish_conn: Connection,
-    consume_conn: Connection,
-    publisher: Channel,
+    publish: Arc<Side>,
+    consume: Arc<Side>,
     batcher: Batcher,
     consumers: Mutex<Vec<(Channel, ShortString)>>,
-    closed: AtomicBool,
+    closed: Arc<AtomicBool>,
     health: Health,
     watcher: tokio::task::JoinHandle<()>,
 }
 
-/// How often the publishing connection's state is looked at.
-const WATCH_TICK: Duration = Duration::from_millis(50);
-
-/// Whether the publishing side can take messages, as the watcher sees it.
-#[derive(Clone)]
-struct Health {
-    connection: lapin::ConnectionStatus,
-    channel: lapin::ChannelStatus,
-    /// Up for two looks in a row (lapin says "connected" for a moment
-    /// while a recovery attempt is still failing).
-    steady: Arc<AtomicBool>,
-    /// The broker blocks publishers (a memory or disk alarm).
-    blocked: Arc<AtomicBool>,
-    /// Bumped each time the connection is lost.
-    lost: watch::Sender<u64>,
+/// How a consumer is opened: at first, and again on a rebuilt connection.
+pub(crate) struct Opener {
+    side: Arc<Side>,
+    pub(crate) queue: String,
+    prefetch: u16,
+    /// A shard's queue: consumed exclusively; the message says who owns it.
+    exclusive: Option<String>,
+    /// A connector's push queue: declared (exclusive to the connection)
+    /// and bound before it is consumed.
+    push: Option<PushQueue>,
 }
 
-impl Health {
-    fn connected(&self) -> bool {
-        self.connection.connected() && self.channel.connected()
-    }
-
-    /// `Ok` if a message may be written now: refused at once while the
-    /// connection is down or recovering, whatever state the recovery is in.
-    fn ready(&self) -> Result<(), BusError> {
-        if !(self.steady.load(Ordering::Acquire) && self.connected()) {
-            return Err(BusError::Unavailable(
-                "the connection to RabbitMQ is down or recovering".into(),
-            ));
-        }
-        if self.blocked.load(Ordering::Acquire) {
-            return Err(BusError::Rejected(
-                "RabbitMQ is blocking publishers (a memory or disk alarm)".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Resolves at the next loss of the connection after the call.
-    fn next_loss(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut lost = self.lost.subscribe();
-        async move {
-            let _ = lost.changed().await;
-        }
-    }
+struct PushQueue {
+    push_exchange: String,
+    broadcast_exchange: String,
+    id: String,
+    args: FieldTable,
 }
 
-/// Follows the publishing connection: says in the log when it is lost and
-/// when it is back, keeps [`Health`] current, and bumps its `lost` on
-/// every loss (lapin holds the publishes and confirms of messages written
-/// around a loss until it has recovered, or forever: those are failed at
-/// once instead).
-async fn watch_connection(health: Health, events: impl futures_util::Stream<Item = lapin::Event>) {
-    use futures_util::StreamExt;
-    let mut events = std::pin::pin!(events);
-    let mut tick = tokio::time::interval(WATCH_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut down_since: Option<std::time::Instant> = None;
-    let mut up_looks = 2;
-    loop {
-        tokio::select! {
-            event = events.next() => match event {
-                None => break,
-                Some(lapin::Event::ConnectionBlocked(reason)) => {
-                    warn!(%reason, "RabbitMQ blocks publishers: requests are refused (overloaded)");
-                    health.blocked.store(true, Ordering::Release);
-                }
-                Some(lapin::Event::ConnectionUnblocked) => {
-                    info!("RabbitMQ takes publishes again");
-                    health.blocked.store(false, Ordering::Release);
-                }
-                Some(_) => {}
-            },
-            _ = tick.tick() => {
-                if !health.connected() {
-                    up_looks = 0;
-                    health.steady.store(false, Ordering::Release);
-                    if down_since.is_none() {
-                        warn!("lost RabbitMQ: requests are refused (unavailable) until the connection recovers");
-                        down_since = Some(std::time::Instant::now());
-                        health.lost.send_modify(|n| *n += 1);
-                    }
-                    continue;
-                }
-                up_looks += 1;
-                if up_looks >= 2 && let Some(since) = down_since.take() {
-                    health.steady.store(true, Ordering::Release);
-                    info!(after = ?since.elapsed(), "RabbitMQ connection recovered");
-                }
+impl Opener {
+    /// Whether the bus is closing: nothing is re-opened then.
+    pub(crate) fn closed(&self) -> bool {
+        self.side.closed.load(Ordering::Acquire)
+    }
+
+    /// A channel with the prefetch, and a consumer of the queue on it, on
+    /// the side's current connection.
+    pub(crate) async fn open(&self) -> Result<(Channel, lapin::Consumer), BusError> {
+        let link = self.side.link();
+        let channel = link.conn.create_channel().await.map_err(unavailable)?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let q = &self.queue;
+        if let Some(p) = &self.push {
+            // Exclusive: the queue lives as long as this connector's
+            // consuming connection, so a dead connector leaves nothing.
+            channel
+                .queue_declare(
+                    q.as_str().into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    p.args.clone(),
+                )
+                .await
+                .map_err(|e| match e.kind() {
+                    lapin::ErrorKind::ProtocolError(_) => BusError::AlreadyConsumed(format!(
+                        "push queue {q} is held by another connection: is connector id {} already running? ({e})",
+                        p.id
+                    )),
+                    _ => unavailable(e),
+                })?;
+            for (exchange, key) in [
+                (&p.push_exchange, p.id.as_str()),
+                (&p.broadcast_exchange, ""),
+            ] {
+                bind(&channel, q, exchange, key).await?;
             }
         }
+        let consumer = channel
+            .basic_consume(
+                q.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    exclusive: self.exclusive.is_some(),
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| match (&self.exclusive, e.kind()) {
+                (Some(owner), lapin::ErrorKind::ProtocolError(_)) => {
+                    BusError::AlreadyConsumed(format!("{owner} ({e})"))
+                }
+                _ => unavailable(e),
+            })?;
+        Ok((channel, consumer))
     }
 }
 
@@ -362,7 +356,7 @@ async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<()
     .map_err(unavailable)
 }
 
-fn unavailable(e: impl fmt::Display) -> BusError {
+pub(crate) fn unavailable(e: impl fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
@@ -378,45 +372,18 @@ impl AmqpBus {
             )));
         }
         let topology = Topology::new(&settings.namespace);
-        // If the broker goes away, lapin reconnects (every 0.2 s at first,
-        // backing off to every 2 s, never giving up) and replays the
-        // topology, consumers, publisher confirms and QoS; consumers wait for
-        // that (see `Subscription`), publishers fail fast meanwhile.
-        let props = |role: &str| {
-            ConnectionProperties::default()
-                .with_connection_name(format!("{}-{role}", settings.client_name).into())
-                .configure_backoff(|b| {
-                    b.with_min_delay(std::time::Duration::from_millis(200))
-                        .with_max_delay(std::time::Duration::from_secs(2))
-                        .with_max_times(usize::MAX)
-                })
-                .enable_auto_recover()
-        };
-        let publish_conn = Connection::connect(&settings.url, props("publish"))
-            .await
-            .map_err(unavailable)?;
-        let consume_conn = Connection::connect(&settings.url, props("consume"))
-            .await
-            .map_err(unavailable)?;
-        let publisher = publish_conn.create_channel().await.map_err(unavailable)?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(unavailable)?;
-        let health = Health {
-            connection: publish_conn.status().clone(),
-            channel: publisher.status().clone(),
-            steady: Arc::new(AtomicBool::new(true)),
-            blocked: Arc::new(AtomicBool::new(false)),
-            lost: watch::channel(0u64).0,
-        };
-        let watcher = tokio::spawn(watch_connection(
-            health.clone(),
-            publish_conn.events_listener(),
-        ));
+        // Two connections, watched (see `link`): lapin recovers them by
+        // itself, consumers wait for that (see `Subscription`), publishers
+        // are refused at once meanwhile, and one that does not recover is
+        // rebuilt.
+        let closed = Arc::new(AtomicBool::new(false));
+        let (url, name) = (&settings.url, &settings.client_name);
+        let publish = Arc::new(Side::connect("publish", url, name, true, closed.clone()).await?);
+        let consume = Arc::new(Side::connect("consume", url, name, false, closed.clone()).await?);
+        let health = Health::new(publish.clone());
+        let watcher = tokio::spawn(link::watch(health.clone(), consume.clone()));
         let batcher = Batcher::start(
             Arc::new(AmqpSink {
-                channel: publisher.clone(),
                 health: health.clone(),
                 requests_exchange: topology.requests_exchange.as_str().into(),
                 push_exchange: topology.push_exchange.as_str().into(),
@@ -429,12 +396,11 @@ impl AmqpBus {
         let bus = AmqpBus {
             topology,
             settings,
-            publish_conn,
-            consume_conn,
-            publisher,
+            publish,
+            consume,
             batcher,
             consumers: Mutex::new(Vec::new()),
-            closed: AtomicBool::new(false),
+            closed,
             health,
             watcher,
         };
@@ -462,7 +428,7 @@ impl AmqpBus {
 
     async fn declare_shared(&self) -> Result<(), BusError> {
         let t = &self.topology;
-        let ch = &self.publisher;
+        let ch = &self.publisher()?;
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
@@ -572,42 +538,24 @@ impl AmqpBus {
         }
     }
 
+    /// The publishing channel of the current connection.
+    fn publisher(&self) -> Result<Channel, BusError> {
+        self.publish
+            .link()
+            .channel
+            .clone()
+            .ok_or_else(|| BusError::Unavailable("no publishing channel".into()))
+    }
+
     async fn consume<T: Send + 'static>(
         &self,
-        queue: &str,
-        prepare: impl AsyncFnOnce(&Channel) -> Result<(), BusError>,
+        opener: Opener,
         decode: fn(&[u8]) -> Result<T, DecodeError>,
         manual: bool,
-        exclusive: Option<String>,
     ) -> Result<Subscription<T>, BusError> {
         self.ensure_open()?;
-        let channel = self
-            .consume_conn
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
-        channel
-            .basic_qos(self.settings.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
-        prepare(&channel).await?;
-        let consumer = channel
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions {
-                    exclusive: exclusive.is_some(),
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| match (&exclusive, e.kind()) {
-                (Some(owner), lapin::ErrorKind::ProtocolError(_)) => {
-                    BusError::AlreadyConsumed(format!("{owner} ({e})"))
-                }
-                _ => unavailable(e),
-            })?;
+        let generation = self.consume.generation.subscribe();
+        let (channel, consumer) = opener.open().await?;
         let tag = consumer.tag();
         self.consumers
             .lock()
@@ -617,7 +565,7 @@ impl AmqpBus {
             consumer,
             channel,
             tag,
-            queue: queue.to_owned(),
+            queue: opener.queue.clone(),
             decode,
             ack_every: usize::from(self.settings.prefetch / 4).max(1),
             unacked: None,
@@ -626,6 +574,8 @@ impl AmqpBus {
             manual,
             closed: false,
             batched: VecDeque::new(),
+            opener,
+            generation,
         }))
     }
 
@@ -639,7 +589,7 @@ impl AmqpBus {
             .chain([t.shards_marker.clone()])
             .chain(dead);
         for queue in queues {
-            self.publisher
+            self.publisher()?
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await
                 .map_err(unavailable)?;
@@ -653,7 +603,7 @@ impl AmqpBus {
         .into_iter()
         .chain(dead)
         {
-            self.publisher
+            self.publisher()?
                 .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
                 .await
                 .map_err(unavailable)?;
@@ -688,37 +638,21 @@ impl Bus for AmqpBus {
         let queue = self.topology.push_queue(connector);
         let t = self.topology.clone();
         let args = self.queue_args();
-        let id = connector.to_string();
-        let q = queue.clone();
         self.consume(
-            &queue,
-            async move |ch: &Channel| {
-                // Exclusive: the queue lives as long as this connector's
-                // consuming connection, so a dead connector leaves nothing.
-                ch.queue_declare(
-                    q.as_str().into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..Default::default()
-                    },
+            Opener {
+                side: self.consume.clone(),
+                queue,
+                prefetch: self.settings.prefetch,
+                exclusive: None,
+                push: Some(PushQueue {
+                    push_exchange: t.push_exchange,
+                    broadcast_exchange: t.broadcast_exchange,
+                    id: connector.to_string(),
                     args,
-                )
-                .await
-                .map_err(|e| match e.kind() {
-                    lapin::ErrorKind::ProtocolError(_) => BusError::AlreadyConsumed(format!(
-                        "push queue {q} is held by another connection: is connector id {id} already running? ({e})"
-                    )),
-                    _ => unavailable(e),
-                })?;
-                for (exchange, key) in [(&t.push_exchange, id.as_str()), (&t.broadcast_exchange, "")] {
-                    bind(ch, &q, exchange, key).await?;
-                }
-                Ok(())
+                }),
             },
             decode_push,
             false,
-            None,
         )
         .await
     }
@@ -732,11 +666,15 @@ impl Bus for AmqpBus {
             self.settings.namespace
         );
         self.consume(
-            &queue,
-            async |_: &Channel| Ok(()),
+            Opener {
+                side: self.consume.clone(),
+                queue,
+                prefetch: self.settings.prefetch,
+                exclusive: Some(owner),
+                push: None,
+            },
             decode_event,
             self.settings.durable,
-            Some(owner),
         )
         .await
     }
@@ -768,17 +706,20 @@ impl AmqpBus {
         // Publish what the batcher holds, and let outstanding confirms
         // arrive before the connection goes.
         self.batcher.flush(CLOSE_TIMEOUT / 2).await;
-        let _ = self.publisher.wait_for_confirms().await;
+        let publisher = self.publisher().ok();
+        if let Some(publisher) = &publisher {
+            let _ = publisher.wait_for_confirms().await;
+        }
         // Close every channel explicitly first: a channel whose last handle
         // is dropped while still open is closed by lapin on its own, racing
         // the connection close.
-        for channel in consumers.iter().map(|(c, _)| c).chain([&self.publisher]) {
+        for channel in consumers.iter().map(|(c, _)| c).chain(publisher.as_ref()) {
             if let Err(e) = channel.close(200, "shutdown".into()).await {
                 debug!(error = %e, "closing an AMQP channel");
             }
         }
-        for conn in [&self.consume_conn, &self.publish_conn] {
-            if let Err(e) = conn.close(200, "shutdown".into()).await {
+        for side in [&self.consume, &self.publish] {
+            if let Err(e) = side.link().conn.close(200, "shutdown".into()).await {
                 debug!(error = %e, "closing the AMQP connection");
             }
         }

@@ -31,7 +31,7 @@
 
 mod ack;
 mod address;
-mod amqp;
+pub(crate) mod amqp;
 pub mod batch;
 mod memory;
 mod subscription;

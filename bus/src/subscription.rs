@@ -61,6 +61,9 @@ fn manual(acker: Acker, rt: tokio::runtime::Handle) -> Ack {
     Ack::manual(Box::new(AmqpAck(acker, rt)))
 }
 
+/// The longest a batched acknowledgement may take.
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Messages delivered to one consumer, in order. Dropping it cancels the
 /// consumer on the bus.
 #[derive(Debug)]
@@ -90,6 +93,10 @@ pub(crate) struct AmqpSource<T> {
     pub(crate) closed: bool,
     /// The rest of a batch delivery, not handed out yet.
     pub(crate) batched: VecDeque<T>,
+    /// Opens the consumer again when its connection is rebuilt.
+    pub(crate) opener: crate::amqp::Opener,
+    /// Changes when the consuming connection is rebuilt.
+    pub(crate) generation: tokio::sync::watch::Receiver<u64>,
 }
 
 impl<T> std::fmt::Debug for AmqpSource<T> {
@@ -150,13 +157,52 @@ impl<T> Subscription<T> {
 }
 
 impl<T> AmqpSource<T> {
+    /// Opens the consumer again on the rebuilt connection, trying every
+    /// second until it works; false once the bus is closing.
+    async fn reopen(&mut self) -> bool {
+        // Deliveries taken on the old connection cannot be acknowledged
+        // on the new one; the broker delivers them again.
+        self.unacked = None;
+        self.unacked_count = 0;
+        loop {
+            if self.opener.closed() {
+                self.ended = true;
+                return false;
+            }
+            match self.opener.open().await {
+                Ok((channel, consumer)) => {
+                    self.tag = consumer.tag();
+                    self.channel = channel;
+                    self.consumer = consumer;
+                    info!(queue = %self.queue, "consuming again on a rebuilt connection");
+                    return true;
+                }
+                Err(e) => {
+                    warn!(queue = %self.queue, error = %e, "could not consume on the rebuilt connection; trying again in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
     /// Acknowledges every delivery taken so far, in one frame.
+    ///
+    /// Never waits on a channel that is not up (lapin would hold the ack
+    /// until the channel recovers, or forever): deliveries taken on a lost
+    /// channel are delivered again anyway. An ack is bounded by
+    /// [`ACK_TIMEOUT`].
     async fn flush_acks(&mut self) {
         if let Some(acker) = self.unacked.take() {
             self.unacked_count = 0;
+            if !self.channel.status().connected() {
+                debug!(queue = %self.queue, "not acknowledging on a channel that is down");
+                return;
+            }
             let multiple = BasicAckOptions { multiple: true };
-            if let Err(e) = acker.ack(multiple).await {
-                warn!(queue = %self.queue, error = %e, "ack failed");
+            match tokio::time::timeout(ACK_TIMEOUT, acker.ack(multiple)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(queue = %self.queue, error = %e, "ack failed"),
+                Err(_) => warn!(queue = %self.queue, "ack not sent within {ACK_TIMEOUT:?}"),
             }
         }
     }
@@ -184,7 +230,15 @@ impl<T> AmqpSource<T> {
                 None => {
                     // Nothing ready: a good moment to acknowledge.
                     self.flush_acks().await;
-                    self.consumer.next().await
+                    tokio::select! {
+                        d = self.consumer.next() => d,
+                        _ = self.generation.changed() => {
+                            if !self.reopen().await {
+                                return None;
+                            }
+                            continue;
+                        }
+                    }
                 }
             };
             let delivery = match delivery {
@@ -195,15 +249,26 @@ impl<T> AmqpSource<T> {
                     // acknowledged on the new one.
                     self.unacked = None;
                     self.unacked_count = 0;
-                    match self.channel.wait_for_recovery(e).await {
-                        Ok(()) => {
+                    let recovered = tokio::select! {
+                        r = self.channel.wait_for_recovery(e) => Some(r),
+                        _ = self.generation.changed() => None,
+                    };
+                    match recovered {
+                        Some(Ok(())) => {
                             info!(queue = %self.queue, "consuming again after the broker came back");
                             continue;
                         }
-                        Err(e) => {
+                        Some(Err(e)) => {
                             warn!(queue = %self.queue, error = %e, "the consumer cannot recover");
                             self.ended = true;
                             return None;
+                        }
+                        // The connection was rebuilt instead.
+                        None => {
+                            if !self.reopen().await {
+                                return None;
+                            }
+                            continue;
                         }
                     }
                 }

@@ -69,7 +69,10 @@ impl Proc {
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info,warren_connector=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("WARREN_TEST_LOG").unwrap_or("info,warren_connector=debug".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -598,7 +601,12 @@ impl Drop for Stack {
             let _ = p.child.wait();
             if std::thread::panicking() {
                 let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .rev()
+                    .filter(|l| !l.contains("request not forwarded"))
+                    .take(60)
+                    .collect();
                 eprintln!("---- last lines of {} ----", p.name);
                 for line in tail.into_iter().rev() {
                     eprintln!("{line}");

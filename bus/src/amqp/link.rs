@@ -1,0 +1,309 @@
+//! The RabbitMQ connections of one bus, and the watch kept on them.
+//!
+//! A bus has two sides, each one connection: publishing (with a channel in
+//! confirm mode) and consuming. lapin recovers a lost connection by itself,
+//! but a recovery can stall (seen under CPU load with publishes in flight:
+//! the connection stays "reconnecting" long after the broker is back). So a
+//! watcher looks at both sides every 50 ms:
+//! - it logs when a side is lost and when it is back;
+//! - while the publishing side is down, sends are refused at once
+//!   ([`Health::ready`]), and writes or confirms caught by the loss fail at
+//!   once (lapin would hold them until it recovers, or forever);
+//! - a side still down [`REBUILD_AFTER`] after the broker answers again is
+//!   torn down and rebuilt on a new connection, said in the log; consumers
+//!   follow their side to the new connection ([`Side::generation`]).
+
+use std::{
+    future::Future,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use lapin::{Channel, Connection, ConnectionProperties, options::ConfirmSelectOptions};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::BusError;
+
+use super::unavailable;
+
+/// How often the sides are looked at.
+const WATCH_TICK: Duration = Duration::from_millis(50);
+
+/// How long a side may stay down while the broker answers before it is
+/// rebuilt on a new connection.
+pub(crate) const REBUILD_AFTER: Duration = Duration::from_secs(10);
+
+/// One connection, and the publishing side's confirm-mode channel.
+pub(crate) struct Link {
+    pub(crate) conn: Connection,
+    pub(crate) channel: Option<Channel>,
+}
+
+impl Link {
+    fn connected(&self) -> bool {
+        self.conn.status().connected()
+            && self.channel.as_ref().is_none_or(|c| c.status().connected())
+    }
+}
+
+/// One side of the bus: its current connection, replaced when rebuilt.
+pub(crate) struct Side {
+    pub(crate) role: &'static str,
+    url: String,
+    client_name: String,
+    link: RwLock<Arc<Link>>,
+    /// Bumped by every rebuild: consumers re-open on the new connection.
+    pub(crate) generation: watch::Sender<u64>,
+    /// Set when the bus closes: nothing is rebuilt or re-opened after.
+    pub(crate) closed: Arc<AtomicBool>,
+}
+
+fn properties(client_name: &str, role: &str) -> ConnectionProperties {
+    // If the broker goes away, lapin reconnects (every 0.2 s at first,
+    // backing off to every 2 s, never giving up) and replays the topology,
+    // consumers, publisher confirms and QoS.
+    ConnectionProperties::default()
+        .with_connection_name(format!("{client_name}-{role}").into())
+        .configure_backoff(|b| {
+            b.with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(2))
+                .with_max_times(usize::MAX)
+        })
+        .enable_auto_recover()
+}
+
+async fn open(url: &str, client_name: &str, role: &str, confirm: bool) -> Result<Link, BusError> {
+    let conn = Connection::connect(url, properties(client_name, role))
+        .await
+        .map_err(unavailable)?;
+    let channel = if confirm {
+        let channel = conn.create_channel().await.map_err(unavailable)?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+        Some(channel)
+    } else {
+        None
+    };
+    Ok(Link { conn, channel })
+}
+
+impl Side {
+    /// Connects one side; the publishing side (`confirm`) also opens its
+    /// channel in confirm mode.
+    pub(crate) async fn connect(
+        role: &'static str,
+        url: &str,
+        client_name: &str,
+        confirm: bool,
+        closed: Arc<AtomicBool>,
+    ) -> Result<Side, BusError> {
+        let link = open(url, client_name, role, confirm).await?;
+        Ok(Side {
+            role,
+            url: url.to_owned(),
+            client_name: client_name.to_owned(),
+            link: RwLock::new(Arc::new(link)),
+            generation: watch::channel(0).0,
+            closed,
+        })
+    }
+
+    pub(crate) fn link(&self) -> Arc<Link> {
+        self.link.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn connected(&self) -> bool {
+        self.link().connected()
+    }
+
+    /// Replaces the connection with a new one. The old one is left to
+    /// lapin (a connection in recovery cannot be closed); if it ever comes
+    /// back, it is closed then.
+    async fn rebuild(&self) -> Result<(), BusError> {
+        let confirm = self.link().channel.is_some();
+        let new = open(&self.url, &self.client_name, self.role, confirm).await?;
+        let old = std::mem::replace(
+            &mut *self.link.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::new(new),
+        );
+        self.generation.send_modify(|g| *g += 1);
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < deadline {
+                if old.conn.status().connected() {
+                    let _ = old.conn.close(200, "replaced".into()).await;
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            debug!("an abandoned RabbitMQ connection never came back");
+        });
+        Ok(())
+    }
+}
+
+/// Whether the publishing side can take messages, as the watcher sees it.
+#[derive(Clone)]
+pub(crate) struct Health {
+    pub(crate) publish: Arc<Side>,
+    /// Up for two looks in a row (lapin says "connected" for a moment
+    /// while a recovery attempt is still failing).
+    steady: Arc<AtomicBool>,
+    /// The broker blocks publishers (a memory or disk alarm).
+    blocked: Arc<AtomicBool>,
+    /// Bumped each time the publishing side is lost.
+    lost: watch::Sender<u64>,
+}
+
+impl Health {
+    pub(crate) fn new(publish: Arc<Side>) -> Health {
+        Health {
+            publish,
+            steady: Arc::new(AtomicBool::new(true)),
+            blocked: Arc::new(AtomicBool::new(false)),
+            lost: watch::channel(0).0,
+        }
+    }
+
+    /// `Ok` if a message may be written now: refused at once while the
+    /// connection is down or recovering, whatever state the recovery is in.
+    pub(crate) fn ready(&self) -> Result<(), BusError> {
+        if !(self.steady.load(Ordering::Acquire) && self.publish.connected()) {
+            return Err(BusError::Unavailable(
+                "the connection to RabbitMQ is down or recovering".into(),
+            ));
+        }
+        if self.blocked.load(Ordering::Acquire) {
+            return Err(BusError::Rejected(
+                "RabbitMQ is blocking publishers (a memory or disk alarm)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves at the next loss of the publishing side after the call.
+    pub(crate) fn next_loss(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut lost = self.lost.subscribe();
+        async move {
+            let _ = lost.changed().await;
+        }
+    }
+}
+
+/// What the watcher remembers of one side.
+#[derive(Default)]
+struct Watch {
+    down_since: Option<Instant>,
+    up_looks: u32,
+    tried_at: Option<Instant>,
+}
+
+/// Whether the broker accepts TCP connections (a side is rebuilt only
+/// then: while the broker is away, lapin's own retries are the right
+/// thing).
+async fn reachable(url: &str) -> bool {
+    let Ok(uri) = url.parse::<lapin::uri::AMQPUri>() else {
+        return false;
+    };
+    let addr = (uri.authority.host.clone(), uri.authority.port);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Watches both sides until the bus closes (see the module documentation).
+pub(crate) async fn watch(health: Health, consume: Arc<Side>) {
+    let mut tick = tokio::time::interval(WATCH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let listen =
+        |side: &Side| -> std::pin::Pin<Box<dyn futures_util::Stream<Item = lapin::Event> + Send>> {
+            Box::pin(side.link().conn.events_listener())
+        };
+    let mut events = listen(&health.publish);
+    let mut generation = health.publish.generation.subscribe();
+    let (mut publishing, mut consuming) = (Watch::default(), Watch::default());
+    publishing.up_looks = 2;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                None => events = Box::pin(futures_util::stream::pending()),
+                Some(lapin::Event::ConnectionBlocked(reason)) => {
+                    warn!(%reason, "RabbitMQ blocks publishers: requests are refused (overloaded)");
+                    health.blocked.store(true, Ordering::Release);
+                }
+                Some(lapin::Event::ConnectionUnblocked) => {
+                    info!("RabbitMQ takes publishes again");
+                    health.blocked.store(false, Ordering::Release);
+                }
+                Some(_) => {}
+            },
+            _ = generation.changed() => {
+                events = listen(&health.publish);
+                health.blocked.store(false, Ordering::Release);
+            }
+            _ = tick.tick() => {
+                if health.publish.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let was_down = publishing.down_since.is_some();
+                let up = look(&health.publish, &mut publishing).await;
+                health.steady.store(up, Ordering::Release);
+                if !was_down && publishing.down_since.is_some() {
+                    health.lost.send_modify(|n| *n += 1);
+                }
+                look(&consume, &mut consuming).await;
+            }
+        }
+    }
+}
+
+/// One look at one side: logs a loss and a recovery, rebuilds a side that
+/// stays down while the broker answers. Returns whether it is up (steadily
+/// for two looks).
+async fn look(side: &Side, w: &mut Watch) -> bool {
+    if side.connected() {
+        w.up_looks += 1;
+        if w.up_looks >= 2
+            && let Some(since) = w.down_since.take()
+        {
+            info!(side = side.role, after = ?since.elapsed(), "RabbitMQ connection recovered");
+            w.tried_at = None;
+        }
+        return w.up_looks >= 2;
+    }
+    w.up_looks = 0;
+    let Some(since) = w.down_since else {
+        warn!(
+            side = side.role,
+            "lost RabbitMQ: requests are refused (unavailable) until the connection recovers"
+        );
+        w.down_since = Some(Instant::now());
+        return false;
+    };
+    let due = w.tried_at.unwrap_or(since).elapsed() >= REBUILD_AFTER;
+    if due {
+        w.tried_at = Some(Instant::now());
+        if reachable(&side.url).await {
+            warn!(
+                side = side.role,
+                down_for = ?since.elapsed(),
+                "RabbitMQ answers again but this connection has not recovered: rebuilding it"
+            );
+            match side.rebuild().await {
+                Ok(()) => info!(side = side.role, "RabbitMQ connection rebuilt"),
+                Err(e) => {
+                    warn!(side = side.role, error = %e, "rebuilding the RabbitMQ connection failed; trying again")
+                }
+            }
+        }
+    }
+    false
+}
