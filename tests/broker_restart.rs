@@ -19,6 +19,10 @@
 #[path = "e2e/helpers.rs"]
 #[allow(unused_macros)]
 mod helpers;
+#[path = "support/load.rs"]
+mod load;
+
+use load::Load;
 
 use std::{
     collections::BTreeMap,
@@ -132,37 +136,6 @@ async fn the_players_stay_while_the_broker_restarts_five_times() {
     eprintln!(
         "broker restarts: service back after {recoveries:?}; {refused} requests refused while it was away; {timed_out} answered `timeout` while the connections recovered; 0 disconnects"
     );
-}
-
-/// Busy loops on every core while it lives.
-struct Load(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
-
-impl Load {
-    fn start() -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        x = std::hint::black_box(x.wrapping_add(1));
-                    }
-                })
-            })
-            .collect();
-        Load(stop, threads)
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-        for t in self.1.drain(..) {
-            let _ = t.join();
-        }
-    }
 }
 
 /// What one steady player saw.
@@ -290,14 +263,29 @@ async fn the_connector_never_wedges_while_the_broker_restarts_ten_times_under_lo
         }
     }
     drop(load);
-    // Every player is still connected and served.
+    // Every player is still connected and served, and the console says
+    // the bus is up (and whether a connection had to be rebuilt).
     probe.echo(b"\x80").await;
+    let url = format!("http://{}", stack.connector_admins[0]);
+    let (ok, lines) = stack.warren_admin("debug", &["--connector", &url]);
+    assert!(ok, "{lines}");
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["bus_up", "true"]),
+        "{lines}"
+    );
+    let rebuilds = lines
+        .lines()
+        .find(|l| l.starts_with("bus_rebuilds"))
+        .map(str::to_owned)
+        .unwrap_or_default();
     let started = Instant::now();
     let status = stack.terminate_connector();
     assert!(status.success(), "connector exit: {status:?}");
     eprintln!(
         "10 broker restarts under load: service back after {recoveries:?}; answers {total:?}; \
-         0 sockets lost; the connector stopped {:?} after SIGTERM",
+         0 sockets lost; {rebuilds}; the connector stopped {:?} after SIGTERM",
         started.elapsed()
     );
 }

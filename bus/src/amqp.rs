@@ -70,7 +70,7 @@ mod link;
 use link::{Health, Side};
 
 use crate::{
-    Address, Bus, BusError, Confirm, Done, Message, Subscription,
+    Address, Bus, BusError, BusState, Confirm, Done, Message, Subscription,
     batch::{Batcher, Sink},
     check,
     subscription::AmqpSource,
@@ -677,6 +677,13 @@ impl Bus for AmqpBus {
             self.settings.durable,
         )
         .await
+    }
+
+    fn state(&self) -> BusState {
+        BusState {
+            up: self.health.ready().is_ok(),
+            rebuilds: *self.publish.generation.borrow() + *self.consume.generation.borrow(),
+        }
     }
 
     async fn close(&self) {

@@ -137,6 +137,23 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// Cancels consumers and closes connections, within a bounded time
     /// even when the transport is dead. Idempotent.
     async fn close(&self);
+
+    /// What the debug console shows of the transport.
+    fn state(&self) -> BusState {
+        BusState {
+            up: true,
+            rebuilds: 0,
+        }
+    }
+}
+
+/// The transport as the debug console shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusState {
+    /// Whether it takes messages now (false while down or recovering).
+    pub up: bool,
+    /// Connections torn down and rebuilt because their recovery stalled.
+    pub rebuilds: u64,
 }
 
 /// Sends and waits until the bus has taken the message (or refused it).

@@ -145,12 +145,16 @@ impl<T> Subscription<T> {
             src.flush_acks().await;
             src.closed = true;
             let tag = src.tag.clone();
-            if let Err(e) = src
-                .channel
-                .basic_cancel(tag, BasicCancelOptions::default())
-                .await
-            {
-                debug!(queue = %src.queue, error = %e, "cancel failed (connection already closed?)");
+            let cancel = src.channel.basic_cancel(tag, BasicCancelOptions::default());
+            // Bounded: a channel that is down would hold the cancel.
+            match tokio::time::timeout(ACK_TIMEOUT, cancel).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(queue = %src.queue, error = %e, "cancel failed (connection already closed?)")
+                }
+                Err(_) => {
+                    debug!(queue = %src.queue, "cancel not answered; the connection closes anyway")
+                }
             }
         }
     }

@@ -39,6 +39,10 @@ fn unauthorized() -> Response {
 struct Stats {
     connector: String,
     online: usize,
+    /// Whether the bus takes messages now.
+    bus_up: bool,
+    /// Bus connections rebuilt because their recovery stalled.
+    bus_rebuilds: u64,
     #[serde(flatten)]
     counters: StatsSnapshot,
 }
@@ -47,9 +51,12 @@ async fn stats(admin: axum::extract::State<Arc<Admin>>, headers: HeaderMap) -> R
     if !admin.authorized(&headers) {
         return unauthorized();
     }
+    let bus = admin.connector.bus_state();
     Json(Stats {
         connector: admin.connector.id().to_string(),
         online: admin.connector.online(),
+        bus_up: bus.up,
+        bus_rebuilds: bus.rebuilds,
         counters: admin.connector.stats(),
     })
     .into_response()

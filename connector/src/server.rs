@@ -91,6 +91,11 @@ impl Connector {
         self.shared.registry.len()
     }
 
+    /// The bus as the debug console shows it.
+    pub fn bus_state(&self) -> warren_bus::BusState {
+        self.shared.bus.state()
+    }
+
     /// Serves until `shutdown` resolves, then kicks every socket with
     /// `shutdown`, waits for them to close (up to `shutdown_grace_ms`) and
     /// returns. Fails only if the push queue cannot be consumed.

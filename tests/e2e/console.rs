@@ -62,6 +62,13 @@ async fn the_console_shows_every_service_and_metrics_scrape(kind: BusKind) {
         (1, 1, 25)
     );
     assert!(value("bytes_in") > 0 && value("bytes_out") > 0);
+    assert_eq!(value("bus_rebuilds"), 0, "{lines}");
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["bus_up", "true"]),
+        "the console says the bus is up:\n{lines}"
+    );
     let (status, metrics) =
         http_get(stack.connector_admins[0], "/metrics", &stack.admin_token()).await;
     assert_eq!(status, 200);

@@ -41,19 +41,25 @@ struct Daily {
     reward: i64,
 }
 
+/// A guest player logged in on the websocket, who has claimed the daily
+/// reward; and the reward.
+async fn guest_with_daily(stack: &Stack, device: &str) -> (crate::helpers::Client, i64) {
+    let login = stack.login.unwrap();
+    let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": device})).await;
+    assert_eq!(status, 200, "{reply}");
+    let mut c = stack.client().await;
+    c.login(reply["token"].as_str().unwrap()).await;
+    let (r, _) = c.request(3002, &json!({})).await;
+    (c, decode::<Daily>(&r).reward)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once() {
     let mut stack = Stack::start_full_with(BusKind::RabbitMq, &DURABLE).await;
     crate::config::publish(&stack, "economy", json!({"daily_reward": 1_000_000})).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let login = stack.login.unwrap();
-    let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": "durable"})).await;
-    assert_eq!(status, 200, "{reply}");
-    let mut c = stack.client().await;
-    c.login(reply["token"].as_str().unwrap()).await;
-    let (r, _) = c.request(3002, &json!({})).await;
-    let start = decode::<Daily>(&r).reward;
-    assert_eq!(start, 1_000_000, "{r:?}");
+    let (mut c, start) = guest_with_daily(&stack, "durable").await;
+    assert_eq!(start, 1_000_000);
 
     // 300 purchases: the first 200 back to back, so the game holds many
     // it has taken but not yet handled when it is killed; the rest while a
@@ -143,14 +149,8 @@ async fn a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer() {
     // A potion costs 1, so the daily reward pays for every purchase.
     settings.push(("WARREN_GAME__SHOP_ITEMS__POTION", "1"));
     let mut stack = Stack::start_full_with(BusKind::RabbitMq, &settings).await;
-    let login = stack.login.unwrap();
-    let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": "abort"})).await;
-    assert_eq!(status, 200, "{reply}");
-    let mut c = stack.client().await;
-    c.login(reply["token"].as_str().unwrap()).await;
-    let (r, _) = c.request(3002, &json!({})).await;
-    let start = decode::<Daily>(&r).reward;
-    assert!(start >= 100, "{r:?}");
+    let (mut c, start) = guest_with_daily(&stack, "abort").await;
+    assert!(start >= 100, "a daily reward of {start}");
 
     const N: usize = 100;
     let mut seqs = Vec::new();

@@ -106,3 +106,19 @@ async fn a_process_with_another_shard_count_is_refused_at_start() {
     // The running stack is unharmed.
     stack.player(1).await.echo(b"\x80").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_game_for_a_served_shard_is_refused_at_start() {
+    let stack = Stack::start_connectors(1, TWO_SHARDS).await;
+    let (ok, output) =
+        stack.run_game_with(&[("WARREN_BUS__SHARDS", "2"), ("WARREN_GAME__SHARD", "1")]);
+    assert!(!ok, "a second game for shard 1 must not start");
+    assert!(
+        output.contains("shard 1") && output.contains("already has a game"),
+        "the refusal names the shard and says what to do: {output}"
+    );
+    // The running stack is unharmed: both shards still answer, in order.
+    for uid in [1, 2] {
+        stack.player(uid).await.echo(b"\x80").await;
+    }
+}

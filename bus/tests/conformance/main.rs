@@ -9,7 +9,8 @@
 //!   id and per shard.
 //! - `networked` (transports with a server): a shard-count mismatch is
 //!   refused; a transport that is down refuses at once (`unavailable`) and
-//!   its consumers resume once it is back, also under CPU load.
+//!   its consumers resume once it is back, also under CPU load; closing is
+//!   bounded while it is down.
 //! - `durable` (transports that offer the durable mode): acknowledgement,
 //!   retry and the dead-letter queue. (That the game acknowledges only
 //!   after what a handler sent is confirmed is the game's part:
@@ -17,14 +18,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../../tests/support/load.rs"]
+mod load;
 mod proxy;
+
+use load::Load;
 
 use std::{
     collections::BTreeMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -268,9 +270,11 @@ fn cmd_of(p: &BusPush) -> u32 {
     }
 }
 
-async fn per_player_order_across_shards<T: Transport>() {
-    let t = T::new().await;
-    let shards = T::MAX_SHARDS.min(3);
+/// A connector's bus, and a game consuming each of `shards` shards.
+async fn connector_and_shards<T: Transport>(
+    t: &T,
+    shards: u16,
+) -> (Arc<dyn Bus>, Vec<Subscription<BusEvent>>) {
     let opts = |shard| Opts {
         shards,
         shard,
@@ -282,6 +286,13 @@ async fn per_player_order_across_shards<T: Transport>() {
         let game = t.bus(&opts(s)).await.unwrap();
         subs.push(game.subscribe_events().await.unwrap());
     }
+    (conn, subs)
+}
+
+async fn per_player_order_across_shards<T: Transport>() {
+    let t = T::new().await;
+    let shards = T::MAX_SHARDS.min(3);
+    let (conn, mut subs) = connector_and_shards(&t, shards).await;
     const UIDS: u64 = 6;
     const SEQS: u64 = 50;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -326,23 +337,7 @@ async fn per_player_order_across_shards<T: Transport>() {
 async fn lifecycle_reaches_every_shard_in_order<T: Transport>() {
     let t = T::new().await;
     let shards = T::MAX_SHARDS.min(2);
-    let opts = |shard| Opts {
-        shards,
-        shard,
-        ..Opts::default()
-    };
-    let conn = t.bus(&opts(0)).await.unwrap();
-    let mut subs = Vec::new();
-    for s in 0..shards {
-        subs.push(
-            t.bus(&opts(s))
-                .await
-                .unwrap()
-                .subscribe_events()
-                .await
-                .unwrap(),
-        );
-    }
+    let (conn, mut subs) = connector_and_shards(&t, shards).await;
     let connect = event(1, EventKind::Connect { peer: "p".into() });
     let (last, last_uid) = (request(u64::from(shards) - 1, 1), u64::from(shards) - 1);
     for ev in [request(0, 1), connect, request(0, 2), last] {
@@ -516,37 +511,6 @@ async fn a_shard_count_mismatch_is_refused<T: Transport>() {
     t.cleanup().await;
 }
 
-/// Busy loops on every core for as long as it lives.
-struct Load(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
-
-impl Load {
-    fn start() -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        x = std::hint::black_box(x.wrapping_add(1));
-                    }
-                })
-            })
-            .collect();
-        Load(stop, threads)
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-        for t in self.1.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
 async fn down_refuses_at_once_and_consumers_resume<T: Transport>() {
     outage::<T>(false).await;
 }
@@ -647,6 +611,35 @@ async fn outage<T: Transport>(loaded: bool) {
     t.cleanup().await;
 }
 
+async fn closing_is_bounded_while_the_transport_is_down<T: Transport>() {
+    let t = T::new().await;
+    let conn = t.bus(&Opts::default()).await.unwrap();
+    let game = t.bus(&Opts::default()).await.unwrap();
+    let events = game.subscribe_events().await.unwrap();
+    let pushes = conn.subscribe_pushes(&connector("c1")).await.unwrap();
+    // Something in flight when the transport goes.
+    let to = Address::of_event(&request(0, 1), 1);
+    conn.send(to, Message::Event(request(0, 1)), Box::new(|_| {}))
+        .await;
+    t.cut();
+    // A subscription closes within a second, a bus within five.
+    let started = Instant::now();
+    events.close().await;
+    pushes.close().await;
+    let subscriptions = started.elapsed();
+    assert!(subscriptions < Duration::from_secs(3), "{subscriptions:?}");
+    for bus in [conn, game] {
+        let started = Instant::now();
+        bus.close().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    t.cleanup().await;
+}
+
 async fn durable_acknowledgement<T: Transport>() {
     let t = T::new().await;
     let opts = Opts {
@@ -726,7 +719,8 @@ macro_rules! cases {
     };
     ($t:ty; networked) => {
         case!($t; a_shard_count_mismatch_is_refused, down_refuses_at_once_and_consumers_resume,
-            down_refuses_at_once_and_consumers_resume_under_cpu_load);
+            down_refuses_at_once_and_consumers_resume_under_cpu_load,
+            closing_is_bounded_while_the_transport_is_down);
     };
     ($t:ty; durable) => {
         case!($t; durable_acknowledgement);
