@@ -12,9 +12,9 @@
 //!   ([`Health::ready`]), and writes or confirms caught by the loss fail at
 //!   once (lapin would hold them until it recovers, or forever);
 //! - a side still down [`REBUILD_AFTER`] after it was lost, once the broker
-//!   answers TCP again, is
-//!   torn down and rebuilt on a new connection, said in the log; consumers
-//!   follow their side to the new connection ([`Side::generation`]).
+//!   answers TCP again, is torn down and rebuilt on a new connection, said
+//!   in the log; consumers follow their side to the new connection
+//!   ([`Side::generation`]).
 
 use std::{
     future::Future,
