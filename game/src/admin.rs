@@ -273,7 +273,16 @@ async fn services(
     admin.authorized(&headers)?;
     let stats = admin.game.stats();
     Ok(match format.format.as_deref() {
-        Some("text") => services_text(&stats).into_response(),
+        Some("text") => {
+            let bus = admin.game.bus_state();
+            let state = if bus.up {
+                "up"
+            } else {
+                "DOWN (requests are refused: unavailable)"
+            };
+            let footer = format!("\nbus: {state}; connections rebuilt: {}\n", bus.rebuilds);
+            (services_text(&stats) + &footer).into_response()
+        }
         _ => Json(stats).into_response(),
     })
 }

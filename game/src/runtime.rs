@@ -273,7 +273,7 @@ impl GameBuilder {
         let dispatcher = tokio::spawn(dispatcher::run(events, routes, outbox_tx, stop.clone()));
         let outbox = tokio::spawn(outbox::run(
             outbox_rx,
-            bus,
+            bus.clone(),
             sessions.clone(),
             settings.confirm_window,
             AbortAt::new(if settings.fault_injection {
@@ -287,6 +287,7 @@ impl GameBuilder {
             "game serving"
         );
         Ok(Game {
+            bus,
             services: threads,
             sessions,
             dispatcher: Some(dispatcher),
@@ -303,9 +304,15 @@ impl GameBuilder {
 pub struct GameHandle {
     mailboxes: Arc<HashMap<&'static str, MailboxTx>>,
     counters: Arc<Vec<(&'static str, Arc<Counters>)>>,
+    bus: Arc<dyn Bus>,
 }
 
 impl GameHandle {
+    /// The bus as the debug console shows it.
+    pub fn bus_state(&self) -> warren_bus::BusState {
+        self.bus.state()
+    }
+
     /// Every service's counters, in start order.
     pub fn stats(&self) -> Vec<ServiceStats> {
         self.counters
@@ -400,6 +407,7 @@ struct Running {
 
 /// A running game process.
 pub struct Game {
+    bus: Arc<dyn Bus>,
     services: Vec<Running>,
     sessions: Arc<Sessions>,
     dispatcher: Option<tokio::task::JoinHandle<()>>,
@@ -428,6 +436,7 @@ impl Game {
     /// A handle operators' tools (the admin endpoint) use to mail services.
     pub fn handle(&self) -> GameHandle {
         GameHandle {
+            bus: self.bus.clone(),
             mailboxes: Arc::new(
                 self.services
                     .iter()

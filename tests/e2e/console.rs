@@ -26,6 +26,12 @@ async fn the_console_shows_every_service_and_metrics_scrape(kind: BusKind) {
         "a thread id: {echo}"
     );
     assert_eq!(columns[3], "25", "messages handled: {echo}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l == "bus: up; connections rebuilt: 0"),
+        "the console says how the bus is:\n{table}"
+    );
     for service in ["chat", "wallet", "session", "announce"] {
         assert!(
             table.lines().any(|l| l.starts_with(service)),
