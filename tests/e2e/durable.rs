@@ -41,6 +41,23 @@ struct Daily {
     reward: i64,
 }
 
+/// Collects answers into `replies` until every one of `seqs` has one (at
+/// most 60 s).
+async fn await_answers(
+    c: &mut crate::helpers::Client,
+    seqs: &[u64],
+    replies: &mut BTreeMap<u64, Vec<warren_proto::Frame>>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seqs.iter().any(|s| !replies.contains_key(s)) {
+        let left = seqs.iter().filter(|s| !replies.contains_key(s)).count();
+        assert!(Instant::now() < deadline, "{left} requests never answered");
+        if let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(200)).await {
+            replies.entry(f.seq).or_default().push(f);
+        }
+    }
+}
+
 /// A guest player logged in on the websocket, who has claimed the daily
 /// reward; and the reward.
 async fn guest_with_daily(stack: &Stack, device: &str) -> (crate::helpers::Client, i64) {
@@ -98,14 +115,7 @@ async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once() {
             }
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seqs.iter().any(|s| !replies.contains_key(s)) {
-        let left = seqs.iter().filter(|s| !replies.contains_key(s)).count();
-        assert!(Instant::now() < deadline, "{left} requests never answered");
-        if let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(200)).await {
-            replies.entry(f.seq).or_default().push(f);
-        }
-    }
+    await_answers(&mut c, &seqs, &mut replies).await;
     let mut twice = 0;
     for seq in &seqs {
         let answers = &replies[seq];
@@ -162,14 +172,7 @@ async fn a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer() {
     stack.start_game_with(&[("WARREN_GAME__ABORT_AT_REPLY", "0")]);
 
     let mut replies: BTreeMap<u64, Vec<warren_proto::Frame>> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seqs.iter().any(|s| !replies.contains_key(s)) {
-        let left = seqs.iter().filter(|s| !replies.contains_key(s)).count();
-        assert!(Instant::now() < deadline, "{left} requests never answered");
-        if let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(200)).await {
-            replies.entry(f.seq).or_default().push(f);
-        }
-    }
+    await_answers(&mut c, &seqs, &mut replies).await;
     for seq in &seqs {
         for f in &replies[seq] {
             assert_eq!(
