@@ -114,6 +114,38 @@ struct Amqp {
     opened: Mutex<Vec<(Arc<AmqpBus>, Opts)>>,
 }
 
+/// Deletes a namespace's queues and exchanges, over a connection of its
+/// own (not through the proxy).
+async fn delete_namespace(namespace: &str, opts: &Opts) {
+    let upstream = std::env::var("WARREN_TEST_AMQP_ADDR").unwrap_or("127.0.0.1:5672".into());
+    let bus = AmqpBus::connect(amqp_settings(amqp_url(&upstream), namespace, opts))
+        .await
+        .unwrap();
+    bus.delete_topology().await.unwrap();
+    bus.close().await;
+}
+
+/// A test that failed before its cleanup still leaves nothing on the
+/// broker: what it opened is deleted here, on a runtime of its own.
+impl Drop for Amqp {
+    fn drop(&mut self) {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|p| p.into_inner()));
+        let Some(opts) = opened.first().map(|(_, o)| o.clone()) else {
+            return;
+        };
+        let namespace = self.namespace.clone();
+        let _ = std::thread::spawn(move || {
+            drop(opened);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(delete_namespace(&namespace, &opts));
+        })
+        .join();
+    }
+}
+
 fn amqp_url(addr: &str) -> String {
     format!("amqp://guest:guest@{addr}/%2f")
 }
@@ -178,12 +210,7 @@ impl Transport for Amqp {
         for (bus, _) in &opened {
             bus.close().await;
         }
-        let upstream = std::env::var("WARREN_TEST_AMQP_ADDR").unwrap_or("127.0.0.1:5672".into());
-        let bus = AmqpBus::connect(amqp_settings(amqp_url(&upstream), &self.namespace, &opts))
-            .await
-            .unwrap();
-        bus.delete_topology().await.unwrap();
-        bus.close().await;
+        delete_namespace(&self.namespace, &opts).await;
     }
 
     async fn dead_letters(&self) -> u32 {
