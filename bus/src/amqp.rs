@@ -183,8 +183,11 @@ impl Sink for AmqpSink {
         let (exchange, key) = match to {
             Address::Shard(s) => (&self.requests_exchange, ShortString::from(shard_key(*s))),
             Address::Connector(id) => (&self.push_exchange, ShortString::from(id.as_str())),
-            Address::EveryConnector | Address::EveryShard => {
-                (&self.broadcast_exchange, ShortString::from(""))
+            Address::EveryConnector => (&self.broadcast_exchange, ShortString::from("")),
+            Address::EveryShard => {
+                return Err(BusError::Mismatch(
+                    "a message to every shard is copied to each by the batcher".into(),
+                ));
             }
         };
         let mut properties = BasicProperties::default();
@@ -625,9 +628,7 @@ impl Bus for AmqpBus {
         {
             return done(Err(e));
         }
-        if let Err(e) = self.health.ready() {
-            return done(Err(e));
-        }
+        // Refused at once while the connection is down (`Sink::ready`).
         self.batcher.send(to, msg.encode(), done).await;
     }
 

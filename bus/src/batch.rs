@@ -104,22 +104,33 @@ enum Command {
 }
 
 /// The sending half, held by the bus.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Batcher {
     tx: mpsc::Sender<Command>,
+    sink: Arc<dyn Sink>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").finish_non_exhaustive()
+    }
 }
 
 impl Batcher {
     /// Starts the batcher task for `sink` on a bus of `shards` shards.
     pub fn start(sink: Arc<dyn Sink>, shards: u16, window: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(rx, sink, shards, window));
-        Batcher { tx }
+        tokio::spawn(run(rx, sink.clone(), shards, window));
+        Batcher { tx, sink }
     }
 
     /// Queues one message; `done` hears once the batch it went out in is
     /// confirmed, or why not. Waits for room at most [`SEND_WAIT`].
+    /// A transport that is not ready ([`Sink::ready`]) refuses it at once.
     pub async fn send(&self, to: Address, payload: Vec<u8>, done: Done) {
+        if let Err(e) = self.sink.ready() {
+            return done(Err(e));
+        }
         let command = Command::Send { to, payload, done };
         let command = match self.tx.try_send(command) {
             Ok(()) => return,

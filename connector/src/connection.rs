@@ -539,7 +539,7 @@ fn closed(exit: &Exit) -> EventKind {
 
 /// Sends an event and waits until the bus has taken it (bounded: the bus
 /// answers within its own bounds, refusing at once while it is down).
-async fn publish(shared: &Shared, ev: BusEvent) -> Result<(), BusError> {
+pub(crate) async fn publish(shared: &Shared, ev: BusEvent) -> Result<(), BusError> {
     let to = Address::of_event(&ev, shared.bus.shards());
     send_and_confirm(&*shared.bus, to, warren_bus::Message::Event(ev)).await
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info, warn};
-use warren_bus::{Address, Bus, BusError, Message, Subscription, send_and_confirm};
+use warren_bus::{Bus, BusError, Subscription};
 use warren_proto::{
     BusEvent, BusPush, ConnId, ConnectorId, EventKind, Frame, PushKind, Target, Uid,
 };
@@ -204,8 +204,7 @@ async fn alive_loop(shared: Arc<Shared>) {
             uid: Uid(0),
             kind: EventKind::Alive { boot: shared.boot },
         };
-        let to = Address::of_event(&ev, shared.bus.shards());
-        if let Err(e) = send_and_confirm(&*shared.bus, to, Message::Event(ev)).await {
+        if let Err(e) = connection::publish(&shared, ev).await {
             warn!(error = %e, "could not tell the game this connector is alive");
         }
     }
