@@ -13,7 +13,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::info;
 use warren_bus::{AmqpBus, Bus, MemoryBus};
 use warren_connector::{Connector, TokenVerifier};
-use warren_game::GameBuilder;
 use warren_proto::Uid;
 
 use crate::{
@@ -649,8 +648,7 @@ pub async fn all(mut settings: Settings, shutdown: impl Future<Output = ()>) -> 
     config_cache(&mut settings);
     let login = start_login(&settings, &gold_url, &private).await?;
     let bus = open_bus(&settings, "all", false).await?;
-    let game = GameBuilder::new(settings.game.clone())
-        .with_builtin_services()?
+    let game = warren_game::builder(&settings.game)?
         .start(bus.clone())
         .await?;
     let admin = start_admin(&settings, game.handle()).await?;
@@ -745,8 +743,7 @@ pub async fn game(
 ) -> anyhow::Result<()> {
     config_cache(&mut settings);
     let bus = open_bus(&settings, "game", true).await?;
-    let game = GameBuilder::new(settings.game.clone())
-        .with_builtin_services()?
+    let game = warren_game::builder(&settings.game)?
         .start(bus.clone())
         .await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();

@@ -35,10 +35,9 @@ use tokio::{net::TcpListener, sync::oneshot};
 use tracing::info;
 use warren_proto::http::{ErrorJson, bearer_matches};
 
-use crate::{
-    GameHandle, ServiceStats,
-    services::announce::{AnnounceRequest, Announcement, Outcome},
-};
+use warren_runtime::{GameHandle, ServiceStats};
+
+use crate::services::announce::{AnnounceRequest, Announcement, Outcome};
 
 struct Admin {
     game: GameHandle,

@@ -1,36 +1,92 @@
-//! The skynet-style game process.
+//! The game process's content: the built-in services (echo, chat, wallet,
+//! announce, session, faults), their settings and configuration documents,
+//! and the operators' admin endpoint — composed on the service runtime
+//! (`warren-runtime`), which knows none of them by name.
 //!
-//! Every logical service (echo, chat, …) runs on its own **named OS thread**
-//! with a bounded mailbox, so `top -H`, `gdb` and `perf` show service names
-//! and one busy service cannot starve another. A dispatcher task reads the
-//! bus and routes each request to the service that owns its cmd; an outbox
-//! task publishes what services reply and push.
-//!
-//! - [`Service`]: what a service implements; [`Context`]: what it may do.
-//! - [`GameBuilder`] registers services; [`Game`] is a running process.
-//! - [`services`]: the built-in services.
-//!
-//! The game never touches websockets and never packs client frames: it sees
-//! `(uid, cmd, body bytes)` and answers with `(target, cmd, body bytes)`.
+//! [`builder`] gives a [`GameBuilder`] with every built-in service
+//! registered; add your own with [`GameBuilder::service`] before starting
+//! it.
 
 mod admin;
-mod context;
-mod dispatcher;
-mod mailbox;
-mod outbox;
-mod runtime;
-mod service;
 pub mod services;
-mod sessions;
 pub mod settings;
-mod stats;
-mod timers;
+
+use std::time::Duration;
+
+use warren_config::{ClientSettings, ConfigClient, Live};
+use warren_proto::cmd;
 
 pub use admin::{AdminError, serve_admin};
-pub use context::{Context, SendError};
-pub use runtime::{Game, GameBuilder, GameError, GameHandle, RESTART_STORM_EXIT};
-pub use service::{Request, Service, SessionEvent};
-pub use settings::GameSettings;
-pub use settings::Secret;
-pub use stats::ServiceStats;
-pub use timers::TimerId;
+pub use settings::{GameSettings, Secret};
+pub use warren_runtime::{
+    Context, Game, GameBuilder, GameError, GameHandle, NoMail, RESTART_STORM_EXIT, Request,
+    SendError, Service, ServiceStats, SessionEvent, TimerId,
+};
+
+/// The configuration the built-in services read: from config-svc when
+/// `config_url` is set (watched, so a publish reaches them without a
+/// restart), else fixed from the settings. The settings' values are also
+/// the defaults used until config-svc has been reached once.
+fn live_config(
+    s: &GameSettings,
+) -> (
+    Live<services::chat::ChatConfig>,
+    Live<services::wallet::EconomyConfig>,
+) {
+    let chat = services::chat::ChatConfig {
+        max_message_len: s.chat_max_text,
+    };
+    let economy = services::wallet::EconomyConfig {
+        daily_reward: s.daily_reward,
+    };
+    if s.config_url.is_empty() {
+        return (Live::fixed(chat), Live::fixed(economy));
+    }
+    let client = ConfigClient::start(ClientSettings {
+        url: s.config_url.clone(),
+        cache_dir: s.config_cache.clone(),
+        names: vec!["chat".into(), "economy".into()],
+    });
+    (client.typed("chat", chat), client.typed("economy", economy))
+}
+
+/// A game with every built-in service: session (the sessions keeper), echo,
+/// chat, announce and wallet, plus `faults` when `fault_injection` is on.
+/// Call inside a tokio runtime (the wallet's gold client needs one).
+pub fn builder(s: &GameSettings) -> Result<GameBuilder, GameError> {
+    let (chat, economy) = live_config(s);
+    let wallet = services::Wallet::new(
+        &s.gold_url,
+        economy,
+        s.shop_items.clone(),
+        Duration::from_millis(s.gold_timeout_ms),
+    )
+    .map_err(GameError::Setup)?;
+    let expiry = Duration::from_millis(s.connector_expiry_ms.max(1));
+    let b = GameBuilder::new(s.runtime())
+        .service("echo", [cmd::ECHO], || services::Echo)
+        .service(
+            "chat",
+            [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
+            move || services::Chat::new(chat.clone()),
+        )
+        .service("announce", [], services::Announce::default)
+        .service(
+            "wallet",
+            [
+                services::wallet::BALANCE,
+                services::wallet::DAILY,
+                services::wallet::BUY,
+                services::wallet::ITEMS,
+            ],
+            move || wallet.clone(),
+        );
+    let b = if s.fault_injection {
+        b.service("faults", services::Faults::CMDS, || services::Faults)
+    } else {
+        b
+    };
+    Ok(b.sessions("session", services::Session::CMDS, move || {
+        services::Session::new(expiry)
+    }))
+}

@@ -1,8 +1,9 @@
 //! Game process settings.
 
-use std::{collections::BTreeMap, fmt, net::SocketAddr};
+use std::{collections::BTreeMap, fmt, net::SocketAddr, time::Duration};
 
 use serde::{Deserialize, Serialize};
+use warren_runtime::RuntimeSettings;
 
 /// A secret setting: usable, never printed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +111,29 @@ impl Default for GameSettings {
             config_cache: None,
             fault_injection: false,
             abort_at_reply: 0,
+        }
+    }
+}
+
+impl GameSettings {
+    /// What the service runtime takes from these settings.
+    pub fn runtime(&self) -> RuntimeSettings {
+        RuntimeSettings {
+            shard: self.shard,
+            mailbox: self.mailbox,
+            mailbox_warn: self.mailbox_warn,
+            outbox: self.outbox,
+            confirm_window: self.confirm_window,
+            restart_intensity: self.restart_intensity,
+            restart_period: Duration::from_millis(self.restart_period_ms),
+            restart_storm: self.restart_storm,
+            restart_storm_period: Duration::from_millis(self.restart_storm_period_ms),
+            stuck_threshold: Duration::from_millis(self.stuck_threshold_ms),
+            abort_at_reply: if self.fault_injection {
+                self.abort_at_reply
+            } else {
+                0
+            },
         }
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use tracing::info;
 use warren_proto::{Uid, cmd};
 
-use crate::{Context, Request, Service, TimerId};
+use warren_runtime::{Context, Request, Service, TimerId};
 
 const MAX_TEXT: usize = 512;
 const MAX_UIDS: usize = 10_000;
@@ -200,6 +200,8 @@ impl Announce {
 }
 
 impl Service for Announce {
+    type Mail = AnnounceRequest;
+
     fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "scheduled": self.scheduled.len(),
@@ -217,11 +219,8 @@ impl Service for Announce {
         );
     }
 
-    fn mail(&mut self, ctx: &mut Context, _from: &'static str, msg: Box<dyn std::any::Any + Send>) {
-        let Ok(req) = msg.downcast::<AnnounceRequest>() else {
-            return;
-        };
-        match *req {
+    fn mail(&mut self, ctx: &mut Context, _from: &'static str, req: AnnounceRequest) {
+        match req {
             AnnounceRequest::Send {
                 announcement,
                 reply,

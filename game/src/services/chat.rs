@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use warren_config::Live;
 use warren_proto::{Uid, cmd};
 
-use crate::{Context, Request, Service, SessionEvent};
+use warren_runtime::{Context, NoMail, Request, Service, SessionEvent};
 
 const MAX_ROOM_NAME: usize = 64;
 const MAX_ROOMS_PER_PLAYER: usize = 64;
@@ -163,6 +163,9 @@ struct AnyRoom {
 }
 
 impl Service for Chat {
+    type Mail = NoMail;
+    const WANTS_SESSIONS: bool = true;
+
     fn summary(&self) -> serde_json::Value {
         let largest = self.rooms.iter().max_by_key(|(_, m)| m.len());
         serde_json::json!({
@@ -195,10 +198,6 @@ impl Service for Chat {
                 &format!("chat has no cmd {other}"),
             ),
         }
-    }
-
-    fn wants_sessions(&self) -> bool {
-        true
     }
 
     fn session(&mut self, _ctx: &mut Context, event: &SessionEvent) {

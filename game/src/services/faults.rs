@@ -4,7 +4,7 @@
 
 use std::ops::RangeInclusive;
 
-use crate::{Context, Request, Service};
+use warren_runtime::{Context, NoMail, Request, Service};
 
 #[derive(Debug, Default)]
 pub struct Faults;
@@ -19,6 +19,8 @@ impl Faults {
 struct Empty {}
 
 impl Service for Faults {
+    type Mail = NoMail;
+
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         if req.cmd == Self::PANIC {
             panic!("fault injected by uid {} (seq {})", req.uid, req.seq);

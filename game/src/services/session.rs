@@ -1,8 +1,9 @@
-//! session: who is online and where. The only writer of the session table
-//! (uid → connector, connection), fed by the dispatcher with every Connect,
-//! Close, Error and connector Alive event, in bus order; the dispatcher waits
-//! until each is recorded before it routes anything else, so a push that
-//! follows a login always finds it.
+//! session: who is online and where — the game's sessions keeper
+//! (registered with `GameBuilder::sessions`). The only writer of the session
+//! table (uid → connector, connection), fed by the runtime's dispatcher with
+//! every Connect, Close, Error and connector Alive event, in bus order; the
+//! dispatcher waits until each is recorded before it routes anything else,
+//! so a push that follows a login always finds it.
 //!
 //! - A login for a uid that is live on **another connector** kicks the old
 //!   socket there (`duplicate_login`); services see the old socket's
@@ -21,34 +22,24 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, mpsc::TrySendError},
     time::{Duration, Instant},
 };
 
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::info;
 use warren_proto::{BusEvent, ConnectorId, EventKind, Uid, cmd};
+use warren_runtime::{Context, NoMail, Request, Service, SessionEvent, TimerId};
 
-use crate::{
-    Context, Request, Service, SessionEvent, TimerId, mailbox::MailboxTx, service::Mail,
-    sessions::Sessions,
-};
-
-/// What the dispatcher hands the session service: one event, and the
-/// signal that it has been recorded.
-pub(crate) struct Lifecycle {
-    pub(crate) event: BusEvent,
-    pub(crate) done: tokio::sync::oneshot::Sender<()>,
-}
-
-pub(crate) struct Session {
-    table: Arc<Sessions>,
-    listeners: Vec<MailboxTx>,
+#[derive(Debug)]
+pub struct Session {
     /// connector → (boot, last heard from)
     connectors: HashMap<ConnectorId, (u64, Instant)>,
     expiry: Duration,
     /// When any connector was last heard alive: proof that events flow.
     last_alive: Option<Instant>,
+    /// Players online when last recorded (for the summary, which has no
+    /// context).
+    online: usize,
 }
 
 #[derive(Deserialize)]
@@ -64,43 +55,34 @@ struct Presence {
 const MAX_PRESENCE: usize = 1_000;
 
 impl Session {
-    pub(crate) fn new(table: Arc<Sessions>, listeners: Vec<MailboxTx>, expiry: Duration) -> Self {
+    /// The cmds it owns.
+    pub const CMDS: [u32; 1] = [cmd::PRESENCE];
+
+    /// A connector not heard from for `expiry`, while others are, is taken
+    /// for dead.
+    pub fn new(expiry: Duration) -> Self {
         Session {
-            table,
-            listeners,
             connectors: HashMap::new(),
             expiry,
             last_alive: None,
+            online: 0,
         }
     }
 
-    /// Delivers a session event to every listener, waiting for room.
-    fn tell(&self, event: SessionEvent) {
-        for mailbox in &self.listeners {
-            if let Err(TrySendError::Full(mail)) = mailbox.try_send(Mail::Session(event.clone())) {
-                warn!(
-                    service = mailbox.name,
-                    "mailbox full: session events are waiting"
-                );
-                mailbox.send_blocking(mail);
-            }
-        }
-    }
-
-    fn forget(&mut self, connector: &ConnectorId, why: &str) {
-        let gone = self.table.forget_connector(connector);
+    fn forget(&mut self, ctx: &Context, connector: &ConnectorId, why: &str) {
+        let gone = ctx.sessions().forget_connector(connector);
         if !gone.is_empty() {
             info!(%connector, players = gone.len(), why, "forgetting a connector's players");
         }
         for uid in gone {
-            self.tell(SessionEvent::Disconnected {
+            ctx.tell_sessions(SessionEvent::Disconnected {
                 uid,
                 reason: why.to_owned(),
             });
         }
     }
 
-    fn heard_from(&mut self, connector: &ConnectorId, boot: Option<u64>) {
+    fn heard_from(&mut self, ctx: &Context, connector: &ConnectorId, boot: Option<u64>) {
         let now = Instant::now();
         match (self.connectors.get_mut(connector), boot) {
             (Some((known, _)), Some(boot)) if *known != boot => {
@@ -108,7 +90,7 @@ impl Session {
                 let restarted = *known != 0;
                 self.connectors.insert(connector.clone(), (boot, now));
                 if restarted {
-                    self.forget(connector, "connector_restarted");
+                    self.forget(ctx, connector, "connector_restarted");
                 }
             }
             (Some((_, seen)), _) => *seen = now,
@@ -129,12 +111,12 @@ impl Session {
         match kind {
             EventKind::Alive { boot } => {
                 self.last_alive = Some(Instant::now());
-                self.heard_from(&connector, Some(boot));
+                self.heard_from(ctx, &connector, Some(boot));
             }
             EventKind::Connect { .. } => {
-                self.heard_from(&connector, None);
+                self.heard_from(ctx, &connector, None);
                 if let Some((old_connector, old_conn)) =
-                    self.table.connected(uid, connector.clone(), conn)
+                    ctx.sessions().connected(uid, connector.clone(), conn)
                 {
                     // Every shard records it; shard 0 alone kicks.
                     if old_connector != connector && ctx.shard() == 0 {
@@ -142,24 +124,24 @@ impl Session {
                         // know of the new login: tell it.
                         ctx.kick_conn(old_connector, old_conn, cmd::kick::DUPLICATE_LOGIN);
                     }
-                    self.tell(SessionEvent::Disconnected {
+                    ctx.tell_sessions(SessionEvent::Disconnected {
                         uid,
                         reason: cmd::kick::DUPLICATE_LOGIN.to_owned(),
                     });
                 }
-                self.tell(SessionEvent::Connected { uid });
+                ctx.tell_sessions(SessionEvent::Connected { uid });
             }
             EventKind::Close { reason } => {
-                self.heard_from(&connector, None);
-                if self.table.disconnected(uid, &connector, conn) {
-                    self.tell(SessionEvent::Disconnected { uid, reason });
+                self.heard_from(ctx, &connector, None);
+                if ctx.sessions().disconnected(uid, &connector, conn) {
+                    ctx.tell_sessions(SessionEvent::Disconnected { uid, reason });
                 }
             }
             EventKind::Error { error } => {
-                self.heard_from(&connector, None);
-                if self.table.disconnected(uid, &connector, conn) {
+                self.heard_from(ctx, &connector, None);
+                if ctx.sessions().disconnected(uid, &connector, conn) {
                     let reason = format!("error: {error}");
-                    self.tell(SessionEvent::Disconnected { uid, reason });
+                    ctx.tell_sessions(SessionEvent::Disconnected { uid, reason });
                 }
             }
             EventKind::Message { .. } => {}
@@ -169,7 +151,7 @@ impl Session {
     /// Forgets connectors silent for longer than the expiry — but only while
     /// events demonstrably flow (some connector was heard alive within half
     /// the expiry): a stalled game or bus must not forget live players.
-    fn expire(&mut self) {
+    fn expire(&mut self, ctx: &Context) {
         let now = Instant::now();
         let flowing = self
             .last_alive
@@ -185,12 +167,14 @@ impl Session {
             .collect();
         for connector in dead {
             self.connectors.remove(&connector);
-            self.forget(&connector, "connector_lost");
+            self.forget(ctx, &connector, "connector_lost");
         }
     }
 }
 
 impl Service for Session {
+    type Mail = NoMail;
+
     fn summary(&self) -> serde_json::Value {
         let now = Instant::now();
         let connectors: serde_json::Map<String, serde_json::Value> = self
@@ -205,7 +189,7 @@ impl Service for Session {
             })
             .collect();
         serde_json::json!({
-            "online": self.table.online(),
+            "online": self.online,
             "connectors": connectors,
             "connector_expiry_ms": self.expiry.as_millis() as u64,
         })
@@ -220,7 +204,7 @@ impl Service for Session {
             Ok(PresenceReq { uids }) if uids.len() <= MAX_PRESENCE => {
                 let online = uids
                     .into_iter()
-                    .filter(|u| self.table.connector_of(Uid(*u)).is_some())
+                    .filter(|u| ctx.is_online(Uid(*u)))
                     .collect();
                 ctx.reply(&req, &Presence { online });
             }
@@ -229,16 +213,14 @@ impl Service for Session {
         }
     }
 
-    fn mail(&mut self, ctx: &mut Context, _from: &'static str, msg: Box<dyn std::any::Any + Send>) {
-        if let Ok(lifecycle) = msg.downcast::<Lifecycle>() {
-            let Lifecycle { event, done } = *lifecycle;
-            self.record(ctx, event);
-            let _ = done.send(());
-        }
+    fn lifecycle(&mut self, ctx: &mut Context, event: BusEvent) {
+        self.record(ctx, event);
+        self.online = ctx.online_count();
     }
 
     fn timer(&mut self, ctx: &mut Context, _timer: TimerId) {
-        self.expire();
+        self.expire(ctx);
+        self.online = ctx.online_count();
         ctx.set_timer(self.expiry / 3);
     }
 }

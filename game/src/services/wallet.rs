@@ -29,7 +29,7 @@ use warren_proto::{
     gold::{self, ApplyDeltaRequest, BalanceRequest, gold_client::GoldClient},
 };
 
-use crate::{Context, Request, Service};
+use warren_runtime::{Context, NoMail, Request, Service};
 
 pub const BALANCE: u32 = 3001;
 pub const DAILY: u32 = 3002;
@@ -240,6 +240,8 @@ impl Wallet {
 }
 
 impl Service for Wallet {
+    type Mail = NoMail;
+
     fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "daily_reward": self.economy.get().daily_reward,

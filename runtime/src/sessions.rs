@@ -1,5 +1,5 @@
-//! Where each online player is connected. Written only by the `session`
-//! service's thread (in bus order); read by the outbox, to send a push for a
+//! Where each online player is connected. Written only by the sessions
+//! keeper's thread (in bus order); read by the outbox, to send a push for a
 //! uid only to the connector that holds it, and by any service through its
 //! context.
 
@@ -8,13 +8,13 @@ use std::{collections::HashMap, sync::RwLock};
 use warren_proto::{ConnId, ConnectorId, Uid};
 
 #[derive(Debug, Default)]
-pub(crate) struct Sessions {
+pub struct Sessions {
     map: RwLock<HashMap<Uid, (ConnectorId, ConnId)>>,
 }
 
 impl Sessions {
     /// Records a login; returns the socket it displaced, if any.
-    pub(crate) fn connected(
+    pub fn connected(
         &self,
         uid: Uid,
         connector: ConnectorId,
@@ -28,7 +28,7 @@ impl Sessions {
     /// Forgets `uid` only if this socket is still the one it is known by: a
     /// late Close of an older socket must not hide a newer login. Returns
     /// whether it did.
-    pub(crate) fn disconnected(&self, uid: Uid, connector: &ConnectorId, conn: ConnId) -> bool {
+    pub fn disconnected(&self, uid: Uid, connector: &ConnectorId, conn: ConnId) -> bool {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map
             .get(&uid)
@@ -42,7 +42,7 @@ impl Sessions {
     }
 
     /// Forgets every player of a connector (it died or restarted).
-    pub(crate) fn forget_connector(&self, connector: &ConnectorId) -> Vec<Uid> {
+    pub fn forget_connector(&self, connector: &ConnectorId) -> Vec<Uid> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let gone: Vec<Uid> = map
             .iter()
@@ -55,7 +55,7 @@ impl Sessions {
         gone
     }
 
-    pub(crate) fn connector_of(&self, uid: Uid) -> Option<ConnectorId> {
+    pub fn connector_of(&self, uid: Uid) -> Option<ConnectorId> {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -63,7 +63,7 @@ impl Sessions {
             .map(|(c, _)| c.clone())
     }
 
-    pub(crate) fn online(&self) -> usize {
+    pub fn online(&self) -> usize {
         self.map.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 }

@@ -4,7 +4,6 @@
 //! falls behind and the outbox is full, the service thread waits.
 
 use std::{
-    any::Any,
     collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
@@ -19,6 +18,8 @@ use warren_proto::{
 };
 
 use crate::{
+    SessionEvent,
+    mail::Mail,
     mailbox::MailboxTx,
     outbox::{Item, Outgoing, Settle},
     service::{Origin, Request},
@@ -35,9 +36,20 @@ pub enum SendError {
     Full(&'static str),
     #[error("service {0} has stopped")]
     Stopped(&'static str),
+    #[error("service {service} takes mail of type {takes}, not {given}")]
+    WrongType {
+        service: &'static str,
+        takes: &'static str,
+        given: &'static str,
+    },
 }
 
-pub(crate) type Directory = HashMap<&'static str, MailboxTx>;
+/// Every service's mailbox by name, and those that want session events.
+#[derive(Debug)]
+pub(crate) struct Directory {
+    pub(crate) by_name: HashMap<&'static str, MailboxTx>,
+    pub(crate) listeners: Vec<MailboxTx>,
+}
 
 /// A service's handle on the world, passed to every callback.
 #[derive(Debug)]
@@ -100,7 +112,23 @@ impl Context {
         self.hand(Item::Forward(event, shard));
     }
 
-    /// Whether `uid` is online (on any connector), as the session service
+    /// Who is online where: read by any service, written only by the
+    /// sessions keeper (the service registered with
+    /// [`GameBuilder::sessions`](crate::GameBuilder::sessions)).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Delivers a session event to every service that wants them, in
+    /// order; when one's mailbox is full this thread waits for room (a
+    /// session event is never dropped). For the sessions keeper.
+    pub fn tell_sessions(&self, event: SessionEvent) {
+        for mailbox in &self.directory.listeners {
+            mailbox.send_blocking(Mail::Session(event.clone()));
+        }
+    }
+
+    /// Whether `uid` is online (on any connector), as the sessions keeper
     /// last recorded.
     pub fn is_online(&self, uid: Uid) -> bool {
         self.sessions.connector_of(uid).is_some()
@@ -198,7 +226,7 @@ impl Context {
     }
 
     /// Kicks one socket on one connector.
-    pub(crate) fn kick_conn(&self, connector: ConnectorId, conn: ConnId, reason: &str) {
+    pub fn kick_conn(&self, connector: ConnectorId, conn: ConnId, reason: &str) {
         self.emit(BusPush {
             target: Target::Conn { connector, conn },
             kind: PushKind::Kick {
@@ -208,13 +236,15 @@ impl Context {
     }
 
     /// Sends `msg` to another service's mailbox; it arrives in its `mail`
-    /// callback. Never blocks: a full mailbox is an error.
-    pub fn send<M: Any + Send>(&self, to: &str, msg: M) -> Result<(), SendError> {
+    /// callback. `M` must be that service's `Service::Mail` type. Never
+    /// blocks: a full mailbox is an error.
+    pub fn send<M: Send + 'static>(&self, to: &str, msg: M) -> Result<(), SendError> {
         let mailbox = self
             .directory
+            .by_name
             .get(to)
             .ok_or_else(|| SendError::NoSuchService(to.to_owned()))?;
-        mailbox.send_mail(self.name, Box::new(msg))
+        mailbox.send_mail(self.name, msg)
     }
 
     /// Fires this service's `timer` callback once, `after` from now. `None`

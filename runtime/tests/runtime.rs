@@ -1,6 +1,7 @@
 //! The game runtime on the in-process bus: mailbox policy, timers, mail
-//! between services, set-up validation. The test plays the connector: it
-//! publishes events and reads the pushes for its connector id.
+//! between services, set-up validation, restarts, the watchdog. The test
+//! plays the connector: it publishes events and reads the pushes for its
+//! connector id.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,14 +12,18 @@ use std::{
 
 use bytes::Bytes;
 use warren_bus::{Address, Bus, MemoryBus, Message, Subscription, send_and_confirm};
-use warren_game::{Context, GameBuilder, GameError, GameSettings, Request, Service, TimerId};
 use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Target, Uid};
+use warren_runtime::{
+    Context, GameBuilder, GameError, NoMail, Request, RuntimeSettings, SendError, Service, TimerId,
+};
 
 fn connector() -> ConnectorId {
     ConnectorId::parse("test-connector").unwrap()
 }
 
-async fn setup(builder: GameBuilder) -> (Arc<MemoryBus>, Subscription<BusPush>, warren_game::Game) {
+async fn setup(
+    builder: GameBuilder,
+) -> (Arc<MemoryBus>, Subscription<BusPush>, warren_runtime::Game) {
     let bus = Arc::new(MemoryBus::new(1024));
     let pushes = bus.subscribe_pushes(&connector()).await.unwrap();
     let game = builder.start(bus.clone()).await.unwrap();
@@ -82,6 +87,8 @@ struct Gated {
 }
 
 impl Service for Gated {
+    type Mail = NoMail;
+
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         self.entered.send(req.seq).unwrap();
         self.gate.lock().unwrap().recv().unwrap();
@@ -93,9 +100,9 @@ impl Service for Gated {
 async fn a_full_mailbox_answers_overloaded_and_loses_nothing_it_accepted() {
     let (entered_tx, entered) = mpsc::channel();
     let (open, gate) = mpsc::channel();
-    let settings = GameSettings {
+    let settings = RuntimeSettings {
         mailbox: 2,
-        ..GameSettings::default()
+        ..RuntimeSettings::default()
     };
     let gate = Arc::new(Mutex::new(gate));
     let builder = GameBuilder::new(settings).service("gated", [5000], move || Gated {
@@ -142,12 +149,20 @@ struct Timed;
 struct Relay;
 
 impl Service for Timed {
+    type Mail = NoMail;
+
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         ctx.set_timer(Duration::from_millis(20)).unwrap();
         let cancelled = ctx.set_timer(Duration::from_millis(10)).unwrap();
         ctx.cancel_timer(cancelled);
         ctx.reply_bytes(&req, req.body.clone());
         assert!(ctx.send("nobody", ()).is_err());
+        // Mail of another type than the service takes is refused here,
+        // at the sender.
+        assert!(matches!(
+            ctx.send("relay", "not a uid"),
+            Err(SendError::WrongType { .. })
+        ));
     }
 
     fn timer(&mut self, ctx: &mut Context, _timer: TimerId) {
@@ -156,20 +171,45 @@ impl Service for Timed {
 }
 
 impl Service for Relay {
+    type Mail = Uid;
+
     fn handle(&mut self, _ctx: &mut Context, _req: Request) {}
 
-    fn mail(&mut self, ctx: &mut Context, from: &'static str, msg: Box<dyn std::any::Any + Send>) {
+    fn mail(&mut self, ctx: &mut Context, from: &'static str, uid: Uid) {
         assert_eq!(from, "timed");
-        let uid = *msg.downcast::<Uid>().unwrap();
         ctx.push(uid, 6001, &std::collections::BTreeMap::<String, u8>::new());
+    }
+}
+
+/// The smallest sessions keeper: records logins and logouts.
+struct Keeper;
+
+impl Service for Keeper {
+    type Mail = NoMail;
+
+    fn handle(&mut self, _ctx: &mut Context, _req: Request) {}
+
+    fn lifecycle(&mut self, ctx: &mut Context, event: BusEvent) {
+        match event.kind {
+            EventKind::Connect { .. } => {
+                ctx.sessions()
+                    .connected(event.uid, event.connector, event.conn);
+            }
+            EventKind::Close { .. } => {
+                ctx.sessions()
+                    .disconnected(event.uid, &event.connector, event.conn);
+            }
+            _ => {}
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timers_fire_once_and_services_mail_each_other() {
-    let builder = GameBuilder::new(GameSettings::default())
+    let builder = GameBuilder::new(RuntimeSettings::default())
         .service("timed", [6000], || Timed)
-        .service("relay", [6002], || Relay);
+        .service("relay", [6002], || Relay)
+        .sessions("keeper", [], || Keeper);
     let (bus, mut pushes, game) = setup(builder).await;
     send(
         &bus,
@@ -194,25 +234,27 @@ async fn timers_fire_once_and_services_mail_each_other() {
 
 struct Nop;
 impl Service for Nop {
+    type Mail = NoMail;
+
     fn handle(&mut self, _ctx: &mut Context, _req: Request) {}
 }
 
 #[tokio::test]
 async fn bad_service_set_ups_are_refused_at_start() {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(8));
-    let low = GameBuilder::new(GameSettings::default()).service("low", [999], || Nop);
+    let low = GameBuilder::new(RuntimeSettings::default()).service("low", [999], || Nop);
     assert!(matches!(
         low.start(bus.clone()).await,
         Err(GameError::Setup(_))
     ));
-    let twice = GameBuilder::new(GameSettings::default())
+    let twice = GameBuilder::new(RuntimeSettings::default())
         .service("a", [5000], || Nop)
         .service("b", [5000], || Nop);
     assert!(matches!(
         twice.start(bus.clone()).await,
         Err(GameError::Setup(_))
     ));
-    let same_name = GameBuilder::new(GameSettings::default())
+    let same_name = GameBuilder::new(RuntimeSettings::default())
         .service("a", [5000], || Nop)
         .service("a", [5001], || Nop);
     assert!(matches!(
@@ -228,6 +270,8 @@ struct Counter {
 }
 
 impl Service for Counter {
+    type Mail = NoMail;
+
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         if req.cmd == 7001 {
             panic!("asked to");
@@ -239,11 +283,11 @@ impl Service for Counter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_keeps_panicking_is_restarted_with_fresh_state() {
-    let settings = GameSettings {
+    let settings = RuntimeSettings {
         restart_intensity: 3,
-        restart_period_ms: 60_000,
+        restart_period: Duration::from_secs(60),
         restart_storm: 0,
-        ..GameSettings::default()
+        ..RuntimeSettings::default()
     };
     let builder = GameBuilder::new(settings).service("counter", [7000, 7001], Counter::default);
     let (bus, mut pushes, game) = setup(builder).await;
@@ -284,6 +328,8 @@ async fn a_service_that_keeps_panicking_is_restarted_with_fresh_state() {
 struct Sleepy;
 
 impl Service for Sleepy {
+    type Mail = NoMail;
+
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         std::thread::sleep(Duration::from_millis(600));
         ctx.reply_bytes(&req, req.body.clone());
@@ -292,9 +338,9 @@ impl Service for Sleepy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchdog_reports_a_stuck_handler_once() {
-    let settings = GameSettings {
-        stuck_threshold_ms: 100,
-        ..GameSettings::default()
+    let settings = RuntimeSettings {
+        stuck_threshold: Duration::from_millis(100),
+        ..RuntimeSettings::default()
     };
     let builder = GameBuilder::new(settings).service("sleepy", [7100], || Sleepy);
     let (bus, mut pushes, game) = setup(builder).await;
@@ -307,72 +353,5 @@ async fn the_watchdog_reports_a_stuck_handler_once() {
         .find(|s| s.name == "sleepy")
         .unwrap();
     assert_eq!(stats.stuck, 1, "reported once, not at every watchdog tick");
-    game.shutdown().await;
-}
-
-/// Records the session events it is told, in order, for the test to read.
-struct Listener {
-    seen: Arc<Mutex<Vec<warren_game::SessionEvent>>>,
-}
-
-impl Service for Listener {
-    fn handle(&mut self, ctx: &mut Context, req: Request) {
-        ctx.reply_bytes(&req, Bytes::new());
-    }
-
-    fn wants_sessions(&self) -> bool {
-        true
-    }
-
-    fn session(&mut self, _ctx: &mut Context, event: &warren_game::SessionEvent) {
-        self.seen.lock().unwrap().push(event.clone());
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_elsewhere_kicks_the_old_socket_and_services_see_the_old_one_leave_first() {
-    use warren_game::SessionEvent::{Connected, Disconnected};
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let builder =
-        GameBuilder::new(GameSettings::default())
-            .service("listener", [7200], move || Listener { seen: log.clone() });
-    let (bus, mut pushes, game) = setup(builder).await;
-    let other = ConnectorId::parse("other-connector").unwrap();
-    let on = |connector: ConnectorId, conn: u64, kind: EventKind| BusEvent {
-        connector,
-        conn: ConnId(conn),
-        uid: Uid(5),
-        kind,
-    };
-    let connect = || EventKind::Connect { peer: "p".into() };
-    // uid 5 on the other connector, then on this test's connector.
-    publish(&*bus, on(other.clone(), 1, connect())).await;
-    publish(&*bus, on(connector(), 2, connect())).await;
-    // The other connector's socket is kicked (its push queue is not this
-    // test's, so the kick is not seen here); the late Close it then sends
-    // is stale and must not be taken for the new socket's.
-    let close = EventKind::Close {
-        reason: "duplicate_login".into(),
-    };
-    publish(&*bus, on(other, 1, close)).await;
-    // A barrier: a request answered after all of the above was recorded.
-    request(&bus, 5, 1, 7200).await;
-    let (seq, _, _, _) = next(&mut pushes).await;
-    assert_eq!(seq, 1);
-    let events = seen.lock().unwrap().clone();
-    assert_eq!(
-        events,
-        vec![
-            Connected { uid: Uid(5) },
-            Disconnected {
-                uid: Uid(5),
-                reason: "duplicate_login".into()
-            },
-            Connected { uid: Uid(5) },
-        ],
-        "the old socket leaves before the new one arrives, and only once"
-    );
-    assert_eq!(game.online(), 1);
     game.shutdown().await;
 }

@@ -1,11 +1,12 @@
 //! Reads events from the bus: a request goes to the one service that owns
-//! its cmd; Connect, Close, Error and Alive go to the session service, which
+//! its cmd; Connect, Close, Error and Alive go to the sessions keeper, which
 //! records them and tells the services that asked.
 //!
 //! Policy when a mailbox is full: a request is answered `overloaded` at once
 //! (the player may retry); a lifecycle event waits for room, because losing a
-//! "player left" would leave a ghost behind. While it waits the dispatcher
-//! reads no more, and the bus holds the rest (bounded by its prefetch).
+//! "player left" would leave a ghost behind. While it waits (the task parks
+//! on the mailbox until there is room) the dispatcher reads no more, and the
+//! bus holds the rest (bounded by its prefetch).
 //!
 //! In the durable mode a request is never refused for a full mailbox (that
 //! would drop a message the broker promised to keep): the dispatcher waits
@@ -13,7 +14,7 @@
 //! acknowledgement travels with it to the service's thread; a lifecycle
 //! event is acknowledged once recorded.
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -22,16 +23,17 @@ use warren_bus::Subscription;
 use warren_proto::{BusEvent, BusPush, ErrorBody, EventKind, PushKind, Target, cmd, encode_body};
 
 use crate::{
+    mail::{Control, Mail},
     mailbox::MailboxTx,
     outbox::{Item, Outgoing, Settle},
-    service::{Mail, Origin, Request},
-    services::session::Lifecycle,
+    service::{Origin, Request},
 };
 
 pub(crate) struct Routes {
     pub(crate) by_cmd: HashMap<u32, MailboxTx>,
-    /// The session service: every Connect, Close, Error and Alive goes there.
-    pub(crate) session: MailboxTx,
+    /// The sessions keeper: every Connect, Close, Error and Alive goes
+    /// there. None: lifecycle events are only acknowledged.
+    pub(crate) sessions: Option<MailboxTx>,
 }
 
 pub(crate) async fn run(
@@ -55,7 +57,9 @@ pub(crate) async fn run(
             break;
         };
         let EventKind::Message { seq, cmd, body } = event.kind else {
-            record(&routes.session, event).await;
+            if let Some(keeper) = &routes.sessions {
+                record(keeper, event).await;
+            }
             ack.done();
             continue;
         };
@@ -80,7 +84,7 @@ pub(crate) async fn run(
             ack,
         };
         if durable {
-            wait_for_room(mailbox, Mail::Request(req)).await;
+            mailbox.send(Mail::Request(req)).await;
             continue;
         }
         if mailbox.try_send(Mail::Request(req)).is_err() {
@@ -125,40 +129,16 @@ async fn error(
         .await;
 }
 
-/// Hands a lifecycle event to the session service, waiting for room, then
+/// Hands a lifecycle event to the sessions keeper, waiting for room, then
 /// waits until it is recorded: whatever is routed next sees it.
-async fn record(session: &MailboxTx, event: BusEvent) {
-    let (done, recorded) = oneshot::channel();
-    let mail = Mail::Peer {
-        from: "dispatcher",
-        msg: Box::new(Lifecycle { event, done }),
-    };
-    if !wait_for_room(session, mail).await {
+async fn record(keeper: &MailboxTx, event: BusEvent) {
+    let (recorded, done) = oneshot::channel();
+    if !keeper
+        .send(Mail::Control(Control::Lifecycle { event, recorded }))
+        .await
+    {
         return;
     }
-    // An error means the session service dropped it (a caught panic).
-    let _ = recorded.await;
-}
-
-/// Puts `mail` in `mailbox`, waiting while it is full; false if the
-/// service is gone.
-async fn wait_for_room(mailbox: &MailboxTx, mut mail: Mail) -> bool {
-    let mut waited = Duration::ZERO;
-    loop {
-        match mailbox.try_send(mail) {
-            Ok(()) => return true,
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return false,
-            Err(std::sync::mpsc::TrySendError::Full(back)) => {
-                mail = back;
-                if waited == Duration::from_secs(1) {
-                    warn!(
-                        service = mailbox.name,
-                        "mailbox full: the dispatcher is waiting for room"
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                waited += Duration::from_millis(1);
-            }
-        }
-    }
+    // An error means the keeper dropped it (its thread is gone).
+    let _ = done.await;
 }

@@ -1,10 +1,8 @@
 //! The `Service` trait and what a service receives.
 
-use std::any::Any;
-
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use warren_proto::{ConnId, ConnectorId, DecodeError, Uid, decode_body};
+use warren_proto::{BusEvent, ConnId, ConnectorId, DecodeError, Uid, decode_body};
 
 use crate::{Context, TimerId};
 
@@ -13,6 +11,17 @@ use crate::{Context, TimerId};
 /// in any of them is caught: the request (if any) is answered `internal`,
 /// and the service goes on with its next message.
 pub trait Service: Send + 'static {
+    /// What other services (and operators' tools, through
+    /// [`GameHandle::send`](crate::GameHandle::send)) may mail this one:
+    /// a mail of another type is refused at the sender with
+    /// [`SendError::WrongType`](crate::SendError::WrongType). [`NoMail`]
+    /// for a service that takes none.
+    type Mail: Send + 'static;
+
+    /// Whether this service wants [`SessionEvent`]s (players coming and
+    /// going), in the `session` callback.
+    const WANTS_SESSIONS: bool = false;
+
     /// Runs once on the service's thread before any message.
     fn init(&mut self, _ctx: &mut Context) {}
 
@@ -20,16 +29,18 @@ pub trait Service: Send + 'static {
     /// `ctx.reply*`; a request left unanswered gets no reply.
     fn handle(&mut self, ctx: &mut Context, req: Request);
 
-    /// Whether this service wants [`SessionEvent`]s (players coming and going).
-    fn wants_sessions(&self) -> bool {
-        false
-    }
-
-    /// A player connected or disconnected (only if `wants_sessions`).
+    /// A player connected or disconnected (only if `WANTS_SESSIONS`).
     fn session(&mut self, _ctx: &mut Context, _event: &SessionEvent) {}
 
+    /// A connector's lifecycle event (Connect, Close, Error, Alive), in bus
+    /// order: only for the service registered with
+    /// [`GameBuilder::sessions`](crate::GameBuilder::sessions), the keeper
+    /// of [`Sessions`](crate::Sessions). The dispatcher routes nothing else
+    /// until this returns, so whatever follows the event sees it recorded.
+    fn lifecycle(&mut self, _ctx: &mut Context, _event: BusEvent) {}
+
     /// A message from another service (`ctx.send`).
-    fn mail(&mut self, _ctx: &mut Context, _from: &'static str, _msg: Box<dyn Any + Send>) {}
+    fn mail(&mut self, _ctx: &mut Context, _from: &'static str, _msg: Self::Mail) {}
 
     /// A timer set with `ctx.set_timer` fired.
     fn timer(&mut self, _ctx: &mut Context, _timer: TimerId) {}
@@ -111,15 +122,7 @@ pub enum SessionEvent {
     },
 }
 
-/// What travels in a mailbox.
-pub(crate) enum Mail {
-    Request(Request),
-    Session(SessionEvent),
-    Peer {
-        from: &'static str,
-        msg: Box<dyn Any + Send>,
-    },
-    /// The debug console asks for the service's summary.
-    Inspect(tokio::sync::oneshot::Sender<serde_json::Value>),
-    Stop,
-}
+/// The mail type of a service that takes no mail: it has no values, so
+/// nothing can be sent to it.
+#[derive(Debug)]
+pub enum NoMail {}

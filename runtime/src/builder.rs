@@ -1,0 +1,265 @@
+//! Registering services and starting a game process: a mailbox and a named
+//! thread per service, the watchdog, the dispatcher and the outbox.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    thread::JoinHandle,
+};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use warren_bus::{Bus, BusError};
+use warren_proto::cmd;
+
+use crate::{
+    Context, Game, RuntimeSettings, Service,
+    context::Directory,
+    dispatcher::{self, Routes},
+    game::Running,
+    mailbox::{Inbox, MailboxTx, mailbox},
+    outbox::{self, AbortAt},
+    sessions::Sessions,
+    supervisor::RestartPolicy,
+    thread::ServiceThread,
+    watchdog::Watchdog,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GameError {
+    #[error("invalid service set-up: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("could not start the thread of service {name}: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// What a service's thread is started with.
+struct Parts {
+    ctx: Context,
+    inbox: Inbox,
+    policy: RestartPolicy,
+}
+
+/// Starts one service's thread; erases the service's type.
+type Launch = Box<dyn FnOnce(Parts) -> std::io::Result<JoinHandle<()>> + Send>;
+
+struct Spec {
+    name: &'static str,
+    cmds: Vec<u32>,
+    wants_sessions: bool,
+    keeps_sessions: bool,
+    /// Makes the mailbox, typed by the service's mail.
+    mailbox: fn(&'static str, usize, usize) -> (MailboxTx, Inbox),
+    launch: Launch,
+}
+
+/// Collects the services of a game process.
+pub struct GameBuilder {
+    settings: RuntimeSettings,
+    specs: Vec<Spec>,
+}
+
+impl std::fmt::Debug for GameBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GameBuilder")
+            .field("settings", &self.settings)
+            .field(
+                "services",
+                &self.specs.iter().map(|s| s.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl GameBuilder {
+    pub fn new(settings: RuntimeSettings) -> Self {
+        GameBuilder {
+            settings,
+            specs: Vec::new(),
+        }
+    }
+
+    /// Registers a service under `name` as the owner of `cmds` (each >=
+    /// 1000, each owned by one service). `make` builds it with fresh state:
+    /// once at start, and again whenever it is restarted after too many
+    /// panics. The name becomes its thread's name; Linux shows the first 15
+    /// bytes.
+    pub fn service<S: Service>(
+        self,
+        name: &'static str,
+        cmds: impl IntoIterator<Item = u32>,
+        make: impl FnMut() -> S + Send + 'static,
+    ) -> Self {
+        self.register(name, cmds, make, false)
+    }
+
+    /// Registers the sessions keeper: like [`service`](Self::service), and
+    /// it alone receives the connectors' lifecycle events (its `lifecycle`
+    /// callback), writes [`Sessions`] and tells the services that want them
+    /// of players coming and going. Without one, lifecycle events are only
+    /// acknowledged and no player is known to be online.
+    pub fn sessions<S: Service>(
+        self,
+        name: &'static str,
+        cmds: impl IntoIterator<Item = u32>,
+        make: impl FnMut() -> S + Send + 'static,
+    ) -> Self {
+        self.register(name, cmds, make, true)
+    }
+
+    fn register<S: Service>(
+        mut self,
+        name: &'static str,
+        cmds: impl IntoIterator<Item = u32>,
+        mut make: impl FnMut() -> S + Send + 'static,
+        keeps_sessions: bool,
+    ) -> Self {
+        let launch: Launch = Box::new(move |parts: Parts| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || {
+                    let service = make();
+                    ServiceThread {
+                        service,
+                        make,
+                        ctx: parts.ctx,
+                        inbox: parts.inbox,
+                        policy: parts.policy,
+                    }
+                    .run()
+                })
+        });
+        self.specs.push(Spec {
+            name,
+            cmds: cmds.into_iter().collect(),
+            wants_sessions: S::WANTS_SESSIONS,
+            keeps_sessions,
+            mailbox: mailbox::<S::Mail>,
+            launch,
+        });
+        self
+    }
+
+    /// Starts every service thread, then consumes requests from `bus`.
+    pub async fn start(self, bus: Arc<dyn Bus>) -> Result<Game, GameError> {
+        let specs = self.specs;
+        validate(&specs)?;
+        let settings = self.settings;
+        let shards = bus.shards();
+        if settings.shard >= shards {
+            return Err(GameError::Setup(format!(
+                "this is shard {} but the bus has {shards} (shards count from 0)",
+                settings.shard
+            )));
+        }
+        let (outbox_tx, outbox_rx) = mpsc::channel(settings.outbox.max(1));
+        let sessions = Arc::new(Sessions::default());
+        let boxes: Vec<(Spec, MailboxTx, Inbox)> = specs
+            .into_iter()
+            .map(|spec| {
+                let (tx, rx) = (spec.mailbox)(spec.name, settings.mailbox, settings.mailbox_warn);
+                (spec, tx, rx)
+            })
+            .collect();
+        let directory = Arc::new(Directory {
+            by_name: boxes
+                .iter()
+                .map(|(s, tx, _)| (s.name, tx.clone()))
+                .collect(),
+            listeners: boxes
+                .iter()
+                .filter(|(s, ..)| s.wants_sessions)
+                .map(|(_, tx, _)| tx.clone())
+                .collect(),
+        });
+        let mut routes = Routes {
+            by_cmd: HashMap::new(),
+            sessions: boxes
+                .iter()
+                .find(|(s, ..)| s.keeps_sessions)
+                .map(|(_, tx, _)| tx.clone()),
+        };
+        let policy = RestartPolicy::from(&settings);
+        let mut threads = Vec::new();
+        for (spec, tx, inbox) in boxes {
+            for &c in &spec.cmds {
+                routes.by_cmd.insert(c, tx.clone());
+            }
+            let ctx = Context::new(
+                spec.name,
+                outbox_tx.clone(),
+                directory.clone(),
+                sessions.clone(),
+                (settings.shard, shards),
+            );
+            let name = spec.name;
+            let thread = (spec.launch)(Parts { ctx, inbox, policy })
+                .map_err(|source| GameError::Thread { name, source })?;
+            threads.push(Running::new(name, tx, thread));
+        }
+        let watched = threads.iter().map(Running::watched).collect();
+        let watchdog = Watchdog::start(watched, settings.stuck_threshold).map_err(|source| {
+            GameError::Thread {
+                name: "watchdog",
+                source,
+            }
+        })?;
+        let events = bus.subscribe_events().await?;
+        let stop = CancellationToken::new();
+        let dispatcher = tokio::spawn(dispatcher::run(events, routes, outbox_tx, stop.clone()));
+        let outbox = tokio::spawn(outbox::run(
+            outbox_rx,
+            bus.clone(),
+            sessions.clone(),
+            settings.confirm_window,
+            AbortAt::new(settings.abort_at_reply),
+        ));
+        info!(
+            services = ?threads.iter().map(|t| t.name).collect::<Vec<_>>(),
+            "game serving"
+        );
+        Ok(Game::new(
+            bus, threads, sessions, dispatcher, outbox, stop, watchdog,
+        ))
+    }
+}
+
+fn validate(specs: &[Spec]) -> Result<(), GameError> {
+    let mut names = HashSet::new();
+    let mut owners: HashMap<u32, &str> = HashMap::new();
+    if specs.iter().filter(|s| s.keeps_sessions).count() > 1 {
+        return Err(GameError::Setup(
+            "more than one sessions keeper is registered".to_owned(),
+        ));
+    }
+    for spec in specs {
+        if spec.name.is_empty() || !names.insert(spec.name) {
+            return Err(GameError::Setup(format!(
+                "service name {:?} is empty or used twice",
+                spec.name
+            )));
+        }
+        for &c in &spec.cmds {
+            if c < cmd::FIRST_SERVICE_CMD {
+                return Err(GameError::Setup(format!(
+                    "service {} claims cmd {c}, but cmds below {} belong to the connector",
+                    spec.name,
+                    cmd::FIRST_SERVICE_CMD
+                )));
+            }
+            if let Some(other) = owners.insert(c, spec.name) {
+                return Err(GameError::Setup(format!(
+                    "cmd {c} is claimed by both {other} and {}",
+                    spec.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}

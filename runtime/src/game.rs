@@ -1,0 +1,203 @@
+//! A running game process, and the handle that reaches it from outside.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::Ordering::Relaxed},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+use warren_bus::Bus;
+
+use crate::{
+    SendError, ServiceStats,
+    mail::{Control, Mail},
+    mailbox::MailboxTx,
+    sessions::Sessions,
+    stats::Counters,
+    watchdog::Watchdog,
+};
+
+/// One service's running thread.
+pub(crate) struct Running {
+    pub(crate) name: &'static str,
+    mailbox: MailboxTx,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    pub(crate) fn new(name: &'static str, mailbox: MailboxTx, thread: JoinHandle<()>) -> Self {
+        Running {
+            name,
+            mailbox,
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn watched(&self) -> (&'static str, Arc<Counters>) {
+        (self.name, self.mailbox.counters.clone())
+    }
+
+    fn stats(&self) -> ServiceStats {
+        self.mailbox.counters.snapshot(self.name)
+    }
+}
+
+/// A running game process.
+pub struct Game {
+    bus: Arc<dyn Bus>,
+    services: Vec<Running>,
+    sessions: Arc<Sessions>,
+    dispatcher: tokio::task::JoinHandle<()>,
+    outbox: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+    watchdog: Watchdog,
+}
+
+impl std::fmt::Debug for Game {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Game")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Game {
+    pub(crate) fn new(
+        bus: Arc<dyn Bus>,
+        services: Vec<Running>,
+        sessions: Arc<Sessions>,
+        dispatcher: tokio::task::JoinHandle<()>,
+        outbox: tokio::task::JoinHandle<()>,
+        stop: CancellationToken,
+        watchdog: Watchdog,
+    ) -> Self {
+        Game {
+            bus,
+            services,
+            sessions,
+            dispatcher,
+            outbox,
+            stop,
+            watchdog,
+        }
+    }
+
+    /// Every service's counters: the built-in stat request.
+    pub fn stats(&self) -> Vec<ServiceStats> {
+        self.services.iter().map(Running::stats).collect()
+    }
+
+    /// A handle operators' tools (the admin endpoint) use to mail services.
+    pub fn handle(&self) -> GameHandle {
+        GameHandle {
+            bus: self.bus.clone(),
+            mailboxes: Arc::new(
+                self.services
+                    .iter()
+                    .map(|s| (s.name, s.mailbox.clone()))
+                    .collect(),
+            ),
+            order: Arc::new(self.services.iter().map(|s| s.name).collect()),
+        }
+    }
+
+    /// Players this process knows to be online.
+    pub fn online(&self) -> usize {
+        self.sessions.online()
+    }
+
+    /// Stops reading requests, lets every service finish its mailbox and its
+    /// `stop`, then publishes what they sent and returns.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.dispatcher.await;
+        let stats = self.services.iter().map(Running::stats).collect::<Vec<_>>();
+        for s in &self.services {
+            s.mailbox.send(Mail::Control(Control::Stop)).await;
+        }
+        let services = self.services;
+        let _ = tokio::task::spawn_blocking(move || {
+            for mut s in services {
+                if let Some(t) = s.thread.take()
+                    && t.join().is_err()
+                {
+                    error!(
+                        service = s.name,
+                        "service thread ended by a panic outside a handler"
+                    );
+                }
+            }
+        })
+        .await;
+        self.watchdog.stop().await;
+        let _ = self.outbox.await;
+        info!(?stats, "game stopped");
+    }
+}
+
+/// Mails services of a running game from outside it, and reads their
+/// counters; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct GameHandle {
+    mailboxes: Arc<HashMap<&'static str, MailboxTx>>,
+    /// Service names in start order.
+    order: Arc<Vec<&'static str>>,
+    bus: Arc<dyn Bus>,
+}
+
+impl GameHandle {
+    /// The bus as the debug console shows it.
+    pub fn bus_state(&self) -> warren_bus::BusState {
+        self.bus.state()
+    }
+
+    /// Every service's counters, in start order.
+    pub fn stats(&self) -> Vec<ServiceStats> {
+        self.order
+            .iter()
+            .map(|name| self.mailboxes[name].counters.snapshot(name))
+            .collect()
+    }
+
+    /// Asks a service for its state summary ([`Service::summary`]),
+    /// computed on its own thread. None if there is no such service, or it
+    /// does not answer within 5 s (busy, or its mailbox is full).
+    ///
+    /// [`Service::summary`]: crate::Service::summary
+    pub async fn summary(&self, service: &str) -> Option<serde_json::Value> {
+        let mailbox = self.mailboxes.get(service)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        mailbox.try_send(Mail::Control(Control::Inspect(tx))).ok()?;
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Turns the logging of every message one service handles on or off
+    /// (target `warren::trace`, level INFO). False if there is no such
+    /// service.
+    pub fn set_tracing(&self, service: &str, on: bool) -> bool {
+        match self.mailboxes.get(service) {
+            Some(mailbox) => {
+                mailbox.counters.trace.store(on, Relaxed);
+                info!(service, on, "per-service tracing switched");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends `msg` to a service's mailbox, as another service would; it
+    /// arrives in its `mail` callback, and must be of its `Service::Mail`
+    /// type. Never blocks: a full mailbox is an error.
+    pub fn send<M: Send + 'static>(&self, to: &str, msg: M) -> Result<(), SendError> {
+        self.mailboxes
+            .get(to)
+            .ok_or_else(|| SendError::NoSuchService(to.to_owned()))?
+            .send_mail("admin", msg)
+    }
+}
