@@ -79,17 +79,37 @@ def parse_load(load):
 class Proc:
     """A server process, its output in a log file."""
 
-    def __init__(self, name, args, env=None, cwd=None, wait_for=None, out=None):
+    def __init__(self, name, args, env=None, cwd=None, wait_for=None, out=None, ready=False):
+        """wait_for: a line the process prints when it serves (the direct
+        echo and Colyseus servers); ready: a Warren process, waited for
+        through its ready file (the contract in src/ready.rs)."""
         self.name = name
         self.log = open(out / f"{name}.log", "w") if out else subprocess.DEVNULL
         full_env = dict(os.environ)
         full_env.update(SERVER_ENV)
         full_env.update(env or {})
+        self.ready = None
+        if ready:
+            self.ready = Path(tempfile.mkdtemp(prefix="warren-bench-ready-")) / f"{name}.json"
+            full_env["WARREN_READY_FILE"] = str(self.ready)
         self.p = subprocess.Popen(args, env=full_env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         self.path = out / f"{name}.log" if out else None
         if wait_for:
             self.wait_line(wait_for)
+        if self.ready:
+            self.listeners = self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        """The listeners of the process's ready file, once it is written."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.p.returncode}); see {self.path}")
+            if self.ready.exists():
+                return json.loads(self.ready.read_text())["listeners"]
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: not ready within {timeout} s; see {self.path}")
 
     def wait_line(self, text, timeout=60):
         deadline = time.time() + timeout
@@ -162,14 +182,14 @@ class Target:
             self.watch = [("colyseus", self.procs[0].pid)]
         elif k == "inproc":
             env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir))
-            p = Proc("warren", [str(WARREN)], env=env, cwd=self.dir, wait_for="connector listening on", out=self.out)
+            p = Proc("warren", [str(WARREN)], env=env, cwd=self.dir, ready=True, out=self.out)
             self.procs.append(p)
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("warren", p.pid)]
         elif k == "rabbitmq":
             url, env, game = self.start_game()
             conn = Proc("connector", [str(WARREN), "connector", "--amqp", url, "--id=bench"], env=env, cwd=self.dir,
-                        wait_for="connector listening on", out=self.out)
+                        ready=True, out=self.out)
             self.procs.append(conn)
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("connector", conn.pid), ("game", game.pid)]
@@ -193,7 +213,7 @@ class Target:
         subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,
                        check=True, capture_output=True)
         game = Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=self.dir,
-                    wait_for="game serving", out=self.out)
+                    ready=True, out=self.out)
         self.procs.append(game)
         return url, env, game
 
@@ -257,7 +277,7 @@ def run_idle(out, total, connectors):
                         WARREN_CONNECTOR__ADMIN_LISTEN=f"127.0.0.1:{port + 100}",
                         WARREN_CONNECTOR__MAX_CONNECTIONS="19500")
             t.procs.append(Proc(f"connector{i}", [str(WARREN), "connector", "--amqp", url, f"--id=idle{i}"],
-                                env=cenv, cwd=t.dir, wait_for="connector listening on", out=out))
+                                env=cenv, cwd=t.dir, ready=True, out=out))
             urls += ["--url", f"ws://127.0.0.1:{port}/ws"]
         conns = [p for p in t.procs if p.name.startswith("connector")]
         token = (t.dir / "admin-token").read_text().strip()

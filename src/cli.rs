@@ -49,6 +49,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
 
+    /// Once every part has started, write this file: JSON with the run
+    /// mode, the pid and every listener's URL by role (docs/deploy.md,
+    /// "Readiness"). Removed when the process stops cleanly.
+    #[arg(long, global = true, env = "WARREN_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -1,8 +1,19 @@
-//! The `warren` binary as a library: settings, keys, and the run modes
-//! (everything in one process, or each part alone). `main.rs` only parses
-//! the command line and calls [`app::main`].
+//! The `warren` binary as a library: settings, keys, the run modes
+//! (everything in one process, or each server alone) and the command-line
+//! tools. `main.rs` only parses the command line and calls [`app::main`].
+//!
+//! - `app`: the command dispatch; `modes/`: one file per run mode; `parts`:
+//!   starting each server part, shared by the modes; [`ready`]: the
+//!   readiness contract (`--ready-file`).
+//! - `admin_client`: `warren debug` and `warren announce`; `staff`:
+//!   `warren config-admin`; [`keys`]: the token key pair.
 
+mod admin_client;
 pub mod app;
 pub mod cli;
 pub mod keys;
+mod modes;
+mod parts;
+pub mod ready;
 pub mod settings;
+mod staff;

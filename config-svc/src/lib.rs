@@ -37,7 +37,7 @@ mod server {
 
     use serde::{Deserialize, Serialize};
     use tokio::net::TcpListener;
-    use tonic::transport::{Server, server::TcpIncoming};
+    use tonic::transport::server::TcpIncoming;
     use tracing::info;
     use warren_proto::config::config_server::ConfigServer;
 
@@ -116,6 +116,95 @@ mod server {
         Ok(())
     }
 
+    /// config-svc's two listeners.
+    #[derive(Debug)]
+    pub struct Listeners {
+        /// gRPC, for services.
+        pub grpc: TcpListener,
+        /// The admin page, for staff.
+        pub page: TcpListener,
+    }
+
+    /// config-svc, ready to serve: its store (seeded if the settings say
+    /// so), the hub that feeds watchers, the gRPC service and the admin
+    /// page. Opening it is the part that can fail; [`run`] then serves.
+    #[derive(Debug)]
+    pub struct Server {
+        store: Store,
+        hub: Hub,
+        service: ConfigService,
+        web: crate::web::Web,
+    }
+
+    impl Server {
+        /// `admin_token` lets operators' tools call the publishing RPCs.
+        pub async fn open(
+            store: Store,
+            settings: &ConfigSettings,
+            admin_token: &str,
+        ) -> Result<Server, ConfigError> {
+            if settings.seed {
+                seed(&store).await?;
+            }
+            let hub = Hub::new(&store).await?;
+            let service = ConfigService::new(store.clone(), hub.clone(), admin_token);
+            let web = crate::web::Web::new(store.clone(), hub.clone(), settings)?;
+            Ok(Server {
+                store,
+                hub,
+                service,
+                web,
+            })
+        }
+    }
+
+    /// Why [`run`] stopped serving.
+    #[derive(Debug, thiserror::Error)]
+    pub enum RunError {
+        #[error("config-svc's gRPC server failed: {0}")]
+        Grpc(#[from] tonic::transport::Error),
+        #[error("the config admin page failed: {0}")]
+        Page(#[from] std::io::Error),
+    }
+
+    /// config-svc's entry point: serves gRPC and the admin page, and polls
+    /// the database for publishes made by other config-svc processes, until
+    /// `shutdown`; then closes the store.
+    pub async fn run(
+        listeners: Listeners,
+        server: Server,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        let Server {
+            store,
+            hub,
+            service,
+            web,
+        } = server;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let poller = tokio::spawn({
+            let (hub, store, stop) = (hub.clone(), store.clone(), stop.clone());
+            async move {
+                tokio::select! {
+                    () = hub.poll(store) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        });
+        let page = tokio::spawn(crate::web::serve(
+            listeners.page,
+            web,
+            stop.clone().cancelled_owned(),
+        ));
+        let served = serve_grpc(listeners.grpc, service, shutdown).await;
+        stop.cancel();
+        let _ = poller.await;
+        let paged = page.await;
+        store.close().await;
+        served?;
+        Ok(paged.map_err(std::io::Error::other)??)
+    }
+
     /// Serves gRPC (with its health service) on `listener` until `shutdown`
     /// resolves.
     pub async fn serve_grpc(
@@ -131,7 +220,7 @@ mod server {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<ConfigServer<ConfigService>>().await;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "config-svc serving gRPC");
-        Server::builder()
+        tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(ConfigServer::new(service))
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)

@@ -80,7 +80,7 @@ async fn metrics(admin: axum::extract::State<Arc<Admin>>, headers: HeaderMap) ->
 }
 
 /// Serves the connector's admin endpoint on `listener` until `shutdown`.
-pub async fn serve_admin(
+pub(crate) async fn serve_admin(
     listener: TcpListener,
     connector: Connector,
     token: String,

@@ -12,7 +12,9 @@
 //! - [`auth`]: token verification.
 //! - `registry`: which sockets are live and which uid each holds.
 //! - `connection`: the life of one socket.
-//! - `server`: the accept loop, the push pump, shutdown.
+//! - `server`: the accept loop, the push pump, shutdown; [`run`], the
+//!   connector's entry point.
+//! - `admin`: the operators' endpoint, served by [`run`] beside the players'.
 
 mod admin;
 pub mod auth;
@@ -23,8 +25,7 @@ mod server;
 pub mod settings;
 mod stats;
 
-pub use admin::serve_admin;
 pub use auth::{AuthError, TokenVerifier};
-pub use server::{Connector, RunError, run};
+pub use server::{Connector, Listeners, RunError, run};
 pub use settings::ConnectorSettings;
 pub use stats::StatsSnapshot;

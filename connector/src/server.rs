@@ -139,23 +139,42 @@ impl Connector {
 /// Why [`run`] could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("bad connector settings: {0}")]
-    Settings(String),
     #[error(transparent)]
     Bus(#[from] BusError),
+    #[error("the connector's admin endpoint failed: {0}")]
+    Admin(#[from] std::io::Error),
 }
 
-/// Builds a connector and runs it until `shutdown`: the mini-redis-style
-/// entry point.
+/// The connector's two listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Players' websockets.
+    pub ws: TcpListener,
+    /// The operators' endpoint (counters, Prometheus).
+    pub admin: TcpListener,
+}
+
+/// The connector's entry point: serves players on `listeners.ws` and the
+/// admin endpoint (behind `admin_token`) until `shutdown`, then kicks every
+/// player with `shutdown` and returns.
 pub async fn run(
-    listener: TcpListener,
-    settings: ConnectorSettings,
-    bus: Arc<dyn Bus>,
-    verifier: Arc<TokenVerifier>,
+    listeners: Listeners,
+    connector: Connector,
+    admin_token: String,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let connector = Connector::new(settings, bus, verifier).map_err(RunError::Settings)?;
-    Ok(connector.run(listener, shutdown).await?)
+    let stop = tokio_util::sync::CancellationToken::new();
+    let admin = tokio::spawn(crate::admin::serve_admin(
+        listeners.admin,
+        connector.clone(),
+        admin_token,
+        stop.clone().cancelled_owned(),
+    ));
+    let served = connector.run(listeners.ws, shutdown).await;
+    stop.cancel();
+    let admin = admin.await.map_err(std::io::Error::other)?;
+    served?;
+    Ok(admin?)
 }
 
 async fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, tracker: &TaskTracker) {

@@ -345,7 +345,7 @@ pub enum AdminError {
 }
 
 /// Serves the admin endpoint on `listener` until `shutdown`.
-pub async fn serve_admin(
+pub(crate) async fn serve_admin(
     listener: TcpListener,
     game: GameHandle,
     token: String,

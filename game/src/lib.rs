@@ -5,18 +5,23 @@
 //!
 //! [`builder`] gives a [`GameBuilder`] with every built-in service
 //! registered; add your own with [`GameBuilder::service`] before starting
-//! it.
+//! it ([`start`] does both for the built-in set). [`run`] is the game
+//! process's entry point: it serves the admin endpoint until shutdown, then
+//! stops the game.
 
 mod admin;
 pub mod services;
 pub mod settings;
 
-use std::time::Duration;
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use warren_bus::Bus;
 
 use warren_config::{ClientSettings, ConfigClient, Live};
 use warren_proto::cmd;
 
-pub use admin::{AdminError, serve_admin};
+pub use admin::AdminError;
 pub use settings::{GameSettings, Secret};
 pub use warren_runtime::{
     Context, Game, GameBuilder, GameError, GameHandle, NoMail, RESTART_STORM_EXIT, Request,
@@ -89,4 +94,35 @@ pub fn builder(s: &GameSettings) -> Result<GameBuilder, GameError> {
     Ok(b.sessions("session", services::Session::CMDS, move || {
         services::Session::new(expiry)
     }))
+}
+
+/// Starts a game with the built-in services on `bus`.
+pub async fn start(settings: &GameSettings, bus: Arc<dyn Bus>) -> Result<Game, GameError> {
+    builder(settings)?.start(bus).await
+}
+
+/// The game's entry point: serves the operators' admin endpoint on `admin`
+/// (behind `admin_token`) until `shutdown`, then stops the game — every
+/// service finishes its mailbox and its `stop`, what they sent is published
+/// — and returns.
+pub async fn run(
+    admin: TcpListener,
+    game: Game,
+    admin_token: String,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AdminError> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(admin::serve_admin(
+        admin,
+        game.handle(),
+        admin_token,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    shutdown.await;
+    let _ = stop.send(());
+    let served = served.await;
+    game.shutdown().await;
+    served.map_err(std::io::Error::other)?
 }

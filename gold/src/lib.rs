@@ -8,7 +8,7 @@
 //! - [`domain`]: validated request values (currency, amount, key, …).
 //! - [`GoldError`]: what can go wrong, and its gRPC status.
 //! - [`Store`]: the SQL, on PostgreSQL or SQLite.
-//! - [`GoldService`]: the tonic service; [`serve`] runs it.
+//! - [`GoldService`]: the tonic service; [`run`] serves it: gold's entry point.
 
 pub mod domain;
 mod error;
@@ -17,6 +17,6 @@ mod service;
 mod store;
 
 pub use error::{GoldError, REASON_KEY, reason};
-pub use server::{GoldSettings, serve};
+pub use server::{GoldSettings, run};
 pub use service::GoldService;
 pub use store::{Applied, Dialect, Entry, Store, Transferred};

@@ -40,7 +40,7 @@ impl Default for GoldSettings {
 
 /// Serves `store` on `listener` until `shutdown` resolves, then finishes the
 /// calls in flight and returns.
-pub async fn serve(
+pub async fn run(
     listener: TcpListener,
     store: Store,
     settings: &GoldSettings,

@@ -7,7 +7,7 @@
 //! - [`keys`]: the Ed25519 key pair and token signing.
 //! - `password`: argon2 hashing, off the async threads.
 //! - `api`: the routes, the JSON body extractor and the error shape.
-//! - [`serve`]: runs the HTTP server until shutdown.
+//! - [`run`]: login's entry point, the HTTP server until shutdown.
 
 mod api;
 pub mod keys;
@@ -15,4 +15,4 @@ mod password;
 mod server;
 
 pub use keys::{JwtSettings, TokenSigner};
-pub use server::{LoginSettings, ServeError, serve};
+pub use server::{LoginSettings, ServeError, run};

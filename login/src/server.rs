@@ -51,7 +51,7 @@ pub enum ServeError {
 
 /// Serves login on `listener` until `shutdown`, reaching gold at
 /// `gold_url`; in-flight requests finish first.
-pub async fn serve(
+pub async fn run(
     listener: TcpListener,
     settings: &LoginSettings,
     gold_url: &str,

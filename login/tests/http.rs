@@ -47,7 +47,7 @@ async fn start(gold_reachable: bool) -> Stack {
         let addr = listener.local_addr().unwrap();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
-            warren_gold::serve(listener, store, &GoldSettings::default(), signal)
+            warren_gold::run(listener, store, &GoldSettings::default(), signal)
                 .await
                 .unwrap();
         });
@@ -71,7 +71,7 @@ async fn start(gold_reachable: bool) -> Stack {
     };
     let signal = stop.clone().cancelled_owned();
     tokio::spawn(async move {
-        warren_login::serve(listener, &settings, &gold_url, signer, signal)
+        warren_login::run(listener, &settings, &gold_url, signer, signal)
             .await
             .unwrap();
     });

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -53,20 +52,46 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-/// One process of the stack, with its stdout lines forwarded to a channel
-/// and its stderr (the log) in a file.
+/// One process of the stack: its stdout and its stderr (the log) in files,
+/// its readiness in the ready file it writes (`--ready-file`, the contract
+/// in `src/ready.rs`).
 struct Proc {
     name: &'static str,
     child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
+    ready: PathBuf,
     log: PathBuf,
+}
+
+/// The listeners a process's ready file names, by role.
+struct Listening(serde_json::Map<String, serde_json::Value>);
+
+impl Listening {
+    /// The URL `role` answers on.
+    fn url(&self, role: &str) -> String {
+        self.0
+            .get(role)
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("the ready file names no {role}: {:?}", self.0))
+            .to_owned()
+    }
+
+    /// The address of `role` (its URL without scheme and path).
+    fn addr(&self, role: &str) -> SocketAddr {
+        let url = self.url(role);
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap().parse().unwrap()
+    }
 }
 
 impl Proc {
     fn spawn(name: &'static str, dir: &Path, args: &[&str], env: &[(String, String)]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
+        let tag = unique(name);
+        let log = dir.join(format!("{tag}.log"));
+        let ready = dir.join(format!("{tag}.ready.json"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-        cmd.args(args)
+        cmd.arg("--ready-file")
+            .arg(&ready)
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env(
@@ -74,44 +99,45 @@ impl Proc {
                 std::env::var("WARREN_TEST_LOG").unwrap_or("info,warren_connector=debug".into()),
             )
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
             .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("the warren binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let child = cmd.spawn().expect("the warren binary starts");
         Proc {
             name,
             child,
-            lines,
+            ready,
             log,
         }
     }
 
-    /// Waits for a stdout line containing `needle`; returns it.
-    fn wait_line(&mut self, needle: &str) -> String {
+    /// Waits until the process has written its ready file (every part
+    /// started); returns its listeners. Fails at once if the process exits
+    /// first, and after 30 s.
+    fn wait_ready(&mut self) -> Listening {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "{} never printed {needle:?}; its log:\n{}",
-                    self.name,
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                ),
+            if let Ok(text) = std::fs::read_to_string(&self.ready) {
+                let ready: serde_json::Value = serde_json::from_str(&text).unwrap();
+                return Listening(ready["listeners"].as_object().unwrap().clone());
             }
+            let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "{} exited ({status}) before it was ready; its log:\n{}",
+                    self.name,
+                    log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} was not ready within 30 s; its log:\n{}",
+                self.name,
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -192,7 +218,12 @@ impl Stack {
         Self::launch(kind, extra, true, 1).await
     }
 
-    async fn launch(kind: BusKind, extra: &[(&str, &str)], full: bool, connectors: usize) -> Stack {
+    async fn launch(
+        kind: BusKind,
+        extra: &[(&str, &str)],
+        full: bool,
+        connectors_wanted: usize,
+    ) -> Stack {
         let dir = std::env::temp_dir().join(unique("warren-test"));
         std::fs::create_dir_all(&dir).unwrap();
         let (private, _public) = warren::keys::write_pair(&dir).unwrap();
@@ -243,17 +274,18 @@ impl Stack {
         let (mut config, mut config_page) = (None, None);
         let admin;
         let mut connector_admins = Vec::new();
-        let lines = match kind {
+        let mut connectors: Vec<(SocketAddr, String)> = Vec::new();
+        match kind {
             BusKind::InProcess => {
                 let mut all = Proc::spawn("warren", &dir, &[], &env);
-                config = Some(http_addr(&all.wait_line("config-svc listening on")));
-                config_page = Some(http_addr(&all.wait_line("config admin page on")));
-                login = Some(http_addr(&all.wait_line("login listening on")));
-                admin = http_addr(&all.wait_line("game admin listening on"));
-                let line = all.wait_line("connector listening on");
-                connector_admins.push(http_addr(&all.wait_line("connector admin listening on")));
+                let ready = all.wait_ready();
+                config = Some(ready.addr("config"));
+                config_page = Some(ready.addr("config_page"));
+                login = Some(ready.addr("login"));
+                admin = ready.addr("game_admin");
+                connectors.push((ready.addr("connector"), ready.url("connector")));
+                connector_admins.push(ready.addr("connector_admin"));
                 procs.push(all);
-                vec![line]
             }
             BusKind::RabbitMq => {
                 let ns = unique("warren-test");
@@ -262,17 +294,17 @@ impl Stack {
                 let url = amqp_url();
                 if full {
                     let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
-                    let gold_url =
-                        format!("http://{}", http_addr(&gold.wait_line("gold listening on")));
+                    let gold_url = gold.wait_ready().url("gold");
                     env.push(("WARREN_GOLD__URL".into(), gold_url.clone()));
                     env.push(("WARREN_GAME__GOLD_URL".into(), gold_url));
                     let mut login_proc = Proc::spawn("login", &dir, &["login"], &env);
-                    login = Some(http_addr(&login_proc.wait_line("login listening on")));
+                    login = Some(login_proc.wait_ready().addr("login"));
                     procs.push(gold);
                     procs.push(login_proc);
                     let mut config_proc = Proc::spawn("config-svc", &dir, &["config-svc"], &env);
-                    let grpc = http_addr(&config_proc.wait_line("config-svc listening on"));
-                    config_page = Some(http_addr(&config_proc.wait_line("config admin page on")));
+                    let ready = config_proc.wait_ready();
+                    let grpc = ready.addr("config");
+                    config_page = Some(ready.addr("config_page"));
                     config = Some(grpc);
                     env.push(("WARREN_GAME__CONFIG_URL".into(), format!("http://{grpc}")));
                     procs.push(config_proc);
@@ -282,45 +314,26 @@ impl Stack {
                     env.push(("WARREN_GAME__CONFIG_URL".into(), String::new()));
                 }
                 let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
-                game.wait_line("game serving");
-                admin = http_addr(&game.wait_line("game admin listening on"));
+                admin = game.wait_ready().addr("game_admin");
                 procs.push(game);
                 for shard in 1..shards {
                     let mut shard_env = env.clone();
                     shard_env.push(("WARREN_GAME__SHARD".into(), shard.to_string()));
                     let mut more = Proc::spawn("game", &dir, &["game", "--amqp", &url], &shard_env);
-                    more.wait_line("game serving");
+                    more.wait_ready();
                     procs.push(more);
                 }
-                let mut lines = Vec::new();
-                for i in 0..connectors {
+                for i in 0..connectors_wanted {
                     let id = format!("--id=c{i}");
                     let mut conn =
                         Proc::spawn("connector", &dir, &["connector", "--amqp", &url, &id], &env);
-                    lines.push(conn.wait_line("connector listening on"));
-                    connector_admins
-                        .push(http_addr(&conn.wait_line("connector admin listening on")));
+                    let ready = conn.wait_ready();
+                    connectors.push((ready.addr("connector"), ready.url("connector")));
+                    connector_admins.push(ready.addr("connector_admin"));
                     procs.push(conn);
                 }
-                lines
             }
         };
-        let connectors: Vec<(SocketAddr, String)> = lines
-            .iter()
-            .map(|line| {
-                let url = line
-                    .split_whitespace()
-                    .find(|w| w.starts_with("ws://"))
-                    .expect("a ws:// address")
-                    .to_owned();
-                let addr = url
-                    .trim_start_matches("ws://")
-                    .trim_end_matches("/ws")
-                    .parse()
-                    .unwrap();
-                (addr, url)
-            })
-            .collect();
         let (addr, url) = connectors[0].clone();
         let durable = extra.contains(&("WARREN_BUS__DURABLE", "true")).then(|| {
             extra
@@ -526,7 +539,7 @@ impl Stack {
             &["game", "--amqp", &amqp_url()],
             &env,
         );
-        game.wait_line("game serving");
+        game.wait_ready();
         self.procs.push(game);
     }
 
@@ -647,15 +660,6 @@ impl Drop for Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The address in a `… listening on http://ADDR …` line.
-fn http_addr(line: &str) -> SocketAddr {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .expect("an http:// address")
-        .parse()
-        .unwrap()
 }
 
 /// Sends one HTTP/1.1 request (with `Connection: close`); returns the

@@ -29,7 +29,7 @@ impl Server {
         let stop = CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
-            warren_gold::serve(listener, store, &GoldSettings::default(), signal)
+            warren_gold::run(listener, store, &GoldSettings::default(), signal)
                 .await
                 .unwrap();
         });

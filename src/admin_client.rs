@@ -1,0 +1,148 @@
+//! The command line's client for the admin endpoints: `warren debug`
+//! (services, one service, tracing, a connector) and `warren announce`.
+//! Everything it prints goes to stdout.
+
+#![allow(clippy::print_stdout)]
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    keys,
+    parts::{admin_token, shown},
+    settings::Settings,
+};
+
+/// An HTTP client for the game's admin endpoint.
+fn admin_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn admin_base(settings: &Settings, admin: Option<String>) -> String {
+    admin.unwrap_or_else(|| format!("http://{}", shown(settings.game.admin_listen)))
+}
+
+/// Calls an admin endpoint (`what` names whose, for the error): `GET` when
+/// `json` is None, else `POST` with it. Returns the status and the body.
+fn admin_call(
+    settings: &Settings,
+    what: &str,
+    base: &str,
+    path: &str,
+    json: Option<serde_json::Value>,
+) -> anyhow::Result<(ureq::http::StatusCode, String)> {
+    let auth = format!("Bearer {}", admin_token(settings)?);
+    let url = format!("{base}{path}");
+    let resp = match json {
+        None => admin_agent()
+            .get(&url)
+            .header("Authorization", &auth)
+            .call(),
+        Some(body) => admin_agent()
+            .post(&url)
+            .header("Authorization", &auth)
+            .send_json(&body),
+    };
+    let mut resp =
+        resp.with_context(|| format!("reaching the {what}'s admin endpoint at {base}"))?;
+    let status = resp.status();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    Ok((status, body))
+}
+
+pub(crate) fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Result<()> {
+    let base = admin_base(settings, admin);
+    let format = if json { "json" } else { "text" };
+    let path = format!("/v1/services?format={format}");
+    let (status, body) = admin_call(settings, "game", &base, &path, None)?;
+    print!("{body}");
+    if !status.is_success() {
+        bail!("the admin endpoint answered {status}");
+    }
+    Ok(())
+}
+
+/// `warren debug --service NAME`: one service's counters and state, as
+/// indented JSON.
+pub(crate) fn debug_service(
+    settings: &Settings,
+    admin: Option<String>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let base = admin_base(settings, admin);
+    let path = format!("/v1/services/{name}");
+    let (status, body) = admin_call(settings, "game", &base, &path, None)?;
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+        Err(_) => println!("{body}"),
+    }
+    if !status.is_success() {
+        bail!("the admin endpoint answered {status}");
+    }
+    Ok(())
+}
+
+/// `warren debug --trace NAME=on|off`.
+pub(crate) fn debug_trace(
+    settings: &Settings,
+    admin: Option<String>,
+    switch: &str,
+) -> anyhow::Result<()> {
+    let (name, on) = match switch.split_once('=') {
+        Some((name, "on")) => (name, true),
+        Some((name, "off")) => (name, false),
+        _ => bail!("--trace takes NAME=on or NAME=off, not {switch:?}"),
+    };
+    let base = admin_base(settings, admin);
+    let path = format!("/v1/services/{name}/trace");
+    let body = serde_json::json!({ "on": on });
+    let (status, body) = admin_call(settings, "game", &base, &path, Some(body))?;
+    println!("{body}");
+    if !status.is_success() {
+        bail!("the admin endpoint answered {status}");
+    }
+    Ok(())
+}
+
+pub(crate) fn debug_connector(settings: &Settings, json: bool, base: &str) -> anyhow::Result<()> {
+    let (status, body) = admin_call(settings, "connector", base, "/v1/stats", None)?;
+    if !status.is_success() {
+        println!("{body}");
+        bail!("the admin endpoint answered {status}");
+    }
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let stats: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body)?;
+    for (name, value) in stats {
+        println!("{name:<22} {value}");
+    }
+    Ok(())
+}
+
+pub(crate) fn announce(
+    settings: &Settings,
+    text: String,
+    level: String,
+    uids: Vec<u64>,
+    in_secs: Option<u64>,
+    admin: Option<String>,
+) -> anyhow::Result<()> {
+    let base = admin_base(settings, admin);
+    let body = serde_json::json!({
+        "text": text,
+        "level": level,
+        "uids": if uids.is_empty() { None } else { Some(uids) },
+        "at": in_secs.map(|s| keys::unix_now() + s),
+    });
+    let (status, reply) = admin_call(settings, "game", &base, "/v1/announcements", Some(body))?;
+    println!("{reply}");
+    if !status.is_success() {
+        bail!("the announcement was refused ({status})");
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Everything in one process: gold, config-svc, login, the game and the
+//! connector, on the in-process bus unless RabbitMQ is named.
+
+#![allow(clippy::print_stdout)]
+
+use std::future::Future;
+
+use crate::{
+    keys,
+    parts::{self, admin_token},
+    ready::Ready,
+    settings::{BusKind, Settings, redact_url},
+};
+
+pub async fn all(
+    mut settings: Settings,
+    mut ready: Ready,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (private, public) = keys::ensure_dev_pair(&settings)?;
+    let (gold_url, gold) = parts::start_gold(&settings, &mut ready).await?;
+    settings.game.gold_url = gold_url.clone();
+    let (config_url, config) = parts::start_config(&settings, &mut ready).await?;
+    settings.game.config_url = config_url;
+    parts::config_cache(&mut settings);
+    let login = parts::start_login(&settings, &gold_url, &private, &mut ready).await?;
+    let bus = parts::open_bus(&settings, "all", false).await?;
+    let game = parts::start_game(&settings, bus.clone(), &mut ready).await?;
+    let (connector, listeners) =
+        parts::prepare_connector(&settings, bus.clone(), &public, &mut ready).await?;
+    let amqp = settings.bus.amqp_url.as_ref();
+    match amqp.filter(|_| settings.bus.transport() == Ok(BusKind::Amqp)) {
+        None => {
+            println!("warren: bus: in-process (connector and game share this process)");
+            println!(
+                "warren: to run on RabbitMQ as separate processes: `warren game --amqp URL` and `warren connector --amqp URL`"
+            );
+        }
+        Some(url) => println!("warren: bus: RabbitMQ at {}", redact_url(url)),
+    }
+    println!(
+        "warren: try it: curl -X POST -d '{{\"device_id\":\"my-phone\"}}' http://127.0.0.1:{}/v1/guest",
+        settings.login.listen.port()
+    );
+    ready.write()?;
+    let token = admin_token(&settings)?;
+    warren_connector::run(listeners, connector, token, shutdown).await?;
+    ready.stopping();
+    game.stop().await?;
+    bus.close().await;
+    login.stop().await?;
+    config.stop().await?;
+    gold.stop().await?;
+    Ok(())
+}

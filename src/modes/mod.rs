@@ -1,0 +1,18 @@
+//! The run modes of the `warren` binary, one file each: the whole stack in
+//! one process (`all`, the default), or one server alone. Each starts its
+//! parts (see `parts`), writes the ready file, waits for the shutdown
+//! signal and stops the parts in order.
+
+mod all;
+mod config_svc;
+mod connector;
+mod game;
+mod gold;
+mod login;
+
+pub use all::all;
+pub use config_svc::config_svc;
+pub use connector::connector;
+pub use game::game;
+pub use gold::gold;
+pub use login::login;

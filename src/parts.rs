@@ -1,0 +1,332 @@
+//! What the run modes share: starting each server part on bound listeners,
+//! the bus, the token keys, the admin token, the shutdown signal.
+//!
+//! A part starts in two steps, so that `--ready-file` tells the truth: what
+//! can fail (binding, opening and migrating a database, connecting the bus,
+//! starting the game's services) happens in `start_*`, which returns a
+//! [`Background`] running the part's crate entry point (`warren_gold::run`,
+//! `warren_login::run`, `warren_config::run`, `warren_game::run`); the mode
+//! writes the ready file once every part has started.
+//!
+//! Lines meant for a person (what listens where) go to stdout, prefixed
+//! `warren:`; logs go to stderr.
+
+#![allow(clippy::print_stdout)]
+
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::{Context as _, bail};
+use tokio::net::TcpListener;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tracing::info;
+use warren_bus::{AmqpBus, Bus, MemoryBus};
+use warren_connector::{Connector, TokenVerifier};
+
+use crate::{
+    keys::TokenSigner,
+    ready::{Ready, Role},
+    settings::{BusKind, Settings, redact_url},
+};
+
+/// A part that runs until its stop token is cancelled.
+pub(crate) struct Background {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Background {
+    /// Spawns `serve`, handing it the future that resolves on `stop`.
+    fn spawn<F>(serve: impl FnOnce(WaitForCancellationFutureOwned) -> F) -> Self
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(stop.clone().cancelled_owned()));
+        Background { stop, task }
+    }
+
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("a background part panicked")?
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    info!("shutdown signal received");
+}
+
+/// A bound address as others reach it: a wildcard bind shown as loopback.
+pub(crate) fn shown(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} to {addr}"))
+}
+
+fn http_url(listener: &TcpListener) -> anyhow::Result<String> {
+    Ok(format!("http://{}", shown(listener.local_addr()?)))
+}
+
+/// The bus `bus.kind` names. `alone`: this process runs only the
+/// connector or only the game, so the bus must reach other processes.
+pub(crate) async fn open_bus(
+    settings: &Settings,
+    role: &str,
+    alone: bool,
+) -> anyhow::Result<Arc<dyn Bus>> {
+    match settings.bus.transport().map_err(anyhow::Error::msg)? {
+        BusKind::Memory if alone => bail!(
+            "`warren {role}` runs apart from the other half, so it needs a networked bus: \
+             give --amqp URL or set WARREN_BUS__AMQP_URL (bus.kind: {})",
+            BusKind::ALL.join(", ")
+        ),
+        BusKind::Memory => Ok(Arc::new(MemoryBus::new(settings.bus.memory_capacity))),
+        BusKind::Amqp => {
+            let Some(url) = &settings.bus.amqp_url else {
+                bail!(
+                    "`warren {role}` runs on RabbitMQ: give --amqp URL or set WARREN_BUS__AMQP_URL"
+                );
+            };
+            let amqp = settings
+                .bus
+                .amqp(url, &format!("warren-{role}"), settings.game.shard);
+            let bus = AmqpBus::connect(amqp)
+                .await
+                .with_context(|| format!("connecting to RabbitMQ at {}", redact_url(url)))?;
+            Ok(Arc::new(bus))
+        }
+    }
+}
+
+/// The admin endpoints' token: the configured one, or the one in the data
+/// directory (generated on first use, mode 0600).
+pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(token) = &settings.game.admin_token {
+        return Ok(token.0.clone());
+    }
+    let path = settings.data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    use rand::RngCore;
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+/// A database URL: the configured one, or the SQLite file `file` in the
+/// data directory (the embedded default).
+pub(crate) fn database_url(
+    settings: &Settings,
+    configured: &Option<String>,
+    file: &str,
+) -> anyhow::Result<String> {
+    match configured {
+        Some(url) => Ok(url.clone()),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+            Ok(format!(
+                "sqlite://{}?mode=rwc",
+                settings.data_dir.join(file).display()
+            ))
+        }
+    }
+}
+
+/// Starts gold; returns its URL and the running part.
+pub(crate) async fn start_gold(
+    settings: &Settings,
+    ready: &mut Ready,
+) -> anyhow::Result<(String, Background)> {
+    let url = database_url(settings, &settings.gold.database, "warren.db")?;
+    let store = warren_gold::Store::connect(&url, settings.gold.max_connections)
+        .await
+        .with_context(|| format!("opening gold's database {}", redact_url(&url)))?;
+    let listener = bind(settings.gold.listen, "gold").await?;
+    let gold_url = http_url(&listener)?;
+    println!(
+        "warren: gold listening on {gold_url} (database {})",
+        redact_url(&url)
+    );
+    ready.listening(Role::Gold, &gold_url);
+    let gold_settings = settings.gold.clone();
+    let gold = Background::spawn(|signal| async move {
+        warren_gold::run(listener, store.clone(), &gold_settings, signal).await?;
+        store.close().await;
+        Ok(())
+    });
+    Ok((gold_url, gold))
+}
+
+/// Opens config-svc's database; returns it and its URL (password redacted).
+pub(crate) async fn config_store(
+    settings: &Settings,
+) -> anyhow::Result<(warren_config::Store, String)> {
+    let url = database_url(settings, &settings.config_svc.database, "config.db")?;
+    let store = warren_config::Store::connect(&url, settings.config_svc.max_connections)
+        .await
+        .with_context(|| format!("opening config-svc's database {}", redact_url(&url)))?;
+    Ok((store, redact_url(&url)))
+}
+
+/// Starts config-svc (gRPC and the admin page); returns its gRPC URL and
+/// the running part.
+pub(crate) async fn start_config(
+    settings: &Settings,
+    ready: &mut Ready,
+) -> anyhow::Result<(String, Background)> {
+    let cs = &settings.config_svc;
+    let (store, database) = config_store(settings).await?;
+    let no_staff = store.staff_count().await? == 0;
+    let server = warren_config::Server::open(store, cs, &admin_token(settings)?).await?;
+    let listeners = warren_config::Listeners {
+        grpc: bind(cs.listen, "config-svc").await?,
+        page: bind(cs.admin_listen, "the config admin page").await?,
+    };
+    let url = http_url(&listeners.grpc)?;
+    let page_url = http_url(&listeners.page)?;
+    println!("warren: config-svc listening on {url} (database {database})");
+    if no_staff {
+        println!(
+            "warren: config admin page on {page_url} (no staff account yet: create one with `warren config-admin add-user <name>`)"
+        );
+    } else {
+        println!("warren: config admin page on {page_url}");
+    }
+    ready.listening(Role::Config, &url);
+    ready.listening(Role::ConfigPage, &page_url);
+    let part = Background::spawn(|signal| async move {
+        Ok(warren_config::run(listeners, server, signal).await?)
+    });
+    Ok((url, part))
+}
+
+/// Starts login, reaching gold at `gold_url` and signing with `private`.
+pub(crate) async fn start_login(
+    settings: &Settings,
+    gold_url: &str,
+    private: &Path,
+    ready: &mut Ready,
+) -> anyhow::Result<Background> {
+    let signer = TokenSigner::from_file(private, &settings.jwt)?;
+    let listener = bind(settings.login.listen, "login").await?;
+    let url = http_url(&listener)?;
+    println!("warren: login listening on {url}");
+    ready.listening(Role::Login, &url);
+    let login_settings = settings.login.clone();
+    let gold_url = gold_url.to_owned();
+    Ok(Background::spawn(|signal| async move {
+        warren_login::run(listener, &login_settings, &gold_url, signer, signal).await?;
+        Ok(())
+    }))
+}
+
+/// Starts the game's services on `bus` and its admin endpoint.
+pub(crate) async fn start_game(
+    settings: &Settings,
+    bus: Arc<dyn Bus>,
+    ready: &mut Ready,
+) -> anyhow::Result<Background> {
+    let token = admin_token(settings)?;
+    let game = warren_game::start(&settings.game, bus).await?;
+    let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();
+    let listener = bind(settings.game.admin_listen, "the game admin endpoint").await?;
+    let url = http_url(&listener)?;
+    println!(
+        "warren: game serving {} (shard {} of {})",
+        names.join(", "),
+        settings.game.shard,
+        settings.bus.shards
+    );
+    println!(
+        "warren: game admin listening on {url} (bearer token: game.admin_token or {})",
+        settings.data_dir.join("admin-token").display()
+    );
+    ready.listening(Role::GameAdmin, &url);
+    Ok(Background::spawn(|signal| async move {
+        Ok(warren_game::run(listener, game, token, signal).await?)
+    }))
+}
+
+/// Builds the connector and binds its listeners; `run` them with
+/// `warren_connector::run`.
+pub(crate) async fn prepare_connector(
+    settings: &Settings,
+    bus: Arc<dyn Bus>,
+    public: &Path,
+    ready: &mut Ready,
+) -> anyhow::Result<(Connector, warren_connector::Listeners)> {
+    let connector = Connector::new(settings.connector.clone(), bus, verifier(settings, public)?)
+        .map_err(anyhow::Error::msg)?;
+    let listeners = warren_connector::Listeners {
+        ws: bind(settings.connector.listen, "the connector").await?,
+        admin: bind(
+            settings.connector.admin_listen,
+            "the connector admin endpoint",
+        )
+        .await?,
+    };
+    let addr = listeners.ws.local_addr()?;
+    let url = format!("ws://{}{}", shown(addr), settings.connector.path);
+    let admin_url = http_url(&listeners.admin)?;
+    println!(
+        "warren: connector listening on {url} (id {}, bound to {addr})",
+        connector.id()
+    );
+    println!("warren: connector admin listening on {admin_url}");
+    ready.listening(Role::Connector, &url);
+    ready.listening(Role::ConnectorAdmin, &admin_url);
+    Ok((connector, listeners))
+}
+
+fn verifier(settings: &Settings, public: &Path) -> anyhow::Result<Arc<TokenVerifier>> {
+    let pem = std::fs::read(public).with_context(|| {
+        format!(
+            "reading the token public key {} (set WARREN_JWT__PUBLIC_KEY, or create a pair with `warren keygen`)",
+            public.display()
+        )
+    })?;
+    let jwt = &settings.jwt;
+    let v = TokenVerifier::from_ed_pem(&pem, &jwt.issuer, &jwt.audience, jwt.leeway_secs)
+        .with_context(|| format!("{} is not an Ed25519 public key in PEM", public.display()))?;
+    Ok(Arc::new(v))
+}
+
+/// The game saves its last known configuration in the data directory
+/// unless told otherwise.
+pub(crate) fn config_cache(settings: &mut Settings) {
+    if settings.game.config_cache.is_none() {
+        settings.game.config_cache = Some(settings.data_dir.join("config-cache"));
+    }
+}
