@@ -2,8 +2,8 @@
 # Runs every test of the workspace. The end-to-end tests need RabbitMQ and
 # PostgreSQL on 127.0.0.1, and the config admin page's test needs Chromium
 # with ChromeDriver: this script starts the local servers if they are
-# installed but stopped, installs Chromium from Debian's packages if it is
-# missing, and fails with a clear message if any cannot be had. It never
+# installed but stopped, installs Chromium (and OpenSSL) from Debian's
+# packages if missing, and fails with a clear message if any cannot be had. It never
 # skips the tests that need them.
 #   scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -45,6 +45,19 @@ if ! have_chromium; then
   fi
 fi
 echo "Chromium is at /usr/bin/chromium" >&2
+
+# login's key test loads the token key files with OpenSSL, the way a
+# studio's other tools will.
+if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing OpenSSL for the key-file test..." >&2
+  as_root=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y openssl >&2 || true
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "OpenSSL is needed for the key-file test and could not be installed: apt-get install openssl" >&2
+  exit 1
+fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -8,6 +8,13 @@
 //! - `admin_client`: `warren debug` and `warren announce`; `staff`:
 //!   `warren config-admin`; [`keys`]: the token key pair.
 
+#![warn(unused_crate_dependencies)]
+
+// Used by the binary alone (main.rs): the allocator and the log
+// subscriber.
+use mimalloc as _;
+use tracing_subscriber as _;
+
 mod admin_client;
 pub mod app;
 pub mod cli;

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 /// A `BENCH_*` number from the environment, or `default`.
-pub fn env_or(name: &str, default: u64) -> u64 {
+pub(crate) fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -13,7 +13,7 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// A `Vm…:` line of /proc/<pid>/status in KiB (0 if the process is gone).
-pub fn status_kib(pid: u32, field: &str) -> u64 {
+pub(crate) fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -25,18 +25,18 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// Resident memory now, in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
 }
 
 /// Peak resident memory, in KiB.
-pub fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:")
 }
 
 /// User plus system CPU time of a process, in clock ticks (1/100 s on
 /// Linux): fields 14 and 15 of /proc/<pid>/stat.
-pub fn cpu_ticks(pid: u32) -> u64 {
+pub(crate) fn cpu_ticks(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {

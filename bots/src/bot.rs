@@ -46,7 +46,7 @@ const MAX_OUTSTANDING: usize = 512;
 const DRAIN: Duration = Duration::from_secs(3);
 
 /// Shared by every bot of a process.
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub plan: Plan,
     pub stats: Arc<Stats>,
     /// Where the ramp starts, and the measured window.
@@ -88,7 +88,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Runs bot `i` (global index) to the end.
-pub async fn run(ctx: Arc<Ctx>, i: u64) {
+pub(crate) async fn run(ctx: Arc<Ctx>, i: u64) {
     let Some((g, member)) = ctx.plan.group_of(i) else {
         return;
     };

@@ -1,6 +1,7 @@
 //! warren-bots: load-tests a Warren game server with websocket bots that
 //! log in and play like clients. See `warren-bots --help`.
 
+#![warn(unused_crate_dependencies)]
 // A command-line tool: the report goes to standard output.
 #![allow(clippy::print_stdout)]
 

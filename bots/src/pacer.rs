@@ -54,7 +54,7 @@ struct Shared {
 }
 
 /// Hands out wake-ups; the thread ends when the pacer is dropped.
-pub struct Pacer {
+pub(crate) struct Pacer {
     shared: Arc<Shared>,
 }
 
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Pacer {
 }
 
 impl Pacer {
-    pub fn start() -> std::io::Result<Self> {
+    pub(crate) fn start() -> std::io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
         std::thread::Builder::new()
@@ -75,7 +75,7 @@ impl Pacer {
     }
 
     /// Resolves at `at` (at once if it has passed).
-    pub fn at(&self, at: tokio::time::Instant) -> oneshot::Receiver<()> {
+    pub(crate) fn at(&self, at: tokio::time::Instant) -> oneshot::Receiver<()> {
         let (wake, rx) = oneshot::channel();
         let at = at.into_std();
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// What a bot does once it is logged in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// Echo requests (cmd 1001) at `rate` per second, or as fast as the
     /// replies come with rate 0.
     Echo,
@@ -38,7 +38,7 @@ impl fmt::Display for Scenario {
 /// Bots that run one scenario with one set of parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Group {
+pub(crate) struct Group {
     #[serde(default)]
     pub name: String,
     pub scenario: Scenario,
@@ -66,7 +66,7 @@ fn default_room_size() -> u64 {
 
 /// How bots get their token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// `POST <url>/v1/guest` with a device id per bot.
     Guest(String),
     /// Tokens signed here with the login's private key (what `warren
@@ -86,7 +86,7 @@ pub enum Auth {
 
 /// Everything a worker needs to run its share of the bots.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Websocket URLs; bot `i` uses `urls[i % len]`.
     pub urls: Vec<String>,
     pub auth: Auth,
@@ -113,12 +113,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn total_bots(&self) -> u64 {
+    pub(crate) fn total_bots(&self) -> u64 {
         self.groups.iter().map(|g| g.bots).sum()
     }
 
     /// The group of global bot index `i`, and the bot's index within it.
-    pub fn group_of(&self, i: u64) -> Option<(usize, u64)> {
+    pub(crate) fn group_of(&self, i: u64) -> Option<(usize, u64)> {
         let mut first = 0;
         for (g, group) in self.groups.iter().enumerate() {
             if i < first + group.bots {
@@ -130,7 +130,7 @@ impl Plan {
     }
 
     /// From the start: when the last connection is due.
-    pub fn ramp_time(&self) -> Duration {
+    pub(crate) fn ramp_time(&self) -> Duration {
         if self.ramp <= 0.0 {
             Duration::ZERO
         } else {
@@ -139,12 +139,12 @@ impl Plan {
     }
 
     /// From the start: when measuring begins and ends.
-    pub fn window(&self) -> (Duration, Duration) {
+    pub(crate) fn window(&self) -> (Duration, Duration) {
         let begin = self.ramp_time() + self.warmup;
         (begin, begin + self.duration)
     }
 
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
         if self.urls.is_empty() {
             bail!("no target URL");
         }
@@ -195,7 +195,7 @@ impl Plan {
 
 /// A duration written `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span(pub Duration);
+pub(crate) struct Span(pub Duration);
 
 impl FromStr for Span {
     type Err = String;
@@ -242,7 +242,7 @@ impl<'de> Deserialize<'de> for Span {
 /// line's otherwise) and its groups.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScenarioFile {
+pub(crate) struct ScenarioFile {
     pub url: Option<UrlList>,
     pub ramp: Option<f64>,
     pub warmup: Option<Span>,
@@ -254,13 +254,13 @@ pub struct ScenarioFile {
 /// One URL or a list of them.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum UrlList {
+pub(crate) enum UrlList {
     One(String),
     Many(Vec<String>),
 }
 
 impl ScenarioFile {
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn read(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut file: ScenarioFile = toml::from_str(&text)

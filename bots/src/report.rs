@@ -12,7 +12,7 @@ use crate::{
 };
 
 #[derive(Debug, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     pub count: u64,
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -38,7 +38,7 @@ impl Latency {
 }
 
 #[derive(Debug, Serialize)]
-pub struct GroupReport {
+pub(crate) struct GroupReport {
     pub name: String,
     pub scenario: String,
     pub bots: u64,
@@ -66,7 +66,7 @@ pub struct GroupReport {
 
 /// CPU and memory of a process watched over the window.
 #[derive(Debug, Clone, Serialize)]
-pub struct Watched {
+pub(crate) struct Watched {
     pub name: String,
     pub pid: u32,
     pub cpu_secs: f64,
@@ -79,7 +79,7 @@ pub struct Watched {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub target: Vec<String>,
     pub bots: u64,
     pub processes: u64,
@@ -99,7 +99,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(plan: &Plan, tally: Tally, processes: u64, watched: Vec<Watched>) -> Self {
+    pub(crate) fn new(plan: &Plan, tally: Tally, processes: u64, watched: Vec<Watched>) -> Self {
         let secs = plan.duration.as_secs_f64();
         let mut connect = histogram();
         add_pairs(&mut connect, &tally.connect);
@@ -157,12 +157,12 @@ impl Report {
     }
 
     /// Answered requests over the window, every group.
-    pub fn answered(&self) -> u64 {
+    pub(crate) fn answered(&self) -> u64 {
         self.groups.iter().map(|g| g.answered).sum()
     }
 
     /// The highest p99 of any group that sends requests.
-    pub fn worst_p99_ms(&self) -> f64 {
+    pub(crate) fn worst_p99_ms(&self) -> f64 {
         self.groups
             .iter()
             .filter(|g| g.latency.count > 0)
@@ -170,7 +170,7 @@ impl Report {
             .fold(0.0, f64::max)
     }
 
-    pub fn problems(&self) -> u64 {
+    pub(crate) fn problems(&self) -> u64 {
         self.errors
             .values()
             .chain(self.kicks.values())
@@ -178,7 +178,7 @@ impl Report {
             .sum()
     }
 
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -293,7 +293,7 @@ impl Report {
 
     /// The latency distribution of every group (and chat delivery) as an
     /// SVG: percentiles on a log scale across, milliseconds up.
-    pub fn svg(&self) -> String {
+    pub(crate) fn svg(&self) -> String {
         let mut lines: Vec<(String, &Histogram<u64>)> = Vec::new();
         for g in &self.groups {
             if !g.hist.is_empty() {
@@ -349,7 +349,7 @@ fn escape(s: &str) -> String {
 }
 
 /// A percentile-spectrum plot, written by hand (no plotting dependency).
-pub fn plot(title: &str, lines: &[(String, &Histogram<u64>)]) -> String {
+pub(crate) fn plot(title: &str, lines: &[(String, &Histogram<u64>)]) -> String {
     const W: f64 = 900.0;
     const H: f64 = 520.0;
     const L: f64 = 70.0;

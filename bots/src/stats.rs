@@ -14,18 +14,18 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// Latencies are recorded in microseconds, up to a minute.
-pub fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|e| unreachable!("bounds: {e}"))
 }
 
 /// A histogram as (value, count) pairs, for JSON.
-pub fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+pub(crate) fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
     h.iter_recorded()
         .map(|v| (v.value_iterated_to(), v.count_at_value()))
         .collect()
 }
 
-pub fn add_pairs(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
+pub(crate) fn add_pairs(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
     for &(value, count) in pairs {
         // Clamped: a value beyond the bounds counts at the top.
         let _ = h.record_n(value.clamp(1, h.high()), count);
@@ -34,7 +34,7 @@ pub fn add_pairs(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
 
 /// Histograms behind a few locks, so bots on different threads rarely meet.
 #[derive(Debug)]
-pub struct Sharded {
+pub(crate) struct Sharded {
     shards: Vec<Mutex<Histogram<u64>>>,
 }
 
@@ -45,7 +45,7 @@ impl Sharded {
         }
     }
 
-    pub fn record(&self, bot: u64, micros: u64) {
+    pub(crate) fn record(&self, bot: u64, micros: u64) {
         let mut h = self.shards[(bot % 16) as usize]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -68,7 +68,7 @@ impl Sharded {
 
 /// One group's figures.
 #[derive(Debug)]
-pub struct GroupStats {
+pub(crate) struct GroupStats {
     /// Requests sent whose intended time is in the measured window.
     pub sent: AtomicU64,
     /// Replies to those requests.
@@ -86,7 +86,7 @@ pub struct GroupStats {
 
 /// Everything one process records.
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub groups: Vec<GroupStats>,
     pub connected: AtomicU64,
     /// Bots still connected when the measured window ended.
@@ -105,7 +105,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new(groups: usize) -> Self {
+    pub(crate) fn new(groups: usize) -> Self {
         Stats {
             groups: (0..groups)
                 .map(|_| GroupStats {
@@ -131,7 +131,7 @@ impl Stats {
         }
     }
 
-    pub fn live(&self, bot: u64, micros: u64) {
+    pub(crate) fn live(&self, bot: u64, micros: u64) {
         self.live.record(bot, micros);
     }
 
@@ -142,22 +142,22 @@ impl Stats {
             .or_default() += 1;
     }
 
-    pub fn error(&self, code: &str) {
+    pub(crate) fn error(&self, code: &str) {
         self.problems.fetch_add(1, Relaxed);
         Self::count(&self.errors, code);
     }
 
-    pub fn kick(&self, reason: &str) {
+    pub(crate) fn kick(&self, reason: &str) {
         self.problems.fetch_add(1, Relaxed);
         Self::count(&self.kicks, reason);
     }
 
-    pub fn failure(&self, kind: &str) {
+    pub(crate) fn failure(&self, kind: &str) {
         self.problems.fetch_add(1, Relaxed);
         Self::count(&self.failures, kind);
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         Snapshot {
             connected: self.connected.load(Relaxed),
             sent: self.sent_all.load(Relaxed),
@@ -167,7 +167,7 @@ impl Stats {
         }
     }
 
-    pub fn tally(&self) -> Tally {
+    pub(crate) fn tally(&self) -> Tally {
         let map =
             |m: &Mutex<BTreeMap<String, u64>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Tally {
@@ -195,7 +195,7 @@ impl Stats {
 
 /// A process's state at one moment (counters are totals since the start).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub connected: u64,
     pub sent: u64,
     pub received: u64,
@@ -205,7 +205,7 @@ pub struct Snapshot {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct GroupTally {
+pub(crate) struct GroupTally {
     pub sent: u64,
     pub answered: u64,
     pub failed: u64,
@@ -217,7 +217,7 @@ pub struct GroupTally {
 
 /// A process's final figures.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub groups: Vec<GroupTally>,
     /// Bots still connected at the end of the window.
     pub connected: u64,
@@ -228,7 +228,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         if self.groups.len() < other.groups.len() {
             self.groups
                 .resize_with(other.groups.len(), GroupTally::default);

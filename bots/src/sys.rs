@@ -6,7 +6,7 @@ use std::fs;
 /// Raises this process's open-file limit to its hard limit; returns the
 /// limit now in force.
 #[allow(unsafe_code)]
-pub fn raise_open_files() -> u64 {
+pub(crate) fn raise_open_files() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -39,7 +39,7 @@ fn ticks_per_sec() -> f64 {
 }
 
 /// User plus system CPU seconds a process has used, if it exists.
-pub fn cpu_secs(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) in parentheses:
     // utime and stime are the 14th and 15th fields of the whole line.
@@ -50,7 +50,7 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
 }
 
 /// A `Vm…:` line of /proc/<pid>/status, in MiB.
-pub fn memory_mib(pid: u32, field: &str) -> Option<f64> {
+pub(crate) fn memory_mib(pid: u32, field: &str) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -29,6 +29,8 @@
 //! Transports that batch share [`batch::Batcher`]: a transport provides a
 //! [`batch::Sink`] that writes one body to one queue.
 
+#![warn(unused_crate_dependencies)]
+
 mod ack;
 mod address;
 pub(crate) mod amqp;

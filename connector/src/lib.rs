@@ -16,6 +16,8 @@
 //!   connector's entry point.
 //! - `admin`: the operators' endpoint, served by [`run`] beside the players'.
 
+#![warn(unused_crate_dependencies)]
+
 mod admin;
 pub mod auth;
 mod connection;

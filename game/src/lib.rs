@@ -9,6 +9,8 @@
 //! process's entry point: it serves the admin endpoint until shutdown, then
 //! stops the game.
 
+#![warn(unused_crate_dependencies)]
+
 mod admin;
 pub mod services;
 pub mod settings;

@@ -10,6 +10,8 @@
 //! - [`Store`]: the SQL, on PostgreSQL or SQLite.
 //! - [`GoldService`]: the tonic service; [`run`] serves it: gold's entry point.
 
+#![warn(unused_crate_dependencies)]
+
 pub mod domain;
 mod error;
 mod server;

@@ -10,7 +10,7 @@ use std::{
 
 use ed25519_dalek::{
     SigningKey,
-    pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
+    pkcs8::{EncodePrivateKey, EncodePublicKey, KeypairBytes, spki::der::pem::LineEnding},
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde::{Deserialize, Serialize};
@@ -69,9 +69,21 @@ impl Default for JwtSettings {
 }
 
 /// A fresh key pair as (private PKCS#8 PEM, public SPKI PEM).
+///
+/// The private key is PKCS#8 v1 (RFC 8410 §7: the seed alone), the form
+/// `openssl genpkey -algorithm ed25519` writes and OpenSSL 3, Node's
+/// `crypto.createPrivateKey` and Python's `cryptography` read — so a web
+/// shop or a tool can sign or check tokens with the same file. (The v2
+/// form `SigningKey::to_pkcs8_pem` writes, with the public key inside, is
+/// refused by all three as "unsupported"; files in that form written by
+/// earlier versions still load here.)
 pub fn generate() -> Result<(String, String), KeyError> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let private = key
+    let v1 = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let private = v1
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| KeyError::Encode(e.to_string()))?
         .to_string();

@@ -9,6 +9,8 @@
 //! - `api`: the routes, the JSON body extractor and the error shape.
 //! - [`run`]: login's entry point, the HTTP server until shutdown.
 
+#![warn(unused_crate_dependencies)]
+
 mod api;
 pub mod keys;
 mod password;

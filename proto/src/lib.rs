@@ -11,6 +11,8 @@
 //! This crate alone knows serialization formats. Decoding never panics: every
 //! malformed input is a [`DecodeError`].
 
+#![warn(unused_crate_dependencies)]
+
 pub mod batch;
 mod claims;
 pub mod cmd;

@@ -22,6 +22,8 @@
 //! bytes)`. The built-in services (echo, chat, wallet, …) are content: they
 //! live in `warren-game`, which composes them on this runtime.
 
+#![warn(unused_crate_dependencies)]
+
 mod builder;
 mod context;
 mod dispatcher;

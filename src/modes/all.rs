@@ -12,7 +12,7 @@ use crate::{
     settings::{BusKind, Settings, redact_url},
 };
 
-pub async fn all(
+pub(crate) async fn all(
     mut settings: Settings,
     mut ready: Ready,
     shutdown: impl Future<Output = ()>,

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::{parts, ready::Ready, settings::Settings};
 
-pub async fn config_svc(
+pub(crate) async fn config_svc(
     settings: Settings,
     mut ready: Ready,
     shutdown: impl Future<Output = ()>,

@@ -9,7 +9,7 @@ use crate::{
     settings::Settings,
 };
 
-pub async fn connector(
+pub(crate) async fn connector(
     settings: Settings,
     ready: Ready,
     shutdown: impl Future<Output = ()>,

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::{parts, ready::Ready, settings::Settings};
 
-pub async fn game(
+pub(crate) async fn game(
     mut settings: Settings,
     mut ready: Ready,
     shutdown: impl Future<Output = ()>,

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::{parts, ready::Ready, settings::Settings};
 
-pub async fn gold(
+pub(crate) async fn gold(
     settings: Settings,
     mut ready: Ready,
     shutdown: impl Future<Output = ()>,

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::{keys, parts, ready::Ready, settings::Settings};
 
-pub async fn login(
+pub(crate) async fn login(
     settings: Settings,
     mut ready: Ready,
     shutdown: impl Future<Output = ()>,

@@ -10,9 +10,9 @@ mod game;
 mod gold;
 mod login;
 
-pub use all::all;
-pub use config_svc::config_svc;
-pub use connector::connector;
-pub use game::game;
-pub use gold::gold;
-pub use login::login;
+pub(crate) use all::all;
+pub(crate) use config_svc::config_svc;
+pub(crate) use connector::connector;
+pub(crate) use game::game;
+pub(crate) use gold::gold;
+pub(crate) use login::login;

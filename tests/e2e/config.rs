@@ -17,7 +17,7 @@ use warren_proto::{
 };
 
 use crate::{
-    helpers::{BusKind, Client, Room, Say, Stack, decode, http_post},
+    helpers::{BusKind, Client, Room, Say, Stack, decode, eventually, http_post},
     on_both_buses,
 };
 
@@ -57,6 +57,14 @@ async fn until_chat_allows(c: &mut Client, len: usize, accepted: bool) -> Durati
     }
 }
 
+/// Waits until the game's wallet service runs on a published daily reward.
+pub(crate) async fn wallet_takes_daily_reward(stack: &Stack, reward: i64) {
+    eventually("the wallet to take the published daily reward", || async {
+        (stack.service_state("wallet").await["daily_reward"] == reward).then_some(())
+    })
+    .await;
+}
+
 pub(crate) async fn publish(stack: &Stack, name: &str, body: serde_json::Value) {
     let addr = stack.config.expect("this stack runs config-svc");
     let mut c = ConfigClient::connect(format!("http://{addr}"))
@@ -90,7 +98,7 @@ async fn config_changes_reach_the_running_game(kind: BusKind) {
 
     // The daily reward comes from the `economy` document.
     publish(&stack, "economy", json!({"daily_reward": 250})).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wallet_takes_daily_reward(&stack, 250).await;
     let login = stack.login.expect("the full stack runs login");
     let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": "cfg-phone"})).await;
     assert_eq!(status, 200, "{reply}");

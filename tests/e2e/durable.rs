@@ -74,7 +74,7 @@ async fn guest_with_daily(stack: &Stack, device: &str) -> (crate::helpers::Clien
 async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once() {
     let mut stack = Stack::start_full_with(BusKind::RabbitMq, &DURABLE).await;
     crate::config::publish(&stack, "economy", json!({"daily_reward": 1_000_000})).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    crate::config::wallet_takes_daily_reward(&stack, 1_000_000).await;
     let (mut c, start) = guest_with_daily(&stack, "durable").await;
     assert_eq!(start, 1_000_000);
 

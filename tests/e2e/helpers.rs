@@ -26,15 +26,15 @@ use warren_bus::{AmqpBus, Bus as _};
 use warren_proto::{Frame, Uid, cmd};
 
 /// How long any single expected event may take before the test fails.
-pub const STEP: Duration = Duration::from_secs(15);
+pub(crate) const STEP: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BusKind {
+pub(crate) enum BusKind {
     InProcess,
     RabbitMq,
 }
 
-pub fn amqp_url() -> String {
+pub(crate) fn amqp_url() -> String {
     std::env::var("WARREN_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
@@ -161,7 +161,7 @@ impl Proc {
 }
 
 /// The stack under test: a connector and a game, on one bus.
-pub struct Stack {
+pub(crate) struct Stack {
     pub kind: BusKind,
     pub addr: SocketAddr,
     /// The HTTP login, when the stack runs one.
@@ -193,28 +193,28 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn start(kind: BusKind) -> Stack {
+    pub(crate) async fn start(kind: BusKind) -> Stack {
         Self::start_with(kind, &[]).await
     }
 
     /// Starts the stack with extra `WARREN_*` settings.
-    pub async fn start_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
+    pub(crate) async fn start_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
         Self::launch(kind, extra, false, 1).await
     }
 
     /// One game and `n` connectors as separate processes on RabbitMQ.
-    pub async fn start_connectors(n: usize, extra: &[(&str, &str)]) -> Stack {
+    pub(crate) async fn start_connectors(n: usize, extra: &[(&str, &str)]) -> Stack {
         Self::launch(BusKind::RabbitMq, extra, false, n).await
     }
 
     /// The whole stack: also gold (SQLite) and login, as processes of
     /// their own on RabbitMQ.
-    pub async fn start_full(kind: BusKind) -> Stack {
+    pub(crate) async fn start_full(kind: BusKind) -> Stack {
         Self::launch(kind, &[], true, 1).await
     }
 
     /// The full stack with extra `WARREN_*` settings.
-    pub async fn start_full_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
+    pub(crate) async fn start_full_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
         Self::launch(kind, extra, true, 1).await
     }
 
@@ -366,26 +366,26 @@ impl Stack {
         }
     }
 
-    pub fn token(&self, uid: u64) -> String {
+    pub(crate) fn token(&self, uid: u64) -> String {
         self.signer.sign(Uid(uid)).unwrap().0
     }
 
-    pub fn signer(&self) -> &TokenSigner {
+    pub(crate) fn signer(&self) -> &TokenSigner {
         &self.signer
     }
 
-    pub async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         Client::connect(self.addr, &self.url, None).await
     }
 
     /// A client of connector `i`.
-    pub async fn client_on(&self, i: usize) -> Client {
+    pub(crate) async fn client_on(&self, i: usize) -> Client {
         let (addr, url) = &self.connectors[i];
         Client::connect(*addr, url, None).await
     }
 
     /// A client of connector `i`, logged in as `uid`.
-    pub async fn player_on(&self, i: usize, uid: u64) -> Client {
+    pub(crate) async fn player_on(&self, i: usize, uid: u64) -> Client {
         let mut c = self.client_on(i).await;
         let reply = c.login(&self.token(uid)).await;
         assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
@@ -393,7 +393,7 @@ impl Stack {
     }
 
     /// Kills connector `i` with SIGKILL: no goodbye, no Close events.
-    pub fn kill_connector(&mut self, i: usize) {
+    pub(crate) fn kill_connector(&mut self, i: usize) {
         let offset = self.procs.len() - self.connectors.len();
         let p = &mut self.procs[offset + i];
         p.child.kill().unwrap();
@@ -402,12 +402,12 @@ impl Stack {
 
     /// A client whose socket receive buffer is tiny, so it stops accepting
     /// data soon after it stops reading.
-    pub async fn small_buffer_client(&self) -> Client {
+    pub(crate) async fn small_buffer_client(&self) -> Client {
         Client::connect(self.addr, &self.url, Some(4096)).await
     }
 
     /// A client logged in as `uid`.
-    pub async fn player(&self, uid: u64) -> Client {
+    pub(crate) async fn player(&self, uid: u64) -> Client {
         let mut c = self.client().await;
         let reply = c.login(&self.token(uid)).await;
         assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
@@ -416,12 +416,12 @@ impl Stack {
 
     /// Runs `warren announce ARGS` against this stack's game; returns its
     /// exit status and what it printed.
-    pub fn announce(&self, args: &[&str]) -> (bool, String) {
+    pub(crate) fn announce(&self, args: &[&str]) -> (bool, String) {
         self.warren_admin("announce", args)
     }
 
     /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint.
-    pub fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {
+    pub(crate) fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_warren"))
             .arg(command)
             .args(args)
@@ -440,7 +440,7 @@ impl Stack {
     /// Runs one more `warren game` on this stack's namespace with `extra`
     /// settings until it exits (or 30 s); returns whether it exited
     /// successfully, and its stderr.
-    pub fn run_game_with(&self, extra: &[(&str, &str)]) -> (bool, String) {
+    pub(crate) fn run_game_with(&self, extra: &[(&str, &str)]) -> (bool, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
         cmd.args(["game", "--amqp", &amqp_url()])
             .env_clear()
@@ -476,7 +476,7 @@ impl Stack {
 
     /// Waits (up to 30 s) for the game process (the first one) to exit on
     /// its own; returns its exit code.
-    pub fn wait_game_exit(&mut self) -> Option<i32> {
+    pub(crate) fn wait_game_exit(&mut self) -> Option<i32> {
         let p = &mut self.procs[0];
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -490,7 +490,7 @@ impl Stack {
 
     /// Runs `warren config-admin add-user NAME --password-stdin` on this
     /// stack's data directory.
-    pub fn add_staff(&self, name: &str, password: &str) {
+    pub(crate) fn add_staff(&self, name: &str, password: &str) {
         use std::io::Write;
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(["config-admin", "add-user", name, "--password-stdin"])
@@ -513,7 +513,7 @@ impl Stack {
 
     /// Kills the (first) game process with SIGKILL: no goodbye, nothing
     /// acknowledged that was not already.
-    pub fn kill_game(&mut self) {
+    pub(crate) fn kill_game(&mut self) {
         let p = self
             .procs
             .iter_mut()
@@ -524,13 +524,13 @@ impl Stack {
     }
 
     /// Starts another game process with the stack's settings (RabbitMQ).
-    pub fn start_game(&mut self) {
+    pub(crate) fn start_game(&mut self) {
         self.start_game_with(&[]);
     }
 
     /// Starts another game process with the stack's settings and `extra`
     /// on top (RabbitMQ).
-    pub fn start_game_with(&mut self, extra: &[(&str, &str)]) {
+    pub(crate) fn start_game_with(&mut self, extra: &[(&str, &str)]) {
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut game = Proc::spawn(
@@ -545,7 +545,7 @@ impl Stack {
 
     /// Waits until the game process (the first one named `game`) ends by
     /// itself, and says how.
-    pub fn wait_game_end(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn wait_game_end(&mut self) -> std::process::ExitStatus {
         let p = self
             .procs
             .iter_mut()
@@ -556,7 +556,7 @@ impl Stack {
 
     /// How many messages the namespace's dead-letter queue holds (durable
     /// mode).
-    pub async fn dead_letters(&self) -> u32 {
+    pub(crate) async fn dead_letters(&self) -> u32 {
         let ns = self.namespace.as_deref().expect("a RabbitMQ stack");
         let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
             .await
@@ -579,7 +579,7 @@ impl Stack {
 
     /// What the game process (the all-in-one process in process) has
     /// logged so far.
-    pub fn game_log(&self) -> String {
+    pub(crate) fn game_log(&self) -> String {
         let p = self
             .procs
             .iter()
@@ -589,20 +589,29 @@ impl Stack {
     }
 
     /// The game admin endpoint's bearer token.
-    pub fn admin_token(&self) -> String {
+    pub(crate) fn admin_token(&self) -> String {
         std::fs::read_to_string(self.dir.join("admin-token"))
             .unwrap()
             .trim()
             .to_owned()
     }
 
+    /// A game service's own summary of its state (the debug console's
+    /// `GET /v1/services/{name}`).
+    pub(crate) async fn service_state(&self, name: &str) -> serde_json::Value {
+        let path = format!("/v1/services/{name}");
+        let (status, body) = http_get(self.admin, &path, &self.admin_token()).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["state"].clone()
+    }
+
     /// (name, pid) of each process of the stack.
-    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+    pub(crate) fn pids(&self) -> Vec<(&'static str, u32)> {
         self.procs.iter().map(|p| (p.name, p.child.id())).collect()
     }
 
     /// SIGTERMs the process that runs the connector; returns its exit status.
-    pub fn terminate_connector(&mut self) -> ExitStatus {
+    pub(crate) fn terminate_connector(&mut self) -> ExitStatus {
         self.procs.last_mut().unwrap().terminate()
     }
 }
@@ -681,8 +690,26 @@ async fn raw_http(addr: SocketAddr, request: String) -> (u16, String) {
     )
 }
 
+/// Polls `check` every 20 ms until it gives a value: for what a test must
+/// wait on and cannot be told of (a published configuration reaching a
+/// service, a counter moving). Fails after [`STEP`], saying `what` it
+/// waited for.
+pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited {STEP:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// One HTTP/1.1 GET with a bearer token; returns the status and the body.
-pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
     raw_http(
         addr,
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
@@ -691,7 +718,7 @@ pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String
 }
 
 /// One HTTP/1.1 POST of a JSON body; returns the status and the JSON reply.
-pub async fn http_post(
+pub(crate) async fn http_post(
     addr: SocketAddr,
     path: &str,
     body: &serde_json::Value,
@@ -710,70 +737,70 @@ pub async fn http_post(
 
 /// What a client saw next.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     Frame(Frame),
     Closed(Option<CloseFrame>),
     /// The connection ended without a close frame (or with an error).
     Ended,
 }
 
-pub struct Client {
+pub(crate) struct Client {
     ws: WebSocketStream<TcpStream>,
     next_seq: u64,
     stash: std::collections::VecDeque<Frame>,
 }
 
-pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+pub(crate) fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(value).unwrap()
 }
 
-pub fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
+pub(crate) fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
     rmp_serde::from_slice(&frame.body)
         .unwrap_or_else(|e| panic!("body of {frame:?} does not decode: {e}"))
 }
 
 /// Bodies of the service commands the tests use (PROTOCOL.md §3).
 #[derive(Serialize)]
-pub struct Room<'a> {
+pub(crate) struct Room<'a> {
     pub room: &'a str,
 }
 
 #[derive(Serialize)]
-pub struct Say<'a> {
+pub(crate) struct Say<'a> {
     pub room: &'a str,
     pub text: &'a str,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
-pub struct Said {
+pub(crate) struct Said {
     pub room: String,
     pub from: u64,
     pub text: String,
 }
 
 #[derive(Serialize)]
-pub struct Uids<'a> {
+pub(crate) struct Uids<'a> {
     pub uids: &'a [u64],
 }
 
 #[derive(Deserialize)]
-pub struct Online {
+pub(crate) struct Online {
     pub online: Vec<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub code: String,
     pub message: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct KickBody {
+pub(crate) struct KickBody {
     pub reason: String,
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
+    pub(crate) async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
         let socket = TcpSocket::new_v4().unwrap();
         if let Some(size) = recv_buffer {
             socket.set_recv_buffer_size(size).unwrap();
@@ -793,13 +820,18 @@ impl Client {
         }
     }
 
-    pub fn seq(&mut self) -> u64 {
+    pub(crate) fn seq(&mut self) -> u64 {
         let s = self.next_seq;
         self.next_seq += 1;
         s
     }
 
-    pub async fn send_frame(&mut self, seq: u64, cmd: u32, body: Vec<u8>) -> Result<(), String> {
+    pub(crate) async fn send_frame(
+        &mut self,
+        seq: u64,
+        cmd: u32,
+        body: Vec<u8>,
+    ) -> Result<(), String> {
         let bytes = Frame::new(seq, cmd, body).encode();
         self.ws
             .send(Message::Binary(bytes.into()))
@@ -807,22 +839,22 @@ impl Client {
             .map_err(|e| e.to_string())
     }
 
-    pub async fn send_raw(&mut self, msg: Message) -> Result<(), String> {
+    pub(crate) async fn send_raw(&mut self, msg: Message) -> Result<(), String> {
         self.ws.send(msg).await.map_err(|e| e.to_string())
     }
 
     /// Sends a request with a fresh seq; returns the seq.
-    pub async fn send<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> u64 {
+    pub(crate) async fn send<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> u64 {
         let seq = self.seq();
         self.send_frame(seq, cmd, body(value)).await.unwrap();
         seq
     }
 
-    pub async fn next_event(&mut self) -> Event {
+    pub(crate) async fn next_event(&mut self) -> Event {
         self.next_event_within(STEP).await
     }
 
-    pub async fn next_event_within(&mut self, within: Duration) -> Event {
+    pub(crate) async fn next_event_within(&mut self, within: Duration) -> Event {
         loop {
             let msg = tokio::time::timeout(within, self.ws.next())
                 .await
@@ -839,16 +871,16 @@ impl Client {
     }
 
     /// Keeps a frame received out of turn, for [`Client::next_push`].
-    pub fn stash(&mut self, frame: Frame) {
+    pub(crate) fn stash(&mut self, frame: Frame) {
         self.stash.push_back(frame);
     }
 
-    pub fn stashed(&self) -> usize {
+    pub(crate) fn stashed(&self) -> usize {
         self.stash.len()
     }
 
     /// The next frame, stashed ones first.
-    pub async fn next_push(&mut self) -> Frame {
+    pub(crate) async fn next_push(&mut self) -> Frame {
         match self.stash.pop_front() {
             Some(f) => f,
             None => self.recv().await,
@@ -856,7 +888,7 @@ impl Client {
     }
 
     /// The next event, or `None` if nothing arrives within `within`.
-    pub async fn try_next_event(&mut self, within: Duration) -> Option<Event> {
+    pub(crate) async fn try_next_event(&mut self, within: Duration) -> Option<Event> {
         loop {
             let msg = tokio::time::timeout(within, self.ws.next()).await.ok()?;
             return Some(match msg {
@@ -871,7 +903,7 @@ impl Client {
     }
 
     /// The next frame; fails the test on a close.
-    pub async fn recv(&mut self) -> Frame {
+    pub(crate) async fn recv(&mut self) -> Frame {
         match self.next_event().await {
             Event::Frame(f) => f,
             other => panic!("expected a frame, got {other:?}"),
@@ -880,7 +912,7 @@ impl Client {
 
     /// Sends a request and returns the reply to it (frames for other seqs in
     /// between are returned too, in the second element).
-    pub async fn request<T: Serialize + ?Sized>(
+    pub(crate) async fn request<T: Serialize + ?Sized>(
         &mut self,
         cmd: u32,
         value: &T,
@@ -896,7 +928,7 @@ impl Client {
         }
     }
 
-    pub async fn login(&mut self, token: &str) -> Frame {
+    pub(crate) async fn login(&mut self, token: &str) -> Frame {
         #[derive(Serialize)]
         struct Login<'a> {
             token: &'a str,
@@ -908,7 +940,7 @@ impl Client {
     }
 
     /// Echoes `payload` and checks it comes back byte for byte.
-    pub async fn echo(&mut self, payload: &[u8]) {
+    pub(crate) async fn echo(&mut self, payload: &[u8]) {
         let seq = self.seq();
         self.send_frame(seq, cmd::ECHO, payload.to_vec())
             .await
@@ -919,7 +951,7 @@ impl Client {
     }
 
     /// Expects a kick with `reason`, then the close.
-    pub async fn expect_kick(&mut self, reason: &str) {
+    pub(crate) async fn expect_kick(&mut self, reason: &str) {
         let f = self.recv().await;
         assert_eq!(f.cmd, cmd::KICK, "expected a kick, got {f:?}");
         assert_eq!(decode::<KickBody>(&f).reason, reason);
@@ -930,7 +962,7 @@ impl Client {
     }
 
     /// Expects the connection to close with websocket close `code`.
-    pub async fn expect_close(&mut self, code: u16) {
+    pub(crate) async fn expect_close(&mut self, code: u16) {
         loop {
             match self.next_event().await {
                 Event::Closed(Some(frame)) => {
@@ -943,7 +975,7 @@ impl Client {
         }
     }
 
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
 }

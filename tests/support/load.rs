@@ -9,10 +9,10 @@ use std::sync::{
 
 /// Keeps every core busy while it lives.
 #[derive(Debug)]
-pub struct Load(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+pub(crate) struct Load(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
 
 impl Load {
-    pub fn start() -> Load {
+    pub(crate) fn start() -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = (0..cores)

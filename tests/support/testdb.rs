@@ -11,13 +11,13 @@ use std::{
 use sqlx::{Connection, Executor, postgres::PgConnection};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Db {
+pub(crate) enum Db {
     Postgres,
     Sqlite,
 }
 
 /// The server the tests create their databases on.
-pub fn admin_url() -> String {
+pub(super) fn admin_url() -> String {
     std::env::var("WARREN_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
@@ -36,14 +36,14 @@ fn unique() -> String {
 }
 
 /// A database that exists for one test.
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub url: String,
     pg_name: Option<String>,
     file: Option<PathBuf>,
 }
 
 impl TestDb {
-    pub async fn new(db: Db) -> TestDb {
+    pub(crate) async fn new(db: Db) -> TestDb {
         match db {
             Db::Postgres => {
                 let name = format!("warren_test_{}", unique());

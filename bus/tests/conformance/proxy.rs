@@ -16,7 +16,7 @@ use tokio::{
 };
 
 #[derive(Debug)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
     /// Bumped by every cut: each connection ends when it changes.
@@ -24,7 +24,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Proxy {
+    pub(crate) async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let up = Arc::new(AtomicBool::new(true));
@@ -56,12 +56,12 @@ impl Proxy {
     }
 
     /// Cuts every connection and refuses new ones until [`Proxy::restore`].
-    pub fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.cuts.send_modify(|n| *n += 1);
     }
 
-    pub fn restore(&self) {
+    pub(crate) fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }

@@ -30,14 +30,14 @@ use sha2::{Digest, Sha256};
 use subtle_eq::ct_eq;
 
 /// A random token, URL-safe.
-pub fn token() -> String {
+pub(super) fn token() -> String {
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
     URL_SAFE_NO_PAD.encode(b)
 }
 
 /// What the database keeps of a session token.
-pub fn token_hash(token: &str) -> String {
+pub(super) fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -52,7 +52,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 
 /// Checks `password` against `hash`; with no hash (unknown user), spends
 /// the same time and says no.
-pub fn verify_password(password: &str, hash: Option<&str>, dummy: &str) -> bool {
+pub(super) fn verify_password(password: &str, hash: Option<&str>, dummy: &str) -> bool {
     let (hash, real) = match hash {
         Some(h) => (h, true),
         None => (dummy, false),
@@ -91,13 +91,13 @@ pub fn check_password(password: &str) -> Result<(), String> {
 
 mod subtle_eq {
     /// Equal strings, compared without an early exit.
-    pub fn ct_eq(a: &str, b: &str) -> bool {
+    pub(super) fn ct_eq(a: &str, b: &str) -> bool {
         use subtle::ConstantTimeEq;
         a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
     }
 }
 
-pub fn csrf_matches(expected: &str, given: &str) -> bool {
+pub(super) fn csrf_matches(expected: &str, given: &str) -> bool {
     !expected.is_empty() && ct_eq(expected, given)
 }
 
@@ -106,16 +106,16 @@ pub fn csrf_matches(expected: &str, given: &str) -> bool {
 /// the expired ones, every attempt is refused until room frees up (a flood
 /// of addresses cannot turn the limit off).
 #[derive(Debug)]
-pub struct Limiter {
+pub(super) struct Limiter {
     attempts: u32,
     window: Duration,
     failures: HashMap<String, Vec<Instant>>,
 }
 
 impl Limiter {
-    pub const MAX_KEYS: usize = 10_000;
+    pub(super) const MAX_KEYS: usize = 10_000;
 
-    pub fn new(attempts: u32, window: Duration) -> Self {
+    pub(super) fn new(attempts: u32, window: Duration) -> Self {
         Limiter {
             attempts: attempts.max(1),
             window,
@@ -131,7 +131,7 @@ impl Limiter {
     }
 
     /// None if an attempt may go ahead; else how long to wait.
-    pub fn check(&mut self, ip: IpAddr, username: &str) -> Option<Duration> {
+    pub(super) fn check(&mut self, ip: IpAddr, username: &str) -> Option<Duration> {
         let now = Instant::now();
         let window = self.window;
         let mut wait = None;
@@ -148,7 +148,7 @@ impl Limiter {
         wait
     }
 
-    pub fn failed(&mut self, ip: IpAddr, username: &str) -> bool {
+    pub(super) fn failed(&mut self, ip: IpAddr, username: &str) -> bool {
         let now = Instant::now();
         if self.failures.len() + 2 > Self::MAX_KEYS {
             let window = self.window;
@@ -164,11 +164,11 @@ impl Limiter {
         true
     }
 
-    pub fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.failures.len() + 2 > Self::MAX_KEYS
     }
 
-    pub fn succeeded(&mut self, username: &str) {
+    pub(super) fn succeeded(&mut self, username: &str) {
         self.failures
             .remove(&format!("user:{}", username.to_lowercase()));
     }

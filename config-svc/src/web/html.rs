@@ -7,7 +7,7 @@ use std::fmt::Write;
 use similar::{ChangeTag, TextDiff};
 
 /// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -23,7 +23,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// A time in ms since the epoch, as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn when(ms: i64) -> String {
+pub(super) fn when(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
@@ -41,7 +41,7 @@ pub fn when(ms: i64) -> String {
 }
 
 /// The signed-in staff member, for the page header.
-pub struct Who<'a> {
+pub(super) struct Who<'a> {
     pub username: &'a str,
     pub csrf: &'a str,
 }
@@ -89,7 +89,7 @@ details summary{cursor:pointer;color:#2f5bd3}
 "#;
 
 /// A whole page.
-pub fn page(title: &str, who: Option<&Who<'_>>, body: &str) -> String {
+pub(super) fn page(title: &str, who: Option<&Who<'_>>, body: &str) -> String {
     let nav = match who {
         Some(w) => format!(
             r#"<nav><a href="/">Documents</a><a href="/audit">Audit log</a></nav>
@@ -111,7 +111,7 @@ pub fn page(title: &str, who: Option<&Who<'_>>, body: &str) -> String {
 }
 
 /// Validation errors as a list.
-pub fn errors(problems: &[String]) -> String {
+pub(super) fn errors(problems: &[String]) -> String {
     if problems.is_empty() {
         return String::new();
     }
@@ -125,7 +125,7 @@ pub fn errors(problems: &[String]) -> String {
 }
 
 /// A line diff between two texts, coloured.
-pub fn diff(old: &str, new: &str) -> String {
+pub(super) fn diff(old: &str, new: &str) -> String {
     let d = TextDiff::from_lines(old, new);
     let mut s = String::from(r#"<pre class="diff" id="diff">"#);
     let mut changed = false;
@@ -147,7 +147,7 @@ pub fn diff(old: &str, new: &str) -> String {
 }
 
 /// A stored unified diff (from the audit log), coloured.
-pub fn unified(text: &str) -> String {
+pub(super) fn unified(text: &str) -> String {
     let mut s = String::from(r#"<pre class="diff">"#);
     for line in text.lines() {
         let class = if line.starts_with("+++") || line.starts_with("---") || line.starts_with("@@")

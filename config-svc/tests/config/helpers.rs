@@ -10,12 +10,12 @@ use warren_proto::config::config_client::ConfigClient;
 
 #[path = "../../../tests/support/testdb.rs"]
 mod testdb;
-pub use testdb::{Db, TestDb};
+pub(crate) use testdb::{Db, TestDb};
 
-pub const TOKEN: &str = "test-admin-token";
+pub(crate) const TOKEN: &str = "test-admin-token";
 
 /// config-svc serving one database; stops when dropped.
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub store: Store,
@@ -23,7 +23,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(url: &str) -> Server {
+    pub(crate) async fn start(url: &str) -> Server {
         Server::start_with(
             url,
             "127.0.0.1:0".parse().unwrap(),
@@ -34,7 +34,11 @@ impl Server {
 
     /// On a given gRPC address (to come back on the same one), with
     /// `settings` for the admin page.
-    pub async fn start_with(url: &str, addr: SocketAddr, settings: ConfigSettings) -> Server {
+    pub(crate) async fn start_with(
+        url: &str,
+        addr: SocketAddr,
+        settings: ConfigSettings,
+    ) -> Server {
         let store = Store::connect(url, 4).await.unwrap();
         warren_config::seed(&store).await.unwrap();
         let hub = Hub::new(&store).await.unwrap();
@@ -72,19 +76,19 @@ impl Server {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn page(&self) -> String {
+    pub(crate) fn page(&self) -> String {
         format!("http://{}", self.admin)
     }
 
-    pub async fn client(&self) -> ConfigClient<Channel> {
+    pub(crate) async fn client(&self) -> ConfigClient<Channel> {
         ConfigClient::connect(self.url()).await.unwrap()
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
 }
@@ -106,7 +110,7 @@ async fn bind_retrying(addr: SocketAddr) -> TcpListener {
 }
 
 /// A request carrying the admin token.
-pub fn authed<T>(message: T) -> Request<T> {
+pub(crate) fn authed<T>(message: T) -> Request<T> {
     let mut r = Request::new(message);
     r.metadata_mut()
         .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());

@@ -9,23 +9,23 @@ use warren_config::{ConfigSettings, web::hash_password};
 
 use crate::helpers::{Db, Server, TestDb};
 
-pub const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// A cookie-keeping HTTP client that does not follow redirects.
-pub struct Browser {
+pub(crate) struct Browser {
     base: String,
     agent: ureq::Agent,
     cookies: BTreeMap<String, String>,
 }
 
-pub struct Page {
+pub(crate) struct Page {
     pub status: u16,
     pub location: Option<String>,
     pub body: String,
 }
 
 impl Browser {
-    pub fn new(base: &str) -> Browser {
+    pub(crate) fn new(base: &str) -> Browser {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
@@ -67,7 +67,7 @@ impl Browser {
         }
     }
 
-    pub fn get(&mut self, path: &str) -> Page {
+    pub(crate) fn get(&mut self, path: &str) -> Page {
         let r = self
             .agent
             .get(format!("{}{path}", self.base))
@@ -77,7 +77,7 @@ impl Browser {
         self.take(r)
     }
 
-    pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let r = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -88,7 +88,7 @@ impl Browser {
     }
 
     /// Signs in; returns the sign-in answer.
-    pub fn sign_in(&mut self, user: &str, password: &str) -> Page {
+    pub(crate) fn sign_in(&mut self, user: &str, password: &str) -> Page {
         let form = self.get("/login");
         let csrf = hidden(&form.body, "csrf");
         self.post(
@@ -104,7 +104,7 @@ impl Browser {
 }
 
 /// The value of the hidden input `name` in a page.
-pub fn hidden(body: &str, name: &str) -> String {
+pub(crate) fn hidden(body: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
     let start = body
         .find(&marker)

@@ -15,10 +15,10 @@ use warren_bus::{Bus, MemoryBus, Subscription};
 use warren_connector::{Connector, ConnectorSettings, TokenVerifier};
 use warren_proto::{BusEvent, Claims, EventKind, Frame, LoginRequest, Uid, cmd, encode_body};
 
-pub type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub bus: Arc<MemoryBus>,
     pub events: Subscription<BusEvent>,
     pub connector: Connector,
@@ -30,12 +30,12 @@ pub struct Harness {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-pub async fn start() -> Harness {
+pub(crate) async fn start() -> Harness {
     start_with(ConnectorSettings::default()).await
 }
 
 /// A connector with these settings (its id is set here).
-pub async fn start_with(settings: ConnectorSettings) -> Harness {
+pub(crate) async fn start_with(settings: ConnectorSettings) -> Harness {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let private = key.to_pkcs8_pem(LineEnding::LF).unwrap();
     let public = key
@@ -74,7 +74,7 @@ pub async fn start_with(settings: ConnectorSettings) -> Harness {
     }
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -83,7 +83,7 @@ pub fn now() -> u64 {
 
 impl Harness {
     /// A valid token for `uid`.
-    pub fn token(&self, uid: u64) -> String {
+    pub(crate) fn token(&self, uid: u64) -> String {
         let claims = Claims {
             sub: uid.to_string(),
             exp: now() + 600,
@@ -96,7 +96,7 @@ impl Harness {
 
     /// Opens a socket and sends a login frame with `token`; returns the
     /// socket and the first frame the connector answers.
-    pub async fn try_login(&self, token: String) -> (Ws, Frame) {
+    pub(crate) async fn try_login(&self, token: String) -> (Ws, Frame) {
         let (mut ws, _) = connect_async(&self.url).await.unwrap();
         let login = Frame::new(1, cmd::LOGIN, encode_body(&LoginRequest { token }));
         ws.send(Message::Binary(login.encode().into()))
@@ -107,7 +107,7 @@ impl Harness {
     }
 
     /// Connects and logs in `uid`; waits for the Connect event.
-    pub async fn player(&mut self, uid: u64) -> Ws {
+    pub(crate) async fn player(&mut self, uid: u64) -> Ws {
         let (ws, reply) = self.try_login(self.token(uid)).await;
         assert_eq!(reply.cmd, cmd::LOGIN);
         let ev = self.event().await;
@@ -117,7 +117,7 @@ impl Harness {
     }
 
     /// The next socket event (the connector's periodic Alive is skipped).
-    pub async fn event(&mut self) -> BusEvent {
+    pub(crate) async fn event(&mut self) -> BusEvent {
         loop {
             let ev = tokio::time::timeout(Duration::from_secs(10), self.events.next())
                 .await
@@ -130,7 +130,7 @@ impl Harness {
     }
 }
 
-pub async fn recv(ws: &mut Ws) -> Frame {
+pub(crate) async fn recv(ws: &mut Ws) -> Frame {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

@@ -8,22 +8,22 @@ use warren_gold::{GoldSettings, Store};
 
 #[path = "../../../tests/support/testdb.rs"]
 mod testdb;
-pub use testdb::{Db, TestDb};
+pub(crate) use testdb::{Db, TestDb};
 
 impl TestDb {
-    pub async fn store(&self) -> Store {
+    pub(crate) async fn store(&self) -> Store {
         Store::connect(&self.url, 16).await.unwrap()
     }
 }
 
 /// A gold server on 127.0.0.1:0; stops when dropped.
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     stop: CancellationToken,
 }
 
 impl Server {
-    pub async fn start(store: Store) -> Server {
+    pub(crate) async fn start(store: Store) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
@@ -36,7 +36,7 @@ impl Server {
         Server { addr, stop }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
