@@ -12,7 +12,7 @@ use std::{
     collections::VecDeque,
     net::{Ipv4Addr, SocketAddr},
     sync::{Arc, atomic::Ordering::Relaxed},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -76,12 +76,7 @@ impl std::fmt::Debug for Ctx {
     }
 }
 
-fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
+use warren_proto::time::unix_micros;
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64
@@ -297,10 +292,11 @@ async fn fired(wake: &mut Option<tokio::sync::oneshot::Receiver<()>>) {
 }
 
 fn io_kind(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::EMFILE) | Some(libc::ENFILE) => "too many open files".to_owned(),
-        Some(libc::EADDRNOTAVAIL) => "no free local port (add source addresses)".to_owned(),
-        Some(libc::ECONNREFUSED) => "refused".to_owned(),
+    use rustix::io::Errno;
+    match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::MFILE | Errno::NFILE) => "too many open files".to_owned(),
+        Some(Errno::ADDRNOTAVAIL) => "no free local port (add source addresses)".to_owned(),
+        Some(Errno::CONNREFUSED) => "refused".to_owned(),
         _ => e.kind().to_string(),
     }
 }

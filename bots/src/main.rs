@@ -1,7 +1,7 @@
 //! warren-bots: load-tests a Warren game server with websocket bots that
 //! log in and play like clients. See `warren-bots --help`.
 
-#![warn(unused_crate_dependencies)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // A command-line tool: the report goes to standard output.
 #![allow(clippy::print_stdout)]
 
@@ -18,7 +18,7 @@ use std::{
     path::PathBuf,
     process::{Command, ExitCode, Stdio},
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -204,12 +204,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use warren_proto::time::unix_ms;
 
 /// The plan's start (a wall-clock time shared by every process) on this
 /// process's monotonic clock.

@@ -1,41 +1,30 @@
 //! What the bots ask of the operating system: more open files, and the CPU
-//! time and memory of the processes they watch (from /proc).
+//! time and memory of the processes they watch (from /proc). System calls
+//! through rustix, so no `unsafe` here.
 
 use std::fs;
 
 /// Raises this process's open-file limit to its hard limit; returns the
 /// limit now in force.
-#[allow(unsafe_code)]
 pub(crate) fn raise_open_files() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed
-    // by pointer, which lives on this stack frame for both calls.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let (current, maximum) = (lim.current.unwrap_or(u64::MAX), lim.maximum);
+    if lim.maximum.is_some_and(|max| current < max) {
+        let wanted = Rlimit {
+            current: maximum,
+            maximum,
+        };
+        if setrlimit(Resource::Nofile, wanted).is_ok() {
+            return maximum.unwrap_or(current);
         }
     }
-    lim.rlim_cur
+    current
 }
 
 /// Clock ticks per second of /proc's CPU times.
-#[allow(unsafe_code)]
 fn ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no memory effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    rustix::param::clock_ticks_per_second() as f64
 }
 
 /// User plus system CPU seconds a process has used, if it exists.

@@ -7,10 +7,7 @@
 //! written, and the audit row with the diff goes in with it — so the history
 //! and the audit log can never disagree.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use serde_json::Value;
 use sqlx::{
@@ -45,10 +42,7 @@ impl Dialect {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    warren_proto::time::unix_ms() as i64
 }
 
 /// A signed-in staff member's session, as stored.

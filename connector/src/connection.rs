@@ -380,10 +380,7 @@ impl Conn<'_> {
                 None
             }
             cmd::HEARTBEAT => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
+                let now = warren_proto::time::unix_ms();
                 self.reply(
                     frame.seq,
                     cmd::HEARTBEAT,

@@ -69,11 +69,7 @@ impl Connector {
                 stats: Stats::default(),
                 shutdown: CancellationToken::new(),
                 next_conn: AtomicU64::new(1),
-                boot: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(1)
-                    .max(1),
+                boot: warren_proto::time::unix_ms().max(1),
             }),
         })
     }

@@ -14,7 +14,7 @@
 //! row per wallet and an idempotency row holding the result. A balance never
 //! goes below zero (checked here, and by a CHECK constraint underneath).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::{
     Any, AnyPool, Row, Transaction,
@@ -96,10 +96,7 @@ pub struct Store {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    warren_proto::time::unix_ms() as i64
 }
 
 fn db_kind(e: &sqlx::Error) -> Option<ErrorKind> {

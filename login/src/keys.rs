@@ -5,7 +5,6 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use ed25519_dalek::{
@@ -123,12 +122,7 @@ pub fn write_pair(dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
     Ok((private, public))
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use warren_proto::time::unix_secs as unix_now;
 
 /// Signs tokens for uids.
 pub struct TokenSigner {

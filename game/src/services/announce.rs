@@ -14,7 +14,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
@@ -97,12 +97,7 @@ pub struct Announce {
     order: VecDeque<u64>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use warren_proto::time::unix_secs as unix_now;
 
 impl Announce {
     fn validate(a: &Announcement) -> Result<(), String> {

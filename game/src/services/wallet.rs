@@ -165,10 +165,7 @@ impl Wallet {
     }
 
     fn daily(&mut self, ctx: &mut Context, req: &Request) {
-        let day = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() / 86_400)
-            .unwrap_or(0);
+        let day = warren_proto::time::unix_secs() / 86_400;
         let mut gold = self.gold.clone();
         let reward = self.economy.get().daily_reward;
         let call = self.call(ApplyDeltaRequest {
