@@ -106,6 +106,7 @@ fn report(name: &str, p: &Phase) {
     );
 }
 
+// Long: one benchmark run, set up, measured and reported in order.
 fn main() {
     let secs = env_or("BENCH_SECS", 20);
     let smoke = !std::env::args().any(|a| a == "--bench");

@@ -29,6 +29,7 @@ use hdrhistogram::Histogram;
 use helpers::{BusKind, Stack};
 use support::{cpu_ticks, env_or, peak_rss_kib};
 
+// Long: one benchmark run, set up, measured and reported in order.
 async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize, panics: u64) {
     let durable = env_or("BENCH_DURABLE", 0) == 1;
     let mut extra = vec![("RUST_LOG", "error"), ("WARREN_GAME__RESTART_STORM", "0")];

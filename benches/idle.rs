@@ -38,6 +38,7 @@ fn fit(points: &[(f64, f64)]) -> (f64, f64) {
     (slope, my - slope * mx)
 }
 
+// Long: one benchmark run, set up, measured and reported in order.
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let (total, step) = if smoke {

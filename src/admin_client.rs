@@ -53,7 +53,26 @@ fn admin_call(
     Ok((status, body))
 }
 
-pub(crate) fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Result<()> {
+/// `warren debug`: a connector (`--connector URL`), one service
+/// (`--service NAME`), a tracing switch (`--trace NAME=on|off`), or every
+/// service of the game.
+pub(crate) fn debug_command(
+    settings: &Settings,
+    json: bool,
+    admin: Option<String>,
+    connector: Option<String>,
+    service: Option<String>,
+    trace: Option<String>,
+) -> anyhow::Result<()> {
+    match (connector, service, trace) {
+        (Some(url), _, _) => debug_connector(settings, json, &url),
+        (_, Some(name), _) => debug_service(settings, admin, &name),
+        (_, _, Some(switch)) => debug_trace(settings, admin, &switch),
+        _ => debug(settings, json, admin),
+    }
+}
+
+fn debug(settings: &Settings, json: bool, admin: Option<String>) -> anyhow::Result<()> {
     let base = admin_base(settings, admin);
     let format = if json { "json" } else { "text" };
     let path = format!("/v1/services?format={format}");
@@ -67,11 +86,7 @@ pub(crate) fn debug(settings: &Settings, json: bool, admin: Option<String>) -> a
 
 /// `warren debug --service NAME`: one service's counters and state, as
 /// indented JSON.
-pub(crate) fn debug_service(
-    settings: &Settings,
-    admin: Option<String>,
-    name: &str,
-) -> anyhow::Result<()> {
+fn debug_service(settings: &Settings, admin: Option<String>, name: &str) -> anyhow::Result<()> {
     let base = admin_base(settings, admin);
     let path = format!("/v1/services/{name}");
     let (status, body) = admin_call(settings, "game", &base, &path, None)?;
@@ -86,11 +101,7 @@ pub(crate) fn debug_service(
 }
 
 /// `warren debug --trace NAME=on|off`.
-pub(crate) fn debug_trace(
-    settings: &Settings,
-    admin: Option<String>,
-    switch: &str,
-) -> anyhow::Result<()> {
+fn debug_trace(settings: &Settings, admin: Option<String>, switch: &str) -> anyhow::Result<()> {
     let (name, on) = match switch.split_once('=') {
         Some((name, "on")) => (name, true),
         Some((name, "off")) => (name, false),
@@ -107,7 +118,7 @@ pub(crate) fn debug_trace(
     Ok(())
 }
 
-pub(crate) fn debug_connector(settings: &Settings, json: bool, base: &str) -> anyhow::Result<()> {
+fn debug_connector(settings: &Settings, json: bool, base: &str) -> anyhow::Result<()> {
     let (status, body) = admin_call(settings, "connector", base, "/v1/stats", None)?;
     if !status.is_success() {
         println!("{body}");

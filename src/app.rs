@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use warren_proto::Uid;
 
 use crate::{
-    admin_client::{announce, debug, debug_connector, debug_service, debug_trace},
+    admin_client::{self, announce},
     cli::{Cli, Command, ConfigAdmin, PartArgs},
     keys::{self, TokenSigner},
     modes,
@@ -41,12 +41,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             connector,
             service,
             trace,
-        } => match (connector, service, trace) {
-            (Some(url), _, _) => debug_connector(&settings, json, &url),
-            (_, Some(name), _) => debug_service(&settings, admin, &name),
-            (_, _, Some(switch)) => debug_trace(&settings, admin, &switch),
-            _ => debug(&settings, json, admin),
-        },
+        } => admin_client::debug_command(&settings, json, admin, connector, service, trace),
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
             println!(

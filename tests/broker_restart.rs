@@ -19,10 +19,8 @@
 #[path = "e2e/helpers.rs"]
 #[allow(unused_macros)]
 mod helpers;
-#[path = "support/load.rs"]
-mod load;
 
-use load::Load;
+use warren_test_support::Load;
 
 use std::{
     collections::BTreeMap,
@@ -203,6 +201,7 @@ async fn steady(mut p: helpers::Client, stop: Arc<AtomicBool>) -> Seen {
     seen
 }
 
+// Long: one scenario, told in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connector_never_wedges_while_the_broker_restarts_ten_times_under_load() {
     let _broker = BROKER.lock().await;

@@ -107,6 +107,7 @@ fn secs(ms: u64) -> String {
     format!("{} s", ms / 1000)
 }
 
+// Long: a table of quotes.
 #[test]
 fn protocol_and_readme_quote_the_defaults_in_force() {
     let s = Settings::default();

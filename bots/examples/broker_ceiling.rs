@@ -162,6 +162,7 @@ async fn publish_consume(url: &str, secs: u64, payload: usize, prefix: &str) -> 
 
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
 
+// Long: one measurement, set up and run in order.
 async fn request_reply(
     url: &str,
     secs: u64,

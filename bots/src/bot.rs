@@ -1,3 +1,4 @@
+// Long: one bot's whole life: connect, log in, play its plan, measure every round trip.
 //! One bot: it connects when its turn in the ramp comes, logs in like a
 //! client, runs its group's scenario until the measured window ends, waits
 //! briefly for the answers still owed, and closes.
@@ -598,6 +599,7 @@ impl Bot {
         Ok(())
     }
 
+    // Long: one arm per kind of frame a bot can get.
     fn receive(
         &mut self,
         msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,

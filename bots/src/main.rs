@@ -1,3 +1,4 @@
+// Long: the bot harness's command line, the plan built from it, and the progress shown while it runs.
 //! warren-bots: load-tests a Warren game server with websocket bots that
 //! log in and play like clients. See `warren-bots --help`.
 
@@ -212,6 +213,7 @@ fn start_instant(plan: &Plan) -> Instant {
     Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(unix_ms()))
 }
 
+// Long: one check per command-line option, each with its error message.
 fn build_plan(args: &Args) -> anyhow::Result<Plan> {
     let mut urls = args.url.clone();
     let mut ramp = args.ramp;
@@ -320,6 +322,7 @@ fn build_plan(args: &Args) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+// Long: the harness's run from start to report, in the order it happens.
 async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
     let mut plan = build_plan(&args)?;
     let limit = sys::raise_open_files();
@@ -602,6 +605,7 @@ async fn run_children(
     Ok(total)
 }
 
+// Long: the progress line's every field, gathered and printed once a second.
 /// The live progress line: indicatif on a terminal, a plain line every five
 /// seconds otherwise.
 async fn show_progress(

@@ -178,6 +178,7 @@ impl Report {
             .sum()
     }
 
+    // Long: the report's table: one row per figure.
     pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -348,6 +349,7 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+// Long: an SVG chart written out element by element.
 /// A percentile-spectrum plot, written by hand (no plotting dependency).
 pub(crate) fn plot(title: &str, lines: &[(String, &Histogram<u64>)]) -> String {
     const W: f64 = 900.0;

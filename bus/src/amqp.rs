@@ -1,3 +1,4 @@
+// Long: the RabbitMQ transport's settings, topology, `Bus` implementation and sink share the topology's names; the connection watcher is apart (amqp/link.rs).
 //! The RabbitMQ bus, through lapin.
 //!
 //! Topology (all names start with the namespace, `warren` by default, so
@@ -6,7 +7,7 @@
 //! | name | kind | purpose |
 //! |---|---|---|
 //! | `<ns>.requests` | topic exchange | connectors publish events here |
-//! | `<ns>.requests.<i>` | durable queue per game shard, bound `shard.<i>.#` and `lifecycle` | game shard `i` consumes it |
+//! | `<ns>.requests.<i>` | durable queue per game shard, bound `shard.<i>` | game shard `i` consumes it, exclusively |
 //! | `<ns>.shards` | durable queue, never used | its `x-max-length` is the shard count |
 //! | `<ns>.push` | direct exchange | pushes for one connector, routing key = its id |
 //! | `<ns>.broadcast` | fanout exchange | pushes for every connector |
@@ -429,6 +430,7 @@ impl AmqpBus {
         args
     }
 
+    // Long: the whole shared topology, declared in the order the broker needs it.
     async fn declare_shared(&self) -> Result<(), BusError> {
         let t = &self.topology;
         let ch = &self.publisher()?;

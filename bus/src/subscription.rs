@@ -221,6 +221,7 @@ impl<T> AmqpSource<T> {
         }
     }
 
+    // Long: the consumer's one loop: batched messages first, then a delivery, a reopened consumer or the end, with the acknowledgement rules beside each.
     async fn next(&mut self) -> Option<(T, Ack)> {
         loop {
             if let Some(msg) = self.batched.pop_front() {

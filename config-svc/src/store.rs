@@ -1,3 +1,4 @@
+// Long: every SQL statement of config-svc, on both dialects, in one place.
 //! config-svc's own storage (SQLite by default, PostgreSQL with
 //! `--database`), through sqlx's `Any` driver. The game database is gold's
 //! alone; nothing here touches it.
@@ -326,6 +327,7 @@ impl Store {
         }
     }
 
+    // Long: one publish is one transaction (lock, validate, write, audit), read top to bottom.
     async fn write_version(
         &self,
         name: &str,

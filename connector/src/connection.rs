@@ -1,3 +1,4 @@
+// Long: one socket's life, from the handshake through login and the read loop to the close.
 //! The life of one socket: handshake, login, serving, closing.
 //!
 //! Two tasks per socket: this one reads (and decides), a writer drains the
@@ -144,6 +145,7 @@ impl Conn<'_> {
         reply_error(self.handle, &self.shared.stats, seq, code, message);
     }
 
+    // Long: one select over frames, the socket's timer and shutdown; each arm calls out, and splitting the loop would pass its state around.
     /// Reads until the socket must end; returns the read half and the event
     /// that announces the end on the bus.
     async fn read_loop(&mut self, mut stream: SplitStream<Ws>) -> (SplitStream<Ws>, EventKind) {

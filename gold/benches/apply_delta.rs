@@ -16,7 +16,7 @@ mod helpers;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use helpers::{Db, Server, TestDb};
+use helpers::{Db, OpenStore, Server, TestDb};
 use tonic::transport::Channel;
 use warren_proto::gold::{ApplyDeltaRequest, GuestAccountRequest, gold_client::GoldClient};
 

@@ -19,7 +19,7 @@ use crate::{
     dispatcher::{self, Routes},
     game::Running,
     mailbox::{Inbox, MailboxTx, mailbox},
-    outbox::{self, AbortAt},
+    outbox::{self, AbortAt, Outgoing},
     sessions::Sessions,
     supervisor::RestartPolicy,
     thread::ServiceThread,
@@ -148,8 +148,7 @@ impl GameBuilder {
 
     /// Starts every service thread, then consumes requests from `bus`.
     pub async fn start(self, bus: Arc<dyn Bus>) -> Result<Game, GameError> {
-        let specs = self.specs;
-        validate(&specs)?;
+        validate(&self.specs)?;
         let settings = self.settings;
         let shards = bus.shards();
         if settings.shard >= shards {
@@ -160,49 +159,13 @@ impl GameBuilder {
         }
         let (outbox_tx, outbox_rx) = mpsc::channel(settings.outbox.max(1));
         let sessions = Arc::new(Sessions::default());
-        let boxes: Vec<(Spec, MailboxTx, Inbox)> = specs
-            .into_iter()
-            .map(|spec| {
-                let (tx, rx) = (spec.mailbox)(spec.name, settings.mailbox, settings.mailbox_warn);
-                (spec, tx, rx)
-            })
-            .collect();
-        let directory = Arc::new(Directory {
-            by_name: boxes
-                .iter()
-                .map(|(s, tx, _)| (s.name, tx.clone()))
-                .collect(),
-            listeners: boxes
-                .iter()
-                .filter(|(s, ..)| s.wants_sessions)
-                .map(|(_, tx, _)| tx.clone())
-                .collect(),
-        });
-        let mut routes = Routes {
-            by_cmd: HashMap::new(),
-            sessions: boxes
-                .iter()
-                .find(|(s, ..)| s.keeps_sessions)
-                .map(|(_, tx, _)| tx.clone()),
+        let shared = Shared {
+            settings: &settings,
+            shards,
+            outbox: &outbox_tx,
+            sessions: &sessions,
         };
-        let policy = RestartPolicy::from(&settings);
-        let mut threads = Vec::new();
-        for (spec, tx, inbox) in boxes {
-            for &c in &spec.cmds {
-                routes.by_cmd.insert(c, tx.clone());
-            }
-            let ctx = Context::new(
-                spec.name,
-                outbox_tx.clone(),
-                directory.clone(),
-                sessions.clone(),
-                (settings.shard, shards),
-            );
-            let name = spec.name;
-            let thread = (spec.launch)(Parts { ctx, inbox, policy })
-                .map_err(|source| GameError::Thread { name, source })?;
-            threads.push(Running::new(name, tx, thread));
-        }
+        let (threads, routes) = launch(self.specs, shared)?;
         let watched = threads.iter().map(Running::watched).collect();
         let watchdog = Watchdog::start(watched, settings.stuck_threshold).map_err(|source| {
             GameError::Thread {
@@ -228,6 +191,64 @@ impl GameBuilder {
             bus, threads, sessions, dispatcher, outbox, stop, watchdog,
         ))
     }
+}
+
+/// What every service's context shares.
+struct Shared<'a> {
+    settings: &'a RuntimeSettings,
+    shards: u16,
+    outbox: &'a mpsc::Sender<Outgoing>,
+    sessions: &'a Arc<Sessions>,
+}
+
+/// Makes every mailbox, then starts every service's thread; returns the
+/// threads and the dispatcher's routes.
+fn launch(specs: Vec<Spec>, shared: Shared<'_>) -> Result<(Vec<Running>, Routes), GameError> {
+    let settings = shared.settings;
+    let boxes: Vec<(Spec, MailboxTx, Inbox)> = specs
+        .into_iter()
+        .map(|spec| {
+            let (tx, rx) = (spec.mailbox)(spec.name, settings.mailbox, settings.mailbox_warn);
+            (spec, tx, rx)
+        })
+        .collect();
+    let directory = Arc::new(Directory {
+        by_name: boxes
+            .iter()
+            .map(|(s, tx, _)| (s.name, tx.clone()))
+            .collect(),
+        listeners: boxes
+            .iter()
+            .filter(|(s, ..)| s.wants_sessions)
+            .map(|(_, tx, _)| tx.clone())
+            .collect(),
+    });
+    let mut routes = Routes {
+        by_cmd: HashMap::new(),
+        sessions: boxes
+            .iter()
+            .find(|(s, ..)| s.keeps_sessions)
+            .map(|(_, tx, _)| tx.clone()),
+    };
+    let policy = RestartPolicy::from(settings);
+    let mut threads = Vec::new();
+    for (spec, tx, inbox) in boxes {
+        for &c in &spec.cmds {
+            routes.by_cmd.insert(c, tx.clone());
+        }
+        let ctx = Context::new(
+            spec.name,
+            shared.outbox.clone(),
+            directory.clone(),
+            shared.sessions.clone(),
+            (settings.shard, shared.shards),
+        );
+        let name = spec.name;
+        let thread = (spec.launch)(Parts { ctx, inbox, policy })
+            .map_err(|source| GameError::Thread { name, source })?;
+        threads.push(Running::new(name, tx, thread));
+    }
+    Ok((threads, routes))
 }
 
 fn validate(specs: &[Spec]) -> Result<(), GameError> {

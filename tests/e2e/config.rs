@@ -256,6 +256,7 @@ async fn set_body(b: &Browser, text: &str) {
 
 const PASSWORD: &str = "correct horse battery";
 
+// Long: one scenario, told in order.
 #[tokio::test]
 async fn staff_change_the_game_from_the_admin_page_in_chromium() {
     let stack = Stack::start(BusKind::InProcess).await;

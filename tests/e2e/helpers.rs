@@ -1,3 +1,4 @@
+// Long: the stack launcher and the protocol client every end-to-end test uses; they are to become the shared test-support crate (issue 14).
 //! Starting the stack as real processes, and a websocket test client that
 //! speaks PROTOCOL.md.
 
@@ -7,8 +8,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use futures_util::{SinkExt, StreamExt};
@@ -39,18 +39,7 @@ pub(crate) fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use warren_test_support::unique;
 
 /// One process of the stack: its stdout and its stderr (the log) in files,
 /// its readiness in the ready file it writes (`--ready-file`, the contract
@@ -218,6 +207,7 @@ impl Stack {
         Self::launch(kind, extra, true, 1).await
     }
 
+    // Long: every process of every stack layout, started in dependency order.
     async fn launch(
         kind: BusKind,
         extra: &[(&str, &str)],
@@ -690,22 +680,13 @@ async fn raw_http(addr: SocketAddr, request: String) -> (u16, String) {
     )
 }
 
-/// Polls `check` every 20 ms until it gives a value: for what a test must
-/// wait on and cannot be told of (a published configuration reaching a
-/// service, a counter moving). Fails after [`STEP`], saying `what` it
-/// waited for.
+/// Waits up to [`STEP`] for `check` to give a value (see
+/// [`warren_test_support::eventually`]).
 pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
-    mut check: impl FnMut() -> F,
+    check: impl FnMut() -> F,
 ) -> T {
-    let deadline = Instant::now() + STEP;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "waited {STEP:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    warren_test_support::eventually(what, STEP, check).await
 }
 
 /// One HTTP/1.1 GET with a bearer token; returns the status and the body.

@@ -77,6 +77,7 @@ async fn login_then_echo_and_heartbeat(kind: BusKind) {
     c.close().await;
 }
 
+// Long: one scenario, told in order.
 async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
     let stack = Stack::start(kind).await;
     let mut players = Vec::new();

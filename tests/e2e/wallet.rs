@@ -55,6 +55,7 @@ fn code_of(frame: &warren_proto::Frame) -> String {
     decode::<ErrorBody>(frame).code
 }
 
+// Long: one scenario, told in order.
 async fn guest_login_then_daily_reward_and_shopping(kind: BusKind) {
     let stack = Stack::start_full(kind).await;
     let login = stack.login.expect("the full stack runs login");

@@ -1,3 +1,4 @@
+// Long: the conformance suite: every case of the bus contract, one function each, read side by side.
 //! One conformance suite for every `Bus` transport: the contract in
 //! `bus/src/lib.rs`, checked the same way on each. A new transport adds one
 //! line at the bottom (`conformance!(name: Type, groups…)`) and a
@@ -18,11 +19,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../../tests/support/load.rs"]
-mod load;
 mod proxy;
 
-use load::Load;
+use warren_test_support::Load;
 
 use std::{
     collections::BTreeMap,
@@ -546,6 +545,7 @@ async fn down_refuses_at_once_and_consumers_resume_under_cpu_load<T: Transport>(
     outage::<T>(true).await;
 }
 
+// Long: one scenario, told in order.
 async fn outage<T: Transport>(loaded: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,3 +1,4 @@
+// Long: the admin page's handlers, one page each, with the HTML each writes; moving that HTML to templates (issue 14) will split it.
 //! The admin web page for product staff (default `127.0.0.1:7004`).
 //!
 //! Every page is behind the sign-in; every form that changes something
@@ -335,6 +336,7 @@ struct SigninForm {
     next: Option<String>,
 }
 
+// Long: every outcome of a sign-in (limits, CSRF, password, session) answered where it is decided.
 async fn signin(
     State(web): State<Web>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -9,10 +9,9 @@ use warren_proto::config::{
     VersionsRequest, WatchRequest,
 };
 
-use crate::{
-    helpers::{Db, Server, TestDb, authed},
-    on_both_databases,
-};
+use warren_test_support::on_both_databases;
+
+use crate::helpers::{Db, Server, TestDb, authed};
 
 fn publish(name: &str, body: &str) -> PublishRequest {
     PublishRequest {
@@ -24,6 +23,7 @@ fn publish(name: &str, body: &str) -> PublishRequest {
     }
 }
 
+// Long: one scenario, told in order.
 async fn get_list_versions(db: Db) {
     let db = TestDb::new(db).await;
     let server = Server::start(&db.url).await;
@@ -137,6 +137,7 @@ async fn changes_need_the_admin_token(db: Db) {
     assert_eq!(latest.version, 1, "nothing was published");
 }
 
+// Long: one scenario, told in order.
 async fn schema_rejection(db: Db) {
     let db = TestDb::new(db).await;
     let server = Server::start(&db.url).await;

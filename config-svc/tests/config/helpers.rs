@@ -8,9 +8,7 @@ use tonic::{Request, transport::Channel};
 use warren_config::{ConfigService, ConfigSettings, Hub, Store, web::Web};
 use warren_proto::config::config_client::ConfigClient;
 
-#[path = "../../../tests/support/testdb.rs"]
-mod testdb;
-pub(crate) use testdb::{Db, TestDb};
+pub(crate) use warren_test_support::{Db, TestDb};
 
 pub(crate) const TOKEN: &str = "test-admin-token";
 
@@ -115,26 +113,4 @@ pub(crate) fn authed<T>(message: T) -> Request<T> {
     r.metadata_mut()
         .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
     r
-}
-
-/// Runs the scenario `$name(Db)` once per database.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(Db::Postgres).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(Db::Sqlite).await;
-                }
-            }
-        )*
-    };
 }

@@ -26,6 +26,7 @@ fn frame(cmd: u32, text: &'static str) -> PushKind {
     }
 }
 
+// Long: one scenario, told in order.
 #[tokio::test]
 async fn pushes_reach_exactly_their_targets_and_kicks_close() {
     let mut h = start().await;

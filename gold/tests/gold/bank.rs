@@ -13,10 +13,9 @@ use warren_proto::gold::{
     gold_client::GoldClient,
 };
 
-use crate::{
-    helpers::{Db, Server, TestDb},
-    on_both_databases,
-};
+use warren_test_support::on_both_databases;
+
+use crate::helpers::{Db, OpenStore, Server, TestDb};
 
 on_both_databases!(the_bank_conserves_money_under_concurrency_and_cancellation);
 
@@ -25,6 +24,7 @@ const START: i64 = 1_000;
 const TASKS: u64 = 50;
 const TRANSFERS_PER_TASK: u64 = 30;
 
+// Long: one scenario, told in order.
 async fn the_bank_conserves_money_under_concurrency_and_cancellation(db: Db) {
     let db = TestDb::new(db).await;
     let server = Server::start(db.store().await).await;

@@ -6,12 +6,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use warren_gold::{GoldSettings, Store};
 
-#[path = "../../../tests/support/testdb.rs"]
-mod testdb;
-pub(crate) use testdb::{Db, TestDb};
+pub(crate) use warren_test_support::{Db, TestDb};
 
-impl TestDb {
-    pub(crate) async fn store(&self) -> Store {
+/// Opens gold's store on a test database.
+pub(crate) trait OpenStore {
+    async fn store(&self) -> Store;
+}
+
+impl OpenStore for TestDb {
+    async fn store(&self) -> Store {
         Store::connect(&self.url, 16).await.unwrap()
     }
 }
@@ -45,26 +48,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-/// Runs the scenario `$name(Db)` once per database.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(Db::Postgres).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(Db::Sqlite).await;
-                }
-            }
-        )*
-    };
 }

@@ -2,10 +2,9 @@
 
 use warren_gold::{Applied, GoldError, Store, Transferred};
 
-use crate::{
-    helpers::{Db, TestDb},
-    on_both_databases,
-};
+use warren_test_support::on_both_databases;
+
+use crate::helpers::{Db, OpenStore, TestDb};
 
 on_both_databases!(
     guest_and_username_accounts,

@@ -1,6 +1,5 @@
 //! Busy loops on every core, for fault tests that must also pass on a
-//! loaded host. Shared by the bus conformance suite and the broker-restart
-//! test (`#[path]`-included).
+//! loaded host (the bus conformance suite, the broker-restart test).
 
 use std::sync::{
     Arc,
@@ -9,10 +8,10 @@ use std::sync::{
 
 /// Keeps every core busy while it lives.
 #[derive(Debug)]
-pub(crate) struct Load(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+pub struct Load(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
 
 impl Load {
-    pub(crate) fn start() -> Load {
+    pub fn start() -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = (0..cores)

@@ -1,49 +1,41 @@
 //! Databases that exist for one test: a fresh PostgreSQL database on the
 //! local server (dropped afterwards) or a SQLite file (deleted afterwards).
-//! Shared by the test suites of gold and config-svc (`#[path]`-included).
+//! Used by the test suites of gold and config-svc.
 
-use std::{
-    path::PathBuf,
-    sync::atomic::{AtomicU64, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::path::PathBuf;
 
 use sqlx::{Connection, Executor, postgres::PgConnection};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Db {
+pub enum Db {
     Postgres,
     Sqlite,
 }
 
 /// The server the tests create their databases on.
-pub(super) fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("WARREN_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// A name part of digits and underscores only (PostgreSQL database names
+/// are made of it).
 fn unique() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    crate::unique("x")
+        .trim_start_matches("x-")
+        .replace('-', "_")
 }
 
 /// A database that exists for one test.
-pub(crate) struct TestDb {
+#[derive(Debug)]
+pub struct TestDb {
     pub url: String,
     pg_name: Option<String>,
     file: Option<PathBuf>,
 }
 
 impl TestDb {
-    pub(crate) async fn new(db: Db) -> TestDb {
+    pub async fn new(db: Db) -> TestDb {
         match db {
             Db::Postgres => {
                 let name = format!("warren_test_{}", unique());

@@ -1,0 +1,83 @@
+//! What Warren's test suites share, instead of `#[path]` includes:
+//!
+//! - [`db`]: databases that exist for one test ([`TestDb`]: a fresh
+//!   PostgreSQL database, dropped afterwards, or a SQLite file, deleted),
+//!   and [`on_both_databases!`], which runs a scenario on each.
+//! - [`load`]: busy loops on every core ([`Load`]), for fault tests that
+//!   must also pass on a loaded host.
+//! - [`eventually`]: waiting for what a test cannot be told of, with a
+//!   deadline, instead of a fixed sleep.
+//! - [`unique`]: names no other test (or test run) uses.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+// Test support: a failed set-up is a failed test.
+#![allow(clippy::unwrap_used)]
+
+pub mod db;
+pub mod load;
+
+use std::{
+    future::Future,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+pub use db::{Db, TestDb};
+pub use load::Load;
+
+/// `<prefix>-<pid>-<counter>-<nanos>`: unique across the tests of a run
+/// and across runs.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `check` every 20 ms until it gives a value: for what a test must
+/// wait on and cannot be told of (a published configuration reaching a
+/// service, a counter moving). Panics after `within`, saying `what` it
+/// waited for.
+pub async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs the scenario `$name(Db)` once per database: a module `$name` with
+/// the tests `postgres` and `sqlite`. `Db` must be in scope.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(Db::Postgres).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(Db::Sqlite).await;
+                }
+            }
+        )*
+    };
+}
