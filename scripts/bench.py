@@ -91,7 +91,7 @@ class Proc:
         self.ready = None
         if ready:
             self.ready = Path(tempfile.mkdtemp(prefix="warren-bench-ready-")) / f"{name}.json"
-            full_env["WARREN_READY_FILE"] = str(self.ready)
+            args = [args[0], "--ready-file", str(self.ready), *args[1:]]
         self.p = subprocess.Popen(args, env=full_env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         self.path = out / f"{name}.log" if out else None

@@ -237,7 +237,13 @@ pub fn load(file: Option<&std::path::Path>) -> Result<Settings, Box<figment::Err
         figment = figment.merge(Toml::file(file));
     }
     figment
-        .merge(Env::prefixed("WARREN_").split("__").ignore(&["config"]))
+        // WARREN_CONFIG and WARREN_READY_FILE are command-line options
+        // (`--config`, `--ready-file`), not settings.
+        .merge(
+            Env::prefixed("WARREN_")
+                .split("__")
+                .ignore(&["config", "ready_file"]),
+        )
         .extract()
         .map_err(Box::new)
 }
@@ -319,6 +325,18 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("w.toml", "[connector]\nidle_timeot_ms = 5000\n")?;
             assert!(load(Some(std::path::Path::new("w.toml"))).is_err());
+            jail.set_env("WARREN_IDLE_TIMEOUT", "5");
+            assert!(load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_command_line_s_own_variables_are_not_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WARREN_CONFIG", "w.toml");
+            jail.set_env("WARREN_READY_FILE", "ready.json");
+            load(None).map_err(|e| e.to_string())?;
             Ok(())
         });
     }

@@ -29,7 +29,11 @@ use tokio_tungstenite::{
     WebSocketStream, client_async_with_config,
     tungstenite::{Message, protocol::WebSocketConfig},
 };
-use warren_proto::{Claims, ErrorBody, Frame, KickBody, cmd, decode_body, encode_body};
+use warren_proto::{
+    Claims, ErrorBody, Frame, KickBody,
+    body::{Buy, Empty, Room, Say},
+    cmd, decode_body, encode_body,
+};
 
 use crate::{
     pacer::Pacer,
@@ -381,30 +385,11 @@ struct Bot {
     purchases: u64,
 }
 
-#[derive(Serialize)]
-struct Room<'a> {
-    room: &'a str,
-}
-
-#[derive(Serialize)]
-struct Say<'a> {
-    room: &'a str,
-    text: &'a str,
-}
-
+/// Only the send stamp of a chat push is read.
 #[derive(Deserialize)]
 struct ChatPush {
     text: String,
 }
-
-#[derive(Serialize)]
-struct Buy<'a> {
-    item: &'a str,
-    request_id: &'a str,
-}
-
-#[derive(Serialize)]
-struct Empty {}
 
 impl Bot {
     fn room(&self) -> String {
@@ -475,8 +460,8 @@ impl Bot {
                 (
                     cmd::CHAT_SEND,
                     encode_body(&Say {
-                        room: &room,
-                        text: &text,
+                        room: room.into(),
+                        text: text.into(),
                     }),
                 )
             }
@@ -489,8 +474,8 @@ impl Bot {
                         (
                             3003,
                             encode_body(&Buy {
-                                item: "potion",
-                                request_id: &id,
+                                item: "potion".into(),
+                                request_id: Some(id.into()),
                             }),
                         )
                     }
@@ -527,7 +512,7 @@ impl Bot {
         match self.group.scenario {
             Scenario::Chat => {
                 let room = self.room();
-                self.setup(cmd::CHAT_JOIN, encode_body(&Room { room: &room }))
+                self.setup(cmd::CHAT_JOIN, encode_body(&Room { room: room.into() }))
                     .await?;
             }
             Scenario::Shop => self.setup(3002, encode_body(&Empty {})).await?,

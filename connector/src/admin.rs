@@ -7,32 +7,18 @@ use std::{future::Future, sync::Arc};
 
 use axum::{
     Json, Router,
-    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::info;
-use warren_proto::http::{ErrorJson, bearer_matches};
+use warren_http::{ApiError, require_bearer};
 
 use crate::{Connector, StatsSnapshot};
 
 struct Admin {
     connector: Connector,
-    token: String,
-}
-
-impl Admin {
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        let given = headers.get("authorization").and_then(|v| v.to_str().ok());
-        bearer_matches(given, &self.token)
-    }
-}
-
-fn unauthorized() -> Response {
-    let body = ErrorJson::new("unauthorized", "a valid admin token is required");
-    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 
 #[derive(Serialize)]
@@ -47,10 +33,7 @@ struct Stats {
     counters: StatsSnapshot,
 }
 
-async fn stats(admin: axum::extract::State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    if !admin.authorized(&headers) {
-        return unauthorized();
-    }
+async fn stats(admin: axum::extract::State<Arc<Admin>>) -> Response {
     let bus = admin.connector.bus_state();
     Json(Stats {
         connector: admin.connector.id().to_string(),
@@ -62,10 +45,7 @@ async fn stats(admin: axum::extract::State<Arc<Admin>>, headers: HeaderMap) -> R
     .into_response()
 }
 
-async fn metrics(admin: axum::extract::State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    if !admin.authorized(&headers) {
-        return unauthorized();
-    }
+async fn metrics(admin: axum::extract::State<Arc<Admin>>) -> Response {
     let id = admin.connector.id().to_string();
     let mut out = format!(
         "# HELP warren_connector_online Players logged in on this connector.\n# TYPE warren_connector_online gauge\nwarren_connector_online{{connector=\"{id}\"}} {}\n",
@@ -86,10 +66,12 @@ pub(crate) async fn serve_admin(
     token: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let admin = Arc::new(Admin { connector, token });
-    let router = Router::new()
+    let admin = Arc::new(Admin { connector });
+    let routes = Router::new()
         .route("/v1/stats", get(stats))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    let router = require_bearer(routes, token)
+        .fallback(async || ApiError::not_found("no such endpoint"))
         .with_state(admin);
     info!(addr = %listener.local_addr()?, "connector admin endpoint serving");
     axum::serve(listener, router)

@@ -25,73 +25,29 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, Path, Query, State, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode},
+    extract::{DefaultBodyLimit, Path, Query, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tracing::info;
-use warren_proto::http::{ErrorJson, bearer_matches};
-
+use warren_http::{ApiError, JsonBody, require_bearer};
 use warren_runtime::{GameHandle, ServiceStats};
 
 use crate::services::announce::{AnnounceRequest, Announcement, Outcome};
 
 struct Admin {
     game: GameHandle,
-    token: String,
-}
-
-/// A refused request, as the protocol's JSON error.
-struct Refusal {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let body = ErrorJson::new(self.code, &self.message);
-        (self.status, Json(body)).into_response()
-    }
-}
-
-fn error(status: StatusCode, code: &'static str, message: &str) -> Refusal {
-    Refusal {
-        status,
-        code,
-        message: message.to_owned(),
-    }
 }
 
 impl Admin {
-    fn authorized(&self, headers: &HeaderMap) -> Result<(), Refusal> {
-        let given = headers.get("authorization").and_then(|v| v.to_str().ok());
-        if bearer_matches(given, &self.token) {
-            Ok(())
-        } else {
-            Err(error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid admin token is required",
-            ))
-        }
-    }
-
     async fn ask<T>(
         &self,
         req: AnnounceRequest,
         answer: oneshot::Receiver<T>,
-    ) -> Result<T, Refusal> {
-        let busy = || {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the announce service is busy, try again",
-            )
-        };
+    ) -> Result<T, ApiError> {
+        let busy = || ApiError::unavailable("busy", "the announce service is busy, try again");
         self.game.send("announce", req).map_err(|_| busy())?;
         tokio::time::timeout(Duration::from_secs(5), answer)
             .await
@@ -103,28 +59,8 @@ impl Admin {
 
 async fn announce(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Refusal> {
-    admin.authorized(&headers)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the body is over 1 MiB",
-            )
-        } else {
-            error(StatusCode::BAD_REQUEST, "bad_request", &e.body_text())
-        }
-    })?;
-    let announcement: Announcement = serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            &format!("invalid JSON body: {e}"),
-        )
-    })?;
+    JsonBody(announcement): JsonBody<Announcement>,
+) -> Result<Response, ApiError> {
     let (reply, answer) = oneshot::channel();
     let outcome = admin
         .ask(
@@ -135,7 +71,7 @@ async fn announce(
             answer,
         )
         .await?
-        .map_err(|why| error(StatusCode::BAD_REQUEST, "bad_request", &why))?;
+        .map_err(|why| ApiError::bad_request("bad_request", why))?;
     let status = if outcome.state == "scheduled" {
         StatusCode::ACCEPTED
     } else {
@@ -146,16 +82,14 @@ async fn announce(
 
 async fn status(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
     Path(id): Path<u64>,
-) -> Result<Json<Outcome>, Refusal> {
-    admin.authorized(&headers)?;
+) -> Result<Json<Outcome>, ApiError> {
     let (reply, answer) = oneshot::channel();
     admin
         .ask(AnnounceRequest::Status { id, reply }, answer)
         .await?
         .map(Json)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "not_found", "no such announcement"))
+        .ok_or_else(|| ApiError::not_found("no such announcement"))
 }
 
 #[derive(serde::Deserialize)]
@@ -266,10 +200,8 @@ fn metrics_text(stats: &[ServiceStats]) -> String {
 
 async fn services(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
     Query(format): Query<Format>,
-) -> Result<Response, Refusal> {
-    admin.authorized(&headers)?;
+) -> Result<Response, ApiError> {
     let stats = admin.game.stats();
     Ok(match format.format.as_deref() {
         Some("text") => {
@@ -289,16 +221,13 @@ async fn services(
 /// One service: its counters and its own state summary.
 async fn service(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Response, Refusal> {
-    admin.authorized(&headers)?;
+) -> Result<Response, ApiError> {
     let Some(stats) = admin.game.stats().into_iter().find(|s| s.name == name) else {
-        return Err(error(StatusCode::NOT_FOUND, "not_found", "no such service"));
+        return Err(ApiError::not_found("no such service"));
     };
     let state = admin.game.summary(&name).await.ok_or_else(|| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::unavailable(
             "busy",
             "the service did not answer within 5 s (busy, or its mailbox is full)",
         )
@@ -314,26 +243,16 @@ struct TraceSwitch {
 /// Turns the tracing of one service on or off.
 async fn trace(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    body: Result<Json<TraceSwitch>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, Refusal> {
-    admin.authorized(&headers)?;
-    let Json(switch) = body.map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            &format!("expected {{\"on\": true|false}}: {e}"),
-        )
-    })?;
+    JsonBody(switch): JsonBody<TraceSwitch>,
+) -> Result<Response, ApiError> {
     if !admin.game.set_tracing(&name, switch.on) {
-        return Err(error(StatusCode::NOT_FOUND, "not_found", "no such service"));
+        return Err(ApiError::not_found("no such service"));
     }
     Ok(Json(serde_json::json!({ "service": name, "tracing": switch.on })).into_response())
 }
 
-async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Result<Response, Refusal> {
-    admin.authorized(&headers)?;
+async fn metrics(State(admin): State<Arc<Admin>>) -> Result<Response, ApiError> {
     let body = metrics_text(&admin.game.stats());
     Ok(([("content-type", "text/plain; version=0.0.4")], body).into_response())
 }
@@ -351,15 +270,16 @@ pub(crate) async fn serve_admin(
     token: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AdminError> {
-    let admin = Arc::new(Admin { game, token });
-    let router = Router::new()
+    let admin = Arc::new(Admin { game });
+    let routes = Router::new()
         .route("/v1/announcements", post(announce))
         .route("/v1/announcements/{id}", get(status))
         .route("/v1/services", get(services))
         .route("/v1/services/{name}", get(service))
         .route("/v1/services/{name}/trace", post(trace))
-        .route("/metrics", get(metrics))
-        .fallback(async || error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
+        .route("/metrics", get(metrics));
+    let router = require_bearer(routes, token)
+        .fallback(async || ApiError::not_found("no such endpoint"))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .with_state(admin);
     info!(addr = %listener.local_addr()?, "game admin endpoint serving");

@@ -3,23 +3,15 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{
-    Json,
-    body::Bytes,
-    extract::{FromRequest, Request, State},
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use axum::{Json, extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tonic::{Code, transport::Channel};
-use tracing::{error, info, warn};
+use tonic::Code;
+use tracing::{error, info};
+use warren_http::{ApiError, JsonBody};
 use warren_proto::{
     Uid,
-    gold::{
-        CreateUserRequest, GetCredentialsRequest, GuestAccountRequest, gold_client::GoldClient,
-    },
-    http::ErrorJson,
+    gold::{CreateUserRequest, GetCredentialsRequest, Gold, GuestAccountRequest},
 };
 
 use crate::{TokenSigner, password};
@@ -27,9 +19,8 @@ use crate::{TokenSigner, password};
 /// What every handler shares.
 #[derive(Debug)]
 pub(crate) struct App {
-    pub(crate) gold: GoldClient<Channel>,
+    pub(crate) gold: Gold,
     pub(crate) signer: TokenSigner,
-    pub(crate) gold_timeout: Duration,
     /// Bounds the argon2 work in flight (memory-hard: ~19 MiB each).
     pub(crate) hashing: Semaphore,
     /// Verified when a username does not exist, so both failures cost the
@@ -37,108 +28,50 @@ pub(crate) struct App {
     pub(crate) dummy_hash: String,
 }
 
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
+/// login's own refusals, and a failed call to gold as the HTTP client
+/// should see it.
+pub(crate) mod refusal {
+    use axum::http::StatusCode;
+    use tracing::{error, warn};
+    use warren_http::ApiError;
+    use warren_proto::gold;
 
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-    }
-
-    fn invalid_credentials() -> Self {
-        Self::new(
+    pub(crate) fn invalid_credentials() -> ApiError {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "wrong username or password",
         )
     }
 
-    pub(crate) fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-    }
-
-    pub(crate) fn method_not_allowed() -> Self {
-        Self::new(
+    pub(crate) fn method_not_allowed() -> ApiError {
+        ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "use POST with a JSON body",
         )
     }
 
-    /// A failed call to gold, as the HTTP client should see it.
-    fn from_gold(status: tonic::Status) -> Self {
-        match status.code() {
-            Code::InvalidArgument => Self::bad_request("bad_request", status.message()),
-            Code::AlreadyExists => Self::new(
+    pub(crate) fn from_gold(status: tonic::Status) -> ApiError {
+        match gold::failure(&status) {
+            gold::Failure::BadRequest(message) => ApiError::bad_request("bad_request", message),
+            gold::Failure::Exists => ApiError::new(
                 StatusCode::CONFLICT,
                 "username_taken",
                 "that username is taken",
             ),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            gold::Failure::Unavailable => {
                 warn!(error = %status, "gold unreachable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                ApiError::unavailable(
                     "unavailable",
                     "the account service is unavailable, try again",
                 )
             }
             _ => {
                 error!(error = %status, "gold call failed");
-                Self::internal()
+                ApiError::internal()
             }
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorJson::new(self.code, &self.message);
-        (self.status, Json(body)).into_response()
-    }
-}
-
-/// A JSON body whose every failure is an [`ApiError`]: 413 over the size
-/// limit, 400 for anything that is not the expected JSON.
-pub(crate) struct JsonBody<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is too large",
-                )
-            } else {
-                ApiError::bad_request("bad_request", rejection.body_text())
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request("bad_request", format!("invalid JSON body: {e}")))
     }
 }
 
@@ -160,12 +93,6 @@ impl App {
             token,
             expires_at,
         })
-    }
-
-    fn gold_request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(message);
-        req.set_timeout(self.gold_timeout);
-        req
     }
 
     async fn hashing_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
@@ -216,12 +143,12 @@ pub(crate) async fn guest(
     }
     let account = app
         .gold
-        .clone()
-        .guest_account(app.gold_request(GuestAccountRequest {
+        .client()
+        .guest_account(app.gold.request(GuestAccountRequest {
             device_id: req.device_id,
         }))
         .await
-        .map_err(ApiError::from_gold)?
+        .map_err(refusal::from_gold)?
         .into_inner();
     if account.created {
         info!(uid = account.uid, "guest account created");
@@ -256,13 +183,13 @@ pub(crate) async fn register(
     };
     let account = app
         .gold
-        .clone()
-        .create_user(app.gold_request(CreateUserRequest {
+        .client()
+        .create_user(app.gold.request(CreateUserRequest {
             username: req.username,
             password_hash: hash,
         }))
         .await
-        .map_err(ApiError::from_gold)?
+        .map_err(refusal::from_gold)?
         .into_inner();
     info!(uid = account.uid, "account registered");
     Ok((StatusCode::CREATED, Json(app.token(account.uid)?)))
@@ -275,8 +202,8 @@ pub(crate) async fn login(
 ) -> Result<Json<TokenReply>, ApiError> {
     let found = app
         .gold
-        .clone()
-        .get_credentials(app.gold_request(GetCredentialsRequest {
+        .client()
+        .get_credentials(app.gold.request(GetCredentialsRequest {
             username: req.username,
         }))
         .await;
@@ -286,7 +213,7 @@ pub(crate) async fn login(
             (Some(c.uid), c.password_hash)
         }
         Err(s) if s.code() == Code::NotFound => (None, app.dummy_hash.clone()),
-        Err(s) => return Err(ApiError::from_gold(s)),
+        Err(s) => return Err(refusal::from_gold(s)),
     };
     let matches = {
         let _permit = app.hashing_permit().await?;
@@ -294,6 +221,6 @@ pub(crate) async fn login(
     };
     match uid {
         Some(uid) if matches => Ok(Json(app.token(uid)?)),
-        _ => Err(ApiError::invalid_credentials()),
+        _ => Err(refusal::invalid_credentials()),
     }
 }

@@ -5,13 +5,14 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use axum::{Router, extract::DefaultBodyLimit, routing::post};
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, sync::Semaphore};
-use tonic::transport::Channel;
 use tracing::info;
-use warren_proto::gold::gold_client::GoldClient;
+use warren_proto::gold::Gold;
+
+use warren_http::ApiError;
 
 use crate::{
     TokenSigner,
-    api::{self, ApiError, App},
+    api::{self, App, refusal},
     password,
 };
 
@@ -41,7 +42,7 @@ impl Default for LoginSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("bad gold URL {0:?}")]
+    #[error("{0}")]
     GoldUrl(String),
     #[error("hashing the timing decoy failed: {0}")]
     Decoy(String),
@@ -58,17 +59,14 @@ pub async fn run(
     signer: TokenSigner,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let channel = Channel::from_shared(gold_url.to_owned())
-        .map_err(|_| ServeError::GoldUrl(gold_url.to_owned()))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy();
+    let gold = Gold::lazy(gold_url, Duration::from_millis(settings.gold_timeout_ms))
+        .map_err(ServeError::GoldUrl)?;
     let dummy_hash = password::hash("not a real password, only a timing decoy".into())
         .await
         .map_err(ServeError::Decoy)?;
     let app = Arc::new(App {
-        gold: GoldClient::new(channel),
+        gold,
         signer,
-        gold_timeout: Duration::from_millis(settings.gold_timeout_ms),
         hashing: Semaphore::new(settings.max_hashing.max(1)),
         dummy_hash,
     });
@@ -76,8 +74,8 @@ pub async fn run(
         .route("/v1/guest", post(api::guest))
         .route("/v1/register", post(api::register))
         .route("/v1/login", post(api::login))
-        .fallback(async || ApiError::not_found())
-        .method_not_allowed_fallback(async || ApiError::method_not_allowed())
+        .fallback(async || ApiError::not_found("no such endpoint"))
+        .method_not_allowed_fallback(async || refusal::method_not_allowed())
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(app);
     info!(addr = %listener.local_addr()?, "login serving HTTP");

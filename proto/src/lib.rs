@@ -7,6 +7,7 @@
 //!   kicks), versioned so the format can evolve.
 //! - [`claims`]: the JWT claims login issues and the connector verifies.
 //! - [`batch`]: several envelopes in one broker message.
+//! - [`body`]: the bodies of the built-in service commands (PROTOCOL.md §3).
 //! - [`time`]: the wall clock as the protocol states times.
 //!
 //! This crate alone knows serialization formats. Decoding never panics: every
@@ -15,6 +16,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod batch;
+pub mod body;
 mod claims;
 pub mod cmd;
 mod envelope;
@@ -41,6 +43,9 @@ pub use ids::{ConnId, ConnectorId, Uid};
 pub mod gold {
     #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
     tonic::include_proto!("warren.gold.v1");
+
+    mod client;
+    pub use client::{Failure, Gold, failure};
 
     /// The metadata key of a failed call's machine-readable reason.
     pub const REASON_KEY: &str = "warren-reason";

@@ -1,18 +1,27 @@
-//! A service's bounded mailbox: a flume channel (the dispatcher awaits room
-//! in it, the service thread blocks on it) plus its depth, with skynet's
-//! overload warning — logged when the depth passes a threshold, then again
-//! each time it doubles.
+//! A service's bounded mailbox: a std `sync_channel` (the service thread
+//! blocks on it, until its next timer at most) with a [`Notify`] through
+//! which the thread tells an async sender waiting for room that there is
+//! some — so the dispatcher awaits room without polling — plus its depth,
+//! with skynet's overload warning: logged when the depth passes a
+//! threshold, then again each time it doubles.
+//!
+//! (A flume channel, which both sides could use directly, cost the
+//! in-process closed loop 8% of its throughput: BENCHMARKS.md.)
 
 use std::{
     any::TypeId,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering::Relaxed},
+        atomic::{
+            AtomicUsize,
+            Ordering::{Relaxed, SeqCst},
+        },
+        mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use flume::{Receiver, Sender, TrySendError};
+use tokio::sync::Notify;
 use tracing::warn;
 
 use crate::{SendError, mail::Mail, stats::Counters};
@@ -22,9 +31,10 @@ use crate::{SendError, mail::Mail, stats::Counters};
 #[derive(Clone, Debug)]
 pub(crate) struct MailboxTx {
     pub(crate) name: &'static str,
-    tx: Sender<Mail>,
+    tx: SyncSender<Mail>,
     pub(crate) counters: Arc<Counters>,
     warn: Arc<Warn>,
+    room: Arc<Room>,
     /// The service's `Service::Mail` type, which peer mail must be of.
     mail_type: (TypeId, &'static str),
 }
@@ -35,6 +45,15 @@ pub(crate) struct Inbox {
     rx: Receiver<Mail>,
     pub(crate) counters: Arc<Counters>,
     warn: Arc<Warn>,
+    room: Arc<Room>,
+}
+
+/// How a sender waiting for room learns there is some.
+#[derive(Debug, Default)]
+struct Room {
+    /// Async senders waiting now: the thread notifies only when there are.
+    waiting: AtomicUsize,
+    notify: Notify,
 }
 
 /// Where the next overload warning is due.
@@ -57,8 +76,9 @@ pub(crate) fn mailbox<M: 'static>(
     capacity: usize,
     warn_base: usize,
 ) -> (MailboxTx, Inbox) {
-    let (tx, rx) = flume::bounded(capacity.max(1));
+    let (tx, rx) = std::sync::mpsc::sync_channel(capacity.max(1));
     let counters = Arc::new(Counters::default());
+    let room = Arc::new(Room::default());
     let base = warn_base.max(1);
     let warn = Arc::new(Warn {
         at: AtomicUsize::new(base),
@@ -69,9 +89,18 @@ pub(crate) fn mailbox<M: 'static>(
         tx,
         counters: counters.clone(),
         warn: warn.clone(),
+        room: room.clone(),
         mail_type: (TypeId::of::<M>(), std::any::type_name::<M>()),
     };
-    (tx, Inbox { rx, counters, warn })
+    (
+        tx,
+        Inbox {
+            rx,
+            counters,
+            warn,
+            room,
+        },
+    )
 }
 
 impl MailboxTx {
@@ -94,27 +123,45 @@ impl MailboxTx {
     /// Queues `mail`, waiting for room while the mailbox is full (logged
     /// once the wait passes a second); false if the service is gone.
     pub(crate) async fn send(&self, mail: Mail) -> bool {
-        let mail = match self.try_send(mail) {
+        let mut mail = match self.try_send(mail) {
             Ok(()) => return true,
             Err(TrySendError::Disconnected(_)) => return false,
             Err(TrySendError::Full(mail)) => mail,
         };
-        let depth = self.counters.depth.fetch_add(1, Relaxed) + 1;
-        let send = self.tx.send_async(mail);
-        tokio::pin!(send);
-        let sent = tokio::select! {
-            sent = &mut send => sent,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {
-                warn!(service = self.name, "mailbox full: waiting for room");
-                send.await
+        let warn_at = Instant::now() + Duration::from_secs(1);
+        let mut warned = false;
+        loop {
+            // Registered before trying again: room made after the attempt
+            // wakes this wait.
+            let notified = self.room.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.room.waiting.fetch_add(1, SeqCst);
+            let tried = self.try_send(mail);
+            mail = match tried {
+                Ok(()) => {
+                    self.room.waiting.fetch_sub(1, SeqCst);
+                    return true;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.room.waiting.fetch_sub(1, SeqCst);
+                    return false;
+                }
+                Err(TrySendError::Full(mail)) => mail,
+            };
+            if warned {
+                notified.await;
+            } else {
+                tokio::select! {
+                    () = &mut notified => {}
+                    () = tokio::time::sleep_until(warn_at.into()) => {
+                        warn!(service = self.name, "mailbox full: waiting for room");
+                        warned = true;
+                        notified.await;
+                    }
+                }
             }
-        };
-        if sent.is_ok() {
-            self.queued(depth);
-            true
-        } else {
-            self.counters.depth.fetch_sub(1, Relaxed);
-            false
+            self.room.waiting.fetch_sub(1, SeqCst);
         }
     }
 
@@ -182,14 +229,20 @@ impl MailboxTx {
 impl Inbox {
     /// The next mail, waiting at most until `deadline` (none: as long as it
     /// takes).
-    pub(crate) fn next(&self, deadline: Option<std::time::Instant>) -> Result<Mail, Empty> {
+    pub(crate) fn next(&self, deadline: Option<Instant>) -> Result<Mail, Empty> {
         let mail = match deadline {
-            Some(at) => self.rx.recv_deadline(at).map_err(|e| match e {
-                flume::RecvTimeoutError::Timeout => Empty::Timeout,
-                flume::RecvTimeoutError::Disconnected => Empty::Closed,
-            })?,
+            Some(at) => self
+                .rx
+                .recv_timeout(at.saturating_duration_since(Instant::now()))
+                .map_err(|e| match e {
+                    RecvTimeoutError::Timeout => Empty::Timeout,
+                    RecvTimeoutError::Disconnected => Empty::Closed,
+                })?,
             None => self.rx.recv().map_err(|_| Empty::Closed)?,
         };
+        if self.room.waiting.load(SeqCst) > 0 {
+            self.room.notify.notify_waiters();
+        }
         let depth = self.counters.depth.fetch_sub(1, Relaxed).saturating_sub(1);
         self.counters.messages.fetch_add(1, Relaxed);
         if depth < self.warn.base {

@@ -355,3 +355,76 @@ async fn the_watchdog_reports_a_stuck_handler_once() {
     assert_eq!(stats.stuck, 1, "reported once, not at every watchdog tick");
     game.shutdown().await;
 }
+
+/// Replies with the request's body.
+struct Echo;
+
+impl Service for Echo {
+    type Mail = NoMail;
+
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        ctx.reply_bytes(&req, req.body.clone());
+    }
+}
+
+/// A sessions keeper that owns cmd 5100 and holds each of its requests
+/// until the test's word; records the uid of each lifecycle event.
+struct GatedKeeper {
+    entered: mpsc::Sender<u64>,
+    gate: Arc<Mutex<mpsc::Receiver<()>>>,
+    recorded: mpsc::Sender<u64>,
+}
+
+impl Service for GatedKeeper {
+    type Mail = NoMail;
+
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        self.entered.send(req.seq).unwrap();
+        self.gate.lock().unwrap().recv().unwrap();
+        ctx.reply_bytes(&req, req.body.clone());
+    }
+
+    fn lifecycle(&mut self, _ctx: &mut Context, event: BusEvent) {
+        self.recorded.send(event.uid.0).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_event_waits_for_room_and_is_never_dropped() {
+    let (entered_tx, entered) = mpsc::channel();
+    let (open, gate) = mpsc::channel();
+    let (recorded_tx, recorded) = mpsc::channel();
+    let settings = RuntimeSettings {
+        mailbox: 1,
+        ..RuntimeSettings::default()
+    };
+    let gate = Arc::new(Mutex::new(gate));
+    let builder = GameBuilder::new(settings)
+        .service("echo", [5000], || Echo)
+        .sessions("keeper", [5100], move || GatedKeeper {
+            entered: entered_tx.clone(),
+            gate: gate.clone(),
+            recorded: recorded_tx.clone(),
+        });
+    let (bus, mut pushes, game) = setup(builder).await;
+    // The keeper is held in request 1; request 2 fills its mailbox.
+    request(&bus, 1, 1, 5100).await;
+    let (first, entered) = tokio::task::spawn_blocking(move || (entered.recv().unwrap(), entered))
+        .await
+        .unwrap();
+    assert_eq!(first, 1);
+    request(&bus, 1, 2, 5100).await;
+    // A login now finds the keeper's mailbox full: the dispatcher waits for
+    // room (a login is never dropped), and routes nothing meanwhile.
+    send(&bus, 7, EventKind::Connect { peer: "p".into() }).await;
+    request(&bus, 1, 3, 5000).await;
+    open.send(()).unwrap();
+    open.send(()).unwrap();
+    for (seq, cmd) in [(1, 5100), (2, 5100), (3, 5000)] {
+        let (s, c, _, _) = next(&mut pushes).await;
+        assert_eq!((s, c), (seq, cmd));
+    }
+    assert_eq!(recorded.try_recv().ok(), Some(7), "the login was recorded");
+    drop(entered);
+    game.shutdown().await;
+}

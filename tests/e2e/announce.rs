@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use warren_proto::cmd;
 
-use crate::helpers::{Client, Online, Stack, Uids, decode, http_post};
+use crate::helpers::{Client, Presence, PresenceRequest, Stack, decode, http_post};
 
 #[derive(Deserialize, Debug)]
 struct Marquee {
@@ -46,9 +46,14 @@ async fn announcements_reach_everyone_or_exactly_the_listed_players() {
     // Wait until the game has recorded every login.
     loop {
         let (r, _) = clients[0]
-            .request(cmd::PRESENCE, &Uids { uids: &uids })
+            .request(
+                cmd::PRESENCE,
+                &PresenceRequest {
+                    uids: uids.to_vec(),
+                },
+            )
             .await;
-        if decode::<Online>(&r).online.len() == uids.len() {
+        if decode::<Presence>(&r).online.len() == uids.len() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -94,8 +99,10 @@ async fn announcements_can_wait_and_the_endpoint_wants_its_token() {
     let mut a = stack.player_on(0, 1).await;
     let mut b = stack.player_on(1, 2).await;
     loop {
-        let (r, _) = a.request(cmd::PRESENCE, &Uids { uids: &[1, 2] }).await;
-        if decode::<Online>(&r).online.len() == 2 {
+        let (r, _) = a
+            .request(cmd::PRESENCE, &PresenceRequest { uids: vec![1, 2] })
+            .await;
+        if decode::<Presence>(&r).online.len() == 2 {
             break;
         }
     }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
     WebSocketStream, client_async_with_config,
@@ -741,44 +741,12 @@ pub(crate) fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
 }
 
 /// Bodies of the service commands the tests use (PROTOCOL.md §3).
-#[derive(Serialize)]
-pub(crate) struct Room<'a> {
-    pub room: &'a str,
-}
+// Not every test crate that includes these helpers uses every body.
+#[allow(unused_imports)]
+pub(crate) use warren_proto::body::{Presence, PresenceRequest, Room, Said, Say};
 
-#[derive(Serialize)]
-pub(crate) struct Say<'a> {
-    pub room: &'a str,
-    pub text: &'a str,
-}
-
-#[derive(Debug, Deserialize, PartialEq)]
-pub(crate) struct Said {
-    pub room: String,
-    pub from: u64,
-    pub text: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Uids<'a> {
-    pub uids: &'a [u64],
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Online {
-    pub online: Vec<u64>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct ErrorBody {
-    pub code: String,
-    pub message: String,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct KickBody {
-    pub reason: String,
-}
+#[allow(unused_imports)]
+pub(crate) use warren_proto::{ErrorBody, KickBody};
 
 impl Client {
     pub(crate) async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use warren_proto::cmd;
 
-use crate::helpers::{Client, Online, Room, Said, Say, Stack, Uids, decode};
+use crate::helpers::{Client, Presence, PresenceRequest, Room, Said, Say, Stack, decode};
 
 /// Two connectors, two game shards; 50 uids, 4 rounds each (200 logins
 /// over another connector), alternating direction. At the end of every
@@ -39,9 +39,16 @@ async fn a_login_on_another_connector_kicks_the_old_socket_in_200_rounds() {
         for t in tasks {
             live.push(t.await.unwrap());
         }
-        let (reply, _) = live[0].request(cmd::PRESENCE, &Uids { uids: &uids }).await;
+        let (reply, _) = live[0]
+            .request(
+                cmd::PRESENCE,
+                &PresenceRequest {
+                    uids: uids.to_vec(),
+                },
+            )
+            .await;
         assert_eq!(
-            decode::<Online>(&reply).online.len(),
+            decode::<Presence>(&reply).online.len(),
             uids.len(),
             "round {round}"
         );
@@ -54,7 +61,14 @@ async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once
     let mut members = Vec::new();
     for (i, uid) in [(0, 21u64), (1, 22), (0, 23), (1, 24)] {
         let mut p = stack.player_on(i, uid).await;
-        let (reply, _) = p.request(cmd::CHAT_JOIN, &Room { room: "across" }).await;
+        let (reply, _) = p
+            .request(
+                cmd::CHAT_JOIN,
+                &Room {
+                    room: "across".into(),
+                },
+            )
+            .await;
         assert_eq!(reply.cmd, cmd::CHAT_JOIN);
         members.push((uid, p));
     }
@@ -64,8 +78,8 @@ async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once
             .send(
                 cmd::CHAT_SEND,
                 &Say {
-                    room: "across",
-                    text: &text,
+                    room: "across".into(),
+                    text: text.as_str().into(),
                 },
             )
             .await;
@@ -90,7 +104,14 @@ async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once
             vec![21, 22, 23, 24],
             "uid {uid} hears every line once, in order"
         );
-        let (barrier, extra) = p.request(cmd::ECHO, &Room { room: "barrier" }).await;
+        let (barrier, extra) = p
+            .request(
+                cmd::ECHO,
+                &Room {
+                    room: "barrier".into(),
+                },
+            )
+            .await;
         assert_eq!(barrier.cmd, cmd::ECHO);
         assert!(
             extra.is_empty() && p.stashed() == 0,
@@ -114,15 +135,17 @@ async fn a_killed_connector_is_forgotten_and_its_players_can_come_back() {
     doomed.echo(b"\x80").await;
     let mut watcher = stack.player_on(1, 32).await;
     let (reply, _) = watcher
-        .request(cmd::PRESENCE, &Uids { uids: &[31, 32] })
+        .request(cmd::PRESENCE, &PresenceRequest { uids: vec![31, 32] })
         .await;
-    assert_eq!(decode::<Online>(&reply).online, vec![31, 32]);
+    assert_eq!(decode::<Presence>(&reply).online, vec![31, 32]);
 
     stack.kill_connector(0);
     let killed = Instant::now();
     loop {
-        let (reply, _) = watcher.request(cmd::PRESENCE, &Uids { uids: &[31] }).await;
-        if decode::<Online>(&reply).online.is_empty() {
+        let (reply, _) = watcher
+            .request(cmd::PRESENCE, &PresenceRequest { uids: vec![31] })
+            .await;
+        if decode::<Presence>(&reply).online.is_empty() {
             break;
         }
         assert!(
@@ -139,6 +162,8 @@ async fn a_killed_connector_is_forgotten_and_its_players_can_come_back() {
 
     let mut back = stack.player_on(1, 31).await;
     back.echo(b"\x80").await;
-    let (reply, _) = watcher.request(cmd::PRESENCE, &Uids { uids: &[31] }).await;
-    assert_eq!(decode::<Online>(&reply).online, vec![31]);
+    let (reply, _) = watcher
+        .request(cmd::PRESENCE, &PresenceRequest { uids: vec![31] })
+        .await;
+    assert_eq!(decode::<Presence>(&reply).online, vec![31]);
 }

@@ -44,7 +44,7 @@ async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
     for (i, uid) in [(0, 40u64), (1, 41), (0, 42), (1, 43)] {
         let mut p = stack.player_on(i, uid).await;
         for room in rooms {
-            let (reply, _) = p.request(cmd::CHAT_JOIN, &Room { room }).await;
+            let (reply, _) = p.request(cmd::CHAT_JOIN, &Room { room: room.into() }).await;
             assert_eq!(reply.cmd, cmd::CHAT_JOIN, "{reply:?}");
         }
         players.push((uid, p));
@@ -55,8 +55,8 @@ async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
                 .send(
                     cmd::CHAT_SEND,
                     &Say {
-                        room,
-                        text: "hello",
+                        room: room.into(),
+                        text: "hello".into(),
                     },
                 )
                 .await;
@@ -77,14 +77,23 @@ async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
             let f = p.next_push().await;
             assert_eq!(f.cmd, cmd::CHAT_MESSAGE, "uid {uid}: {f:?}");
             let said = decode::<Said>(&f);
-            *heard.entry((said.room, said.from)).or_default() += 1;
+            *heard
+                .entry((said.room.into_owned(), said.from))
+                .or_default() += 1;
         }
         assert_eq!(heard.len(), expected, "uid {uid} heard every line");
         assert!(
             heard.values().all(|&n| n == 1),
             "uid {uid} heard a line twice: {heard:?}"
         );
-        let (barrier, extra) = p.request(cmd::ECHO, &Room { room: "barrier" }).await;
+        let (barrier, extra) = p
+            .request(
+                cmd::ECHO,
+                &Room {
+                    room: "barrier".into(),
+                },
+            )
+            .await;
         assert_eq!(barrier.cmd, cmd::ECHO);
         assert!(
             extra.is_empty() && p.stashed() == 0,

@@ -83,7 +83,14 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
     let mut players = Vec::new();
     for uid in [11, 12, 13] {
         let mut p = stack.player(uid).await;
-        let (reply, others) = p.request(cmd::CHAT_JOIN, &Room { room: "lobby" }).await;
+        let (reply, others) = p
+            .request(
+                cmd::CHAT_JOIN,
+                &Room {
+                    room: "lobby".into(),
+                },
+            )
+            .await;
         assert!(others.is_empty());
         assert_eq!(reply.cmd, cmd::CHAT_JOIN);
         let members = decode::<Members>(&reply).members;
@@ -91,7 +98,12 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
         players.push(p);
     }
     let (reply, _) = players[2]
-        .request(cmd::CHAT_JOIN, &Room { room: "lobby" })
+        .request(
+            cmd::CHAT_JOIN,
+            &Room {
+                room: "lobby".into(),
+            },
+        )
         .await;
     assert_eq!(decode::<Members>(&reply).members, vec![11, 12, 13]);
 
@@ -101,8 +113,8 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
             .send(
                 cmd::CHAT_SEND,
                 &Say {
-                    room: "lobby",
-                    text,
+                    room: "lobby".into(),
+                    text: text.into(),
                 },
             )
             .await;
@@ -138,7 +150,14 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
             "player {i} hears every line once, in order"
         );
         // Nothing else is pending: the next frame is the reply to a barrier.
-        let (barrier, extra) = p.request(cmd::ECHO, &Room { room: "barrier" }).await;
+        let (barrier, extra) = p
+            .request(
+                cmd::ECHO,
+                &Room {
+                    room: "barrier".into(),
+                },
+            )
+            .await;
         assert_eq!(barrier.cmd, cmd::ECHO);
         assert!(
             extra.is_empty() && p.stashed() == 0,
@@ -148,26 +167,38 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
 
     // Leaving stops the pushes; talking in a room one left is refused.
     let (left, _) = players[2]
-        .request(cmd::CHAT_LEAVE, &Room { room: "lobby" })
+        .request(
+            cmd::CHAT_LEAVE,
+            &Room {
+                room: "lobby".into(),
+            },
+        )
         .await;
     assert_eq!(left.cmd, cmd::CHAT_LEAVE);
     let (refused, _) = players[2]
         .request(
             cmd::CHAT_SEND,
             &Say {
-                room: "lobby",
-                text: "ghost",
+                room: "lobby".into(),
+                text: "ghost".into(),
             },
         )
         .await;
     assert_eq!(error_code(&refused), "not_in_room");
     let (reply, _) = players[0]
-        .request(cmd::CHAT_JOIN, &Room { room: "lobby" })
+        .request(
+            cmd::CHAT_JOIN,
+            &Room {
+                room: "lobby".into(),
+            },
+        )
         .await;
     assert_eq!(decode::<Members>(&reply).members, vec![11, 12]);
 
     // Bad input gets a clear error, not silence.
-    let (bad, _) = players[0].request(cmd::CHAT_JOIN, &Room { room: "" }).await;
+    let (bad, _) = players[0]
+        .request(cmd::CHAT_JOIN, &Room { room: "".into() })
+        .await;
     assert_eq!(error_code(&bad), "bad_request");
     let seq = players[0].seq();
     players[0]
@@ -314,7 +345,9 @@ async fn a_panicking_handler_leaves_everything_else_serving(kind: BusKind) {
     let stack = Stack::start(kind).await;
     let mut crasher = stack.player(1).await;
     let mut bystander = stack.player(2).await;
-    bystander.request(cmd::CHAT_JOIN, &Room { room: "r" }).await;
+    bystander
+        .request(cmd::CHAT_JOIN, &Room { room: "r".into() })
+        .await;
     for _ in 0..5 {
         let seq = crasher.seq();
         crasher
@@ -333,8 +366,8 @@ async fn a_panicking_handler_leaves_everything_else_serving(kind: BusKind) {
         .request(
             cmd::CHAT_SEND,
             &Say {
-                room: "r",
-                text: "still here",
+                room: "r".into(),
+                text: "still here".into(),
             },
         )
         .await;

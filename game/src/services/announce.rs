@@ -20,7 +20,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tracing::info;
-use warren_proto::{Uid, cmd};
+use warren_proto::{Uid, body::Marquee, cmd};
 
 use warren_runtime::{Context, Request, Service, TimerId};
 
@@ -52,6 +52,16 @@ pub struct Announcement {
     pub at: Option<u64>,
 }
 
+impl Level {
+    /// As the protocol writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Urgent => "urgent",
+        }
+    }
+}
+
 fn default_level() -> Level {
     Level::Info
 }
@@ -81,12 +91,6 @@ pub enum AnnounceRequest {
         id: u64,
         reply: oneshot::Sender<Option<Outcome>>,
     },
-}
-
-#[derive(Serialize)]
-struct Marquee<'a> {
-    text: &'a str,
-    level: Level,
 }
 
 #[derive(Debug, Default)]
@@ -132,8 +136,8 @@ impl Announce {
 
     fn send_now(&mut self, ctx: &Context, id: u64, a: &Announcement) -> Outcome {
         let body = Marquee {
-            text: &a.text,
-            level: a.level,
+            text: a.text.as_str().into(),
+            level: a.level.name().into(),
         };
         let (delivered, offline) = match &a.uids {
             None => {

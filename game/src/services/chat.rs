@@ -14,9 +14,13 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use warren_config::Live;
-use warren_proto::{Uid, cmd};
+use warren_proto::{
+    Uid,
+    body::{Empty, Members, Room, Said, Say},
+    cmd,
+};
 
 use warren_runtime::{Context, NoMail, Request, Service, SessionEvent};
 
@@ -37,32 +41,6 @@ pub struct Chat {
     joined: HashMap<Uid, HashSet<String>>,
 }
 
-#[derive(Deserialize)]
-struct RoomReq {
-    room: String,
-}
-
-#[derive(Deserialize)]
-struct SendReq {
-    room: String,
-    text: String,
-}
-
-#[derive(Serialize)]
-struct Members {
-    members: Vec<u64>,
-}
-
-#[derive(Serialize)]
-struct Empty {}
-
-#[derive(Serialize)]
-struct Said<'a> {
-    room: &'a str,
-    from: u64,
-    text: &'a str,
-}
-
 impl Chat {
     pub fn new(config: Live<ChatConfig>) -> Self {
         Chat {
@@ -77,9 +55,10 @@ impl Chat {
     }
 
     fn join(&mut self, ctx: &mut Context, req: &Request) {
-        let Ok(RoomReq { room }) = req.decode() else {
+        let Ok(Room { room }) = req.decode::<Room>() else {
             return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room}");
         };
+        let room = room.into_owned();
         if !Self::valid_room(&room) {
             return ctx.reply_error(
                 req,
@@ -103,7 +82,7 @@ impl Chat {
     }
 
     fn send(&mut self, ctx: &mut Context, req: &Request) {
-        let Ok(SendReq { room, text }) = req.decode() else {
+        let Ok(Say { room, text }) = req.decode::<Say>() else {
             return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room, text}");
         };
         let max = self.config.get().max_message_len;
@@ -111,14 +90,14 @@ impl Chat {
             let message = format!("text is longer than {max} characters");
             return ctx.reply_error(req, cmd::code::BAD_REQUEST, &message);
         }
-        let Some(members) = self.rooms.get(&room).filter(|m| m.contains(&req.uid)) else {
+        let Some(members) = self.rooms.get(&*room).filter(|m| m.contains(&req.uid)) else {
             return ctx.reply_error(req, "not_in_room", "join the room before sending to it");
         };
         ctx.reply(req, &Empty {});
         let said = Said {
-            room: &room,
+            room,
             from: req.uid.0,
-            text: &text,
+            text,
         };
         ctx.push_many(members.iter().copied().collect(), cmd::CHAT_MESSAGE, &said);
     }
@@ -133,11 +112,11 @@ impl Chat {
     }
 
     fn leave(&mut self, ctx: &mut Context, req: &Request) {
-        let Ok(RoomReq { room }) = req.decode() else {
+        let Ok(Room { room }) = req.decode::<Room>() else {
             return ctx.reply_error(req, cmd::code::BAD_REQUEST, "expected {room}");
         };
         if let Some(mine) = self.joined.get_mut(&req.uid) {
-            mine.remove(&room);
+            mine.remove(&*room);
             if mine.is_empty() {
                 self.joined.remove(&req.uid);
             }

@@ -25,9 +25,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
 use tracing::info;
-use warren_proto::{BusEvent, ConnectorId, EventKind, Uid, cmd};
+use warren_proto::{
+    BusEvent, ConnectorId, EventKind, Uid,
+    body::{Presence, PresenceRequest},
+    cmd,
+};
 use warren_runtime::{Context, NoMail, Request, Service, SessionEvent, TimerId};
 
 #[derive(Debug)]
@@ -40,16 +43,6 @@ pub struct Session {
     /// Players online when last recorded (for the summary, which has no
     /// context).
     online: usize,
-}
-
-#[derive(Deserialize)]
-struct PresenceReq {
-    uids: Vec<u64>,
-}
-
-#[derive(Serialize)]
-struct Presence {
-    online: Vec<u64>,
 }
 
 const MAX_PRESENCE: usize = 1_000;
@@ -200,8 +193,8 @@ impl Service for Session {
     }
 
     fn handle(&mut self, ctx: &mut Context, req: Request) {
-        match req.decode::<PresenceReq>() {
-            Ok(PresenceReq { uids }) if uids.len() <= MAX_PRESENCE => {
+        match req.decode::<PresenceRequest>() {
+            Ok(PresenceRequest { uids }) if uids.len() <= MAX_PRESENCE => {
                 let online = uids
                     .into_iter()
                     .filter(|u| ctx.is_online(Uid(*u)))

@@ -19,14 +19,14 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::runtime::Handle;
-use tonic::{Code, transport::Channel};
 use tracing::error;
 use warren_config::Live;
 use warren_proto::{
+    body,
     cmd::code,
-    gold::{self, ApplyDeltaRequest, BalanceRequest, gold_client::GoldClient},
+    gold::{self, ApplyDeltaRequest, BalanceRequest, Failure, Gold},
 };
 
 use warren_runtime::{Context, NoMail, Request, Service};
@@ -38,11 +38,10 @@ pub const ITEMS: u32 = 3004;
 
 #[derive(Clone, Debug)]
 pub struct Wallet {
-    gold: GoldClient<Channel>,
+    gold: Gold,
     rt: Handle,
     economy: Live<EconomyConfig>,
     items: BTreeMap<String, i64>,
-    timeout: Duration,
 }
 
 /// The `economy` configuration document.
@@ -51,46 +50,6 @@ pub struct EconomyConfig {
     /// Gold the daily reward grants.
     pub daily_reward: i64,
 }
-
-#[derive(Deserialize)]
-struct BalanceReq {
-    #[serde(default)]
-    currency: Option<String>,
-}
-
-#[derive(Serialize)]
-struct BalanceReply<'a> {
-    currency: &'a str,
-    balance: i64,
-}
-
-#[derive(Serialize)]
-struct DailyReply {
-    reward: i64,
-    balance: i64,
-}
-
-#[derive(Deserialize)]
-struct BuyReq {
-    item: String,
-    #[serde(default)]
-    request_id: Option<String>,
-}
-
-#[derive(Serialize)]
-struct BuyReply<'a> {
-    item: &'a str,
-    price: i64,
-    balance: i64,
-}
-
-#[derive(Serialize)]
-struct Items<'a> {
-    items: &'a BTreeMap<String, i64>,
-}
-
-#[derive(Deserialize)]
-struct Anything {}
 
 impl Wallet {
     /// `gold_url` is reached lazily: the game starts (and its other services
@@ -101,33 +60,23 @@ impl Wallet {
         items: BTreeMap<String, i64>,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let channel = Channel::from_shared(gold_url.to_owned())
-            .map_err(|e| format!("bad gold URL {gold_url:?}: {e}"))?
-            .connect_timeout(Duration::from_secs(3))
-            .connect_lazy();
+        let gold = Gold::lazy(gold_url, timeout)?;
         let rt = Handle::try_current().map_err(|e| e.to_string())?;
         Ok(Wallet {
-            gold: GoldClient::new(channel),
+            gold,
             rt,
             economy,
             items,
-            timeout,
         })
-    }
-
-    fn call<T>(&self, message: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(message);
-        r.set_timeout(self.timeout);
-        r
     }
 
     /// Answers a failed gold call with the error the player should see.
     fn fail(&self, ctx: &Context, req: &Request, status: &tonic::Status) {
-        match (status.code(), gold::reason(status)) {
-            (_, "insufficient_funds") => {
+        match gold::failure(status) {
+            Failure::Reason("insufficient_funds") => {
                 ctx.reply_error(req, "insufficient_funds", "not enough gold")
             }
-            (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => ctx.reply_error(
+            Failure::Unavailable => ctx.reply_error(
                 req,
                 code::UNAVAILABLE,
                 "the wallet is unavailable, try again",
@@ -140,35 +89,35 @@ impl Wallet {
     }
 
     fn balance(&mut self, ctx: &mut Context, req: &Request) {
-        let Ok(BalanceReq { currency }) = req.decode() else {
+        let Ok(body::BalanceRequest { currency }) = req.decode() else {
             return ctx.reply_error(req, code::BAD_REQUEST, "expected {currency?}");
         };
-        let currency = currency.unwrap_or_else(|| "gold".to_owned());
-        let mut gold = self.gold.clone();
-        let call = self.call(BalanceRequest {
+        let currency = currency.map_or_else(|| "gold".to_owned(), |c| c.into_owned());
+        let mut gold = self.gold.client();
+        let call = self.gold.request(BalanceRequest {
             uid: req.uid.0,
             currency: currency.clone(),
         });
         match self.rt.block_on(gold.balance(call)) {
             Ok(r) => ctx.reply(
                 req,
-                &BalanceReply {
-                    currency: &currency,
+                &body::Balance {
+                    currency: currency.into(),
                     balance: r.into_inner().balance,
                 },
             ),
-            Err(s) if s.code() == Code::InvalidArgument => {
-                ctx.reply_error(req, code::BAD_REQUEST, s.message())
-            }
-            Err(s) => self.fail(ctx, req, &s),
+            Err(s) => match gold::failure(&s) {
+                Failure::BadRequest(message) => ctx.reply_error(req, code::BAD_REQUEST, message),
+                _ => self.fail(ctx, req, &s),
+            },
         }
     }
 
     fn daily(&mut self, ctx: &mut Context, req: &Request) {
         let day = warren_proto::time::unix_secs() / 86_400;
-        let mut gold = self.gold.clone();
+        let mut gold = self.gold.client();
         let reward = self.economy.get().daily_reward;
-        let call = self.call(ApplyDeltaRequest {
+        let call = self.gold.request(ApplyDeltaRequest {
             uid: req.uid.0,
             currency: "gold".into(),
             delta: reward,
@@ -183,7 +132,7 @@ impl Wallet {
             ),
             Ok(r) => ctx.reply(
                 req,
-                &DailyReply {
+                &body::Daily {
                     reward,
                     balance: r.into_inner().balance,
                 },
@@ -193,10 +142,10 @@ impl Wallet {
     }
 
     fn buy(&mut self, ctx: &mut Context, req: &Request) {
-        let Ok(BuyReq { item, request_id }) = req.decode() else {
+        let Ok(body::Buy { item, request_id }) = req.decode() else {
             return ctx.reply_error(req, code::BAD_REQUEST, "expected {item, request_id?}");
         };
-        let Some(&price) = self.items.get(&item) else {
+        let Some(&price) = self.items.get(&*item) else {
             return ctx.reply_error(
                 req,
                 "unknown_item",
@@ -204,7 +153,7 @@ impl Wallet {
             );
         };
         let identity = match request_id {
-            Some(id) if (1..=64).contains(&id.chars().count()) => id,
+            Some(id) if (1..=64).contains(&id.chars().count()) => id.into_owned(),
             Some(_) => {
                 return ctx.reply_error(
                     req,
@@ -214,8 +163,8 @@ impl Wallet {
             }
             None => req.identity(),
         };
-        let mut gold = self.gold.clone();
-        let call = self.call(ApplyDeltaRequest {
+        let mut gold = self.gold.client();
+        let call = self.gold.request(ApplyDeltaRequest {
             uid: req.uid.0,
             currency: "gold".into(),
             delta: -price,
@@ -225,8 +174,8 @@ impl Wallet {
         match self.rt.block_on(gold.apply_delta(call)) {
             Ok(r) => ctx.reply(
                 req,
-                &BuyReply {
-                    item: &item,
+                &body::Bought {
+                    item,
                     price,
                     balance: r.into_inner().balance,
                 },
@@ -244,7 +193,7 @@ impl Service for Wallet {
             "daily_reward": self.economy.get().daily_reward,
             "config_version": self.economy.version(),
             "shop_items": self.items,
-            "gold_timeout_ms": self.timeout.as_millis() as u64,
+            "gold_timeout_ms": self.gold.timeout().as_millis() as u64,
         })
     }
 
@@ -254,10 +203,13 @@ impl Service for Wallet {
             DAILY => self.daily(ctx, &req),
             BUY => self.buy(ctx, &req),
             ITEMS => {
-                if req.decode::<Anything>().is_err() {
+                if req.decode::<body::Empty>().is_err() {
                     return ctx.reply_error(&req, code::BAD_REQUEST, "expected {}");
                 }
-                ctx.reply(&req, &Items { items: &self.items });
+                let items = body::Items {
+                    items: std::borrow::Cow::Borrowed(&self.items),
+                };
+                ctx.reply(&req, &items);
             }
             other => ctx.reply_error(
                 &req,

@@ -1,0 +1,174 @@
+//! What Warren's HTTP APIs share — login, the game's and the connector's
+//! admin endpoints:
+//!
+//! - [`ApiError`]: a refusal as the protocol's JSON error, `{"error":
+//!   {"code", "message"}}`, with its status.
+//! - [`JsonBody`]: a JSON body whose every failure is an [`ApiError`] (413
+//!   over the size limit, 400 for anything else).
+//! - [`require_bearer`]: the operators' bearer token on every route of a
+//!   router, checked in constant time; a request without it is 401.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+use std::borrow::Cow;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+use warren_proto::http::{ErrorJson, bearer_matches};
+
+/// A refused request: its status, a machine-readable code and a message
+/// for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Cow<'static, str>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 413 `body_too_large`.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+    }
+
+    /// 503 with `code` (`busy`, `unavailable`): try again.
+    pub fn unavailable(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// 500 `internal`; the cause belongs in the log, not the response.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorJson::new(&self.code, &self.message);
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body whose every failure is an [`ApiError`]: 413 over the size
+/// limit (`DefaultBodyLimit`), 400 for anything that is not the expected
+/// JSON.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large("the request body is too large")
+            } else {
+                ApiError::bad_request("bad_request", rejection.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request("bad_request", format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` on every route of `router` (not
+/// on its fallback: an unknown path is still 404); anything else is 401
+/// `unauthorized`.
+pub fn require_bearer<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    token: String,
+) -> Router<S> {
+    router.route_layer(middleware::from_fn(move |req: Request, next: Next| {
+        let allowed = bearer_matches(
+            req.headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
+            &token,
+        );
+        async move {
+            if allowed {
+                next.run(req).await
+            } else {
+                ApiError::unauthorized("a valid admin token is required").into_response()
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn status(router: &Router, path: &str, auth: Option<&str>) -> StatusCode {
+        let mut req = axum::http::Request::builder().uri(path);
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        let req = req.body(Body::empty()).unwrap_or_default();
+        match router.clone().oneshot(req).await {
+            Ok(resp) => resp.status(),
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_want_the_token_and_unknown_paths_stay_404() {
+        let router = require_bearer(
+            Router::new().route("/x", get(async || "ok")),
+            "s3cret".to_owned(),
+        )
+        .fallback(async || ApiError::not_found("no such endpoint"));
+        assert_eq!(
+            status(&router, "/x", Some("Bearer s3cret")).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&router, "/x", Some("Bearer nope")).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(status(&router, "/x", None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&router, "/y", None).await, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,79 @@
+//! The one client of gold, for login and the game's wallet: a lazily
+//! connected channel (callers start, and serve what does not need gold,
+//! while gold is down), a deadline on every call, and what a failure
+//! means to the caller.
+
+use std::time::Duration;
+
+use tonic::{Code, Status, transport::Channel};
+
+use super::gold_client::GoldClient;
+
+/// Gold, reached at a URL, every call bounded by a deadline. Cheap to
+/// clone.
+#[derive(Clone, Debug)]
+pub struct Gold {
+    client: GoldClient<Channel>,
+    timeout: Duration,
+}
+
+/// What a failed call to gold means for its caller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure<'a> {
+    /// Gold refused it for a reason the player should hear
+    /// (`insufficient_funds`, …): the status's `warren-reason`.
+    Reason(&'a str),
+    /// The request was malformed (gold's `InvalidArgument`), with its message.
+    BadRequest(&'a str),
+    /// The name is taken (gold's `AlreadyExists`).
+    Exists,
+    /// Gold could not be reached, or did not answer in time: try again.
+    Unavailable,
+    /// Anything else: a bug, logged by the caller, `internal` to the client.
+    Other,
+}
+
+impl Gold {
+    /// Gold at `url` (connected on first use), every call — and every
+    /// attempt to connect — bounded by `timeout`.
+    pub fn lazy(url: &str, timeout: Duration) -> Result<Gold, String> {
+        let channel = Channel::from_shared(url.to_owned())
+            .map_err(|e| format!("bad gold URL {url:?}: {e}"))?
+            .connect_timeout(timeout)
+            .connect_lazy();
+        Ok(Gold {
+            client: GoldClient::new(channel),
+            timeout,
+        })
+    }
+
+    /// The generated client, to call with [`Gold::request`]s.
+    pub fn client(&self) -> GoldClient<Channel> {
+        self.client.clone()
+    }
+
+    /// `message` as a request bounded by the deadline.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.set_timeout(self.timeout);
+        r
+    }
+
+    /// The deadline of every call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// What `status` (from gold) means to the caller.
+pub fn failure(status: &Status) -> Failure<'_> {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Failure::Unavailable,
+        Code::InvalidArgument => Failure::BadRequest(status.message()),
+        Code::AlreadyExists => Failure::Exists,
+        _ => match super::reason(status) {
+            "" => Failure::Other,
+            reason => Failure::Reason(reason),
+        },
+    }
+}
