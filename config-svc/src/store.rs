@@ -8,14 +8,10 @@
 //! written, and the audit row with the diff goes in with it — so the history
 //! and the audit log can never disagree.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use serde_json::Value;
-use sqlx::{
-    AnyPool, Row,
-    any::{AnyPoolOptions, AnyRow, install_default_drivers},
-    migrate::Migrator,
-};
+use sqlx::{AnyPool, Row, any::AnyRow, migrate::Migrator};
 use tracing::info;
 use warren_proto::config::{AuditEntry, Document, DocumentInfo, VersionInfo};
 
@@ -24,23 +20,12 @@ use crate::{ConfigError, schema};
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
-    Sqlite,
-}
+pub use warren_db::Dialect;
 
-impl Dialect {
-    pub fn of(url: &str) -> Option<Dialect> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Dialect::Postgres)
-        } else if url.starts_with("sqlite:") {
-            Some(Dialect::Sqlite)
-        } else {
-            None
-        }
-    }
-}
+static MIGRATIONS: warren_db::Migrations = warren_db::Migrations {
+    postgres: &POSTGRES,
+    sqlite: &SQLITE,
+};
 
 pub(crate) fn now_ms() -> i64 {
     warren_proto::time::unix_ms() as i64
@@ -82,31 +67,15 @@ enum Action<'a> {
 impl Store {
     /// Connects and runs the embedded migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, ConfigError> {
-        install_default_drivers();
-        let dialect = Dialect::of(url).ok_or_else(|| {
-            ConfigError::BadRequest(
-                "the config database URL must start with postgres:// or sqlite:".into(),
-            )
-        })?;
-        let connections = match dialect {
-            Dialect::Postgres => max_connections.max(1),
-            Dialect::Sqlite => 1,
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+        let (pool, dialect) = warren_db::open("config-svc", url, max_connections, &MIGRATIONS)
             .await
-            .map_err(ConfigError::Unavailable)?;
-        let migrator = match dialect {
-            Dialect::Postgres => &POSTGRES,
-            Dialect::Sqlite => &SQLITE,
-        };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| ConfigError::Internal(format!("migrations: {e}")))?;
-        info!(?dialect, connections, "config database ready");
+            .map_err(|e| match e {
+                warren_db::OpenError::BadUrl => ConfigError::BadRequest(format!("config: {e}")),
+                warren_db::OpenError::Unavailable(e) => ConfigError::Unavailable(e),
+                warren_db::OpenError::Migrations(e) => {
+                    ConfigError::Internal(format!("migrations: {e}"))
+                }
+            })?;
         Ok(Store { pool, dialect })
     }
 

@@ -16,13 +16,8 @@
 
 use std::time::Duration;
 
-use sqlx::{
-    Any, AnyPool, Row, Transaction,
-    any::{AnyPoolOptions, install_default_drivers},
-    error::ErrorKind,
-    migrate::Migrator,
-};
-use tracing::{debug, info};
+use sqlx::{Any, AnyPool, Row, Transaction, error::ErrorKind, migrate::Migrator};
+use tracing::debug;
 
 use crate::{GoldError, domain};
 
@@ -32,24 +27,20 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 /// Attempts of one money movement before giving up on lost races.
 const ATTEMPTS: u32 = 8;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
-    Sqlite,
+pub use warren_db::Dialect;
+
+static MIGRATIONS: warren_db::Migrations = warren_db::Migrations {
+    postgres: &POSTGRES,
+    sqlite: &SQLITE,
+};
+
+/// Gold's SQL where the dialects differ.
+trait GoldSql {
+    /// Reads a wallet's balance, locking the row where the dialect can.
+    fn lock_wallet_sql(self) -> &'static str;
 }
 
-impl Dialect {
-    pub fn of(url: &str) -> Option<Dialect> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Dialect::Postgres)
-        } else if url.starts_with("sqlite:") {
-            Some(Dialect::Sqlite)
-        } else {
-            None
-        }
-    }
-
-    /// Reads a wallet's balance, locking the row where the dialect can.
+impl GoldSql for Dialect {
     fn lock_wallet_sql(self) -> &'static str {
         match self {
             Dialect::Postgres => {
@@ -187,29 +178,13 @@ impl Store {
     /// Connects and runs the embedded migrations. `url` is `postgres://…`
     /// or `sqlite://path?mode=rwc`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, GoldError> {
-        install_default_drivers();
-        let dialect = Dialect::of(url).ok_or_else(|| {
-            GoldError::BadRequest("the database URL must start with postgres:// or sqlite:".into())
-        })?;
-        let connections = match dialect {
-            Dialect::Postgres => max_connections.max(1),
-            Dialect::Sqlite => 1,
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+        let (pool, dialect) = warren_db::open("gold", url, max_connections, &MIGRATIONS)
             .await
-            .map_err(GoldError::Unavailable)?;
-        let migrator = match dialect {
-            Dialect::Postgres => &POSTGRES,
-            Dialect::Sqlite => &SQLITE,
-        };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| GoldError::Internal(e.into()))?;
-        info!(?dialect, connections, "gold database ready");
+            .map_err(|e| match e {
+                warren_db::OpenError::BadUrl => GoldError::BadRequest(e.to_string()),
+                warren_db::OpenError::Unavailable(e) => GoldError::Unavailable(e),
+                warren_db::OpenError::Migrations(e) => GoldError::Internal(e.into()),
+            })?;
         Ok(Store { pool, dialect })
     }
 
