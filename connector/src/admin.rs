@@ -13,7 +13,11 @@ use axum::{
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::info;
-use warren_http::{ApiError, require_bearer};
+use warren_http::{
+    ApiError,
+    metrics::{self, Family, Kind},
+    require_bearer,
+};
 
 use crate::{Connector, StatsSnapshot};
 
@@ -47,16 +51,30 @@ async fn stats(admin: axum::extract::State<Arc<Admin>>) -> Response {
 
 async fn metrics(admin: axum::extract::State<Arc<Admin>>) -> Response {
     let id = admin.connector.id().to_string();
-    let mut out = format!(
-        "# HELP warren_connector_online Players logged in on this connector.\n# TYPE warren_connector_online gauge\nwarren_connector_online{{connector=\"{id}\"}} {}\n",
-        admin.connector.online()
+    let labels = vec![("connector", id.as_str())];
+    let fields = admin.connector.stats().fields();
+    let names: Vec<String> = fields
+        .iter()
+        .map(|(name, ..)| format!("warren_connector_{name}_total"))
+        .collect();
+    let mut families = vec![Family {
+        name: "warren_connector_online",
+        kind: Kind::Gauge,
+        help: "Players logged in on this connector.",
+        samples: vec![(labels.clone(), admin.connector.online() as f64)],
+    }];
+    families.extend(
+        fields
+            .iter()
+            .zip(&names)
+            .map(|((_, help, value), name)| Family {
+                name,
+                kind: Kind::Counter,
+                help,
+                samples: vec![(labels.clone(), *value as f64)],
+            }),
     );
-    for (name, help, value) in admin.connector.stats().fields() {
-        out.push_str(&format!(
-            "# HELP warren_connector_{name}_total {help}\n# TYPE warren_connector_{name}_total counter\nwarren_connector_{name}_total{{connector=\"{id}\"}} {value}\n"
-        ));
-    }
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+    metrics::response(&families)
 }
 
 /// Serves the connector's admin endpoint on `listener` until `shutdown`.

@@ -32,7 +32,11 @@ use axum::{
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tracing::info;
-use warren_http::{ApiError, JsonBody, require_bearer};
+use warren_http::{
+    ApiError, JsonBody,
+    metrics::{self, Family, Kind},
+    require_bearer,
+};
 use warren_runtime::{GameHandle, ServiceStats};
 
 use crate::services::announce::{AnnounceRequest, Announcement, Outcome};
@@ -129,73 +133,77 @@ fn services_text(stats: &[ServiceStats]) -> String {
     out
 }
 
-/// The same figures in Prometheus' text format.
-fn metrics_text(stats: &[ServiceStats]) -> String {
+/// The same figures for Prometheus.
+fn metrics_families(stats: &[ServiceStats]) -> Vec<Family<'_>> {
     type Get = fn(&ServiceStats) -> f64;
-    let families: [(&str, &str, &str, Get); 9] = [
+    let families: [(&str, Kind, &str, Get); 9] = [
         (
             "warren_service_messages_total",
-            "counter",
+            Kind::Counter,
             "Messages a service handled.",
             |s| s.messages as f64,
         ),
         (
             "warren_service_mailbox_depth",
-            "gauge",
+            Kind::Gauge,
             "Messages waiting in a service's mailbox.",
             |s| s.mailbox_depth as f64,
         ),
         (
             "warren_service_overloaded_total",
-            "counter",
+            Kind::Counter,
             "Requests refused because the mailbox was full.",
             |s| s.overloaded as f64,
         ),
         (
             "warren_service_panics_total",
-            "counter",
+            Kind::Counter,
             "Handler panics caught.",
             |s| s.panics as f64,
         ),
         (
             "warren_service_restarts_total",
-            "counter",
+            Kind::Counter,
             "Restarts after too many panics.",
             |s| s.restarts as f64,
         ),
         (
             "warren_service_stuck_total",
-            "counter",
+            Kind::Counter,
             "Handlers reported stuck by the watchdog.",
             |s| s.stuck as f64,
         ),
         (
             "warren_service_cpu_seconds_total",
-            "counter",
+            Kind::Counter,
             "CPU time of the service's thread.",
             |s| s.cpu_us as f64 / 1e6,
         ),
         (
             "warren_service_handler_mean_seconds",
-            "gauge",
+            Kind::Gauge,
             "Mean time of one handler call.",
             |s| s.handler_mean_us as f64 / 1e6,
         ),
         (
             "warren_service_handler_max_seconds",
-            "gauge",
+            Kind::Gauge,
             "Longest handler call.",
             |s| s.handler_max_us as f64 / 1e6,
         ),
     ];
-    let mut out = String::new();
-    for (name, kind, help, get) in families {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for s in stats {
-            out.push_str(&format!("{name}{{service=\"{}\"}} {}\n", s.name, get(s)));
-        }
-    }
-    out
+    families
+        .into_iter()
+        .map(|(name, kind, help, get)| Family {
+            name,
+            kind,
+            help,
+            samples: stats
+                .iter()
+                .map(|s| (vec![("service", s.name)], get(s)))
+                .collect(),
+        })
+        .collect()
 }
 
 async fn services(
@@ -252,9 +260,9 @@ async fn trace(
     Ok(Json(serde_json::json!({ "service": name, "tracing": switch.on })).into_response())
 }
 
-async fn metrics(State(admin): State<Arc<Admin>>) -> Result<Response, ApiError> {
-    let body = metrics_text(&admin.game.stats());
-    Ok(([("content-type", "text/plain; version=0.0.4")], body).into_response())
+async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
+    let stats = admin.game.stats();
+    metrics::response(&metrics_families(&stats))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,11 @@
 //!   over the size limit, 400 for anything else).
 //! - [`require_bearer`]: the operators' bearer token on every route of a
 //!   router, checked in constant time; a request without it is 401.
+//! - [`metrics`]: Prometheus' text format for `/metrics`.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+pub mod metrics;
 
 use std::borrow::Cow;
 

@@ -661,23 +661,42 @@ impl Drop for Stack {
     }
 }
 
-/// Sends one HTTP/1.1 request (with `Connection: close`); returns the
-/// status and the body.
-async fn raw_http(addr: SocketAddr, request: String) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(STEP, tcp.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        text[text.find("\r\n\r\n").unwrap() + 4..].to_owned(),
-    )
+/// One HTTP request (ureq, on a blocking thread): GET, or POST with a
+/// JSON body; returns the status and the body. Every status is an answer,
+/// not an error.
+async fn request_http(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    json: Option<String>,
+) -> (u16, String) {
+    let url = format!("http://{addr}{path}");
+    let auth = token.map(|t| format!("Bearer {t}"));
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(STEP))
+            .build()
+            .into();
+        let resp = match json {
+            None => {
+                let mut req = agent.get(&url);
+                if let Some(auth) = &auth {
+                    req = req.header("Authorization", auth);
+                }
+                req.call()
+            }
+            Some(body) => agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body),
+        };
+        let mut resp = resp.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
+    })
+    .await
+    .unwrap()
 }
 
 /// Waits up to [`STEP`] for `check` to give a value (see
@@ -689,30 +708,18 @@ pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     warren_test_support::eventually(what, STEP, check).await
 }
 
-/// One HTTP/1.1 GET with a bearer token; returns the status and the body.
+/// One GET with a bearer token; returns the status and the body.
 pub(crate) async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
-    raw_http(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
-    )
-    .await
+    request_http(addr, path, Some(token), None).await
 }
 
-/// One HTTP/1.1 POST of a JSON body; returns the status and the JSON reply.
+/// One POST of a JSON body; returns the status and the JSON reply.
 pub(crate) async fn http_post(
     addr: SocketAddr,
     path: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let body = body.to_string();
-    let (status, reply) = raw_http(
-        addr,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .await;
+    let (status, reply) = request_http(addr, path, None, Some(body.to_string())).await;
     (status, serde_json::from_str(&reply).unwrap())
 }
 
