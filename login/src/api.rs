@@ -14,7 +14,9 @@ use warren_proto::{
     gold::{CreateUserRequest, GetCredentialsRequest, Gold, GuestAccountRequest},
 };
 
-use crate::{TokenSigner, password};
+use warren_kit::password;
+
+use crate::TokenSigner;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -176,7 +178,7 @@ pub(crate) async fn register(
     }
     let hash = {
         let _permit = app.hashing_permit().await?;
-        password::hash(req.password).await.map_err(|e| {
+        password::hash_off_thread(req.password).await.map_err(|e| {
             error!(error = %e, "hashing a password failed");
             ApiError::internal()
         })?
@@ -217,7 +219,7 @@ pub(crate) async fn login(
     };
     let matches = {
         let _permit = app.hashing_permit().await?;
-        password::verify(req.password, hash).await
+        password::verify_off_thread(req.password, hash).await
     };
     match uid {
         Some(uid) if matches => Ok(Json(app.token(uid)?)),

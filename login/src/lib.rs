@@ -5,15 +5,14 @@
 //! Any number of logins can run side by side: all state is in gold.
 //!
 //! - [`keys`]: the Ed25519 key pair and token signing.
-//! - `password`: argon2 hashing, off the async threads.
-//! - `api`: the routes, the JSON body extractor and the error shape.
+//! - `api`: the routes and what a refusal looks like (passwords are
+//!   hashed by `warren_kit::password`, off the async threads).
 //! - [`run`]: login's entry point, the HTTP server until shutdown.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod api;
 pub mod keys;
-mod password;
 mod server;
 
 pub use keys::{JwtSettings, TokenSigner};

@@ -9,11 +9,11 @@ use tracing::info;
 use warren_proto::gold::Gold;
 
 use warren_http::ApiError;
+use warren_kit::password;
 
 use crate::{
     TokenSigner,
     api::{self, App, refusal},
-    password,
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,7 +61,7 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let gold = Gold::lazy(gold_url, Duration::from_millis(settings.gold_timeout_ms))
         .map_err(ServeError::GoldUrl)?;
-    let dummy_hash = password::hash("not a real password, only a timing decoy".into())
+    let dummy_hash = password::hash_off_thread("not a real password, only a timing decoy".into())
         .await
         .map_err(ServeError::Decoy)?;
     let app = Arc::new(App {

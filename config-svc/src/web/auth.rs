@@ -20,10 +20,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use argon2::{
-    Argon2,
-    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
-};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -42,13 +38,7 @@ pub(super) fn token_hash(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn hash_password(password: &str) -> Result<String, String> {
-    // A fresh random salt per hash (argon2's `getrandom` feature).
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
+pub use warren_kit::password::hash as hash_password;
 
 /// Checks `password` against `hash`; with no hash (unknown user), spends
 /// the same time and says no.
@@ -57,13 +47,7 @@ pub(super) fn verify_password(password: &str, hash: Option<&str>, dummy: &str) -
         Some(h) => (h, true),
         None => (dummy, false),
     };
-    let Ok(parsed) = PasswordHash::new(hash) else {
-        return false;
-    };
-    let ok = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    ok && real
+    warren_kit::password::verify(password, hash) && real
 }
 
 /// Staff usernames: 1–64 of letters, digits, `.`, `_`, `-`, `@`.
