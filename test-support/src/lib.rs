@@ -17,7 +17,6 @@ pub mod db;
 pub mod load;
 
 use std::{
-    future::Future,
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -44,10 +43,10 @@ pub fn unique(prefix: &str) -> String {
 /// wait on and cannot be told of (a published configuration reaching a
 /// service, a counter moving). Panics after `within`, saying `what` it
 /// waited for.
-pub async fn eventually<T, F: Future<Output = Option<T>>>(
+pub async fn eventually<T>(
     what: &str,
     within: Duration,
-    mut check: impl FnMut() -> F,
+    mut check: impl AsyncFnMut() -> Option<T>,
 ) -> T {
     let deadline = Instant::now() + within;
     loop {

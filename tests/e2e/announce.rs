@@ -3,24 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::json;
-use warren_proto::cmd;
+use warren_proto::{body::Marquee, cmd};
 
-use crate::helpers::{Client, Presence, PresenceRequest, Stack, decode, http_post};
-
-#[derive(Deserialize, Debug)]
-struct Marquee {
-    text: String,
-    level: String,
-}
+use crate::helpers::{Client, Presence, PresenceRequest, Stack, decode, eventually, http_post};
 
 fn outcome(printed: &str) -> serde_json::Value {
     serde_json::from_str(printed.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {printed:?}"))
 }
 
 /// Reads the next frame, which must be the announcement `text`.
-async fn expect_marquee(c: &mut Client, text: &str) -> Marquee {
+async fn expect_marquee(c: &mut Client, text: &str) -> Marquee<'static> {
     let f = c.recv().await;
     assert_eq!((f.seq, f.cmd), (0, cmd::ANNOUNCEMENT), "{f:?}");
     let m = decode::<Marquee>(&f);
@@ -43,8 +36,7 @@ async fn announcements_reach_everyone_or_exactly_the_listed_players() {
     for (i, uid) in uids.iter().enumerate() {
         clients.push(stack.player_on(i % 2, *uid).await);
     }
-    // Wait until the game has recorded every login.
-    loop {
+    eventually("the game to record every login", async || {
         let (r, _) = clients[0]
             .request(
                 cmd::PRESENCE,
@@ -53,11 +45,9 @@ async fn announcements_reach_everyone_or_exactly_the_listed_players() {
                 },
             )
             .await;
-        if decode::<Presence>(&r).online.len() == uids.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (decode::<Presence>(&r).online.len() == uids.len()).then_some(())
+    })
+    .await;
 
     let (ok, printed) = stack.announce(&["--text", "servers restart at noon", "--level", "urgent"]);
     assert!(ok, "{printed}");
@@ -98,14 +88,13 @@ async fn announcements_can_wait_and_the_endpoint_wants_its_token() {
     let stack = Stack::start_connectors(2, &[]).await;
     let mut a = stack.player_on(0, 1).await;
     let mut b = stack.player_on(1, 2).await;
-    loop {
+    eventually("the game to record both logins", async || {
         let (r, _) = a
             .request(cmd::PRESENCE, &PresenceRequest { uids: vec![1, 2] })
             .await;
-        if decode::<Presence>(&r).online.len() == 2 {
-            break;
-        }
-    }
+        (decode::<Presence>(&r).online.len() == 2).then_some(())
+    })
+    .await;
     let asked = Instant::now();
     let (ok, printed) = stack.announce(&["--text", "later", "--in-secs", "2"]);
     assert!(ok, "{printed}");

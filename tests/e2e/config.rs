@@ -67,9 +67,10 @@ async fn until_chat_allows(c: &mut Client, len: usize, accepted: bool) -> Durati
 
 /// Waits until the game's wallet service runs on a published daily reward.
 pub(crate) async fn wallet_takes_daily_reward(stack: &Stack, reward: i64) {
-    eventually("the wallet to take the published daily reward", || async {
-        (stack.service_state("wallet").await["daily_reward"] == reward).then_some(())
-    })
+    eventually(
+        "the wallet to take the published daily reward",
+        async || (stack.service_state("wallet").await["daily_reward"] == reward).then_some(()),
+    )
     .await;
 }
 

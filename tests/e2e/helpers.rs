@@ -701,10 +701,7 @@ async fn request_http(
 
 /// Waits up to [`STEP`] for `check` to give a value (see
 /// [`warren_test_support::eventually`]).
-pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    check: impl FnMut() -> F,
-) -> T {
+pub(crate) async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
     warren_test_support::eventually(what, STEP, check).await
 }
 
