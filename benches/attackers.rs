@@ -24,8 +24,6 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-#[path = "../tests/e2e/helpers.rs"]
-mod helpers;
 mod support;
 
 use std::{
@@ -37,10 +35,10 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
-use helpers::{Client, Event, Stack, http_get};
 use support::{env_or, status_kib};
 use tokio::io::AsyncWriteExt;
 use warren_proto::cmd;
+use warren_test_support::stack::{Client, Event, Stack, http_get};
 
 struct Phase {
     latency: Histogram<u64>,

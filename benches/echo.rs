@@ -19,15 +19,13 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-#[path = "../tests/e2e/helpers.rs"]
-mod helpers;
 mod support;
 
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use helpers::{BusKind, Stack};
 use support::{cpu_ticks, env_or, peak_rss_kib};
+use warren_test_support::stack::{BusKind, Stack};
 
 // Long: one benchmark run, set up, measured and reported in order.
 async fn run(kind: BusKind, clients: u64, secs: u64, payload: usize, panics: u64) {

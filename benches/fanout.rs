@@ -9,8 +9,6 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-#[path = "../tests/e2e/helpers.rs"]
-mod helpers;
 mod support;
 
 use std::{
@@ -18,10 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use helpers::{BusKind, Client, Stack};
 use support::rss_kib;
 use tokio::sync::{Barrier, Semaphore};
 use warren_proto::cmd;
+use warren_test_support::stack::{BusKind, Client, Stack};
 
 async fn run(kind: BusKind, bots: u64) {
     let stack = match kind {

@@ -12,17 +12,15 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-#[path = "../tests/e2e/helpers.rs"]
-mod helpers;
 mod support;
 
 use std::{sync::Arc, time::Instant};
 
 use hdrhistogram::Histogram;
-use helpers::{Client, Stack};
 use support::{env_or, rss_kib};
 use tokio::sync::Semaphore;
 use warren_proto::cmd;
+use warren_test_support::stack::{Client, Stack};
 
 /// Least-squares slope and intercept of `points`.
 fn fit(points: &[(f64, f64)]) -> (f64, f64) {

@@ -107,17 +107,18 @@ impl Default for Settings {
 
 impl Default for BusSettings {
     fn default() -> Self {
+        let amqp = warren_bus::AmqpSettings::new("", "warren");
         BusSettings {
             kind: None,
             amqp_url: None,
-            namespace: "warren".to_owned(),
-            prefetch: 256,
-            max_queue_length: 100_000,
+            namespace: amqp.namespace,
+            prefetch: amqp.prefetch,
+            max_queue_length: amqp.max_queue_length,
             memory_capacity: warren_bus::MemoryBus::DEFAULT_CAPACITY,
-            shards: 1,
-            durable: false,
-            delivery_limit: 5,
-            batch_window_us: 500,
+            shards: amqp.shards,
+            durable: amqp.durable,
+            delivery_limit: amqp.delivery_limit,
+            batch_window_us: amqp.batch_window.as_micros() as u64,
         }
     }
 }

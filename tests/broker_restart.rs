@@ -16,10 +16,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "e2e/helpers.rs"]
-#[allow(unused_macros)]
-mod helpers;
-
 use warren_test_support::Load;
 
 use std::{
@@ -32,8 +28,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use helpers::{ErrorBody, Event, Stack, decode};
 use warren_proto::cmd;
+use warren_test_support::stack::{ErrorBody, Event, Stack, decode};
 
 fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl")
@@ -148,7 +144,7 @@ struct Seen {
 
 /// Sends an echo every 50 ms until `stop`, then waits for the answers
 /// still due; classifies every answer.
-async fn steady(mut p: helpers::Client, stop: Arc<AtomicBool>) -> Seen {
+async fn steady(mut p: warren_test_support::stack::Client, stop: Arc<AtomicBool>) -> Seen {
     const EVERY: Duration = Duration::from_millis(50);
     const DUE: Duration = Duration::from_secs(2 + 5);
     let mut seen = Seen::default();

@@ -107,6 +107,25 @@ pub struct AmqpSettings {
     pub batch_window: Duration,
 }
 
+impl AmqpSettings {
+    /// The defaults (the settings file's `[bus]` defaults come from here),
+    /// for the broker at `url` and the namespace `namespace`.
+    pub fn new(url: &str, namespace: &str) -> AmqpSettings {
+        AmqpSettings {
+            url: url.to_owned(),
+            namespace: namespace.to_owned(),
+            prefetch: 256,
+            max_queue_length: 100_000,
+            client_name: "warren".to_owned(),
+            shards: 1,
+            shard: 0,
+            durable: false,
+            delivery_limit: 5,
+            batch_window: Duration::from_micros(500),
+        }
+    }
+}
+
 impl fmt::Debug for AmqpSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AmqpSettings")

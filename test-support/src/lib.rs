@@ -8,6 +8,8 @@
 //! - [`eventually`]: waiting for what a test cannot be told of, with a
 //!   deadline, instead of a fixed sleep.
 //! - [`unique`]: names no other test (or test run) uses.
+//! - [`stack`]: the whole stack started as real `warren` processes, a
+//!   websocket client that speaks PROTOCOL.md, and [`on_both_buses!`].
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // Test support: a failed set-up is a failed test.
@@ -15,6 +17,7 @@
 
 pub mod db;
 pub mod load;
+pub mod stack;
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},

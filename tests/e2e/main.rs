@@ -12,6 +12,8 @@ mod console;
 mod durable;
 mod faults;
 mod helpers;
+
+pub(crate) use warren_test_support::on_both_buses;
 mod sessions;
 mod shards;
 mod spine;

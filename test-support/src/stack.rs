@@ -1,0 +1,967 @@
+// Long: the stack launcher and the protocol client every end-to-end test uses, side by side (one stack, one client).
+//! Starting the stack as real processes (the `warren` binary cargo built
+//! beside the test, waited for through its ready file), and a websocket
+//! test client that speaks PROTOCOL.md: what the end-to-end tests, the
+//! broker-restart test and the benches share.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{
+    WebSocketStream, client_async_with_config,
+    tungstenite::{
+        Message,
+        protocol::{CloseFrame, WebSocketConfig},
+    },
+};
+use warren_bus::{AmqpBus, AmqpSettings, Bus as _};
+use warren_login::{JwtSettings, TokenSigner};
+use warren_proto::{Frame, Uid, cmd};
+
+/// How long any single expected event may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusKind {
+    InProcess,
+    RabbitMq,
+}
+
+/// The `warren` binary cargo built beside the running test or bench
+/// (`target/<profile>/warren`: cargo builds a package's binaries for its
+/// integration tests and benches).
+pub fn warren_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let bin = profile.join("warren");
+    assert!(
+        bin.exists(),
+        "no warren binary at {} (run the tests through cargo)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("WARREN_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+use crate::unique;
+
+/// One process of the stack: its stdout and its stderr (the log) in files,
+/// its readiness in the ready file it writes (`--ready-file`, the contract
+/// in `src/ready.rs`).
+#[derive(Debug)]
+struct Proc {
+    name: &'static str,
+    child: Child,
+    ready: PathBuf,
+    log: PathBuf,
+}
+
+/// The listeners a process's ready file names, by role.
+#[derive(Debug)]
+struct Listening(serde_json::Map<String, serde_json::Value>);
+
+impl Listening {
+    /// The URL `role` answers on.
+    fn url(&self, role: &str) -> String {
+        self.0
+            .get(role)
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("the ready file names no {role}: {:?}", self.0))
+            .to_owned()
+    }
+
+    /// The address of `role` (its URL without scheme and path).
+    fn addr(&self, role: &str) -> SocketAddr {
+        let url = self.url(role);
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap().parse().unwrap()
+    }
+}
+
+impl Proc {
+    fn spawn(name: &'static str, dir: &Path, args: &[&str], env: &[(String, String)]) -> Proc {
+        let tag = unique(name);
+        let log = dir.join(format!("{tag}.log"));
+        let ready = dir.join(format!("{tag}.ready.json"));
+        let mut cmd = Command::new(warren_binary());
+        cmd.arg("--ready-file")
+            .arg(&ready)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "RUST_LOG",
+                std::env::var("WARREN_TEST_LOG").unwrap_or("info,warren_connector=debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("the warren binary starts");
+        Proc {
+            name,
+            child,
+            ready,
+            log,
+        }
+    }
+
+    /// Waits until the process has written its ready file (every part
+    /// started); returns its listeners. Fails at once if the process exits
+    /// first, and after 30 s.
+    fn wait_ready(&mut self) -> Listening {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.ready) {
+                let ready: serde_json::Value = serde_json::from_str(&text).unwrap();
+                return Listening(ready["listeners"].as_object().unwrap().clone());
+            }
+            let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "{} exited ({status}) before it was ready; its log:\n{}",
+                    self.name,
+                    log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} was not ready within 30 s; its log:\n{}",
+                self.name,
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit after SIGTERM",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The stack under test: a connector and a game, on one bus.
+#[derive(Debug)]
+pub struct Stack {
+    pub kind: BusKind,
+    pub addr: SocketAddr,
+    /// The HTTP login, when the stack runs one.
+    pub login: Option<SocketAddr>,
+    /// The game's admin endpoint (of shard 0).
+    pub admin: SocketAddr,
+    /// Game shards on the bus.
+    pub shards: u16,
+    /// Each connector's admin endpoint.
+    pub connector_admins: Vec<SocketAddr>,
+    /// config-svc's gRPC and its admin page, when the stack runs it (the
+    /// all-in-one process, and the full stack on RabbitMQ).
+    pub config: Option<SocketAddr>,
+    pub config_page: Option<SocketAddr>,
+    /// Every connector: (address, websocket URL). `addr`/`url` are the first.
+    pub connectors: Vec<(SocketAddr, String)>,
+    pub url: String,
+    dir: PathBuf,
+    /// Every process's settings (to start another game like the first).
+    env: Vec<(String, String)>,
+    /// The durable mode, and its delivery limit (cleanup declares the
+    /// topology the same way).
+    durable: Option<u32>,
+    /// The queues' bound, if not the default (cleanup again).
+    max_queue_length: Option<i64>,
+    signer: TokenSigner,
+    procs: Vec<Proc>,
+    namespace: Option<String>,
+}
+
+impl Stack {
+    pub async fn start(kind: BusKind) -> Stack {
+        Self::start_with(kind, &[]).await
+    }
+
+    /// Starts the stack with extra `WARREN_*` settings.
+    pub async fn start_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
+        Self::launch(kind, extra, false, 1).await
+    }
+
+    /// One game and `n` connectors as separate processes on RabbitMQ.
+    pub async fn start_connectors(n: usize, extra: &[(&str, &str)]) -> Stack {
+        Self::launch(BusKind::RabbitMq, extra, false, n).await
+    }
+
+    /// The whole stack: also gold (SQLite) and login, as processes of
+    /// their own on RabbitMQ.
+    pub async fn start_full(kind: BusKind) -> Stack {
+        Self::launch(kind, &[], true, 1).await
+    }
+
+    /// The full stack with extra `WARREN_*` settings.
+    pub async fn start_full_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
+        Self::launch(kind, extra, true, 1).await
+    }
+
+    // Long: every process of every stack layout, started in dependency order.
+    async fn launch(
+        kind: BusKind,
+        extra: &[(&str, &str)],
+        full: bool,
+        connectors_wanted: usize,
+    ) -> Stack {
+        let dir = std::env::temp_dir().join(unique("warren-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (private, _public) = warren_login::keys::write_pair(&dir).unwrap();
+        let signer = TokenSigner::from_file(&private, &JwtSettings::default()).unwrap();
+        let mut env: Vec<(String, String)> = vec![
+            ("WARREN_DATA_DIR".into(), dir.display().to_string()),
+            ("WARREN_CONNECTOR__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_GOLD__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_LOGIN__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_GAME__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
+            (
+                "WARREN_CONNECTOR__ADMIN_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
+            // Load patterns here (pipelined floods, closed-loop benches) are
+            // not players; the rate limit has its own test in connector/.
+            (
+                "WARREN_CONNECTOR__RATE_LIMIT_PER_SEC".into(),
+                "10000000".into(),
+            ),
+            (
+                "WARREN_CONNECTOR__RATE_LIMIT_BURST".into(),
+                "10000000".into(),
+            ),
+            (
+                "WARREN_CONNECTOR__BYTE_LIMIT_PER_SEC".into(),
+                "2000000000".into(),
+            ),
+            (
+                "WARREN_CONNECTOR__BYTE_LIMIT_BURST".into(),
+                "2000000000".into(),
+            ),
+            ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
+            ("WARREN_CONFIG_SVC__LISTEN".into(), "127.0.0.1:0".into()),
+            (
+                "WARREN_CONFIG_SVC__ADMIN_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut procs = Vec::new();
+        let mut namespace = None;
+        let shards: u16 = extra
+            .iter()
+            .find(|(k, _)| *k == "WARREN_BUS__SHARDS")
+            .map_or(1, |(_, v)| v.parse().unwrap());
+        let mut login = None;
+        let (mut config, mut config_page) = (None, None);
+        let admin;
+        let mut connector_admins = Vec::new();
+        let mut connectors: Vec<(SocketAddr, String)> = Vec::new();
+        match kind {
+            BusKind::InProcess => {
+                let mut all = Proc::spawn("warren", &dir, &[], &env);
+                let ready = all.wait_ready();
+                config = Some(ready.addr("config"));
+                config_page = Some(ready.addr("config_page"));
+                login = Some(ready.addr("login"));
+                admin = ready.addr("game_admin");
+                connectors.push((ready.addr("connector"), ready.url("connector")));
+                connector_admins.push(ready.addr("connector_admin"));
+                procs.push(all);
+            }
+            BusKind::RabbitMq => {
+                let ns = unique("warren-test");
+                env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
+                namespace = Some(ns);
+                let url = amqp_url();
+                if full {
+                    let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
+                    let gold_url = gold.wait_ready().url("gold");
+                    env.push(("WARREN_GOLD__URL".into(), gold_url.clone()));
+                    env.push(("WARREN_GAME__GOLD_URL".into(), gold_url));
+                    let mut login_proc = Proc::spawn("login", &dir, &["login"], &env);
+                    login = Some(login_proc.wait_ready().addr("login"));
+                    procs.push(gold);
+                    procs.push(login_proc);
+                    let mut config_proc = Proc::spawn("config-svc", &dir, &["config-svc"], &env);
+                    let ready = config_proc.wait_ready();
+                    let grpc = ready.addr("config");
+                    config_page = Some(ready.addr("config_page"));
+                    config = Some(grpc);
+                    env.push(("WARREN_GAME__CONFIG_URL".into(), format!("http://{grpc}")));
+                    procs.push(config_proc);
+                } else {
+                    // No config-svc in this stack: the game runs on its
+                    // settings (and never reaches for a default port).
+                    env.push(("WARREN_GAME__CONFIG_URL".into(), String::new()));
+                }
+                let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
+                admin = game.wait_ready().addr("game_admin");
+                procs.push(game);
+                for shard in 1..shards {
+                    let mut shard_env = env.clone();
+                    shard_env.push(("WARREN_GAME__SHARD".into(), shard.to_string()));
+                    let mut more = Proc::spawn("game", &dir, &["game", "--amqp", &url], &shard_env);
+                    more.wait_ready();
+                    procs.push(more);
+                }
+                for i in 0..connectors_wanted {
+                    let id = format!("--id=c{i}");
+                    let mut conn =
+                        Proc::spawn("connector", &dir, &["connector", "--amqp", &url, &id], &env);
+                    let ready = conn.wait_ready();
+                    connectors.push((ready.addr("connector"), ready.url("connector")));
+                    connector_admins.push(ready.addr("connector_admin"));
+                    procs.push(conn);
+                }
+            }
+        };
+        let (addr, url) = connectors[0].clone();
+        let durable = extra.contains(&("WARREN_BUS__DURABLE", "true")).then(|| {
+            extra
+                .iter()
+                .find(|(k, _)| *k == "WARREN_BUS__DELIVERY_LIMIT")
+                .map_or(5, |(_, v)| v.parse().unwrap())
+        });
+        let max_queue_length = extra
+            .iter()
+            .find(|(k, _)| *k == "WARREN_BUS__MAX_QUEUE_LENGTH")
+            .map(|(_, v)| v.parse().unwrap());
+        Stack {
+            env,
+            durable,
+            max_queue_length,
+            kind,
+            addr,
+            login,
+            admin,
+            shards,
+            connector_admins,
+            config,
+            config_page,
+            connectors,
+            url,
+            dir,
+            signer,
+            procs,
+            namespace,
+        }
+    }
+
+    pub fn token(&self, uid: u64) -> String {
+        self.signer.sign(Uid(uid)).unwrap().0
+    }
+
+    pub fn signer(&self) -> &TokenSigner {
+        &self.signer
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr, &self.url, None).await
+    }
+
+    /// A client of connector `i`.
+    pub async fn client_on(&self, i: usize) -> Client {
+        let (addr, url) = &self.connectors[i];
+        Client::connect(*addr, url, None).await
+    }
+
+    /// A client of connector `i`, logged in as `uid`.
+    pub async fn player_on(&self, i: usize, uid: u64) -> Client {
+        let mut c = self.client_on(i).await;
+        let reply = c.login(&self.token(uid)).await;
+        assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
+        c
+    }
+
+    /// Kills connector `i` with SIGKILL: no goodbye, no Close events.
+    pub fn kill_connector(&mut self, i: usize) {
+        let offset = self.procs.len() - self.connectors.len();
+        let p = &mut self.procs[offset + i];
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+
+    /// A client whose socket receive buffer is tiny, so it stops accepting
+    /// data soon after it stops reading.
+    pub async fn small_buffer_client(&self) -> Client {
+        Client::connect(self.addr, &self.url, Some(4096)).await
+    }
+
+    /// A client logged in as `uid`.
+    pub async fn player(&self, uid: u64) -> Client {
+        let mut c = self.client().await;
+        let reply = c.login(&self.token(uid)).await;
+        assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
+        c
+    }
+
+    /// Runs `warren announce ARGS` against this stack's game; returns its
+    /// exit status and what it printed.
+    pub fn announce(&self, args: &[&str]) -> (bool, String) {
+        self.warren_admin("announce", args)
+    }
+
+    /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint.
+    pub fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(warren_binary())
+            .arg(command)
+            .args(args)
+            .arg(format!("--admin=http://{}", self.admin))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARREN_DATA_DIR", &self.dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Runs one more `warren game` on this stack's namespace with `extra`
+    /// settings until it exits (or 30 s); returns whether it exited
+    /// successfully, and its stderr.
+    pub fn run_game_with(&self, extra: &[(&str, &str)]) -> (bool, String) {
+        let mut cmd = Command::new(warren_binary());
+        cmd.args(["game", "--amqp", &amqp_url()])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARREN_DATA_DIR", &self.dir)
+            .env("WARREN_GAME__ADMIN_LISTEN", "127.0.0.1:0")
+            .env("WARREN_GAME__CONFIG_URL", "")
+            .env(
+                "WARREN_BUS__NAMESPACE",
+                self.namespace.as_deref().unwrap_or("warren"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                return (status.success(), err);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return (true, "still running after 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (up to 30 s) for the game process (the first one) to exit on
+    /// its own; returns its exit code.
+    pub fn wait_game_exit(&mut self) -> Option<i32> {
+        let p = &mut self.procs[0];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "{} did not exit", p.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `warren config-admin add-user NAME --password-stdin` on this
+    /// stack's data directory.
+    pub fn add_staff(&self, name: &str, password: &str) {
+        use std::io::Write;
+        let mut child = Command::new(warren_binary())
+            .args(["config-admin", "add-user", name, "--password-stdin"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARREN_DATA_DIR", &self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    /// Kills the (first) game process with SIGKILL: no goodbye, nothing
+    /// acknowledged that was not already.
+    pub fn kill_game(&mut self) {
+        let p = self
+            .procs
+            .iter_mut()
+            .find(|p| p.name == "game")
+            .expect("a separate game process");
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+
+    /// Starts another game process with the stack's settings (RabbitMQ).
+    pub fn start_game(&mut self) {
+        self.start_game_with(&[]);
+    }
+
+    /// Starts another game process with the stack's settings and `extra`
+    /// on top (RabbitMQ).
+    pub fn start_game_with(&mut self, extra: &[(&str, &str)]) {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut game = Proc::spawn(
+            "game-again",
+            &self.dir,
+            &["game", "--amqp", &amqp_url()],
+            &env,
+        );
+        game.wait_ready();
+        self.procs.push(game);
+    }
+
+    /// Waits until the game process (the first one named `game`) ends by
+    /// itself, and says how.
+    pub fn wait_game_end(&mut self) -> std::process::ExitStatus {
+        let p = self
+            .procs
+            .iter_mut()
+            .find(|p| p.name == "game")
+            .expect("a separate game process");
+        tokio::task::block_in_place(|| p.child.wait().unwrap())
+    }
+
+    /// How many messages the namespace's dead-letter queue holds (durable
+    /// mode).
+    pub async fn dead_letters(&self) -> u32 {
+        let ns = self.namespace.as_deref().expect("a RabbitMQ stack");
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                format!("{ns}.dead").as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+        q.message_count()
+    }
+
+    /// What the game process (the all-in-one process in process) has
+    /// logged so far.
+    pub fn game_log(&self) -> String {
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.name == "game" || p.name == "warren")
+            .expect("a game process");
+        std::fs::read_to_string(&p.log).unwrap_or_default()
+    }
+
+    /// The game admin endpoint's bearer token.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// A game service's own summary of its state (the debug console's
+    /// `GET /v1/services/{name}`).
+    pub async fn service_state(&self, name: &str) -> serde_json::Value {
+        let path = format!("/v1/services/{name}");
+        let (status, body) = http_get(self.admin, &path, &self.admin_token()).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["state"].clone()
+    }
+
+    /// (name, pid) of each process of the stack.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.procs.iter().map(|p| (p.name, p.child.id())).collect()
+    }
+
+    /// SIGTERMs the process that runs the connector; returns its exit status.
+    pub fn terminate_connector(&mut self) -> ExitStatus {
+        self.procs.last_mut().unwrap().terminate()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .rev()
+                    .filter(|l| !l.contains("request not forwarded"))
+                    .take(60)
+                    .collect();
+                eprintln!("---- last lines of {} ----", p.name);
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        let shards = self.shards;
+        let durable = self.durable;
+        let max_queue_length = self.max_queue_length;
+        if let Some(ns) = self.namespace.take() {
+            // Leave nothing behind on the broker. Runs on its own runtime:
+            // Drop may be called from inside the test's.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let mut settings = AmqpSettings::new(&amqp_url(), &ns);
+                    settings.client_name = "warren-test-cleanup".to_owned();
+                    settings.shards = shards;
+                    settings.durable = durable.is_some();
+                    settings.delivery_limit = durable.unwrap_or(settings.delivery_limit);
+                    settings.max_queue_length =
+                        max_queue_length.unwrap_or(settings.max_queue_length);
+                    let bus = AmqpBus::connect(settings)
+                        .await
+                        .expect("broker reachable for cleanup");
+                    bus.delete_topology().await.expect("topology deleted");
+                    bus.close().await;
+                });
+            })
+            .join()
+            .unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One HTTP request (ureq, on a blocking thread): GET, or POST with a
+/// JSON body; returns the status and the body. Every status is an answer,
+/// not an error.
+async fn request_http(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    json: Option<String>,
+) -> (u16, String) {
+    let url = format!("http://{addr}{path}");
+    let auth = token.map(|t| format!("Bearer {t}"));
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(STEP))
+            .build()
+            .into();
+        let resp = match json {
+            None => {
+                let mut req = agent.get(&url);
+                if let Some(auth) = &auth {
+                    req = req.header("Authorization", auth);
+                }
+                req.call()
+            }
+            Some(body) => agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body),
+        };
+        let mut resp = resp.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits up to [`STEP`] for `check` to give a value (see
+/// [`warren_test_support::eventually`]).
+pub async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    crate::eventually(what, STEP, check).await
+}
+
+/// One GET with a bearer token; returns the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    request_http(addr, path, Some(token), None).await
+}
+
+/// One POST of a JSON body; returns the status and the JSON reply.
+pub async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let (status, reply) = request_http(addr, path, None, Some(body.to_string())).await;
+    (status, serde_json::from_str(&reply).unwrap())
+}
+
+/// What a client saw next.
+#[derive(Debug)]
+pub enum Event {
+    Frame(Frame),
+    Closed(Option<CloseFrame>),
+    /// The connection ended without a close frame (or with an error).
+    Ended,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    ws: WebSocketStream<TcpStream>,
+    next_seq: u64,
+    stash: std::collections::VecDeque<Frame>,
+}
+
+pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).unwrap()
+}
+
+pub fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
+    rmp_serde::from_slice(&frame.body)
+        .unwrap_or_else(|e| panic!("body of {frame:?} does not decode: {e}"))
+}
+
+/// Bodies of the service commands the tests use (PROTOCOL.md §3).
+pub use warren_proto::body::{Presence, PresenceRequest, Room, Said, Say};
+
+pub use warren_proto::{ErrorBody, KickBody};
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
+        let socket = TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let tcp = socket.connect(addr).await.expect("connector reachable");
+        // Small buffers: benches hold thousands of these.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) = client_async_with_config(url, tcp, Some(config))
+            .await
+            .expect("websocket handshake");
+        Client {
+            ws,
+            next_seq: 1,
+            stash: Default::default(),
+        }
+    }
+
+    pub fn seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub async fn send_frame(&mut self, seq: u64, cmd: u32, body: Vec<u8>) -> Result<(), String> {
+        let bytes = Frame::new(seq, cmd, body).encode();
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) -> Result<(), String> {
+        self.ws.send(msg).await.map_err(|e| e.to_string())
+    }
+
+    /// Sends a request with a fresh seq; returns the seq.
+    pub async fn send<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> u64 {
+        let seq = self.seq();
+        self.send_frame(seq, cmd, body(value)).await.unwrap();
+        seq
+    }
+
+    pub async fn next_event(&mut self) -> Event {
+        self.next_event_within(STEP).await
+    }
+
+    pub async fn next_event_within(&mut self, within: Duration) -> Event {
+        loop {
+            let msg = tokio::time::timeout(within, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing received within {within:?}"));
+            return match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
+                }
+                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Event::Ended,
+            };
+        }
+    }
+
+    /// Keeps a frame received out of turn, for [`Client::next_push`].
+    pub fn stash(&mut self, frame: Frame) {
+        self.stash.push_back(frame);
+    }
+
+    pub fn stashed(&self) -> usize {
+        self.stash.len()
+    }
+
+    /// The next frame, stashed ones first.
+    pub async fn next_push(&mut self) -> Frame {
+        match self.stash.pop_front() {
+            Some(f) => f,
+            None => self.recv().await,
+        }
+    }
+
+    /// The next event, or `None` if nothing arrives within `within`.
+    pub async fn try_next_event(&mut self, within: Duration) -> Option<Event> {
+        loop {
+            let msg = tokio::time::timeout(within, self.ws.next()).await.ok()?;
+            return Some(match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
+                }
+                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Event::Ended,
+            });
+        }
+    }
+
+    /// The next frame; fails the test on a close.
+    pub async fn recv(&mut self) -> Frame {
+        match self.next_event().await {
+            Event::Frame(f) => f,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Sends a request and returns the reply to it (frames for other seqs in
+    /// between are returned too, in the second element).
+    pub async fn request<T: Serialize + ?Sized>(
+        &mut self,
+        cmd: u32,
+        value: &T,
+    ) -> (Frame, Vec<Frame>) {
+        let seq = self.send(cmd, value).await;
+        let mut others = Vec::new();
+        loop {
+            let f = self.recv().await;
+            if f.seq == seq {
+                return (f, others);
+            }
+            others.push(f);
+        }
+    }
+
+    pub async fn login(&mut self, token: &str) -> Frame {
+        #[derive(Serialize)]
+        struct Login<'a> {
+            token: &'a str,
+        }
+        let seq = self.send(cmd::LOGIN, &Login { token }).await;
+        let f = self.recv().await;
+        assert_eq!(f.seq, seq, "the login reply carries the login's seq");
+        f
+    }
+
+    /// Echoes `payload` and checks it comes back byte for byte.
+    pub async fn echo(&mut self, payload: &[u8]) {
+        let seq = self.seq();
+        self.send_frame(seq, cmd::ECHO, payload.to_vec())
+            .await
+            .unwrap();
+        let f = self.recv().await;
+        assert_eq!((f.seq, f.cmd), (seq, cmd::ECHO), "echo reply: {f:?}");
+        assert_eq!(&f.body[..], payload);
+    }
+
+    /// Expects a kick with `reason`, then the close.
+    pub async fn expect_kick(&mut self, reason: &str) {
+        let f = self.recv().await;
+        assert_eq!(f.cmd, cmd::KICK, "expected a kick, got {f:?}");
+        assert_eq!(decode::<KickBody>(&f).reason, reason);
+        assert!(matches!(
+            self.next_event().await,
+            Event::Closed(_) | Event::Ended
+        ));
+    }
+
+    /// Expects the connection to close with websocket close `code`.
+    pub async fn expect_close(&mut self, code: u16) {
+        loop {
+            match self.next_event().await {
+                Event::Closed(Some(frame)) => {
+                    assert_eq!(u16::from(frame.code), code, "close frame {frame:?}");
+                    return;
+                }
+                Event::Frame(_) => continue,
+                other => panic!("expected close code {code}, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Runs the scenario `$name(BusKind)` once per bus.
+#[macro_export]
+macro_rules! on_both_buses {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn in_process() {
+                    super::$name(BusKind::InProcess).await;
+                }
+
+                #[tokio::test]
+                async fn rabbitmq() {
+                    super::$name(BusKind::RabbitMq).await;
+                }
+            }
+        )*
+    };
+}
