@@ -8,15 +8,19 @@
 //! - [`eventually`]: waiting for what a test cannot be told of, with a
 //!   deadline, instead of a fixed sleep.
 //! - [`unique`]: names no other test (or test run) uses.
-//! - [`stack`]: the whole stack started as real `warren` processes, a
-//!   websocket client that speaks PROTOCOL.md, and [`on_both_buses!`].
+//! - [`stack`]: the whole stack started as real `warren` processes, and
+//!   [`on_both_buses!`]; [`client`]: a websocket client that speaks
+//!   PROTOCOL.md.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // Test support: a failed set-up is a failed test.
 #![allow(clippy::unwrap_used)]
 
+pub mod client;
 pub mod db;
+pub mod http;
 pub mod load;
+mod process;
 pub mod stack;
 
 use std::{

@@ -1,29 +1,29 @@
-// Long: the stack launcher and the protocol client every end-to-end test uses, side by side (one stack, one client).
 //! Starting the stack as real processes (the `warren` binary cargo built
-//! beside the test, waited for through its ready file), and a websocket
-//! test client that speaks PROTOCOL.md: what the end-to-end tests, the
-//! broker-restart test and the benches share.
+//! beside the test, waited for through its ready file), reaching its HTTP
+//! endpoints, and running a scenario on both buses: what the end-to-end
+//! tests, the broker-restart test and the benches share. The protocol
+//! client is [`crate::client`], re-exported here.
+
+use crate::process::Proc;
+pub use crate::{
+    client::{
+        Client, ErrorBody, Event, KickBody, Presence, PresenceRequest, Room, Said, Say, body,
+        decode,
+    },
+    http::{http_get, http_post},
+    process::warren_binary,
+};
 
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
+    path::PathBuf,
+    process::{Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
-use futures_util::{SinkExt, StreamExt};
-use serde::{Serialize, de::DeserializeOwned};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::{
-    WebSocketStream, client_async_with_config,
-    tungstenite::{
-        Message,
-        protocol::{CloseFrame, WebSocketConfig},
-    },
-};
 use warren_bus::{AmqpBus, AmqpSettings, Bus as _};
 use warren_login::{JwtSettings, TokenSigner};
-use warren_proto::{Frame, Uid, cmd};
+use warren_proto::{Uid, cmd};
 
 /// How long any single expected event may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(15);
@@ -34,140 +34,12 @@ pub enum BusKind {
     RabbitMq,
 }
 
-/// The `warren` binary cargo built beside the running test or bench
-/// (`target/<profile>/warren`: cargo builds a package's binaries for its
-/// integration tests and benches).
-pub fn warren_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let bin = profile.join("warren");
-    assert!(
-        bin.exists(),
-        "no warren binary at {} (run the tests through cargo)",
-        bin.display()
-    );
-    bin
-}
-
 pub fn amqp_url() -> String {
     std::env::var("WARREN_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 use crate::unique;
-
-/// One process of the stack: its stdout and its stderr (the log) in files,
-/// its readiness in the ready file it writes (`--ready-file`, the contract
-/// in `src/ready.rs`).
-#[derive(Debug)]
-struct Proc {
-    name: &'static str,
-    child: Child,
-    ready: PathBuf,
-    log: PathBuf,
-}
-
-/// The listeners a process's ready file names, by role.
-#[derive(Debug)]
-struct Listening(serde_json::Map<String, serde_json::Value>);
-
-impl Listening {
-    /// The URL `role` answers on.
-    fn url(&self, role: &str) -> String {
-        self.0
-            .get(role)
-            .and_then(|v| v.as_str())
-            .unwrap_or_else(|| panic!("the ready file names no {role}: {:?}", self.0))
-            .to_owned()
-    }
-
-    /// The address of `role` (its URL without scheme and path).
-    fn addr(&self, role: &str) -> SocketAddr {
-        let url = self.url(role);
-        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-        rest.split('/').next().unwrap().parse().unwrap()
-    }
-}
-
-impl Proc {
-    fn spawn(name: &'static str, dir: &Path, args: &[&str], env: &[(String, String)]) -> Proc {
-        let tag = unique(name);
-        let log = dir.join(format!("{tag}.log"));
-        let ready = dir.join(format!("{tag}.ready.json"));
-        let mut cmd = Command::new(warren_binary());
-        cmd.arg("--ready-file")
-            .arg(&ready)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "RUST_LOG",
-                std::env::var("WARREN_TEST_LOG").unwrap_or("info,warren_connector=debug".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("the warren binary starts");
-        Proc {
-            name,
-            child,
-            ready,
-            log,
-        }
-    }
-
-    /// Waits until the process has written its ready file (every part
-    /// started); returns its listeners. Fails at once if the process exits
-    /// first, and after 30 s.
-    fn wait_ready(&mut self) -> Listening {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&self.ready) {
-                let ready: serde_json::Value = serde_json::from_str(&text).unwrap();
-                return Listening(ready["listeners"].as_object().unwrap().clone());
-            }
-            let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "{} exited ({status}) before it was ready; its log:\n{}",
-                    self.name,
-                    log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} was not ready within 30 s; its log:\n{}",
-                self.name,
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(ok.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit after SIGTERM",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// The stack under test: a connector and a game, on one bus.
 #[derive(Debug)]
@@ -679,269 +551,10 @@ impl Drop for Stack {
     }
 }
 
-/// One HTTP request (ureq, on a blocking thread): GET, or POST with a
-/// JSON body; returns the status and the body. Every status is an answer,
-/// not an error.
-async fn request_http(
-    addr: SocketAddr,
-    path: &str,
-    token: Option<&str>,
-    json: Option<String>,
-) -> (u16, String) {
-    let url = format!("http://{addr}{path}");
-    let auth = token.map(|t| format!("Bearer {t}"));
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(STEP))
-            .build()
-            .into();
-        let resp = match json {
-            None => {
-                let mut req = agent.get(&url);
-                if let Some(auth) = &auth {
-                    req = req.header("Authorization", auth);
-                }
-                req.call()
-            }
-            Some(body) => agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .send(body),
-        };
-        let mut resp = resp.unwrap_or_else(|e| panic!("{url}: {e}"));
-        let status = resp.status().as_u16();
-        (status, resp.body_mut().read_to_string().unwrap_or_default())
-    })
-    .await
-    .unwrap()
-}
-
 /// Waits up to [`STEP`] for `check` to give a value (see
 /// [`warren_test_support::eventually`]).
 pub async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
     crate::eventually(what, STEP, check).await
-}
-
-/// One GET with a bearer token; returns the status and the body.
-pub async fn http_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
-    request_http(addr, path, Some(token), None).await
-}
-
-/// One POST of a JSON body; returns the status and the JSON reply.
-pub async fn http_post(
-    addr: SocketAddr,
-    path: &str,
-    body: &serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let (status, reply) = request_http(addr, path, None, Some(body.to_string())).await;
-    (status, serde_json::from_str(&reply).unwrap())
-}
-
-/// What a client saw next.
-#[derive(Debug)]
-pub enum Event {
-    Frame(Frame),
-    Closed(Option<CloseFrame>),
-    /// The connection ended without a close frame (or with an error).
-    Ended,
-}
-
-#[derive(Debug)]
-pub struct Client {
-    ws: WebSocketStream<TcpStream>,
-    next_seq: u64,
-    stash: std::collections::VecDeque<Frame>,
-}
-
-pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(value).unwrap()
-}
-
-pub fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
-    rmp_serde::from_slice(&frame.body)
-        .unwrap_or_else(|e| panic!("body of {frame:?} does not decode: {e}"))
-}
-
-/// Bodies of the service commands the tests use (PROTOCOL.md §3).
-pub use warren_proto::body::{Presence, PresenceRequest, Room, Said, Say};
-
-pub use warren_proto::{ErrorBody, KickBody};
-
-impl Client {
-    pub async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
-        let socket = TcpSocket::new_v4().unwrap();
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).unwrap();
-        }
-        let tcp = socket.connect(addr).await.expect("connector reachable");
-        // Small buffers: benches hold thousands of these.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let (ws, _) = client_async_with_config(url, tcp, Some(config))
-            .await
-            .expect("websocket handshake");
-        Client {
-            ws,
-            next_seq: 1,
-            stash: Default::default(),
-        }
-    }
-
-    pub fn seq(&mut self) -> u64 {
-        let s = self.next_seq;
-        self.next_seq += 1;
-        s
-    }
-
-    pub async fn send_frame(&mut self, seq: u64, cmd: u32, body: Vec<u8>) -> Result<(), String> {
-        let bytes = Frame::new(seq, cmd, body).encode();
-        self.ws
-            .send(Message::Binary(bytes.into()))
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    pub async fn send_raw(&mut self, msg: Message) -> Result<(), String> {
-        self.ws.send(msg).await.map_err(|e| e.to_string())
-    }
-
-    /// Sends a request with a fresh seq; returns the seq.
-    pub async fn send<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> u64 {
-        let seq = self.seq();
-        self.send_frame(seq, cmd, body(value)).await.unwrap();
-        seq
-    }
-
-    pub async fn next_event(&mut self) -> Event {
-        self.next_event_within(STEP).await
-    }
-
-    pub async fn next_event_within(&mut self, within: Duration) -> Event {
-        loop {
-            let msg = tokio::time::timeout(within, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("nothing received within {within:?}"));
-            return match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
-                }
-                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => Event::Ended,
-            };
-        }
-    }
-
-    /// Keeps a frame received out of turn, for [`Client::next_push`].
-    pub fn stash(&mut self, frame: Frame) {
-        self.stash.push_back(frame);
-    }
-
-    pub fn stashed(&self) -> usize {
-        self.stash.len()
-    }
-
-    /// The next frame, stashed ones first.
-    pub async fn next_push(&mut self) -> Frame {
-        match self.stash.pop_front() {
-            Some(f) => f,
-            None => self.recv().await,
-        }
-    }
-
-    /// The next event, or `None` if nothing arrives within `within`.
-    pub async fn try_next_event(&mut self, within: Duration) -> Option<Event> {
-        loop {
-            let msg = tokio::time::timeout(within, self.ws.next()).await.ok()?;
-            return Some(match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
-                }
-                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => Event::Ended,
-            });
-        }
-    }
-
-    /// The next frame; fails the test on a close.
-    pub async fn recv(&mut self) -> Frame {
-        match self.next_event().await {
-            Event::Frame(f) => f,
-            other => panic!("expected a frame, got {other:?}"),
-        }
-    }
-
-    /// Sends a request and returns the reply to it (frames for other seqs in
-    /// between are returned too, in the second element).
-    pub async fn request<T: Serialize + ?Sized>(
-        &mut self,
-        cmd: u32,
-        value: &T,
-    ) -> (Frame, Vec<Frame>) {
-        let seq = self.send(cmd, value).await;
-        let mut others = Vec::new();
-        loop {
-            let f = self.recv().await;
-            if f.seq == seq {
-                return (f, others);
-            }
-            others.push(f);
-        }
-    }
-
-    pub async fn login(&mut self, token: &str) -> Frame {
-        #[derive(Serialize)]
-        struct Login<'a> {
-            token: &'a str,
-        }
-        let seq = self.send(cmd::LOGIN, &Login { token }).await;
-        let f = self.recv().await;
-        assert_eq!(f.seq, seq, "the login reply carries the login's seq");
-        f
-    }
-
-    /// Echoes `payload` and checks it comes back byte for byte.
-    pub async fn echo(&mut self, payload: &[u8]) {
-        let seq = self.seq();
-        self.send_frame(seq, cmd::ECHO, payload.to_vec())
-            .await
-            .unwrap();
-        let f = self.recv().await;
-        assert_eq!((f.seq, f.cmd), (seq, cmd::ECHO), "echo reply: {f:?}");
-        assert_eq!(&f.body[..], payload);
-    }
-
-    /// Expects a kick with `reason`, then the close.
-    pub async fn expect_kick(&mut self, reason: &str) {
-        let f = self.recv().await;
-        assert_eq!(f.cmd, cmd::KICK, "expected a kick, got {f:?}");
-        assert_eq!(decode::<KickBody>(&f).reason, reason);
-        assert!(matches!(
-            self.next_event().await,
-            Event::Closed(_) | Event::Ended
-        ));
-    }
-
-    /// Expects the connection to close with websocket close `code`.
-    pub async fn expect_close(&mut self, code: u16) {
-        loop {
-            match self.next_event().await {
-                Event::Closed(Some(frame)) => {
-                    assert_eq!(u16::from(frame.code), code, "close frame {frame:?}");
-                    return;
-                }
-                Event::Frame(_) => continue,
-                other => panic!("expected close code {code}, got {other:?}"),
-            }
-        }
-    }
-
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
-    }
 }
 
 /// Runs the scenario `$name(BusKind)` once per bus.

@@ -1,0 +1,225 @@
+//! A websocket test client that speaks PROTOCOL.md: log in, send frames,
+//! wait for replies and pushes (stashing what comes in between), expect a
+//! kick or a close.
+
+use std::{net::SocketAddr, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{
+    WebSocketStream, client_async_with_config,
+    tungstenite::{
+        Message,
+        protocol::{CloseFrame, WebSocketConfig},
+    },
+};
+use warren_proto::{Frame, cmd};
+
+use crate::stack::STEP;
+
+/// What a client saw next.
+#[derive(Debug)]
+pub enum Event {
+    Frame(Frame),
+    Closed(Option<CloseFrame>),
+    /// The connection ended without a close frame (or with an error).
+    Ended,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    ws: WebSocketStream<TcpStream>,
+    next_seq: u64,
+    stash: std::collections::VecDeque<Frame>,
+}
+
+pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).unwrap()
+}
+
+pub fn decode<T: DeserializeOwned>(frame: &Frame) -> T {
+    rmp_serde::from_slice(&frame.body)
+        .unwrap_or_else(|e| panic!("body of {frame:?} does not decode: {e}"))
+}
+
+/// Bodies of the service commands the tests use (PROTOCOL.md §3).
+pub use warren_proto::body::{Presence, PresenceRequest, Room, Said, Say};
+
+pub use warren_proto::{ErrorBody, KickBody};
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, url: &str, recv_buffer: Option<u32>) -> Client {
+        let socket = TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let tcp = socket.connect(addr).await.expect("connector reachable");
+        // Small buffers: benches hold thousands of these.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) = client_async_with_config(url, tcp, Some(config))
+            .await
+            .expect("websocket handshake");
+        Client {
+            ws,
+            next_seq: 1,
+            stash: Default::default(),
+        }
+    }
+
+    pub fn seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub async fn send_frame(&mut self, seq: u64, cmd: u32, body: Vec<u8>) -> Result<(), String> {
+        let bytes = Frame::new(seq, cmd, body).encode();
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) -> Result<(), String> {
+        self.ws.send(msg).await.map_err(|e| e.to_string())
+    }
+
+    /// Sends a request with a fresh seq; returns the seq.
+    pub async fn send<T: Serialize + ?Sized>(&mut self, cmd: u32, value: &T) -> u64 {
+        let seq = self.seq();
+        self.send_frame(seq, cmd, body(value)).await.unwrap();
+        seq
+    }
+
+    pub async fn next_event(&mut self) -> Event {
+        self.next_event_within(STEP).await
+    }
+
+    pub async fn next_event_within(&mut self, within: Duration) -> Event {
+        loop {
+            let msg = tokio::time::timeout(within, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing received within {within:?}"));
+            return match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
+                }
+                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Event::Ended,
+            };
+        }
+    }
+
+    /// Keeps a frame received out of turn, for [`Client::next_push`].
+    pub fn stash(&mut self, frame: Frame) {
+        self.stash.push_back(frame);
+    }
+
+    pub fn stashed(&self) -> usize {
+        self.stash.len()
+    }
+
+    /// The next frame, stashed ones first.
+    pub async fn next_push(&mut self) -> Frame {
+        match self.stash.pop_front() {
+            Some(f) => f,
+            None => self.recv().await,
+        }
+    }
+
+    /// The next event, or `None` if nothing arrives within `within`.
+    pub async fn try_next_event(&mut self, within: Duration) -> Option<Event> {
+        loop {
+            let msg = tokio::time::timeout(within, self.ws.next()).await.ok()?;
+            return Some(match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
+                }
+                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Event::Ended,
+            });
+        }
+    }
+
+    /// The next frame; fails the test on a close.
+    pub async fn recv(&mut self) -> Frame {
+        match self.next_event().await {
+            Event::Frame(f) => f,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Sends a request and returns the reply to it (frames for other seqs in
+    /// between are returned too, in the second element).
+    pub async fn request<T: Serialize + ?Sized>(
+        &mut self,
+        cmd: u32,
+        value: &T,
+    ) -> (Frame, Vec<Frame>) {
+        let seq = self.send(cmd, value).await;
+        let mut others = Vec::new();
+        loop {
+            let f = self.recv().await;
+            if f.seq == seq {
+                return (f, others);
+            }
+            others.push(f);
+        }
+    }
+
+    pub async fn login(&mut self, token: &str) -> Frame {
+        #[derive(Serialize)]
+        struct Login<'a> {
+            token: &'a str,
+        }
+        let seq = self.send(cmd::LOGIN, &Login { token }).await;
+        let f = self.recv().await;
+        assert_eq!(f.seq, seq, "the login reply carries the login's seq");
+        f
+    }
+
+    /// Echoes `payload` and checks it comes back byte for byte.
+    pub async fn echo(&mut self, payload: &[u8]) {
+        let seq = self.seq();
+        self.send_frame(seq, cmd::ECHO, payload.to_vec())
+            .await
+            .unwrap();
+        let f = self.recv().await;
+        assert_eq!((f.seq, f.cmd), (seq, cmd::ECHO), "echo reply: {f:?}");
+        assert_eq!(&f.body[..], payload);
+    }
+
+    /// Expects a kick with `reason`, then the close.
+    pub async fn expect_kick(&mut self, reason: &str) {
+        let f = self.recv().await;
+        assert_eq!(f.cmd, cmd::KICK, "expected a kick, got {f:?}");
+        assert_eq!(decode::<KickBody>(&f).reason, reason);
+        assert!(matches!(
+            self.next_event().await,
+            Event::Closed(_) | Event::Ended
+        ));
+    }
+
+    /// Expects the connection to close with websocket close `code`.
+    pub async fn expect_close(&mut self, code: u16) {
+        loop {
+            match self.next_event().await {
+                Event::Closed(Some(frame)) => {
+                    assert_eq!(u16::from(frame.code), code, "close frame {frame:?}");
+                    return;
+                }
+                Event::Frame(_) => continue,
+                other => panic!("expected close code {code}, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
