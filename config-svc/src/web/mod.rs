@@ -17,12 +17,12 @@ use std::{
 
 use axum::{
     Form, Json, Router,
-    extract::{ConnectInfo, Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tracing::{info, warn};
 use warren_proto::config::Document;
@@ -229,47 +229,68 @@ impl Web {
     }
 }
 
-/// Resolves the signed-in staff member, or answers for the handler: a page
-/// asked for without a session goes to the sign-in (and comes back after);
-/// a change posted without one is refused.
-macro_rules! signed_in {
-    ($web:expr, $headers:expr, $back:expr) => {
-        match $web.me(&$headers).await {
-            Ok(Some(me)) => me,
-            Ok(None) => return see_other(&format!("/login?next={}", url_encode(&$back))),
-            Err(e) => return failure(None, &e),
+/// A page for signed-in staff: the request's live session (its idle
+/// time-out starts again). Without one the browser is sent to the sign-in,
+/// which brings it back here after.
+struct SignedIn(Me);
+
+impl FromRequestParts<Web> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Response> {
+        match web.me(&parts.headers).await {
+            Ok(Some(me)) => Ok(SignedIn(me)),
+            Ok(None) => Err(see_other(&format!(
+                "/login?next={}",
+                url_encode(parts.uri.path())
+            ))),
+            Err(e) => Err(failure(None, &e)),
         }
-    };
+    }
 }
 
-macro_rules! signed_in_post {
-    ($web:expr, $headers:expr, $csrf:expr) => {
-        match $web.me(&$headers).await {
-            Ok(Some(me)) if csrf_matches(&me.session.csrf, $csrf) => me,
+/// A form that carries the session's CSRF token.
+trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+/// A change posted by signed-in staff: who posted it, and the form, whose
+/// CSRF token matched the session's. A bad token is refused (403), a post
+/// without a live session too (401): nothing is changed either way.
+struct StaffForm<T>(Me, T);
+
+impl<T: DeserializeOwned + CsrfForm + Send> FromRequest<Web> for StaffForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, web: &Web) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let Form(form) = Form::<T>::from_request(req, web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match web.me(&headers).await {
+            Ok(Some(me)) if csrf_matches(&me.session.csrf, form.csrf()) => Ok(StaffForm(me, form)),
             Ok(Some(me)) => {
                 warn!(user = %me.session.username, "admin page: a change with a bad CSRF token was refused");
-                return html_response(
+                Err(html_response(
                     StatusCode::FORBIDDEN,
                     page(
                         "Refused",
                         Some(&me.who()),
                         r#"<div class="card"><h1>Refused</h1><div class="errors">This form is out of date or did not come from this site (bad CSRF token). Reload the page and try again.</div></div>"#,
                     ),
-                );
+                ))
             }
-            Ok(None) => {
-                return html_response(
-                    StatusCode::UNAUTHORIZED,
-                    page(
-                        "Signed out",
-                        None,
-                        r#"<div class="card signin"><h1>You are not signed in</h1><p>Your session has ended, so nothing was changed. <a href="/login">Sign in</a> and try again.</p></div>"#,
-                    ),
-                );
-            }
-            Err(e) => return failure(None, &e),
+            Ok(None) => Err(html_response(
+                StatusCode::UNAUTHORIZED,
+                page(
+                    "Signed out",
+                    None,
+                    r#"<div class="card signin"><h1>You are not signed in</h1><p>Your session has ended, so nothing was changed. <a href="/login">Sign in</a> and try again.</p></div>"#,
+                ),
+            )),
+            Err(e) => Err(failure(None, &e)),
         }
-    };
+    }
 }
 
 async fn not_found(State(web): State<Web>, headers: HeaderMap) -> Response {
@@ -455,8 +476,7 @@ struct CsrfOnly {
     csrf: String,
 }
 
-async fn signout(State(web): State<Web>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
-    let me = signed_in_post!(web, headers, &f.csrf);
+async fn signout(State(web): State<Web>, StaffForm(me, _): StaffForm<CsrfOnly>) -> Response {
     if let Err(e) = web.inner.store.end_session(&me.id_hash).await {
         return failure(None, &e);
     }
@@ -469,8 +489,7 @@ async fn signout(State(web): State<Web>, headers: HeaderMap, Form(f): Form<CsrfO
 
 // ---- documents ----
 
-async fn documents(State(web): State<Web>, headers: HeaderMap) -> Response {
-    let me = signed_in!(web, headers, "/");
+async fn documents(State(web): State<Web>, SignedIn(me): SignedIn) -> Response {
     let docs = match web.inner.store.list().await {
         Ok(d) => d,
         Err(e) => return failure(Some(&me.who()), &e),
@@ -603,11 +622,10 @@ async fn render_editor(
 
 async fn editor(
     State(web): State<Web>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(name): Path<String>,
     Query(q): Query<EditorQuery>,
 ) -> Response {
-    let me = signed_in!(web, headers, format!("/docs/{name}"));
     let notice = match (q.published, q.rolled_back, q.schema_saved) {
         (Some(v), _, _) => Some(format!(
             "Published version {v}. The game picks it up within a second."
@@ -648,11 +666,9 @@ struct EditForm {
 
 async fn edit_again(
     State(web): State<Web>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<EditForm>,
+    StaffForm(me, f): StaffForm<EditForm>,
 ) -> Response {
-    let me = signed_in_post!(web, headers, &f.csrf);
     render_editor(
         &web,
         &me,
@@ -725,11 +741,9 @@ async fn check(
 
 async fn review(
     State(web): State<Web>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<EditForm>,
+    StaffForm(me, f): StaffForm<EditForm>,
 ) -> Response {
-    let me = signed_in_post!(web, headers, &f.csrf);
     let checked = web.inner.store.check(&name, &f.body).await;
     let live = match web.inner.store.get(&name, None).await {
         Ok(d) => d,
@@ -791,11 +805,9 @@ async fn review(
 
 async fn publish(
     State(web): State<Web>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<EditForm>,
+    StaffForm(me, f): StaffForm<EditForm>,
 ) -> Response {
-    let me = signed_in_post!(web, headers, &f.csrf);
     let expected = (f.expected_version > 0).then_some(f.expected_version);
     match web
         .inner
@@ -838,11 +850,10 @@ struct HistoryQuery {
 
 async fn history(
     State(web): State<Web>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(name): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
-    let me = signed_in!(web, headers, format!("/docs/{name}/history"));
     let versions = match web.inner.store.versions(&name).await {
         Ok(v) => v,
         Err(e) => return failure(Some(&me.who()), &e),
@@ -889,10 +900,9 @@ async fn history(
 
 async fn version_page(
     State(web): State<Web>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path((name, version)): Path<(String, i64)>,
 ) -> Response {
-    let me = signed_in!(web, headers, format!("/docs/{name}/versions/{version}"));
     let (doc, live) = match (
         web.inner.store.get(&name, Some(version)).await,
         web.inner.store.get(&name, None).await,
@@ -930,11 +940,9 @@ struct RollbackForm {
 
 async fn rollback(
     State(web): State<Web>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<RollbackForm>,
+    StaffForm(me, f): StaffForm<RollbackForm>,
 ) -> Response {
-    let me = signed_in_post!(web, headers, &f.csrf);
     match web
         .inner
         .store
@@ -971,10 +979,9 @@ fn schema_html(me: &Me, name: &str, schema: &str, problems: &[String]) -> String
 
 async fn schema_page(
     State(web): State<Web>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(name): Path<String>,
 ) -> Response {
-    let me = signed_in!(web, headers, format!("/docs/{name}/schema"));
     match web.inner.store.schema(&name).await {
         Ok(s) => html_response(
             StatusCode::OK,
@@ -998,11 +1005,9 @@ struct SchemaForm {
 
 async fn save_schema(
     State(web): State<Web>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<SchemaForm>,
+    StaffForm(me, f): StaffForm<SchemaForm>,
 ) -> Response {
-    let me = signed_in_post!(web, headers, &f.csrf);
     let schema = (!f.schema.trim().is_empty()).then_some(f.schema.as_str());
     match web
         .inner
@@ -1043,8 +1048,7 @@ fn new_html(me: &Me, name: &str, body: &str, schema: &str, problems: &[String]) 
     )
 }
 
-async fn new_page(State(web): State<Web>, headers: HeaderMap) -> Response {
-    let me = signed_in!(web, headers, "/new");
+async fn new_page(SignedIn(me): SignedIn) -> Response {
     html_response(
         StatusCode::OK,
         page(
@@ -1067,8 +1071,7 @@ struct NewForm {
     schema: String,
 }
 
-async fn create(State(web): State<Web>, headers: HeaderMap, Form(f): Form<NewForm>) -> Response {
-    let me = signed_in_post!(web, headers, &f.csrf);
+async fn create(State(web): State<Web>, StaffForm(me, f): StaffForm<NewForm>) -> Response {
     let name = f.name.trim();
     let schema = (!f.schema.trim().is_empty()).then_some(f.schema.as_str());
     match web
@@ -1108,10 +1111,9 @@ struct AuditQuery {
 
 async fn audit(
     State(web): State<Web>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let me = signed_in!(web, headers, "/audit");
     let name = q.name.filter(|n| !n.is_empty());
     let entries = match web.inner.store.audit(name.as_deref(), 500).await {
         Ok(e) => e,
@@ -1167,4 +1169,34 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+impl CsrfForm for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for EditForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for NewForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for RollbackForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for SchemaForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
