@@ -122,7 +122,7 @@ pub(crate) async fn open_bus(
 /// directory (generated on first use, mode 0600).
 pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     if let Some(token) = &settings.game.admin_token {
-        return Ok(token.0.clone());
+        return Ok(secrecy::ExposeSecret::expose_secret(token).to_owned());
     }
     let path = settings.data_dir.join("admin-token");
     if let Ok(token) = std::fs::read_to_string(&path) {

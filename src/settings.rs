@@ -274,6 +274,14 @@ mod tests {
             ..Settings::default()
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WARREN_GAME__ADMIN_TOKEN", "s3cret-token");
+            let settings = load(None).map_err(|e| e.to_string())?;
+            let token = settings.game.admin_token.as_ref().expect("set");
+            assert_eq!(secrecy::ExposeSecret::expose_secret(token), "s3cret-token");
+            assert!(!format!("{settings:?}").contains("s3cret-token"));
+            Ok(())
+        });
     }
 
     #[test]

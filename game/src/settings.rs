@@ -1,20 +1,13 @@
 //! Game process settings.
 
-use std::{collections::BTreeMap, fmt, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use warren_runtime::RuntimeSettings;
 
-/// A secret setting: usable, never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+/// A secret setting: usable (`expose_secret`), never printed, never
+/// written back out.
+pub use secrecy::SecretString as Secret;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,6 +51,7 @@ pub struct GameSettings {
     pub admin_listen: SocketAddr,
     /// The bearer token the admin endpoint requires. Unset: the one in
     /// `<data_dir>/admin-token`, generated on first use.
+    #[serde(skip_serializing)]
     pub admin_token: Option<Secret>,
     /// Where the wallet service reaches gold.
     pub gold_url: String,
