@@ -207,7 +207,7 @@ class Target:
         # Connector, game, RabbitMQ and the bots share two cores here: one
         # runtime thread per Warren process spends less CPU per round trip
         # than one per core, which park and wake each other (BENCHMARKS.md).
-        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_GAME__CONFIG_URL="")
+        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_CONFIG_SVC__URL="")
         if WORKER_THREADS:
             env["WARREN_WORKER_THREADS"] = WORKER_THREADS
         subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,

@@ -24,13 +24,13 @@ SETTINGS
     WARREN_CONNECTOR__MAX_CONNECTIONS=19000
     WARREN_GAME__MAILBOX=1024             per-service mailbox; full => `overloaded`
     WARREN_GAME__CHAT_MAX_TEXT=1024
-    WARREN_GAME__GOLD_URL=http://127.0.0.1:7002  WARREN_GAME__DAILY_REWARD=100
-    WARREN_GOLD__LISTEN=127.0.0.1:7002    WARREN_GOLD__URL=http://127.0.0.1:7002
+    WARREN_GAME__DAILY_REWARD=100
+    WARREN_GOLD__LISTEN=127.0.0.1:7002    WARREN_GOLD__URL=http://127.0.0.1:7002   (login's and the game's)
     WARREN_GOLD__DATABASE=postgres://user@host/db   (default: SQLite in the data dir)
     WARREN_LOGIN__LISTEN=0.0.0.0:7000
     WARREN_CONFIG_SVC__LISTEN=127.0.0.1:7003  WARREN_CONFIG_SVC__ADMIN_LISTEN=127.0.0.1:7004
     WARREN_CONFIG_SVC__DATABASE=postgres://user@host/db   (default: SQLite in the data dir)
-    WARREN_GAME__CONFIG_URL=http://127.0.0.1:7003   (empty: no config-svc)
+    WARREN_CONFIG_SVC__URL=http://127.0.0.1:7003   (the game's; empty: no config-svc)
 
   docs/settings.md lists every setting with its meaning. Logs go to stderr;
   RUST_LOG (e.g. RUST_LOG=debug) sets their level.";

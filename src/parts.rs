@@ -259,7 +259,11 @@ pub(crate) async fn start_game(
     ready: &mut Ready,
 ) -> anyhow::Result<Background> {
     let token = admin_token(settings)?;
-    let game = warren_game::start(&settings.game, bus).await?;
+    let upstreams = warren_game::Upstreams {
+        gold_url: settings.gold.url.clone(),
+        config_url: settings.config_svc.url.clone(),
+    };
+    let game = warren_game::start(&settings.game, &upstreams, bus).await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();
     let listener = bind(settings.game.admin_listen, "the game admin endpoint").await?;
     let url = http_url(&listener)?;

@@ -52,7 +52,8 @@ mod server {
     pub struct ConfigSettings {
         /// Where config-svc serves gRPC.
         pub listen: SocketAddr,
-        /// Where services reach config-svc.
+        /// Where services (the game) reach config-svc. Empty: the game runs
+        /// without it, on its settings' values.
         pub url: String,
         /// Where the admin page listens. Keep it on loopback (or behind a
         /// TLS proxy, with `secure_cookies`).

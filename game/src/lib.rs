@@ -30,12 +30,22 @@ pub use warren_runtime::{
     SendError, Service, ServiceStats, SessionEvent, TimerId,
 };
 
+/// Where the game reaches the services it calls: gold (the settings'
+/// `gold.url`) and config-svc (`config_svc.url`; empty: none, and
+/// `chat_max_text` and `daily_reward` stay as set).
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    pub gold_url: String,
+    pub config_url: String,
+}
+
 /// The configuration the built-in services read: from config-svc when
-/// `config_url` is set (watched, so a publish reaches them without a
+/// its URL is set (watched, so a publish reaches them without a
 /// restart), else fixed from the settings. The settings' values are also
 /// the defaults used until config-svc has been reached once.
 fn live_config(
     s: &GameSettings,
+    config_url: &str,
 ) -> (
     Live<services::chat::ChatConfig>,
     Live<services::wallet::EconomyConfig>,
@@ -46,11 +56,11 @@ fn live_config(
     let economy = services::wallet::EconomyConfig {
         daily_reward: s.daily_reward,
     };
-    if s.config_url.is_empty() {
+    if config_url.is_empty() {
         return (Live::fixed(chat), Live::fixed(economy));
     }
     let client = ConfigClient::start(ClientSettings {
-        url: s.config_url.clone(),
+        url: config_url.to_owned(),
         cache_dir: s.config_cache.clone(),
         names: vec!["chat".into(), "economy".into()],
     });
@@ -60,10 +70,10 @@ fn live_config(
 /// A game with every built-in service: session (the sessions keeper), echo,
 /// chat, announce and wallet, plus `faults` when `fault_injection` is on.
 /// Call inside a tokio runtime (the wallet's gold client needs one).
-pub fn builder(s: &GameSettings) -> Result<GameBuilder, GameError> {
-    let (chat, economy) = live_config(s);
+pub fn builder(s: &GameSettings, upstreams: &Upstreams) -> Result<GameBuilder, GameError> {
+    let (chat, economy) = live_config(s, &upstreams.config_url);
     let wallet = services::Wallet::new(
-        &s.gold_url,
+        &upstreams.gold_url,
         economy,
         s.shop_items.clone(),
         Duration::from_millis(s.gold_timeout_ms),
@@ -99,8 +109,12 @@ pub fn builder(s: &GameSettings) -> Result<GameBuilder, GameError> {
 }
 
 /// Starts a game with the built-in services on `bus`.
-pub async fn start(settings: &GameSettings, bus: Arc<dyn Bus>) -> Result<Game, GameError> {
-    builder(settings)?.start(bus).await
+pub async fn start(
+    settings: &GameSettings,
+    upstreams: &Upstreams,
+    bus: Arc<dyn Bus>,
+) -> Result<Game, GameError> {
+    builder(settings, upstreams)?.start(bus).await
 }
 
 /// The game's entry point: serves the operators' admin endpoint on `admin`

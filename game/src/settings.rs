@@ -53,8 +53,6 @@ pub struct GameSettings {
     /// `<data_dir>/admin-token`, generated on first use.
     #[serde(skip_serializing)]
     pub admin_token: Option<Secret>,
-    /// Where the wallet service reaches gold.
-    pub gold_url: String,
     /// How long one call to gold may take.
     pub gold_timeout_ms: u64,
     /// Gold granted by the daily reward, until config-svc's `economy`
@@ -62,9 +60,6 @@ pub struct GameSettings {
     pub daily_reward: i64,
     /// The shop: item name → price in gold.
     pub shop_items: BTreeMap<String, i64>,
-    /// Where the game reads its live configuration (config-svc's gRPC).
-    /// Empty: no config-svc; `chat_max_text` and `daily_reward` stay as set.
-    pub config_url: String,
     /// Where the last known configuration is saved, so the game starts on
     /// it while config-svc is down. Unset: `<data_dir>/config-cache`.
     pub config_cache: Option<std::path::PathBuf>,
@@ -94,14 +89,12 @@ impl Default for GameSettings {
             stuck_threshold_ms: 5_000,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7005)),
             admin_token: None,
-            gold_url: "http://127.0.0.1:7002".to_owned(),
             gold_timeout_ms: 3_000,
             daily_reward: 100,
             shop_items: [("potion", 50), ("shield", 200), ("sword", 300)]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
-            config_url: "http://127.0.0.1:7003".to_owned(),
             config_cache: None,
             fault_injection: false,
             abort_at_reply: 0,

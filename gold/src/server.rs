@@ -15,7 +15,7 @@ use crate::{GoldService, Store};
 pub struct GoldSettings {
     /// Where gold serves gRPC.
     pub listen: SocketAddr,
-    /// Where others reach gold.
+    /// Where others (login, the game's wallet) reach gold.
     pub url: String,
     /// `postgres://…` or `sqlite://path?mode=rwc`. Unset: SQLite in the data
     /// directory (the embedded default).

@@ -19,9 +19,9 @@ pub(crate) async fn all(
 ) -> anyhow::Result<()> {
     let (private, public) = keys::ensure_dev_pair(&settings)?;
     let (gold_url, gold) = parts::start_gold(&settings, &mut ready).await?;
-    settings.game.gold_url = gold_url.clone();
+    settings.gold.url = gold_url.clone();
     let (config_url, config) = parts::start_config(&settings, &mut ready).await?;
-    settings.game.config_url = config_url;
+    settings.config_svc.url = config_url;
     parts::config_cache(&mut settings);
     let login = parts::start_login(&settings, &gold_url, &private, &mut ready).await?;
     let bus = parts::open_bus(&settings, "all", false).await?;

@@ -178,8 +178,7 @@ impl Stack {
                 if full {
                     let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
                     let gold_url = gold.wait_ready().url("gold");
-                    env.push(("WARREN_GOLD__URL".into(), gold_url.clone()));
-                    env.push(("WARREN_GAME__GOLD_URL".into(), gold_url));
+                    env.push(("WARREN_GOLD__URL".into(), gold_url));
                     let mut login_proc = Proc::spawn("login", &dir, &["login"], &env);
                     login = Some(login_proc.wait_ready().addr("login"));
                     procs.push(gold);
@@ -189,12 +188,12 @@ impl Stack {
                     let grpc = ready.addr("config");
                     config_page = Some(ready.addr("config_page"));
                     config = Some(grpc);
-                    env.push(("WARREN_GAME__CONFIG_URL".into(), format!("http://{grpc}")));
+                    env.push(("WARREN_CONFIG_SVC__URL".into(), format!("http://{grpc}")));
                     procs.push(config_proc);
                 } else {
                     // No config-svc in this stack: the game runs on its
                     // settings (and never reaches for a default port).
-                    env.push(("WARREN_GAME__CONFIG_URL".into(), String::new()));
+                    env.push(("WARREN_CONFIG_SVC__URL".into(), String::new()));
                 }
                 let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
                 admin = game.wait_ready().addr("game_admin");
@@ -330,7 +329,7 @@ impl Stack {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
             .env("WARREN_GAME__ADMIN_LISTEN", "127.0.0.1:0")
-            .env("WARREN_GAME__CONFIG_URL", "")
+            .env("WARREN_CONFIG_SVC__URL", "")
             .env(
                 "WARREN_BUS__NAMESPACE",
                 self.namespace.as_deref().unwrap_or("warren"),
