@@ -1,4 +1,3 @@
-// Long: the RabbitMQ transport's settings, topology, `Bus` implementation and sink share the topology's names; the connection watcher is apart (amqp/link.rs).
 //! The RabbitMQ bus, through lapin.
 //!
 //! Topology (all names start with the namespace, `warren` by default, so
@@ -52,215 +51,32 @@ use std::{
 
 use async_trait::async_trait;
 use lapin::{
-    BasicProperties, Channel, ExchangeKind,
+    Channel, ExchangeKind,
     options::{
-        BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-        QueueDeleteOptions,
+        BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
+        ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
 use tracing::{debug, info, warn};
-use warren_proto::{
-    BusEvent, BusPush, ConnectorId, DecodeError, batch::BATCH_CONTENT_TYPE, decode_event,
-    decode_push,
-};
+use warren_proto::{BusEvent, BusPush, ConnectorId, DecodeError, decode_event, decode_push};
 
 mod link;
+mod sink;
+mod topology;
 
 use link::{Health, Side};
+use sink::AmqpSink;
+use topology::shard_key;
+pub use topology::{AmqpSettings, Topology};
 
 use crate::{
-    Address, Bus, BusError, BusState, Confirm, Done, Message, Subscription,
-    batch::{Batcher, Sink},
-    check,
+    Address, Bus, BusError, BusState, Done, Message, Subscription, batch::Batcher, check,
     subscription::AmqpSource,
 };
 
 /// The longest [`Bus::close`] takes, however dead the broker is.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How to reach the broker and how to name things on it.
-#[derive(Clone)]
-pub struct AmqpSettings {
-    /// `amqp://user:pass@host:port/vhost`. Never logged (it may hold a password).
-    pub url: String,
-    /// Prefix of every exchange and queue name.
-    pub namespace: String,
-    /// Unacknowledged deliveries the broker may send each consumer.
-    pub prefetch: u16,
-    /// Bound of every queue; publishes beyond it are refused.
-    pub max_queue_length: i64,
-    /// Shown as the connection name in the broker's tools.
-    pub client_name: String,
-    /// Game shards of the namespace: every process on it must agree.
-    pub shards: u16,
-    /// The shard whose requests this process consumes (game processes).
-    pub shard: u16,
-    /// The durable mode (see the module documentation).
-    pub durable: bool,
-    /// Durable mode: deliveries of one request before it goes to the
-    /// dead-letter queue.
-    pub delivery_limit: u32,
-    /// How long the batcher collects messages for one AMQP message (zero:
-    /// only what is already waiting; see [`crate::batch`]).
-    pub batch_window: Duration,
-}
-
-impl AmqpSettings {
-    /// The defaults (the settings file's `[bus]` defaults come from here),
-    /// for the broker at `url` and the namespace `namespace`.
-    pub fn new(url: &str, namespace: &str) -> AmqpSettings {
-        AmqpSettings {
-            url: url.to_owned(),
-            namespace: namespace.to_owned(),
-            prefetch: 256,
-            max_queue_length: 100_000,
-            client_name: "warren".to_owned(),
-            shards: 1,
-            shard: 0,
-            durable: false,
-            delivery_limit: 5,
-            batch_window: Duration::from_micros(500),
-        }
-    }
-}
-
-impl fmt::Debug for AmqpSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AmqpSettings")
-            .field("url", &"<redacted>")
-            .field("namespace", &self.namespace)
-            .field("prefetch", &self.prefetch)
-            .field("max_queue_length", &self.max_queue_length)
-            .field("client_name", &self.client_name)
-            .field("shards", &self.shards)
-            .field("shard", &self.shard)
-            .field("durable", &self.durable)
-            .field("delivery_limit", &self.delivery_limit)
-            .field("batch_window", &self.batch_window)
-            .finish()
-    }
-}
-
-/// The names of the exchanges and queues of one namespace.
-#[derive(Clone, Debug)]
-pub struct Topology {
-    pub requests_exchange: String,
-    pub push_exchange: String,
-    pub broadcast_exchange: String,
-    /// Never holds a message: its `x-max-length` is the shard count, which
-    /// the broker refuses to redeclare differently.
-    pub shards_marker: String,
-    /// Durable mode: where requests that keep failing end.
-    pub dead_exchange: String,
-    pub dead_queue: String,
-    namespace: String,
-}
-
-impl Topology {
-    pub fn new(namespace: &str) -> Self {
-        Topology {
-            requests_exchange: format!("{namespace}.requests"),
-            push_exchange: format!("{namespace}.push"),
-            broadcast_exchange: format!("{namespace}.broadcast"),
-            shards_marker: format!("{namespace}.shards"),
-            dead_exchange: format!("{namespace}.dead"),
-            dead_queue: format!("{namespace}.dead"),
-            namespace: namespace.to_owned(),
-        }
-    }
-
-    /// The request queue of one game shard.
-    pub fn requests_queue(&self, shard: u16) -> String {
-        format!("{}.requests.{shard}", self.namespace)
-    }
-
-    pub fn push_queue(&self, connector: &ConnectorId) -> String {
-        format!("{}.push.{connector}", self.namespace)
-    }
-}
-
-/// The routing key of every message to one shard, and the binding that
-/// takes them into its queue.
-fn shard_key(shard: u16) -> String {
-    format!("shard.{shard}")
-}
-
-/// Writes the batcher's bodies to the broker, on the publishing channel
-/// (publisher confirms on).
-struct AmqpSink {
-    health: Health,
-    requests_exchange: ShortString,
-    push_exchange: ShortString,
-    broadcast_exchange: ShortString,
-    durable: bool,
-}
-
-#[async_trait]
-impl Sink for AmqpSink {
-    async fn write(&self, to: &Address, body: Vec<u8>, parts: usize) -> Result<Confirm, BusError> {
-        let (exchange, key) = match to {
-            Address::Shard(s) => (&self.requests_exchange, ShortString::from(shard_key(*s))),
-            Address::Connector(id) => (&self.push_exchange, ShortString::from(id.as_str())),
-            Address::EveryConnector => (&self.broadcast_exchange, ShortString::from("")),
-            Address::EveryShard => {
-                return Err(BusError::Mismatch(
-                    "a message to every shard is copied to each by the batcher".into(),
-                ));
-            }
-        };
-        let mut properties = BasicProperties::default();
-        if parts > 1 {
-            properties = properties.with_content_type(BATCH_CONTENT_TYPE.into());
-        }
-        if self.durable && to.is_shard() {
-            // Persistent, one per message (acknowledged one by one).
-            properties = properties.with_delivery_mode(2);
-        }
-        let lost = self.health.next_loss();
-        let link = self.health.publish.link();
-        let Some(channel) = link.channel.as_ref() else {
-            return Err(BusError::Unavailable("no publishing channel".into()));
-        };
-        let publish = channel.basic_publish(
-            exchange.clone(),
-            key,
-            BasicPublishOptions::default(),
-            &body,
-            properties,
-        );
-        let mut lost = Box::pin(lost);
-        let confirm = tokio::select! {
-            written = publish => written.map_err(unavailable)?,
-            _ = &mut lost => return Err(BusError::Unavailable(
-                "the connection to RabbitMQ was lost while writing".into(),
-            )),
-        };
-        Ok(Box::pin(async move {
-            tokio::select! {
-                confirmed = confirm => match confirmed {
-                    Ok(c) if c.is_nack() => Err(BusError::Rejected(
-                        "the broker refused the message (queue full?)".into(),
-                    )),
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(unavailable(e)),
-                },
-                _ = lost => Err(BusError::Unavailable(
-                    "the connection to RabbitMQ was lost before the broker confirmed".into(),
-                )),
-            }
-        }))
-    }
-
-    fn batches(&self, to: &Address) -> bool {
-        !(self.durable && to.is_shard())
-    }
-
-    fn ready(&self) -> Result<(), BusError> {
-        self.health.ready()
-    }
-}
 
 pub struct AmqpBus {
     topology: Topology,
