@@ -1,4 +1,3 @@
-// Long: every SQL statement of config-svc, on both dialects, in one place.
 //! config-svc's own storage (SQLite by default, PostgreSQL with
 //! `--database`), through sqlx's `Any` driver. The game database is gold's
 //! alone; nothing here touches it.
@@ -17,6 +16,10 @@ use warren_proto::config::{AuditEntry, Document, DocumentInfo, VersionInfo};
 
 use crate::{ConfigError, schema};
 
+mod staff;
+
+pub use staff::StaffSession;
+
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -29,15 +32,6 @@ static MIGRATIONS: warren_db::Migrations = warren_db::Migrations {
 
 pub(crate) fn now_ms() -> i64 {
     warren_proto::time::unix_ms() as i64
-}
-
-/// A signed-in staff member's session, as stored.
-#[derive(Clone, Debug)]
-pub struct StaffSession {
-    pub username: String,
-    pub csrf: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -546,124 +540,5 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
-    }
-
-    // ---- staff accounts and sessions (the admin page) ----
-
-    /// Adds a staff account, or sets the password of an existing one;
-    /// returns whether it was new.
-    pub async fn put_staff(
-        &self,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool, ConfigError> {
-        let updated = sqlx::query("UPDATE staff_users SET password_hash = $1 WHERE username = $2")
-            .bind(password_hash)
-            .bind(username)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if updated == 1 {
-            sqlx::query("DELETE FROM staff_sessions WHERE username = $1")
-                .bind(username)
-                .execute(&self.pool)
-                .await?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO staff_users (username, password_hash, created_at_ms) VALUES ($1, $2, $3)",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(true)
-    }
-
-    pub async fn staff_count(&self) -> Result<i64, ConfigError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM staff_users")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub async fn staff_password_hash(&self, username: &str) -> Result<Option<String>, ConfigError> {
-        Ok(
-            sqlx::query_scalar("SELECT password_hash FROM staff_users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn create_session(
-        &self,
-        id_hash: &str,
-        session: &StaffSession,
-    ) -> Result<(), ConfigError> {
-        sqlx::query(
-            "INSERT INTO staff_sessions (id_hash, username, csrf, created_at_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id_hash)
-        .bind(&session.username)
-        .bind(&session.csrf)
-        .bind(session.created_at_ms)
-        .bind(session.expires_at_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// A live session (expired ones are deleted on sight).
-    pub async fn session(&self, id_hash: &str) -> Result<Option<StaffSession>, ConfigError> {
-        let row = sqlx::query("SELECT * FROM staff_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        let s = StaffSession {
-            username: r.try_get("username")?,
-            csrf: r.try_get("csrf")?,
-            created_at_ms: r.try_get("created_at_ms")?,
-            expires_at_ms: r.try_get("expires_at_ms")?,
-        };
-        if s.expires_at_ms <= now_ms() {
-            self.end_session(id_hash).await?;
-            return Ok(None);
-        }
-        Ok(Some(s))
-    }
-
-    pub async fn extend_session(
-        &self,
-        id_hash: &str,
-        expires_at_ms: i64,
-    ) -> Result<(), ConfigError> {
-        sqlx::query("UPDATE staff_sessions SET expires_at_ms = $1 WHERE id_hash = $2")
-            .bind(expires_at_ms)
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn end_session(&self, id_hash: &str) -> Result<(), ConfigError> {
-        sqlx::query("DELETE FROM staff_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Deletes expired sessions; returns how many.
-    pub async fn purge_sessions(&self) -> Result<u64, ConfigError> {
-        Ok(
-            sqlx::query("DELETE FROM staff_sessions WHERE expires_at_ms <= $1")
-                .bind(now_ms())
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
     }
 }
