@@ -1,4 +1,3 @@
-// Long: the bot harness's command line, the plan built from it, and the progress shown while it runs.
 //! warren-bots: load-tests a Warren game server with websocket bots that
 //! log in and play like clients. See `warren-bots --help`.
 
@@ -9,12 +8,13 @@
 mod bot;
 mod pacer;
 mod plan;
+mod progress;
 mod report;
 mod stats;
 mod sys;
 
 use std::{
-    io::{BufRead, BufReader, IsTerminal, Write},
+    io::{BufRead, BufReader, Write},
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
     process::{Command, ExitCode, Stdio},
@@ -24,7 +24,6 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::{
     sync::{Semaphore, mpsc, watch},
@@ -33,34 +32,12 @@ use tokio::{
 
 use crate::{
     plan::{Auth, Group, Plan, Scenario, ScenarioFile, Span, UrlList},
-    report::{Report, Watched},
-    stats::{Snapshot, Stats, Tally, add_pairs, histogram},
+    report::Report,
+    stats::{Snapshot, Stats, Tally},
 };
 
-const EXAMPLES: &str = "\
-Examples:
-  # 1,000 bots, 10 echo requests a second each, against the embedded default
-  warren-bots --bots 1000 --rate 10 --duration 30s
-
-  # as fast as replies come (closed loop), with a latency plot
-  warren-bots --bots 1000 --rate 0 --plot latency.svg
-
-  # chat rooms of 20; reply and delivery latency
-  warren-bots --scenario chat --bots 2000 --room-size 20 --rate 0.5
-
-  # 100,000 idle players over 6 connectors (spread over processes by itself)
-  warren-bots --scenario idle --bots 100000 --ramp 5000 --url ws://127.0.0.1:7001/ws \\
-      --url ws://127.0.0.1:7011/ws ...
-
-  # a mixed load from a file, a JSON report, fail if p99 is over 50 ms
-  warren-bots --file load.toml --json report.json --max-p99-ms 50
-
-Tokens: by default each bot logs in as a guest (POST <login>/v1/guest, device
-id <id-prefix>-<n>, the same player every run). --key signs tokens here with
-the login's private key instead (uid = first-uid + n), as `warren token` does.
-
-Latency is measured from when each request was meant to be sent, so a server
-that stalls is charged for the whole stall (no coordinated omission).";
+/// `--help`'s examples.
+const EXAMPLES: &str = include_str!("examples.txt");
 
 /// Load-test a Warren game server with websocket bots.
 ///
@@ -374,8 +351,13 @@ async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
         }
     });
     let (snap_tx, snap_rx) = mpsc::channel::<(u64, Snapshot)>(1024);
-    let progress = tokio::spawn(show_progress(plan.clone(), procs, snap_rx, args.quiet));
-    let watcher = tokio::spawn(watch_processes(plan.clone(), watched));
+    let progress = tokio::spawn(progress::show_progress(
+        plan.clone(),
+        procs,
+        snap_rx,
+        args.quiet,
+    ));
+    let watcher = tokio::spawn(progress::watch_processes(plan.clone(), watched));
     let tally = if procs == 1 {
         let (tally, _) = run_share(plan.clone(), stop_rx, move |s| {
             let _ = snap_tx.try_send((0, s));
@@ -603,127 +585,4 @@ async fn run_children(
         total.merge(tally);
     }
     Ok(total)
-}
-
-// Long: the progress line's every field, gathered and printed once a second.
-/// The live progress line: indicatif on a terminal, a plain line every five
-/// seconds otherwise.
-async fn show_progress(
-    plan: Plan,
-    procs: u64,
-    mut rx: mpsc::Receiver<(u64, Snapshot)>,
-    quiet: bool,
-) {
-    let total = plan.total_bots();
-    let terminal = std::io::stderr().is_terminal();
-    let bar = ProgressBar::with_draw_target(
-        Some(total),
-        if quiet || !terminal {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {elapsed:>4} [{bar:24}] {pos}/{len} connected · {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let start = start_instant(&plan);
-    let (begin, end) = plan.window();
-    let mut latest: Vec<Snapshot> = vec![Snapshot::default(); procs as usize];
-    let mut previous = Snapshot::default();
-    let mut last_line = Instant::now();
-    let mut live = histogram();
-    let mut last_tick = Instant::now();
-    while let Some((k, snap)) = rx.recv().await {
-        add_pairs(&mut live, &snap.live);
-        if let Some(slot) = latest.get_mut(k as usize) {
-            *slot = snap;
-        }
-        // Redraw once a second, when every process has likely reported.
-        if last_tick.elapsed() < Duration::from_millis(900) {
-            continue;
-        }
-        let secs = last_tick.elapsed().as_secs_f64();
-        last_tick = Instant::now();
-        let sum = latest.iter().fold(Snapshot::default(), |mut a, s| {
-            a.connected += s.connected;
-            a.sent += s.sent;
-            a.received += s.received;
-            a.problems += s.problems;
-            a
-        });
-        let t = start.elapsed();
-        let phase = if t < plan.ramp_time() {
-            "ramp"
-        } else if t < begin {
-            "warm-up"
-        } else if t < end {
-            "measuring"
-        } else {
-            "draining"
-        };
-        let p99 = if live.is_empty() {
-            0.0
-        } else {
-            live.value_at_quantile(0.99) as f64 / 1000.0
-        };
-        let msg = format!(
-            "{phase} · sent {:.0}/s · answers {:.0}/s · p99 {p99:.1} ms · problems {}",
-            (sum.sent - previous.sent.min(sum.sent)) as f64 / secs,
-            (sum.received - previous.received.min(sum.received)) as f64 / secs,
-            sum.problems
-        );
-        bar.set_position(sum.connected);
-        bar.set_message(msg.clone());
-        bar.tick();
-        if !quiet && !terminal && last_line.elapsed() >= Duration::from_secs(5) {
-            eprintln!(
-                "warren-bots: {:>4.0}s {}/{} connected · {msg}",
-                t.as_secs_f64(),
-                sum.connected,
-                total
-            );
-            last_line = Instant::now();
-        }
-        live.reset();
-        previous = sum;
-    }
-    bar.finish_and_clear();
-}
-
-/// Reads the watched processes' CPU time at the start and the end of the
-/// window.
-async fn watch_processes(plan: Plan, pids: Vec<(String, u32)>) -> Vec<Watched> {
-    if pids.is_empty() {
-        return Vec::new();
-    }
-    let start = start_instant(&plan);
-    let (begin, end) = plan.window();
-    tokio::time::sleep_until(start + begin).await;
-    let before: Vec<Option<f64>> = pids.iter().map(|(_, p)| sys::cpu_secs(*p)).collect();
-    let t0 = Instant::now();
-    tokio::time::sleep_until(start + end).await;
-    let secs = t0.elapsed().as_secs_f64().max(0.001);
-    pids.iter()
-        .zip(before)
-        .map(|((name, pid), before)| {
-            let cpu = match (before, sys::cpu_secs(*pid)) {
-                (Some(a), Some(b)) => b - a,
-                _ => 0.0,
-            };
-            Watched {
-                name: name.clone(),
-                pid: *pid,
-                cpu_secs: cpu,
-                cpu_us_per_request: 0.0,
-                cpu_percent: cpu / secs * 100.0,
-                rss_mib: sys::memory_mib(*pid, "VmRSS:").unwrap_or(0.0),
-                peak_rss_mib: sys::memory_mib(*pid, "VmHWM:").unwrap_or(0.0),
-            }
-        })
-        .collect()
 }
