@@ -1,4 +1,3 @@
-// Long: one socket's life, from the handshake through login and the read loop to the close.
 //! The life of one socket: handshake, login, serving, closing.
 //!
 //! Two tasks per socket: this one reads (and decides), a writer drains the
@@ -10,12 +9,8 @@
 use std::{net::SocketAddr, pin::Pin, sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use futures_util::{
-    SinkExt, StreamExt,
-    stream::{SplitSink, SplitStream},
-};
+use futures_util::{StreamExt, stream::SplitStream};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     sync::mpsc,
     time::{Sleep, timeout},
@@ -26,17 +21,20 @@ use tokio_tungstenite::{
         self, Message,
         handshake::server::{ErrorResponse, Request, Response},
         http::StatusCode,
-        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
+        protocol::{WebSocketConfig, frame::coding::CloseCode},
     },
 };
 use tracing::{debug, info, warn};
 use warren_bus::{Address, BusError, Done, send_and_confirm};
 use warren_proto::{
-    BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, KickBody, LoginReply,
-    LoginRequest, Uid,
+    BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, LoginReply, LoginRequest, Uid,
     cmd::{self, code, kick},
     decode_body, encode_body,
 };
+
+mod writer;
+
+use writer::{linger, write_loop};
 
 use crate::{
     rate::Bucket,
@@ -541,98 +539,4 @@ fn closed(exit: &Exit) -> EventKind {
 pub(crate) async fn publish(shared: &Shared, ev: BusEvent) -> Result<(), BusError> {
     let to = Address::of_event(&ev, shared.bus.shards());
     send_and_confirm(&*shared.bus, to, warren_bus::Message::Event(ev)).await
-}
-
-/// Drains the outbound queue into the socket, batching whatever is queued
-/// into one flush, until the socket is stopped; then says goodbye.
-async fn write_loop(
-    mut sink: SplitSink<Ws, Message>,
-    mut rx: mpsc::Receiver<Bytes>,
-    handle: Arc<ConnHandle>,
-    close_timeout_ms: u64,
-) -> SplitSink<Ws, Message> {
-    let stop = handle.stopped().clone();
-    let mut stopped = std::pin::pin!(stop.cancelled());
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            frame = rx.recv() => match frame {
-                Some(frame) => frame,
-                None => break,
-            },
-        };
-        let write = async {
-            handle.dequeued(first.len());
-            sink.feed(Message::Binary(first)).await?;
-            while let Ok(frame) = rx.try_recv() {
-                handle.dequeued(frame.len());
-                sink.feed(Message::Binary(frame)).await?;
-            }
-            sink.flush().await
-        };
-        let result = tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            r = write => r,
-        };
-        if result.is_err() {
-            handle.stop(Exit::Gone);
-            break;
-        }
-    }
-    let exit = handle.exit();
-    let goodbye = async {
-        if !matches!(&exit, Exit::Kick(r) if r == kick::SLOW_CONSUMER) {
-            // Frames queued before the stop (a login error, say) still go.
-            while let Ok(frame) = rx.try_recv() {
-                sink.feed(Message::Binary(frame)).await?;
-            }
-        }
-        match exit {
-            Exit::Kick(reason) => {
-                let body = encode_body(&KickBody {
-                    reason: reason.clone(),
-                });
-                sink.feed(Message::Binary(
-                    Frame::new(0, cmd::KICK, body).encode().into(),
-                ))
-                .await?;
-                sink.send(close_frame(CloseCode::Normal, &reason)).await
-            }
-            Exit::Close(code, reason) => sink.send(close_frame(code, reason)).await,
-            Exit::Gone => sink.close().await,
-        }
-    };
-    let _ = timeout(ms(close_timeout_ms), goodbye).await;
-    sink
-}
-
-fn close_frame(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-/// After our close frame, keeps reading (and discarding) until the client
-/// closes or the timeout passes, so unread bytes (the rest of an oversize
-/// frame, say) do not make the kernel reset the connection and destroy the
-/// close frame before the client reads it.
-async fn linger(stream: SplitStream<Ws>, sink: SplitSink<Ws, Message>, close_timeout_ms: u64) {
-    let Ok(mut ws) = stream.reunite(sink) else {
-        return;
-    };
-    let tcp = ws.get_mut();
-    // Nothing more will be written: send FIN now, keep reading.
-    let _ = tcp.shutdown().await;
-    let mut buf = [0u8; 4096];
-    let _ = timeout(ms(close_timeout_ms), async {
-        while let Ok(n) = tcp.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
 }

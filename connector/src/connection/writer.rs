@@ -1,0 +1,129 @@
+//! The writing half of a socket: drains its outbound queue, says goodbye
+//! (a kick frame, a close frame) when it is stopped, then lingers so the
+//! close frame is read.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{
+    SinkExt,
+    stream::{SplitSink, SplitStream},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::mpsc,
+    time::timeout,
+};
+use tokio_tungstenite::tungstenite::{
+    Message,
+    protocol::{CloseFrame, frame::coding::CloseCode},
+};
+use warren_proto::{
+    Frame, KickBody,
+    cmd::{self, kick},
+    encode_body,
+};
+
+use super::Ws;
+use crate::{
+    registry::{ConnHandle, Exit},
+    settings::ms,
+};
+
+/// Drains the outbound queue into the socket, batching whatever is queued
+/// into one flush, until the socket is stopped; then says goodbye.
+pub(super) async fn write_loop(
+    mut sink: SplitSink<Ws, Message>,
+    mut rx: mpsc::Receiver<Bytes>,
+    handle: Arc<ConnHandle>,
+    close_timeout_ms: u64,
+) -> SplitSink<Ws, Message> {
+    let stop = handle.stopped().clone();
+    let mut stopped = std::pin::pin!(stop.cancelled());
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = &mut stopped => break,
+            frame = rx.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        let write = async {
+            handle.dequeued(first.len());
+            sink.feed(Message::Binary(first)).await?;
+            while let Ok(frame) = rx.try_recv() {
+                handle.dequeued(frame.len());
+                sink.feed(Message::Binary(frame)).await?;
+            }
+            sink.flush().await
+        };
+        let result = tokio::select! {
+            biased;
+            _ = &mut stopped => break,
+            r = write => r,
+        };
+        if result.is_err() {
+            handle.stop(Exit::Gone);
+            break;
+        }
+    }
+    let exit = handle.exit();
+    let goodbye = async {
+        if !matches!(&exit, Exit::Kick(r) if r == kick::SLOW_CONSUMER) {
+            // Frames queued before the stop (a login error, say) still go.
+            while let Ok(frame) = rx.try_recv() {
+                sink.feed(Message::Binary(frame)).await?;
+            }
+        }
+        match exit {
+            Exit::Kick(reason) => {
+                let body = encode_body(&KickBody {
+                    reason: reason.clone(),
+                });
+                sink.feed(Message::Binary(
+                    Frame::new(0, cmd::KICK, body).encode().into(),
+                ))
+                .await?;
+                sink.send(close_frame(CloseCode::Normal, &reason)).await
+            }
+            Exit::Close(code, reason) => sink.send(close_frame(code, reason)).await,
+            Exit::Gone => sink.close().await,
+        }
+    };
+    let _ = timeout(ms(close_timeout_ms), goodbye).await;
+    sink
+}
+
+pub(super) fn close_frame(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// After our close frame, keeps reading (and discarding) until the client
+/// closes or the timeout passes, so unread bytes (the rest of an oversize
+/// frame, say) do not make the kernel reset the connection and destroy the
+/// close frame before the client reads it.
+pub(super) async fn linger(
+    stream: SplitStream<Ws>,
+    sink: SplitSink<Ws, Message>,
+    close_timeout_ms: u64,
+) {
+    let Ok(mut ws) = stream.reunite(sink) else {
+        return;
+    };
+    let tcp = ws.get_mut();
+    // Nothing more will be written: send FIN now, keep reading.
+    let _ = tcp.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let _ = timeout(ms(close_timeout_ms), async {
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
