@@ -34,20 +34,13 @@ static MIGRATIONS: warren_db::Migrations = warren_db::Migrations {
     sqlite: &SQLITE,
 };
 
-/// Gold's SQL where the dialects differ.
-trait GoldSql {
-    /// Reads a wallet's balance, locking the row where the dialect can.
-    fn lock_wallet_sql(self) -> &'static str;
-}
-
-impl GoldSql for Dialect {
-    fn lock_wallet_sql(self) -> &'static str {
-        match self {
-            Dialect::Postgres => {
-                "SELECT balance FROM wallets WHERE uid = $1 AND currency = $2 FOR UPDATE"
-            }
-            Dialect::Sqlite => "SELECT balance FROM wallets WHERE uid = $1 AND currency = $2",
+/// Reads a wallet's balance, locking the row where the dialect can.
+fn lock_wallet_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => {
+            "SELECT balance FROM wallets WHERE uid = $1 AND currency = $2 FOR UPDATE"
         }
+        Dialect::Sqlite => "SELECT balance FROM wallets WHERE uid = $1 AND currency = $2",
     }
 }
 
@@ -299,7 +292,7 @@ impl Store {
         uid: i64,
         currency: &str,
     ) -> Result<i64, sqlx::Error> {
-        let lock = self.dialect.lock_wallet_sql();
+        let lock = lock_wallet_sql(self.dialect);
         let found: Option<i64> = sqlx::query_scalar(lock)
             .bind(uid)
             .bind(currency)
