@@ -187,9 +187,15 @@ impl GameBuilder {
             services = ?threads.iter().map(|t| t.name).collect::<Vec<_>>(),
             "game serving"
         );
-        Ok(Game::new(
-            bus, threads, sessions, dispatcher, outbox, stop, watchdog,
-        ))
+        Ok(Game {
+            bus,
+            services: threads,
+            sessions,
+            dispatcher,
+            outbox,
+            stop,
+            watchdog,
+        })
     }
 }
 

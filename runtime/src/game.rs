@@ -1,7 +1,6 @@
 //! A running game process, and the handle that reaches it from outside.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, atomic::Ordering::Relaxed},
     thread::JoinHandle,
     time::Duration,
@@ -47,13 +46,13 @@ impl Running {
 
 /// A running game process.
 pub struct Game {
-    bus: Arc<dyn Bus>,
-    services: Vec<Running>,
-    sessions: Arc<Sessions>,
-    dispatcher: tokio::task::JoinHandle<()>,
-    outbox: tokio::task::JoinHandle<()>,
-    stop: CancellationToken,
-    watchdog: Watchdog,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) services: Vec<Running>,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) dispatcher: tokio::task::JoinHandle<()>,
+    pub(crate) outbox: tokio::task::JoinHandle<()>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) watchdog: Watchdog,
 }
 
 impl std::fmt::Debug for Game {
@@ -65,26 +64,6 @@ impl std::fmt::Debug for Game {
 }
 
 impl Game {
-    pub(crate) fn new(
-        bus: Arc<dyn Bus>,
-        services: Vec<Running>,
-        sessions: Arc<Sessions>,
-        dispatcher: tokio::task::JoinHandle<()>,
-        outbox: tokio::task::JoinHandle<()>,
-        stop: CancellationToken,
-        watchdog: Watchdog,
-    ) -> Self {
-        Game {
-            bus,
-            services,
-            sessions,
-            dispatcher,
-            outbox,
-            stop,
-            watchdog,
-        }
-    }
-
     /// Every service's counters: the built-in stat request.
     pub fn stats(&self) -> Vec<ServiceStats> {
         self.services.iter().map(Running::stats).collect()
@@ -100,7 +79,6 @@ impl Game {
                     .map(|s| (s.name, s.mailbox.clone()))
                     .collect(),
             ),
-            order: Arc::new(self.services.iter().map(|s| s.name).collect()),
         }
     }
 
@@ -142,13 +120,20 @@ impl Game {
 /// counters; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct GameHandle {
-    mailboxes: Arc<HashMap<&'static str, MailboxTx>>,
-    /// Service names in start order.
-    order: Arc<Vec<&'static str>>,
+    /// Every service's mailbox, in start order (a handful: found by a
+    /// scan).
+    mailboxes: Arc<Vec<(&'static str, MailboxTx)>>,
     bus: Arc<dyn Bus>,
 }
 
 impl GameHandle {
+    fn mailbox(&self, service: &str) -> Option<&MailboxTx> {
+        self.mailboxes
+            .iter()
+            .find(|(name, _)| *name == service)
+            .map(|(_, mailbox)| mailbox)
+    }
+
     /// The bus as the debug console shows it.
     pub fn bus_state(&self) -> warren_bus::BusState {
         self.bus.state()
@@ -156,9 +141,9 @@ impl GameHandle {
 
     /// Every service's counters, in start order.
     pub fn stats(&self) -> Vec<ServiceStats> {
-        self.order
+        self.mailboxes
             .iter()
-            .map(|name| self.mailboxes[name].counters.snapshot(name))
+            .map(|(name, mailbox)| mailbox.counters.snapshot(name))
             .collect()
     }
 
@@ -168,7 +153,7 @@ impl GameHandle {
     ///
     /// [`Service::summary`]: crate::Service::summary
     pub async fn summary(&self, service: &str) -> Option<serde_json::Value> {
-        let mailbox = self.mailboxes.get(service)?;
+        let mailbox = self.mailbox(service)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         mailbox.try_send(Mail::Control(Control::Inspect(tx))).ok()?;
         tokio::time::timeout(Duration::from_secs(5), rx)
@@ -181,7 +166,7 @@ impl GameHandle {
     /// (target `warren::trace`, level INFO). False if there is no such
     /// service.
     pub fn set_tracing(&self, service: &str, on: bool) -> bool {
-        match self.mailboxes.get(service) {
+        match self.mailbox(service) {
             Some(mailbox) => {
                 mailbox.counters.trace.store(on, Relaxed);
                 info!(service, on, "per-service tracing switched");
@@ -195,8 +180,7 @@ impl GameHandle {
     /// arrives in its `mail` callback, and must be of its `Service::Mail`
     /// type. Never blocks: a full mailbox is an error.
     pub fn send<M: Send + 'static>(&self, to: &str, msg: M) -> Result<(), SendError> {
-        self.mailboxes
-            .get(to)
+        self.mailbox(to)
             .ok_or_else(|| SendError::NoSuchService(to.to_owned()))?
             .send_mail("admin", msg)
     }
