@@ -457,13 +457,7 @@ impl Bot {
                     text.push('x');
                 }
                 let room = self.room();
-                (
-                    cmd::CHAT_SEND,
-                    encode_body(&Say {
-                        room: room.into(),
-                        text: text.into(),
-                    }),
-                )
+                (cmd::CHAT_SEND, encode_body(&Say::new(room, text)))
             }
             Scenario::Shop => {
                 self.purchases += 1;
@@ -512,7 +506,7 @@ impl Bot {
         match self.group.scenario {
             Scenario::Chat => {
                 let room = self.room();
-                self.setup(cmd::CHAT_JOIN, encode_body(&Room { room: room.into() }))
+                self.setup(cmd::CHAT_JOIN, encode_body(&Room::new(room)))
                     .await?;
             }
             Scenario::Shop => self.setup(3002, encode_body(&Empty {})).await?,

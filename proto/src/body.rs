@@ -30,6 +30,12 @@ pub struct Room<'a> {
     pub room: Cow<'a, str>,
 }
 
+impl<'a> Room<'a> {
+    pub fn new(room: impl Into<Cow<'a, str>>) -> Self {
+        Room { room: room.into() }
+    }
+}
+
 /// 2001 join reply: the room's members, sorted, the joiner included.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Members {
@@ -41,6 +47,15 @@ pub struct Members {
 pub struct Say<'a> {
     pub room: Cow<'a, str>,
     pub text: Cow<'a, str>,
+}
+
+impl<'a> Say<'a> {
+    pub fn new(room: impl Into<Cow<'a, str>>, text: impl Into<Cow<'a, str>>) -> Self {
+        Say {
+            room: room.into(),
+            text: text.into(),
+        }
+    }
 }
 
 /// 2003 push to every member: `{room, from, text}`.

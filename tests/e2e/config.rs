@@ -28,15 +28,7 @@ struct Daily {
 
 /// Sends `text` to `room`: Ok, or the error's message.
 async fn say(c: &mut Client, room: &str, text: &str) -> Result<(), String> {
-    let (r, _) = c
-        .request(
-            cmd::CHAT_SEND,
-            &Say {
-                room: room.into(),
-                text: text.into(),
-            },
-        )
-        .await;
+    let (r, _) = c.request(cmd::CHAT_SEND, &Say::new(room, text)).await;
     if r.cmd == cmd::ERROR {
         return Err(decode::<ErrorBody>(&r).message);
     }
@@ -96,14 +88,7 @@ pub(crate) async fn publish(stack: &Stack, name: &str, body: serde_json::Value) 
 async fn config_changes_reach_the_running_game(kind: BusKind) {
     let stack = Stack::start_full(kind).await;
     let mut c = stack.player(7).await;
-    let (r, _) = c
-        .request(
-            cmd::CHAT_JOIN,
-            &Room {
-                room: "lobby".into(),
-            },
-        )
-        .await;
+    let (r, _) = c.request(cmd::CHAT_JOIN, &Room::new("lobby")).await;
     assert_eq!(r.cmd, cmd::CHAT_JOIN, "{r:?}");
     say(&mut c, "lobby", &"x".repeat(12)).await.unwrap();
 
@@ -283,14 +268,7 @@ async fn staff_change_the_game_from_the_admin_page_in_chromium() {
     let b = driver.browser().await;
 
     let mut player = stack.player(11).await;
-    player
-        .request(
-            cmd::CHAT_JOIN,
-            &Room {
-                room: "lobby".into(),
-            },
-        )
-        .await;
+    player.request(cmd::CHAT_JOIN, &Room::new("lobby")).await;
     say(&mut player, "lobby", &"x".repeat(12)).await.unwrap();
 
     // Every page is behind the sign-in; a wrong password is refused.

@@ -61,27 +61,14 @@ async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once
     let mut members = Vec::new();
     for (i, uid) in [(0, 21u64), (1, 22), (0, 23), (1, 24)] {
         let mut p = stack.player_on(i, uid).await;
-        let (reply, _) = p
-            .request(
-                cmd::CHAT_JOIN,
-                &Room {
-                    room: "across".into(),
-                },
-            )
-            .await;
+        let (reply, _) = p.request(cmd::CHAT_JOIN, &Room::new("across")).await;
         assert_eq!(reply.cmd, cmd::CHAT_JOIN);
         members.push((uid, p));
     }
     for (uid, p) in &mut members {
         let text = format!("line from {uid}");
         let seq = p
-            .send(
-                cmd::CHAT_SEND,
-                &Say {
-                    room: "across".into(),
-                    text: text.as_str().into(),
-                },
-            )
+            .send(cmd::CHAT_SEND, &Say::new("across", text.as_str()))
             .await;
         loop {
             let f = p.recv().await;
@@ -104,14 +91,7 @@ async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once
             vec![21, 22, 23, 24],
             "uid {uid} hears every line once, in order"
         );
-        let (barrier, extra) = p
-            .request(
-                cmd::ECHO,
-                &Room {
-                    room: "barrier".into(),
-                },
-            )
-            .await;
+        let (barrier, extra) = p.request(cmd::ECHO, &Room::new("barrier")).await;
         assert_eq!(barrier.cmd, cmd::ECHO);
         assert!(
             extra.is_empty() && p.stashed() == 0,

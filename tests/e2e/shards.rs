@@ -44,22 +44,14 @@ async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
     for (i, uid) in [(0, 40u64), (1, 41), (0, 42), (1, 43)] {
         let mut p = stack.player_on(i, uid).await;
         for room in rooms {
-            let (reply, _) = p.request(cmd::CHAT_JOIN, &Room { room: room.into() }).await;
+            let (reply, _) = p.request(cmd::CHAT_JOIN, &Room::new(room)).await;
             assert_eq!(reply.cmd, cmd::CHAT_JOIN, "{reply:?}");
         }
         players.push((uid, p));
     }
     for (_, p) in &mut players {
         for room in rooms {
-            let seq = p
-                .send(
-                    cmd::CHAT_SEND,
-                    &Say {
-                        room: room.into(),
-                        text: "hello".into(),
-                    },
-                )
-                .await;
+            let seq = p.send(cmd::CHAT_SEND, &Say::new(room, "hello")).await;
             loop {
                 let f = p.recv().await;
                 if f.seq == seq {
@@ -86,14 +78,7 @@ async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
             heard.values().all(|&n| n == 1),
             "uid {uid} heard a line twice: {heard:?}"
         );
-        let (barrier, extra) = p
-            .request(
-                cmd::ECHO,
-                &Room {
-                    room: "barrier".into(),
-                },
-            )
-            .await;
+        let (barrier, extra) = p.request(cmd::ECHO, &Room::new("barrier")).await;
         assert_eq!(barrier.cmd, cmd::ECHO);
         assert!(
             extra.is_empty() && p.stashed() == 0,

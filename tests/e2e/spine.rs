@@ -83,14 +83,7 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
     let mut players = Vec::new();
     for uid in [11, 12, 13] {
         let mut p = stack.player(uid).await;
-        let (reply, others) = p
-            .request(
-                cmd::CHAT_JOIN,
-                &Room {
-                    room: "lobby".into(),
-                },
-            )
-            .await;
+        let (reply, others) = p.request(cmd::CHAT_JOIN, &Room::new("lobby")).await;
         assert!(others.is_empty());
         assert_eq!(reply.cmd, cmd::CHAT_JOIN);
         let members = decode::<Members>(&reply).members;
@@ -98,25 +91,14 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
         players.push(p);
     }
     let (reply, _) = players[2]
-        .request(
-            cmd::CHAT_JOIN,
-            &Room {
-                room: "lobby".into(),
-            },
-        )
+        .request(cmd::CHAT_JOIN, &Room::new("lobby"))
         .await;
     assert_eq!(decode::<Members>(&reply).members, vec![11, 12, 13]);
 
     let lines = [(0usize, "first"), (1, "second"), (2, "third")];
     for (who, text) in lines {
         let seq = players[who]
-            .send(
-                cmd::CHAT_SEND,
-                &Say {
-                    room: "lobby".into(),
-                    text: text.into(),
-                },
-            )
+            .send(cmd::CHAT_SEND, &Say::new("lobby", text))
             .await;
         // The sender's reply; pushes may come before it.
         loop {
@@ -150,14 +132,7 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
             "player {i} hears every line once, in order"
         );
         // Nothing else is pending: the next frame is the reply to a barrier.
-        let (barrier, extra) = p
-            .request(
-                cmd::ECHO,
-                &Room {
-                    room: "barrier".into(),
-                },
-            )
-            .await;
+        let (barrier, extra) = p.request(cmd::ECHO, &Room::new("barrier")).await;
         assert_eq!(barrier.cmd, cmd::ECHO);
         assert!(
             extra.is_empty() && p.stashed() == 0,
@@ -167,38 +142,20 @@ async fn three_players_in_a_room_get_each_message_exactly_once(kind: BusKind) {
 
     // Leaving stops the pushes; talking in a room one left is refused.
     let (left, _) = players[2]
-        .request(
-            cmd::CHAT_LEAVE,
-            &Room {
-                room: "lobby".into(),
-            },
-        )
+        .request(cmd::CHAT_LEAVE, &Room::new("lobby"))
         .await;
     assert_eq!(left.cmd, cmd::CHAT_LEAVE);
     let (refused, _) = players[2]
-        .request(
-            cmd::CHAT_SEND,
-            &Say {
-                room: "lobby".into(),
-                text: "ghost".into(),
-            },
-        )
+        .request(cmd::CHAT_SEND, &Say::new("lobby", "ghost"))
         .await;
     assert_eq!(error_code(&refused), "not_in_room");
     let (reply, _) = players[0]
-        .request(
-            cmd::CHAT_JOIN,
-            &Room {
-                room: "lobby".into(),
-            },
-        )
+        .request(cmd::CHAT_JOIN, &Room::new("lobby"))
         .await;
     assert_eq!(decode::<Members>(&reply).members, vec![11, 12]);
 
     // Bad input gets a clear error, not silence.
-    let (bad, _) = players[0]
-        .request(cmd::CHAT_JOIN, &Room { room: "".into() })
-        .await;
+    let (bad, _) = players[0].request(cmd::CHAT_JOIN, &Room::new("")).await;
     assert_eq!(error_code(&bad), "bad_request");
     let seq = players[0].seq();
     players[0]
@@ -345,9 +302,7 @@ async fn a_panicking_handler_leaves_everything_else_serving(kind: BusKind) {
     let stack = Stack::start(kind).await;
     let mut crasher = stack.player(1).await;
     let mut bystander = stack.player(2).await;
-    bystander
-        .request(cmd::CHAT_JOIN, &Room { room: "r".into() })
-        .await;
+    bystander.request(cmd::CHAT_JOIN, &Room::new("r")).await;
     for _ in 0..5 {
         let seq = crasher.seq();
         crasher
@@ -363,13 +318,7 @@ async fn a_panicking_handler_leaves_everything_else_serving(kind: BusKind) {
     assert_eq!(alive.cmd, 9991);
     crasher.echo(b"\x80").await;
     let (said, _) = bystander
-        .request(
-            cmd::CHAT_SEND,
-            &Say {
-                room: "r".into(),
-                text: "still here".into(),
-            },
-        )
+        .request(cmd::CHAT_SEND, &Say::new("r", "still here"))
         .await;
     assert_eq!(said.cmd, cmd::CHAT_SEND);
 }
