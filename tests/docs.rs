@@ -115,6 +115,12 @@ fn protocol_and_readme_quote_the_defaults_in_force() {
     let protocol = read("docs/PROTOCOL.md");
     let readme = read("README.md");
     let architecture = read("ARCHITECTURE.md");
+    let shop: Vec<String> = s
+        .game
+        .shop_items
+        .iter()
+        .map(|(item, price)| format!("{item} {price}"))
+        .collect();
     let quotes: Vec<(&str, &str, String)> = vec![
         (
             "docs/PROTOCOL.md",
@@ -220,31 +226,24 @@ fn protocol_and_readme_quote_the_defaults_in_force() {
                 grouped(s.game.confirm_window as u64)
             ),
         ),
+        (
+            "docs/PROTOCOL.md",
+            &protocol,
+            format!(
+                "text at most {} characters (`game.chat_max_text`)",
+                grouped(s.game.chat_max_text as u64)
+            ),
+        ),
+        (
+            "docs/PROTOCOL.md",
+            &protocol,
+            format!(
+                "The default shop: {}; the daily reward is {}",
+                shop.join(", "),
+                s.game.daily_reward
+            ),
+        ),
     ];
-    let shop: Vec<String> = s
-        .game
-        .shop_items
-        .iter()
-        .map(|(item, price)| format!("{item} {price}"))
-        .collect();
-    let mut quotes = quotes;
-    quotes.push((
-        "docs/PROTOCOL.md",
-        &protocol,
-        format!(
-            "text at most {} characters (`game.chat_max_text`)",
-            grouped(s.game.chat_max_text as u64)
-        ),
-    ));
-    quotes.push((
-        "docs/PROTOCOL.md",
-        &protocol,
-        format!(
-            "The default shop: {}; the daily reward is {}",
-            shop.join(", "),
-            s.game.daily_reward
-        ),
-    ));
     for (file, text, quote) in quotes {
         // Prose wraps: compare with runs of whitespace made one space.
         let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");

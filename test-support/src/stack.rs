@@ -4,7 +4,6 @@
 //! tests, the broker-restart test and the benches share. The protocol
 //! client is [`crate::client`], re-exported here.
 
-use crate::process::Proc;
 pub use crate::{
     client::{
         Client, ErrorBody, Event, KickBody, Presence, PresenceRequest, Room, Said, Say, body,
@@ -25,6 +24,8 @@ use warren_bus::{AmqpBus, AmqpSettings, Bus as _};
 use warren_login::{JwtSettings, TokenSigner};
 use warren_proto::{Uid, cmd};
 
+use crate::{process::Proc, unique};
+
 /// How long any single expected event may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(15);
 
@@ -38,8 +39,6 @@ pub fn amqp_url() -> String {
     std::env::var("WARREN_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
-
-use crate::unique;
 
 /// The stack under test: a connector and a game, on one bus.
 #[derive(Debug)]
