@@ -77,7 +77,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ConfigSvc(mut args) => {
             if let Some(database) = args.database.take() {
-                settings.config_svc.database = Some(database);
+                settings.config_svc.database = Some(database.into());
             }
             let settings = apply(settings, args);
             runtime(workers)?.block_on(modes::config_svc(
@@ -92,7 +92,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             database,
         }) => {
             if let Some(database) = database {
-                settings.config_svc.database = Some(database);
+                settings.config_svc.database = Some(database.into());
             }
             runtime(workers)?.block_on(add_staff(&settings, &username, password_stdin))
         }
@@ -113,7 +113,7 @@ fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn apply(mut settings: Settings, args: PartArgs) -> Settings {
     if let Some(url) = args.amqp {
-        settings.bus.amqp_url = Some(url);
+        settings.bus.amqp_url = Some(url.into());
     }
     if let Some(listen) = args.listen {
         settings.connector.listen = listen;
@@ -122,7 +122,7 @@ fn apply(mut settings: Settings, args: PartArgs) -> Settings {
         settings.connector.id = Some(id);
     }
     if let Some(database) = args.database {
-        settings.gold.database = Some(database);
+        settings.gold.database = Some(database.into());
     }
     settings
 }
@@ -131,7 +131,7 @@ fn token(settings: Settings, uid: u64, ttl_secs: Option<u64>) -> anyhow::Result<
     let (private, _) = keys::ensure_dev_pair(&settings)?;
     let mut jwt = settings.jwt.clone();
     if let Some(ttl) = ttl_secs {
-        jwt.ttl_secs = ttl;
+        jwt.ttl_secs = std::time::Duration::from_secs(ttl);
     }
     let (token, _) = TokenSigner::from_file(&private, &jwt)?.sign(Uid(uid))?;
     println!("{token}");

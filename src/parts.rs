@@ -25,7 +25,7 @@ use warren_connector::{Connector, TokenVerifier};
 use crate::{
     keys::TokenSigner,
     ready::{Ready, Role},
-    settings::{BusKind, Settings, redact_url},
+    settings::{BusKind, SecretUrl, Settings},
 };
 
 /// A part that runs until its stop token is cancelled.
@@ -112,7 +112,7 @@ pub(crate) async fn open_bus(
                 .amqp(url, &format!("warren-{role}"), settings.game.shard);
             let bus = AmqpBus::connect(amqp)
                 .await
-                .with_context(|| format!("connecting to RabbitMQ at {}", redact_url(url)))?;
+                .with_context(|| format!("connecting to RabbitMQ at {url}"))?;
             Ok(Arc::new(bus))
         }
     }
@@ -148,18 +148,18 @@ pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
 /// data directory (the embedded default).
 pub(crate) fn database_url(
     settings: &Settings,
-    configured: &Option<String>,
+    configured: &Option<SecretUrl>,
     file: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<SecretUrl> {
     match configured {
         Some(url) => Ok(url.clone()),
         None => {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-            Ok(format!(
+            Ok(SecretUrl::new(format!(
                 "sqlite://{}?mode=rwc",
                 settings.data_dir.join(file).display()
-            ))
+            )))
         }
     }
 }
@@ -170,15 +170,12 @@ pub(crate) async fn start_gold(
     ready: &mut Ready,
 ) -> anyhow::Result<(String, Background)> {
     let url = database_url(settings, &settings.gold.database, "warren.db")?;
-    let store = warren_gold::Store::connect(&url, settings.gold.max_connections)
+    let store = warren_gold::Store::connect(url.expose(), settings.gold.max_connections)
         .await
-        .with_context(|| format!("opening gold's database {}", redact_url(&url)))?;
+        .with_context(|| format!("opening gold's database {url}"))?;
     let listener = bind(settings.gold.listen, "gold").await?;
     let gold_url = http_url(&listener)?;
-    println!(
-        "warren: gold listening on {gold_url} (database {})",
-        redact_url(&url)
-    );
+    println!("warren: gold listening on {gold_url} (database {url})");
     ready.listening(Role::Gold, &gold_url);
     let gold_settings = settings.gold.clone();
     let gold = Background::spawn(|signal| async move {
@@ -194,10 +191,10 @@ pub(crate) async fn config_store(
     settings: &Settings,
 ) -> anyhow::Result<(warren_config::Store, String)> {
     let url = database_url(settings, &settings.config_svc.database, "config.db")?;
-    let store = warren_config::Store::connect(&url, settings.config_svc.max_connections)
+    let store = warren_config::Store::connect(url.expose(), settings.config_svc.max_connections)
         .await
-        .with_context(|| format!("opening config-svc's database {}", redact_url(&url)))?;
-    Ok((store, redact_url(&url)))
+        .with_context(|| format!("opening config-svc's database {url}"))?;
+    Ok((store, url.to_string()))
 }
 
 /// Starts config-svc (gRPC and the admin page); returns its gRPC URL and

@@ -2,7 +2,7 @@
 //! variables (`__` separates sections: `WARREN_CONNECTOR__LISTEN`), then
 //! command-line flags. Secrets (the AMQP URL's password) are never printed.
 
-use std::{fmt, path::PathBuf};
+use std::{path::PathBuf, time::Duration};
 
 use figment::{
     Figment,
@@ -14,9 +14,10 @@ pub use warren_config::ConfigSettings;
 use warren_connector::ConnectorSettings;
 use warren_game::GameSettings;
 pub use warren_gold::GoldSettings;
+pub use warren_kit::SecretUrl;
 pub use warren_login::{JwtSettings, LoginSettings};
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where the embedded default keeps its files (dev keys, the SQLite
@@ -53,14 +54,14 @@ impl BusKind {
     pub const ALL: &[&str] = &["memory", "amqp"];
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusSettings {
     /// The transport: `memory` or `amqp`. Unset: `amqp` when `amqp_url`
     /// is set, else `memory`.
     pub kind: Option<BusKind>,
     /// RabbitMQ URL (`bus.kind = "amqp"`).
-    pub amqp_url: Option<String>,
+    pub amqp_url: Option<SecretUrl>,
     /// Prefix of every exchange and queue name on the broker.
     pub namespace: String,
     /// Unacknowledged deliveries the broker may send each consumer.
@@ -86,7 +87,8 @@ pub struct BusSettings {
     /// 500 µs cuts the CPU per round trip of connector, game and broker by
     /// 40%, and the p99 from 14 ms to under 3 ms on the bench machine). 0
     /// takes only what is already waiting.
-    pub batch_window_us: u64,
+    #[serde(with = "warren_kit::duration::us")]
+    pub batch_window_us: Duration,
 }
 
 impl Default for Settings {
@@ -118,7 +120,7 @@ impl Default for BusSettings {
             shards: amqp.shards,
             durable: amqp.durable,
             delivery_limit: amqp.delivery_limit,
-            batch_window_us: amqp.batch_window.as_micros() as u64,
+            batch_window_us: amqp.batch_window,
         }
     }
 }
@@ -149,9 +151,9 @@ impl BusSettings {
 
     /// The bus settings of a process that consumes `shard`'s requests (any
     /// shard for a process that consumes none).
-    pub fn amqp(&self, url: &str, client_name: &str, shard: u16) -> AmqpSettings {
+    pub fn amqp(&self, url: &SecretUrl, client_name: &str, shard: u16) -> AmqpSettings {
         AmqpSettings {
-            url: url.to_owned(),
+            url: url.clone(),
             namespace: self.namespace.clone(),
             prefetch: self.prefetch,
             max_queue_length: self.max_queue_length,
@@ -160,68 +162,8 @@ impl BusSettings {
             shard,
             durable: self.durable,
             delivery_limit: self.delivery_limit,
-            batch_window: std::time::Duration::from_micros(self.batch_window_us),
+            batch_window: self.batch_window_us,
         }
-    }
-}
-
-/// The URL with any password replaced, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
-            let creds = &url[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-impl fmt::Debug for BusSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BusSettings")
-            .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
-            .field("namespace", &self.namespace)
-            .field("prefetch", &self.prefetch)
-            .field("max_queue_length", &self.max_queue_length)
-            .field("memory_capacity", &self.memory_capacity)
-            .field("shards", &self.shards)
-            .field("durable", &self.durable)
-            .field("delivery_limit", &self.delivery_limit)
-            .field("batch_window_us", &self.batch_window_us)
-            .finish()
-    }
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("data_dir", &self.data_dir)
-            .field("bus", &self.bus)
-            .field("jwt", &self.jwt)
-            .field("connector", &self.connector)
-            .field("game", &self.game)
-            .field(
-                "gold",
-                &format_args!(
-                    "{{ listen: {}, url: {}, database: {:?}, max_connections: {} }}",
-                    self.gold.listen,
-                    self.gold.url,
-                    self.gold.database.as_deref().map(redact_url),
-                    self.gold.max_connections
-                ),
-            )
-            .field("login", &self.login)
-            .field(
-                "config_svc",
-                &format_args!(
-                    "{{ listen: {}, admin_listen: {}, database: {:?} }}",
-                    self.config_svc.listen,
-                    self.config_svc.admin_listen,
-                    self.config_svc.database.as_deref().map(redact_url),
-                ),
-            )
-            .finish()
     }
 }
 
@@ -257,19 +199,19 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
-        assert_eq!(
-            redact_url("postgres://postgres@127.0.0.1/warren"),
-            "postgres://postgres@127.0.0.1/warren"
-        );
+        // How a URL is shown without its password: warren-kit's SecretUrl tests.
         let settings = Settings {
             bus: BusSettings {
                 amqp_url: Some("amqp://u:hunter2@h/v".into()),
                 ..BusSettings::default()
+            },
+            gold: GoldSettings {
+                database: Some("postgres://u:hunter2@h/gold".into()),
+                ..GoldSettings::default()
+            },
+            config_svc: ConfigSettings {
+                database: Some("postgres://u:hunter2@h/config".into()),
+                ..ConfigSettings::default()
             },
             ..Settings::default()
         };
@@ -294,11 +236,34 @@ mod tests {
             jail.set_env("WARREN_GAME__MAILBOX", "9");
             jail.set_env("WARREN_BUS__NAMESPACE", "staging");
             let s = load(Some(std::path::Path::new("w.toml"))).map_err(|e| e.to_string())?;
-            assert_eq!(s.connector.idle_timeout_ms, 5000);
+            assert_eq!(s.connector.idle_timeout_ms, Duration::from_millis(5000));
             assert_eq!(s.connector.listen.port(), 9000);
             assert_eq!(s.game.mailbox, 9);
             assert_eq!(s.bus.namespace, "staging");
-            assert_eq!(s.connector.login_timeout_ms, 10_000);
+            assert_eq!(s.connector.login_timeout_ms, Duration::from_millis(10_000));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn durations_are_a_number_of_the_named_unit_or_words() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("w.toml", "[connector]\nidle_timeout_ms = \"1m 30s\"\n")?;
+            jail.set_env("WARREN_GAME__STUCK_THRESHOLD_MS", "750");
+            jail.set_env("WARREN_CONFIG_SVC__SESSION_IDLE_S", "2h");
+            let s = load(Some(std::path::Path::new("w.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.connector.idle_timeout_ms, Duration::from_secs(90));
+            assert_eq!(s.game.stuck_threshold_ms, Duration::from_millis(750));
+            assert_eq!(s.config_svc.session_idle_s, Duration::from_secs(7200));
+            jail.set_env("WARREN_GAME__STUCK_THRESHOLD_MS", "soon");
+            let e = load(Some(std::path::Path::new("w.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("\"soon\" is not a duration"), "{e}");
+            assert!(
+                e.to_lowercase().contains("game.stuck_threshold_ms"),
+                "the error names the setting: {e}"
+            );
             Ok(())
         });
     }

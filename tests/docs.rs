@@ -103,8 +103,8 @@ fn bytes(n: u64) -> String {
     }
 }
 
-fn secs(ms: u64) -> String {
-    format!("{} s", ms / 1000)
+fn secs(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs())
 }
 
 // Long: a table of quotes.
@@ -253,7 +253,8 @@ fn protocol_and_readme_quote_the_defaults_in_force() {
         );
     }
     assert_eq!(
-        s.game.restart_storm_period_ms, 60_000,
+        s.game.restart_storm_period_ms,
+        std::time::Duration::from_secs(60),
         "the README says \"in a minute\""
     );
 }

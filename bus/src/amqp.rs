@@ -216,7 +216,7 @@ impl AmqpBus {
         // are refused at once meanwhile, and one that does not recover is
         // rebuilt.
         let closed = Arc::new(AtomicBool::new(false));
-        let (url, name) = (&settings.url, &settings.client_name);
+        let (url, name) = (settings.url.expose(), &settings.client_name);
         let publish = Arc::new(Side::connect("publish", url, name, true, closed.clone()).await?);
         let consume = Arc::new(Side::connect("consume", url, name, false, closed.clone()).await?);
         let health = Health::new(publish.clone());

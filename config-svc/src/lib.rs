@@ -35,7 +35,7 @@ pub use server::*;
 
 #[cfg(feature = "server")]
 mod server {
-    use std::net::SocketAddr;
+    use std::{net::SocketAddr, time::Duration};
 
     use serde::{Deserialize, Serialize};
     use tokio::net::TcpListener;
@@ -60,17 +60,20 @@ mod server {
         pub admin_listen: SocketAddr,
         /// `postgres://…` or `sqlite://path?mode=rwc`. Unset: SQLite in the
         /// data directory. config-svc's own database, never the game's.
-        pub database: Option<String>,
+        pub database: Option<warren_kit::SecretUrl>,
         /// Database connections (PostgreSQL; SQLite always uses one).
         pub max_connections: u32,
         /// A staff session ends after this long without a request…
-        pub session_idle_s: u64,
+        #[serde(with = "warren_kit::duration::s")]
+        pub session_idle_s: Duration,
         /// …and after this long in any case.
-        pub session_max_s: u64,
+        #[serde(with = "warren_kit::duration::s")]
+        pub session_max_s: Duration,
         /// Failed sign-ins allowed per address and per username within
         /// `signin_window_s`; more are refused with 429 until it passes.
         pub signin_attempts: u32,
-        pub signin_window_s: u64,
+        #[serde(with = "warren_kit::duration::s")]
+        pub signin_window_s: Duration,
         /// Mark cookies `Secure` (when the page is served over HTTPS).
         pub secure_cookies: bool,
         /// Create the built-in documents (`chat`, `economy`) with their
@@ -86,10 +89,10 @@ mod server {
                 admin_listen: SocketAddr::from(([127, 0, 0, 1], 7004)),
                 database: None,
                 max_connections: 8,
-                session_idle_s: 30 * 60,
-                session_max_s: 12 * 3600,
+                session_idle_s: Duration::from_secs(30 * 60),
+                session_max_s: Duration::from_secs(12 * 3600),
                 signin_attempts: 5,
-                signin_window_s: 300,
+                signin_window_s: Duration::from_secs(300),
                 secure_cookies: false,
                 seed: true,
             }

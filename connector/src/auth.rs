@@ -41,14 +41,14 @@ impl TokenVerifier {
         public_pem: &[u8],
         issuer: &str,
         audience: &str,
-        leeway_secs: u64,
+        leeway: std::time::Duration,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         let key = DecodingKey::from_ed_pem(public_pem)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.leeway = leeway_secs;
+        validation.leeway = leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
         Ok(TokenVerifier { key, validation })

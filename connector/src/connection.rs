@@ -40,7 +40,6 @@ use crate::{
     rate::Bucket,
     registry::{ConnHandle, Exit},
     server::Shared,
-    settings::ms,
     stats::Stats,
 };
 
@@ -108,7 +107,7 @@ async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<
         .write_buffer_size(0)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    let deadline = ms(shared.settings.handshake_timeout_ms);
+    let deadline = shared.settings.handshake_timeout_ms;
     match timeout(
         deadline,
         accept_hdr_async_with_config(tcp, check_path, Some(config)),
@@ -149,7 +148,7 @@ impl Conn<'_> {
     async fn read_loop(&mut self, mut stream: SplitStream<Ws>) -> (SplitStream<Ws>, EventKind) {
         let settings = &self.shared.settings;
         let stats = &self.shared.stats;
-        let login_deadline = Instant::now() + ms(settings.login_timeout_ms);
+        let login_deadline = Instant::now() + settings.login_timeout_ms;
         let mut last_seen = Instant::now();
         let mut bucket = Bucket::new(
             settings.rate_limit_per_sec,
@@ -183,13 +182,13 @@ impl Conn<'_> {
                             code::TIMEOUT,
                             format!(
                                 "no answer from the game within {} ms; the request may still have been carried out",
-                                settings.request_timeout_ms
+                                settings.request_timeout_ms.as_millis()
                             ),
                         );
                     }
                     let deadline = match self.uid {
                         None => login_deadline,
-                        Some(_) => last_seen + ms(settings.idle_timeout_ms),
+                        Some(_) => last_seen + settings.idle_timeout_ms,
                     };
                     if deadline <= now {
                         let exit = if self.uid.is_some() {
@@ -219,7 +218,7 @@ impl Conn<'_> {
             if over {
                 Stats::inc(&stats.kicked_rate);
                 if let Some(uid) = self.uid {
-                    let until = Instant::now() + ms(settings.kick_cooldown_ms);
+                    let until = Instant::now() + settings.kick_cooldown_ms;
                     self.shared.registry.cool_down(uid, until);
                 }
                 let exit = Exit::Kick(kick::RATE_LIMITED.to_owned());
@@ -396,7 +395,7 @@ impl Conn<'_> {
             }
             _ => {
                 let settings = &self.shared.settings;
-                let answer_by = Instant::now() + ms(settings.request_timeout_ms);
+                let answer_by = Instant::now() + settings.request_timeout_ms;
                 if !self
                     .handle
                     .expect_reply(frame.seq, answer_by, settings.max_in_flight.max(1))

@@ -21,7 +21,7 @@ use warren_proto::{
 use crate::{
     TokenVerifier, connection,
     registry::{ConnHandle, Exit, Registry},
-    settings::{ConnectorSettings, ms},
+    settings::ConnectorSettings,
     stats::{Stats, StatsSnapshot},
 };
 
@@ -118,7 +118,7 @@ impl Connector {
         drop(listener);
         shared.shutdown.cancel();
         tracker.close();
-        let grace = ms(shared.settings.shutdown_grace_ms);
+        let grace = shared.settings.shutdown_grace_ms;
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!(
                 remaining = tracker.len(),
@@ -209,7 +209,12 @@ async fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, tracker: &Tas
 /// Tells the game this connector is alive, so it can tell a dead one apart
 /// and forget its players.
 async fn alive_loop(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(ms(shared.settings.alive_interval_ms.max(100)));
+    let mut tick = tokio::time::interval(
+        shared
+            .settings
+            .alive_interval_ms
+            .max(Duration::from_millis(100)),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

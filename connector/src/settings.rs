@@ -1,5 +1,6 @@
-//! Connector settings. Every field has a default; durations are in
-//! milliseconds so a TOML file or an environment variable can set them.
+//! Connector settings. Every field has a default; a duration is set as a
+//! number of the unit its name ends with, or in words (`"30s"`: see
+//! `warren_kit::duration`).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -15,11 +16,14 @@ pub struct ConnectorSettings {
     /// This connector's id; names its push queue. Default: `connector-<pid>`.
     pub id: Option<String>,
     /// A socket must finish the websocket handshake within this time.
-    pub handshake_timeout_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub handshake_timeout_ms: Duration,
     /// A socket must send a valid login frame within this time.
-    pub login_timeout_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub login_timeout_ms: Duration,
     /// A logged-in socket silent for this long is kicked (`idle_timeout`).
-    pub idle_timeout_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub idle_timeout_ms: Duration,
     /// Largest websocket message accepted; larger closes with 1009.
     pub max_frame_bytes: usize,
     /// Frames waiting to be written to one socket. When full the client is
@@ -33,9 +37,11 @@ pub struct ConnectorSettings {
     /// Bytes each socket's websocket read buffer starts with.
     pub read_buffer_bytes: usize,
     /// How long a closing socket gets to receive its last frames.
-    pub close_timeout_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub close_timeout_ms: Duration,
     /// How long shutdown waits for sockets to close before giving up.
-    pub shutdown_grace_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub shutdown_grace_ms: Duration,
     /// Frames a socket may send per second, sustained (token bucket). A
     /// client faster than that is kicked (`rate_limited`).
     pub rate_limit_per_sec: u32,
@@ -47,7 +53,8 @@ pub struct ConnectorSettings {
     pub byte_limit_burst: u32,
     /// A player kicked `rate_limited` may not log in again on this
     /// connector for this long (a flooder cannot simply start over).
-    pub kick_cooldown_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub kick_cooldown_ms: Duration,
     /// Bytes that may wait in one socket's outbound queue (besides the
     /// frame count `outbound_queue`); more and the client is kicked
     /// `slow_consumer`. Bounds what a client that stops reading costs.
@@ -57,13 +64,15 @@ pub struct ConnectorSettings {
     /// A request the game has not answered within this long is answered
     /// with error `timeout` by the connector, so no request goes unanswered
     /// (a reply lost while the broker restarts, a game killed mid-request).
-    pub request_timeout_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub request_timeout_ms: Duration,
     /// Requests one socket may have waiting for an answer; more are
     /// answered `overloaded` at once, not forwarded.
     pub max_in_flight: usize,
     /// How often the connector tells the game it is alive. The game takes
     /// it for dead after `game.connector_expiry_ms` of silence.
-    pub alive_interval_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub alive_interval_ms: Duration,
 }
 
 impl Default for ConnectorSettings {
@@ -72,29 +81,25 @@ impl Default for ConnectorSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 7001)),
             path: "/ws".to_owned(),
             id: None,
-            handshake_timeout_ms: 5_000,
-            login_timeout_ms: 10_000,
-            idle_timeout_ms: 30_000,
+            handshake_timeout_ms: Duration::from_millis(5_000),
+            login_timeout_ms: Duration::from_millis(10_000),
+            idle_timeout_ms: Duration::from_millis(30_000),
             max_frame_bytes: 64 * 1024,
             outbound_queue: 2048,
             max_connections: 19_000,
             read_buffer_bytes: 1024,
-            close_timeout_ms: 1_000,
-            shutdown_grace_ms: 5_000,
-            alive_interval_ms: 2_000,
-            request_timeout_ms: 10_000,
+            close_timeout_ms: Duration::from_millis(1_000),
+            shutdown_grace_ms: Duration::from_millis(5_000),
+            alive_interval_ms: Duration::from_millis(2_000),
+            request_timeout_ms: Duration::from_millis(10_000),
             max_in_flight: 1024,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7008)),
             rate_limit_per_sec: 100,
             rate_limit_burst: 200,
             byte_limit_per_sec: 256 * 1024,
             byte_limit_burst: 1024 * 1024,
-            kick_cooldown_ms: 10_000,
+            kick_cooldown_ms: Duration::from_millis(10_000),
             outbound_queue_bytes: 1024 * 1024,
         }
     }
-}
-
-pub(crate) fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
 }

@@ -76,10 +76,10 @@ pub fn builder(s: &GameSettings, upstreams: &Upstreams) -> Result<GameBuilder, G
         &upstreams.gold_url,
         economy,
         s.shop_items.clone(),
-        Duration::from_millis(s.gold_timeout_ms),
+        s.gold_timeout_ms,
     )
     .map_err(GameError::Setup)?;
-    let expiry = Duration::from_millis(s.connector_expiry_ms.max(1));
+    let expiry = s.connector_expiry_ms.max(Duration::from_millis(1));
     let b = GameBuilder::new(s.runtime())
         .service("echo", [cmd::ECHO], || services::Echo)
         .service(

@@ -30,19 +30,23 @@ pub struct GameSettings {
     /// A connector not heard from for this long, while others are, is taken
     /// for dead and its players for offline (connectors say they are alive
     /// every 2 s).
-    pub connector_expiry_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub connector_expiry_ms: Duration,
     /// A service that panics this many times within `restart_period_ms` is
     /// restarted with fresh state (0: never restarted).
     pub restart_intensity: u32,
-    pub restart_period_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub restart_period_ms: Duration,
     /// More restarts than this (of one service) within
     /// `restart_storm_period_ms` stop the process with exit code 70, so its
     /// orchestrator sees it (0: never).
     pub restart_storm: u32,
-    pub restart_storm_period_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub restart_storm_period_ms: Duration,
     /// A handler running longer than this is reported (once) by the
     /// watchdog, with the service's name and the cmd.
-    pub stuck_threshold_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub stuck_threshold_ms: Duration,
     /// Which game shard this process is, from 0 to `bus.shards` - 1. It
     /// serves the players whose uid % shards is this, and the chat rooms
     /// whose name hashes to it.
@@ -54,7 +58,8 @@ pub struct GameSettings {
     #[serde(skip_serializing)]
     pub admin_token: Option<Secret>,
     /// How long one call to gold may take.
-    pub gold_timeout_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub gold_timeout_ms: Duration,
     /// Gold granted by the daily reward, until config-svc's `economy`
     /// document says otherwise (its `daily_reward`).
     pub daily_reward: i64,
@@ -80,16 +85,16 @@ impl Default for GameSettings {
             confirm_window: 1024,
             mailbox_warn: 256,
             chat_max_text: 1024,
-            connector_expiry_ms: 15_000,
+            connector_expiry_ms: Duration::from_millis(15_000),
             shard: 0,
             restart_intensity: 10,
-            restart_period_ms: 5_000,
+            restart_period_ms: Duration::from_millis(5_000),
             restart_storm: 5,
-            restart_storm_period_ms: 60_000,
-            stuck_threshold_ms: 5_000,
+            restart_storm_period_ms: Duration::from_millis(60_000),
+            stuck_threshold_ms: Duration::from_millis(5_000),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7005)),
             admin_token: None,
-            gold_timeout_ms: 3_000,
+            gold_timeout_ms: Duration::from_millis(3_000),
             daily_reward: 100,
             shop_items: [("potion", 50), ("shield", 200), ("sword", 300)]
                 .into_iter()
@@ -112,10 +117,10 @@ impl GameSettings {
             outbox: self.outbox,
             confirm_window: self.confirm_window,
             restart_intensity: self.restart_intensity,
-            restart_period: Duration::from_millis(self.restart_period_ms),
+            restart_period: self.restart_period_ms,
             restart_storm: self.restart_storm,
-            restart_storm_period: Duration::from_millis(self.restart_storm_period_ms),
-            stuck_threshold: Duration::from_millis(self.stuck_threshold_ms),
+            restart_storm_period: self.restart_storm_period_ms,
+            stuck_threshold: self.stuck_threshold_ms,
             abort_at_reply: if self.fault_injection {
                 self.abort_at_reply
             } else {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tracing::info;
+use warren_kit::SecretUrl;
 use warren_proto::gold::gold_server::GoldServer;
 
 use crate::{GoldService, Store};
@@ -19,7 +20,7 @@ pub struct GoldSettings {
     pub url: String,
     /// `postgres://…` or `sqlite://path?mode=rwc`. Unset: SQLite in the data
     /// directory (the embedded default).
-    pub database: Option<String>,
+    pub database: Option<SecretUrl>,
     /// Database connections (PostgreSQL; SQLite always uses one).
     pub max_connections: u32,
     /// Requests in flight at once on one gRPC connection.

@@ -2,7 +2,14 @@
 //!
 //! - [`password`]: argon2id hashing of players' (login) and staff's
 //!   (config-svc) passwords.
+//! - [`duration`]: settings that are durations, as a number in the unit
+//!   their name says or in words (`"30s"`).
+//! - [`SecretUrl`]: a URL that may carry a password, never printed with it.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod duration;
 pub mod password;
+mod url;
+
+pub use url::SecretUrl;

@@ -5,6 +5,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use ed25519_dalek::{
@@ -49,9 +50,11 @@ pub struct JwtSettings {
     pub issuer: String,
     pub audience: String,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-    pub leeway_secs: u64,
+    #[serde(with = "warren_kit::duration::s")]
+    pub leeway_secs: Duration,
     /// Lifetime of the tokens signed here, in seconds (30 days).
-    pub ttl_secs: u64,
+    #[serde(with = "warren_kit::duration::s")]
+    pub ttl_secs: Duration,
 }
 
 impl Default for JwtSettings {
@@ -61,8 +64,8 @@ impl Default for JwtSettings {
             private_key: None,
             issuer: "warren".to_owned(),
             audience: "warren".to_owned(),
-            leeway_secs: 30,
-            ttl_secs: 30 * 24 * 3600,
+            leeway_secs: Duration::from_secs(30),
+            ttl_secs: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -129,7 +132,7 @@ pub struct TokenSigner {
     key: EncodingKey,
     issuer: String,
     audience: String,
-    ttl_secs: u64,
+    ttl: Duration,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -137,7 +140,7 @@ impl std::fmt::Debug for TokenSigner {
         f.debug_struct("TokenSigner")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("ttl_secs", &self.ttl_secs)
+            .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
 }
@@ -149,7 +152,7 @@ impl TokenSigner {
             key,
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
-            ttl_secs: jwt.ttl_secs,
+            ttl: jwt.ttl_secs,
         })
     }
 
@@ -162,7 +165,7 @@ impl TokenSigner {
     /// returns it with its expiry (unix seconds).
     pub fn sign(&self, uid: Uid) -> Result<(String, u64), KeyError> {
         let iat = unix_now();
-        let exp = iat + self.ttl_secs;
+        let exp = iat + self.ttl.as_secs();
         self.sign_claims(&Claims {
             sub: uid.to_string(),
             exp,

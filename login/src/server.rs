@@ -24,7 +24,8 @@ pub struct LoginSettings {
     /// Largest accepted request body; larger is 413.
     pub max_body_bytes: usize,
     /// How long a call to gold may take before the client gets 503.
-    pub gold_timeout_ms: u64,
+    #[serde(with = "warren_kit::duration::ms")]
+    pub gold_timeout_ms: Duration,
     /// Password hashes computed at once; more wait up to 5 s, then 503.
     pub max_hashing: usize,
 }
@@ -34,7 +35,7 @@ impl Default for LoginSettings {
         LoginSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 7000)),
             max_body_bytes: 16 * 1024,
-            gold_timeout_ms: 5_000,
+            gold_timeout_ms: Duration::from_millis(5_000),
             max_hashing: 4,
         }
     }
@@ -59,8 +60,7 @@ pub async fn run(
     signer: TokenSigner,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let gold = Gold::lazy(gold_url, Duration::from_millis(settings.gold_timeout_ms))
-        .map_err(ServeError::GoldUrl)?;
+    let gold = Gold::lazy(gold_url, settings.gold_timeout_ms).map_err(ServeError::GoldUrl)?;
     let dummy_hash = password::hash_off_thread("not a real password, only a timing decoy".into())
         .await
         .map_err(ServeError::Decoy)?;

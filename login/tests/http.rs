@@ -66,7 +66,7 @@ async fn start(gold_reachable: bool) -> Stack {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let login = listener.local_addr().unwrap();
     let settings = LoginSettings {
-        gold_timeout_ms: 2_000,
+        gold_timeout_ms: Duration::from_millis(2_000),
         ..LoginSettings::default()
     };
     let signal = stop.clone().cancelled_owned();

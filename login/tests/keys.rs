@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{path::PathBuf, process::Command};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use ed25519_dalek::{
     SigningKey,
@@ -75,7 +75,12 @@ fn a_private_key_in_the_earlier_form_still_signs() {
         .unwrap();
     let signer = TokenSigner::from_pem(old.as_bytes(), &jwt).unwrap();
     let (token, _) = signer.sign(Uid(7)).unwrap();
-    let verifier =
-        TokenVerifier::from_ed_pem(public.as_bytes(), &jwt.issuer, &jwt.audience, 0).unwrap();
+    let verifier = TokenVerifier::from_ed_pem(
+        public.as_bytes(),
+        &jwt.issuer,
+        &jwt.audience,
+        Duration::ZERO,
+    )
+    .unwrap();
     assert_eq!(verifier.verify(&token).unwrap(), Uid(7));
 }

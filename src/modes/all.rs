@@ -9,7 +9,7 @@ use crate::{
     keys,
     parts::{self, admin_token},
     ready::Ready,
-    settings::{BusKind, Settings, redact_url},
+    settings::{BusKind, Settings},
 };
 
 pub(crate) async fn all(
@@ -36,7 +36,7 @@ pub(crate) async fn all(
                 "warren: to run on RabbitMQ as separate processes: `warren game --amqp URL` and `warren connector --amqp URL`"
             );
         }
-        Some(url) => println!("warren: bus: RabbitMQ at {}", redact_url(url)),
+        Some(url) => println!("warren: bus: RabbitMQ at {url}"),
     }
     println!(
         "warren: try it: curl -X POST -d '{{\"device_id\":\"my-phone\"}}' http://127.0.0.1:{}/v1/guest",

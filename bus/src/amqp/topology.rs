@@ -1,15 +1,16 @@
 //! The RabbitMQ bus's settings and the names it gives exchanges, queues
 //! and routing keys in a namespace.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
+use warren_kit::SecretUrl;
 use warren_proto::ConnectorId;
 
 /// How to reach the broker and how to name things on it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AmqpSettings {
-    /// `amqp://user:pass@host:port/vhost`. Never logged (it may hold a password).
-    pub url: String,
+    /// `amqp://user:pass@host:port/vhost`; printed without its password.
+    pub url: SecretUrl,
     /// Prefix of every exchange and queue name.
     pub namespace: String,
     /// Unacknowledged deliveries the broker may send each consumer.
@@ -37,7 +38,7 @@ impl AmqpSettings {
     /// for the broker at `url` and the namespace `namespace`.
     pub fn new(url: &str, namespace: &str) -> AmqpSettings {
         AmqpSettings {
-            url: url.to_owned(),
+            url: url.into(),
             namespace: namespace.to_owned(),
             prefetch: 256,
             max_queue_length: 100_000,
@@ -48,23 +49,6 @@ impl AmqpSettings {
             delivery_limit: 5,
             batch_window: Duration::from_micros(500),
         }
-    }
-}
-
-impl fmt::Debug for AmqpSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AmqpSettings")
-            .field("url", &"<redacted>")
-            .field("namespace", &self.namespace)
-            .field("prefetch", &self.prefetch)
-            .field("max_queue_length", &self.max_queue_length)
-            .field("client_name", &self.client_name)
-            .field("shards", &self.shards)
-            .field("shard", &self.shard)
-            .field("durable", &self.durable)
-            .field("delivery_limit", &self.delivery_limit)
-            .field("batch_window", &self.batch_window)
-            .finish()
     }
 }
 

@@ -147,12 +147,12 @@ impl Web {
             inner: Arc::new(Inner {
                 store,
                 hub,
-                idle: Duration::from_secs(settings.session_idle_s.max(1)),
-                max: Duration::from_secs(settings.session_max_s.max(1)),
+                idle: settings.session_idle_s.max(Duration::from_secs(1)),
+                max: settings.session_max_s.max(Duration::from_secs(1)),
                 secure_cookies: settings.secure_cookies,
                 limiter: Mutex::new(Limiter::new(
                     settings.signin_attempts,
-                    Duration::from_secs(settings.signin_window_s.max(1)),
+                    settings.signin_window_s.max(Duration::from_secs(1)),
                 )),
                 dummy_hash,
                 hashing: Semaphore::new(4),

@@ -226,7 +226,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
 async fn sign_in_attempts_are_rate_limited() {
     let settings = ConfigSettings {
         signin_attempts: 3,
-        signin_window_s: 60,
+        signin_window_s: Duration::from_secs(60),
         ..Default::default()
     };
     let (_db, server) = server(settings).await;
@@ -247,8 +247,8 @@ async fn sign_in_attempts_are_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_sessions_expire() {
     let settings = ConfigSettings {
-        session_idle_s: 1,
-        session_max_s: 3,
+        session_idle_s: Duration::from_secs(1),
+        session_max_s: Duration::from_secs(3),
         ..Default::default()
     };
     let (_db, server) = server(settings).await;

@@ -2,7 +2,7 @@
 //! (a kick frame, a close frame) when it is stopped, then lingers so the
 //! close frame is read.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::{
@@ -25,10 +25,7 @@ use warren_proto::{
 };
 
 use super::Ws;
-use crate::{
-    registry::{ConnHandle, Exit},
-    settings::ms,
-};
+use crate::registry::{ConnHandle, Exit};
 
 /// Drains the outbound queue into the socket, batching whatever is queued
 /// into one flush, until the socket is stopped; then says goodbye.
@@ -36,7 +33,7 @@ pub(super) async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
     mut rx: mpsc::Receiver<Bytes>,
     handle: Arc<ConnHandle>,
-    close_timeout_ms: u64,
+    close_timeout_ms: Duration,
 ) -> SplitSink<Ws, Message> {
     let stop = handle.stopped().clone();
     let mut stopped = std::pin::pin!(stop.cancelled());
@@ -91,7 +88,7 @@ pub(super) async fn write_loop(
             Exit::Gone => sink.close().await,
         }
     };
-    let _ = timeout(ms(close_timeout_ms), goodbye).await;
+    let _ = timeout(close_timeout_ms, goodbye).await;
     sink
 }
 
@@ -109,7 +106,7 @@ pub(super) fn close_frame(code: CloseCode, reason: &str) -> Message {
 pub(super) async fn linger(
     stream: SplitStream<Ws>,
     sink: SplitSink<Ws, Message>,
-    close_timeout_ms: u64,
+    close_timeout_ms: Duration,
 ) {
     let Ok(mut ws) = stream.reunite(sink) else {
         return;
@@ -118,7 +115,7 @@ pub(super) async fn linger(
     // Nothing more will be written: send FIN now, keep reading.
     let _ = tcp.shutdown().await;
     let mut buf = [0u8; 4096];
-    let _ = timeout(ms(close_timeout_ms), async {
+    let _ = timeout(close_timeout_ms, async {
         while let Ok(n) = tcp.read(&mut buf).await {
             if n == 0 {
                 break;

@@ -46,7 +46,7 @@ impl Harness {
 #[tokio::test]
 async fn a_request_the_game_never_answers_gets_timeout() {
     let mut h = start_with(ConnectorSettings {
-        request_timeout_ms: 300,
+        request_timeout_ms: Duration::from_millis(300),
         ..Default::default()
     })
     .await;

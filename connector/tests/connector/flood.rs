@@ -108,7 +108,7 @@ async fn a_kicked_flooder_cools_down_before_logging_in_again() {
     let mut h = crate::helpers::start_with(ConnectorSettings {
         rate_limit_per_sec: 10,
         rate_limit_burst: 10,
-        kick_cooldown_ms: 1_500,
+        kick_cooldown_ms: std::time::Duration::from_millis(1_500),
         ..Default::default()
     })
     .await;

@@ -42,7 +42,13 @@ pub(crate) async fn start_with(settings: ConnectorSettings) -> Harness {
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .unwrap();
-    let verifier = TokenVerifier::from_ed_pem(public.as_bytes(), "warren", "warren", 30).unwrap();
+    let verifier = TokenVerifier::from_ed_pem(
+        public.as_bytes(),
+        "warren",
+        "warren",
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let bus = Arc::new(MemoryBus::new(64));
     let events = bus.subscribe_events().await.unwrap();
     let settings = ConnectorSettings {

@@ -14,7 +14,7 @@ use crate::helpers::start_with;
 #[tokio::test]
 async fn a_dripped_handshake_is_closed_at_the_time_limit() {
     let mut h = start_with(ConnectorSettings {
-        handshake_timeout_ms: 500,
+        handshake_timeout_ms: Duration::from_millis(500),
         ..ConnectorSettings::default()
     })
     .await;
