@@ -8,6 +8,7 @@
 mod bot;
 mod pacer;
 mod plan;
+mod plot;
 mod progress;
 mod report;
 mod stats;
@@ -388,7 +389,7 @@ async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
         None => print!("{}", report.table()),
     }
     if let Some(p) = &args.plot {
-        std::fs::write(p, report.svg()).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, report.svg()?).with_context(|| format!("writing {}", p.display()))?;
         if !args.quiet {
             eprintln!("warren-bots: latency plot written to {}", p.display());
         }

@@ -294,7 +294,7 @@ impl Report {
 
     /// The latency distribution of every group (and chat delivery) as an
     /// SVG: percentiles on a log scale across, milliseconds up.
-    pub(crate) fn svg(&self) -> String {
+    pub(crate) fn svg(&self) -> anyhow::Result<String> {
         let mut lines: Vec<(String, &Histogram<u64>)> = Vec::new();
         for g in &self.groups {
             if !g.hist.is_empty() {
@@ -304,7 +304,7 @@ impl Report {
                 lines.push((format!("{} delivered", g.name), &g.push_hist));
             }
         }
-        plot(&self.title(), &lines)
+        crate::plot::plot(&self.title(), &lines)
     }
 
     fn title(&self) -> String {
@@ -341,151 +341,4 @@ fn row(out: &mut String, text: [&str; 4], count: u64, per_s: f64, l: &Latency) {
 
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-// Long: an SVG chart written out element by element.
-/// A percentile-spectrum plot, written by hand (no plotting dependency).
-pub(crate) fn plot(title: &str, lines: &[(String, &Histogram<u64>)]) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 520.0;
-    const L: f64 = 70.0;
-    const R: f64 = 30.0;
-    const T: f64 = 50.0;
-    const B: f64 = 60.0;
-    const COLORS: [&str; 6] = [
-        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
-    ];
-    // x: "nines", log10(1 / (1 - q)), from 0 (p0) to 5 (p99.999).
-    let nines_max = 5.0;
-    let x = |nines: f64| L + (W - L - R) * nines / nines_max;
-    let top_ms = lines
-        .iter()
-        .map(|(_, h)| h.max() as f64 / 1000.0)
-        .fold(0.0, f64::max)
-        .max(0.001);
-    let step = nice_step(top_ms / 5.0);
-    let y_max = (top_ms / step).ceil() * step;
-    let y = |ms: f64| T + (H - T - B) * (1.0 - ms / y_max);
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
-        W / 2.0,
-        escape(title)
-    );
-    for (i, label) in ["p0", "p90", "p99", "p99.9", "p99.99", "p99.999"]
-        .iter()
-        .enumerate()
-    {
-        let px = x(i as f64);
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{px:.1}\" y1=\"{T}\" x2=\"{px:.1}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{px:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
-            H - B,
-            H - B + 18.0
-        );
-    }
-    let mut v = 0.0;
-    while v <= y_max + step / 2.0 {
-        let py = y(v);
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{L}\" y1=\"{py:.1}\" x2=\"{}\" y2=\"{py:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - R,
-            L - 6.0,
-            py + 4.0,
-            trim_float(v)
-        );
-        v += step;
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">percentile</text><text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">latency (ms)</text>"#,
-        (L + W - R) / 2.0,
-        H - 18.0,
-        (T + H - B) / 2.0,
-        (T + H - B) / 2.0
-    );
-    for (k, (name, h)) in lines.iter().enumerate() {
-        let color = COLORS[k % COLORS.len()];
-        let mut points = String::new();
-        let mut nines = 0.0;
-        while nines <= nines_max + 1e-9 {
-            let q = 1.0 - 10f64.powf(-nines);
-            let ms = h.value_at_quantile(q.min(1.0)) as f64 / 1000.0;
-            let _ = write!(points, "{:.1},{:.1} ", x(nines), y(ms));
-            nines += 0.05;
-        }
-        let _ = writeln!(
-            svg,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>"#
-        );
-        let ly = T + 16.0 + 18.0 * k as f64;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{}" y="{}" width="14" height="4" fill="{color}"/><text x="{}" y="{}">{} — p99 {:.2} ms</text>"#,
-            L + 12.0,
-            ly - 4.0,
-            L + 32.0,
-            ly + 1.0,
-            escape(name),
-            h.value_at_quantile(0.99) as f64 / 1000.0
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-fn nice_step(raw: f64) -> f64 {
-    let mag = 10f64.powf(raw.log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
-        if raw <= m * mag {
-            return m * mag;
-        }
-    }
-    10.0 * mag
-}
-
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_plot_is_an_svg_with_one_line_per_histogram() {
-        let mut a = histogram();
-        let mut b = histogram();
-        for v in 1..1000 {
-            a.record(v * 10).expect("in range");
-            b.record(v * 30).expect("in range");
-        }
-        let svg = plot("a <title>", &[("one".into(), &a), ("two".into(), &b)]);
-        assert!(svg.starts_with("<svg"));
-        assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.contains("a &lt;title&gt;"));
-    }
-
-    #[test]
-    fn grid_steps_are_round_numbers() {
-        assert_eq!(nice_step(0.3), 0.5);
-        assert_eq!(nice_step(7.0), 10.0);
-        assert_eq!(nice_step(12.0), 20.0);
-        assert_eq!(trim_float(2.500), "2.5");
-    }
 }
