@@ -109,7 +109,7 @@ struct Args {
     /// connector's idle timeout is 30 s by default).
     #[arg(long, default_value = "10s")]
     heartbeat: Span,
-    /// Device ids are <prefix>-<n>; also names chat rooms and purchases.
+    /// Device ids are `<prefix>-<n>`; also names chat rooms and purchases.
     #[arg(long, default_value = "warren-bots")]
     id_prefix: String,
     /// With --key: bot n is uid first-uid + n.

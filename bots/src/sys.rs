@@ -38,7 +38,7 @@ pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks as f64 / ticks_per_sec())
 }
 
-/// A `Vm…:` line of /proc/<pid>/status, in MiB.
+/// A `Vm…:` line of `/proc/<pid>/status`, in MiB.
 pub(crate) fn memory_mib(pid: u32, field: &str) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;

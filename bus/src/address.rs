@@ -27,7 +27,7 @@ pub enum Address {
 impl Address {
     /// The shard that owns a player: all of a player's requests go there,
     /// in the order sent.
-    pub fn shard_of(uid: Uid, shards: u16) -> u16 {
+    pub(crate) fn shard_of(uid: Uid, shards: u16) -> u16 {
         (uid.0 % u64::from(shards.max(1))) as u16
     }
 
@@ -41,7 +41,7 @@ impl Address {
     }
 
     /// Whether events (not pushes) go here.
-    pub fn is_shard(&self) -> bool {
+    pub(crate) fn is_shard(&self) -> bool {
         matches!(self, Address::Shard(_) | Address::EveryShard)
     }
 

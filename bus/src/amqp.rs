@@ -67,8 +67,9 @@ mod topology;
 
 use link::{Health, Side};
 use sink::AmqpSink;
+pub use topology::AmqpSettings;
+use topology::Topology;
 use topology::shard_key;
-pub use topology::{AmqpSettings, Topology};
 
 use crate::{
     Address, Bus, BusError, BusState, Done, Message, Subscription, batch::Batcher, check,
@@ -246,10 +247,6 @@ impl AmqpBus {
         bus.declare_shared().await?;
         info!(namespace = %bus.settings.namespace, "connected to RabbitMQ");
         Ok(bus)
-    }
-
-    pub fn topology(&self) -> &Topology {
-        &self.topology
     }
 
     fn queue_args(&self) -> FieldTable {

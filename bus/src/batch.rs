@@ -53,24 +53,24 @@ use warren_proto::batch::seal;
 use crate::{Address, BusError, Confirm, Done, SEND_WAIT};
 
 /// Most messages in one batch.
-pub const MAX_BATCH_ITEMS: usize = 512;
+pub(crate) const MAX_BATCH_ITEMS: usize = 512;
 
 /// Most payload bytes in one batch (a single larger message goes alone).
-pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Messages waiting for the batcher before senders wait for room.
-pub const QUEUE_CAPACITY: usize = 8192;
+pub(crate) const QUEUE_CAPACITY: usize = 8192;
 
 /// The longest the batcher waits for the transport to take one write.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest a written batch waits for the transport's confirm.
-pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a transport provides to the batcher: it writes one body to one
 /// queue.
 #[async_trait]
-pub trait Sink: Send + Sync + 'static {
+pub(crate) trait Sink: Send + Sync + 'static {
     /// Writes `body` (one message, or a sealed batch of `parts` messages)
     /// to the queue `to` (never [`Address::EveryShard`]: the batcher copies
     /// such a message to each shard). Calls come one at a time, in sending
@@ -105,7 +105,7 @@ enum Command {
 
 /// The sending half, held by the bus.
 #[derive(Clone)]
-pub struct Batcher {
+pub(crate) struct Batcher {
     tx: mpsc::Sender<Command>,
     sink: Arc<dyn Sink>,
 }
@@ -118,7 +118,7 @@ impl std::fmt::Debug for Batcher {
 
 impl Batcher {
     /// Starts the batcher task for `sink` on a bus of `shards` shards.
-    pub fn start(sink: Arc<dyn Sink>, shards: u16, window: Duration) -> Self {
+    pub(crate) fn start(sink: Arc<dyn Sink>, shards: u16, window: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         tokio::spawn(run(rx, sink.clone(), shards, window));
         Batcher { tx, sink }
@@ -127,7 +127,7 @@ impl Batcher {
     /// Queues one message; `done` hears once the batch it went out in is
     /// confirmed, or why not. Waits for room at most [`SEND_WAIT`].
     /// A transport that is not ready ([`Sink::ready`]) refuses it at once.
-    pub async fn send(&self, to: Address, payload: Vec<u8>, done: Done) {
+    pub(crate) async fn send(&self, to: Address, payload: Vec<u8>, done: Done) {
         if let Err(e) = self.sink.ready() {
             return done(Err(e));
         }
@@ -151,7 +151,7 @@ impl Batcher {
 
     /// Waits until everything queued before the call has been written, at
     /// most `bound`.
-    pub async fn flush(&self, bound: Duration) {
+    pub(crate) async fn flush(&self, bound: Duration) {
         let (tx, rx) = oneshot::channel();
         let _ = tokio::time::timeout(bound, async {
             if self.tx.send(Command::Flush(tx)).await.is_ok() {

@@ -24,17 +24,17 @@
 //! - **Consuming**: one consumer per shard and one per connector id; a
 //!   second is refused ([`BusError::AlreadyConsumed`]).
 //! - **Durable mode** (where a transport offers it): each delivery comes
-//!   with an [`Ack`]; see [`ack`] for when the game settles it.
+//!   with an [`Ack`]; see the `ack` module for when the game settles it.
 //!
-//! Transports that batch share [`batch::Batcher`]: a transport provides a
-//! [`batch::Sink`] that writes one body to one queue.
+//! Transports that batch share `batch::Batcher`: a transport provides a
+//! `batch::Sink` that writes one body to one queue.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod ack;
 mod address;
 pub(crate) mod amqp;
-pub mod batch;
+mod batch;
 mod memory;
 mod subscription;
 
@@ -45,7 +45,7 @@ use warren_proto::{BusEvent, BusPush, ConnectorId, encode_event, encode_push};
 
 pub use ack::{Ack, Acknowledger, Decision};
 pub use address::Address;
-pub use amqp::{AmqpBus, AmqpSettings, Topology};
+pub use amqp::{AmqpBus, AmqpSettings};
 pub use memory::MemoryBus;
 pub use subscription::Subscription;
 

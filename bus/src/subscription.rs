@@ -7,7 +7,7 @@
 //! stream would otherwise wait, or every `ack_every` deliveries under load.
 //! The broker's prefetch bounds what is in flight.
 //!
-//! A delivery may be a batch of several messages (see [`crate::batch`]):
+//! A delivery may be a batch of several messages (see the `batch` module):
 //! they are handed out one by one, in order.
 //!
 //! In the durable mode nothing is acknowledged here: each delivery comes

@@ -29,10 +29,10 @@ use crate::{ConfigError, Store, schema};
 
 /// How often the versions are read from the database, for publishes made by
 /// other config-svc processes.
-pub const POLL: Duration = Duration::from_millis(500);
+pub(crate) const POLL: Duration = Duration::from_millis(500);
 
 /// Watch streams open at once; more are refused with RESOURCE_EXHAUSTED.
-pub const MAX_WATCHERS: usize = 4096;
+pub(crate) const MAX_WATCHERS: usize = 4096;
 
 /// The current version of every document, for watchers.
 #[derive(Clone, Debug)]
@@ -68,7 +68,7 @@ impl Hub {
         });
     }
 
-    /// Reads the versions from the database every [`POLL`], forever.
+    /// Reads the versions from the database every `POLL` (500 ms), forever.
     pub async fn poll(self, store: Store) {
         let mut failing = false;
         loop {

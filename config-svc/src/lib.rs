@@ -24,7 +24,7 @@ mod error;
 #[cfg(feature = "server")]
 mod grpc;
 #[cfg(feature = "server")]
-pub mod schema;
+mod schema;
 #[cfg(feature = "server")]
 mod store;
 #[cfg(feature = "server")]
@@ -44,7 +44,7 @@ mod server {
     use warren_proto::config::config_server::ConfigServer;
 
     pub use crate::error::ConfigError;
-    pub use crate::grpc::{ConfigService, Hub, MAX_WATCHERS, POLL};
+    pub use crate::grpc::{ConfigService, Hub};
     pub use crate::store::{Dialect, StaffSession, Store};
 
     #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -101,7 +101,7 @@ mod server {
 
     /// The documents the game's built-in services read: name, schema, first
     /// version.
-    pub const SEEDS: [(&str, &str, &str); 2] = [
+    pub(crate) const SEEDS: [(&str, &str, &str); 2] = [
         (
             "chat",
             include_str!("../seed/chat.schema.json"),

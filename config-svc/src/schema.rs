@@ -7,11 +7,11 @@ use serde_json::Value;
 use crate::ConfigError;
 
 /// The largest document or schema accepted, in bytes.
-pub const MAX_BODY: usize = 256 * 1024;
+pub(crate) const MAX_BODY: usize = 256 * 1024;
 
 /// Parses a document body; a syntax error is reported with its line and
 /// column.
-pub fn parse(what: &str, text: &str) -> Result<Value, ConfigError> {
+pub(crate) fn parse(what: &str, text: &str) -> Result<Value, ConfigError> {
     if text.len() > MAX_BODY {
         return Err(ConfigError::Invalid(vec![format!(
             "the {what} is {} bytes; at most {MAX_BODY} are accepted",
@@ -33,14 +33,14 @@ fn strip_position(message: &str) -> &str {
 }
 
 /// The text a value is stored as.
-pub fn canonical(value: &Value) -> String {
+pub(crate) fn canonical(value: &Value) -> String {
     let mut s = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
     s.push('\n');
     s
 }
 
 /// Checks that `schema` is a usable JSON Schema.
-pub fn compile(schema: &Value) -> Result<jsonschema::Validator, ConfigError> {
+pub(crate) fn compile(schema: &Value) -> Result<jsonschema::Validator, ConfigError> {
     jsonschema::validator_for(schema).map_err(|e| {
         ConfigError::Invalid(vec![format!("the schema is not a valid JSON Schema: {e}")])
     })
@@ -48,7 +48,7 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, ConfigError> {
 
 /// Every way `body` breaks `schema`, each prefixed with where in the
 /// document it is (`/path/to/field`, or `(document)` for the top).
-pub fn validate(schema: &Value, body: &Value) -> Result<(), ConfigError> {
+pub(crate) fn validate(schema: &Value, body: &Value) -> Result<(), ConfigError> {
     let validator = compile(schema)?;
     let problems: Vec<String> = validator
         .iter_errors(body)
@@ -70,7 +70,7 @@ pub fn validate(schema: &Value, body: &Value) -> Result<(), ConfigError> {
 }
 
 /// Document names: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit.
-pub fn check_name(name: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| {
@@ -87,7 +87,7 @@ pub fn check_name(name: &str) -> Result<(), ConfigError> {
 }
 
 /// A unified diff between two stored texts.
-pub fn unified_diff(old: &str, new: &str, old_label: &str, new_label: &str) -> String {
+pub(crate) fn unified_diff(old: &str, new: &str, old_label: &str, new_label: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)

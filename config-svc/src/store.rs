@@ -105,7 +105,7 @@ impl Store {
     }
 
     /// The latest version number of every document.
-    pub async fn latest_versions(&self) -> Result<BTreeMap<String, i64>, ConfigError> {
+    pub(crate) async fn latest_versions(&self) -> Result<BTreeMap<String, i64>, ConfigError> {
         let rows = sqlx::query("SELECT name, latest FROM config_documents WHERE latest > 0")
             .fetch_all(&self.pool)
             .await?;

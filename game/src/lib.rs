@@ -21,7 +21,6 @@ use tokio::net::TcpListener;
 use warren_bus::Bus;
 
 use warren_config::{ClientSettings, ConfigClient, Live};
-use warren_proto::cmd;
 
 pub use admin::AdminError;
 pub use settings::{GameSettings, Secret};
@@ -46,14 +45,11 @@ pub struct Upstreams {
 fn live_config(
     s: &GameSettings,
     config_url: &str,
-) -> (
-    Live<services::chat::ChatConfig>,
-    Live<services::wallet::EconomyConfig>,
-) {
-    let chat = services::chat::ChatConfig {
+) -> (Live<services::ChatConfig>, Live<services::EconomyConfig>) {
+    let chat = services::ChatConfig {
         max_message_len: s.chat_max_text,
     };
-    let economy = services::wallet::EconomyConfig {
+    let economy = services::EconomyConfig {
         daily_reward: s.daily_reward,
     };
     if config_url.is_empty() {
@@ -81,23 +77,12 @@ pub fn builder(s: &GameSettings, upstreams: &Upstreams) -> Result<GameBuilder, G
     .map_err(GameError::Setup)?;
     let expiry = s.connector_expiry_ms.max(Duration::from_millis(1));
     let b = GameBuilder::new(s.runtime())
-        .service("echo", [cmd::ECHO], || services::Echo)
-        .service(
-            "chat",
-            [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE],
-            move || services::Chat::new(chat.clone()),
-        )
+        .service("echo", services::Echo::CMDS, || services::Echo)
+        .service("chat", services::Chat::CMDS, move || {
+            services::Chat::new(chat.clone())
+        })
         .service("announce", [], services::Announce::default)
-        .service(
-            "wallet",
-            [
-                services::wallet::BALANCE,
-                services::wallet::DAILY,
-                services::wallet::BUY,
-                services::wallet::ITEMS,
-            ],
-            move || wallet.clone(),
-        );
+        .service("wallet", services::Wallet::CMDS, move || wallet.clone());
     let b = if s.fault_injection {
         b.service("faults", services::Faults::CMDS, || services::Faults)
     } else {

@@ -4,14 +4,14 @@
 use crate::GoldError;
 
 /// Largest absolute amount one movement may carry (10^15).
-pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+pub(crate) const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
 fn bad(msg: impl Into<String>) -> GoldError {
     GoldError::BadRequest(msg.into())
 }
 
 /// A uid as stored (BIGINT): 1..=i64::MAX.
-pub fn uid(raw: u64, field: &str) -> Result<i64, GoldError> {
+pub(crate) fn uid(raw: u64, field: &str) -> Result<i64, GoldError> {
     i64::try_from(raw)
         .ok()
         .filter(|&u| u > 0)
@@ -19,7 +19,7 @@ pub fn uid(raw: u64, field: &str) -> Result<i64, GoldError> {
 }
 
 /// A currency name: 1 to 16 of `[a-z0-9_]`.
-pub fn currency(raw: &str) -> Result<&str, GoldError> {
+pub(crate) fn currency(raw: &str) -> Result<&str, GoldError> {
     let ok = (1..=16).contains(&raw.len())
         && raw
             .bytes()
@@ -32,7 +32,7 @@ pub fn currency(raw: &str) -> Result<&str, GoldError> {
 }
 
 /// A non-zero delta of at most [`MAX_AMOUNT`] either way.
-pub fn delta(raw: i64) -> Result<i64, GoldError> {
+pub(crate) fn delta(raw: i64) -> Result<i64, GoldError> {
     if raw != 0 && raw.unsigned_abs() <= MAX_AMOUNT as u64 {
         Ok(raw)
     } else {
@@ -41,7 +41,7 @@ pub fn delta(raw: i64) -> Result<i64, GoldError> {
 }
 
 /// A positive amount of at most [`MAX_AMOUNT`].
-pub fn amount(raw: i64) -> Result<i64, GoldError> {
+pub(crate) fn amount(raw: i64) -> Result<i64, GoldError> {
     if raw > 0 && raw <= MAX_AMOUNT {
         Ok(raw)
     } else {
@@ -50,7 +50,7 @@ pub fn amount(raw: i64) -> Result<i64, GoldError> {
 }
 
 /// A ledger reason: 1 to 64 characters.
-pub fn reason(raw: &str) -> Result<&str, GoldError> {
+pub(crate) fn reason(raw: &str) -> Result<&str, GoldError> {
     if (1..=64).contains(&raw.chars().count()) {
         Ok(raw)
     } else {
@@ -59,7 +59,7 @@ pub fn reason(raw: &str) -> Result<&str, GoldError> {
 }
 
 /// An idempotency key: 1 to 128 characters.
-pub fn idempotency_key(raw: &str) -> Result<&str, GoldError> {
+pub(crate) fn idempotency_key(raw: &str) -> Result<&str, GoldError> {
     if (1..=128).contains(&raw.chars().count()) {
         Ok(raw)
     } else {
@@ -68,7 +68,7 @@ pub fn idempotency_key(raw: &str) -> Result<&str, GoldError> {
 }
 
 /// A device id: 1 to 128 characters.
-pub fn device_id(raw: &str) -> Result<&str, GoldError> {
+pub(crate) fn device_id(raw: &str) -> Result<&str, GoldError> {
     if (1..=128).contains(&raw.chars().count()) {
         Ok(raw)
     } else {
@@ -77,7 +77,7 @@ pub fn device_id(raw: &str) -> Result<&str, GoldError> {
 }
 
 /// A username: 3 to 32 of `[A-Za-z0-9_.-]`.
-pub fn username(raw: &str) -> Result<&str, GoldError> {
+pub(crate) fn username(raw: &str) -> Result<&str, GoldError> {
     let ok = (3..=32).contains(&raw.len())
         && raw
             .bytes()
@@ -90,7 +90,7 @@ pub fn username(raw: &str) -> Result<&str, GoldError> {
 }
 
 /// A stored password hash: a PHC string (`$argon2id$…`), at most 512 bytes.
-pub fn password_hash(raw: &str) -> Result<&str, GoldError> {
+pub(crate) fn password_hash(raw: &str) -> Result<&str, GoldError> {
     if raw.starts_with('$') && raw.len() <= 512 {
         Ok(raw)
     } else {

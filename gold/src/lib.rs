@@ -5,14 +5,14 @@
 //! transaction guarded by row locks and an idempotency key, never by a lock
 //! in the process.
 //!
-//! - [`domain`]: validated request values (currency, amount, key, …).
+//! - `domain`: validated request values (currency, amount, key, …).
 //! - [`GoldError`]: what can go wrong, and its gRPC status.
 //! - [`Store`]: the SQL, on PostgreSQL or SQLite.
 //! - [`GoldService`]: the tonic service; [`run`] serves it: gold's entry point.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
-pub mod domain;
+mod domain;
 mod error;
 mod server;
 mod service;

@@ -1,5 +1,5 @@
 //! Several bus envelopes in one transport message: the bus batches what
-//! goes to one queue (see `warren_bus::batch`). A batch body is the byte
+//! goes to one queue (see warren-bus's `batch` module). A batch body is the byte
 //! [`BATCH_MARKER`], then the parts one after another, each a big-endian
 //! `u32` length and that many bytes. The marker travels in-band, so a
 //! transport without message properties carries batches too: an envelope

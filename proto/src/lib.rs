@@ -1,11 +1,11 @@
 //! Every contract between Warren processes, and nothing else.
 //!
-//! - [`frame`]: the client wire frame `[seq, cmd, body]` (PROTOCOL.md §2) and
+//! - `frame`: the client wire frame `[seq, cmd, body]` (PROTOCOL.md §2) and
 //!   the bodies of the control commands.
-//! - [`envelope`]: what travels on the bus between connector and game:
+//! - `envelope`: what travels on the bus between connector and game:
 //!   events (Connect / Message / Close / Error) and pushes (frames to send,
 //!   kicks), versioned so the format can evolve.
-//! - [`claims`]: the JWT claims login issues and the connector verifies.
+//! - [`Claims`]: the JWT claims login issues and the connector verifies.
 //! - [`batch`]: several envelopes in one broker message.
 //! - [`body`]: the bodies of the built-in service commands (PROTOCOL.md §3).
 //! - [`time`]: the wall clock as the protocol states times.

@@ -13,7 +13,7 @@ use crate::unique;
 /// The `warren` binary cargo built beside the running test or bench
 /// (`target/<profile>/warren`: cargo builds a package's binaries for its
 /// integration tests and benches).
-pub fn warren_binary() -> PathBuf {
+pub(crate) fn warren_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile = exe
         .parent()

@@ -4,13 +4,13 @@
 //! tests, the broker-restart test and the benches share. The protocol
 //! client is [`crate::client`], re-exported here.
 
+use crate::process::warren_binary;
 pub use crate::{
     client::{
         Client, ErrorBody, Event, KickBody, Presence, PresenceRequest, Room, Said, Say, body,
         decode,
     },
     http::{http_get, http_post},
-    process::warren_binary,
 };
 
 use std::{
@@ -550,7 +550,7 @@ impl Drop for Stack {
 }
 
 /// Waits up to [`STEP`] for `check` to give a value (see
-/// [`warren_test_support::eventually`]).
+/// [`crate::eventually`]).
 pub async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
     crate::eventually(what, STEP, check).await
 }

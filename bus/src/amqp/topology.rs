@@ -29,7 +29,7 @@ pub struct AmqpSettings {
     /// dead-letter queue.
     pub delivery_limit: u32,
     /// How long the batcher collects messages for one AMQP message (zero:
-    /// only what is already waiting; see [`crate::batch`]).
+    /// only what is already waiting; see the `batch` module).
     pub batch_window: Duration,
 }
 
@@ -54,7 +54,7 @@ impl AmqpSettings {
 
 /// The names of the exchanges and queues of one namespace.
 #[derive(Clone, Debug)]
-pub struct Topology {
+pub(crate) struct Topology {
     pub requests_exchange: String,
     pub push_exchange: String,
     pub broadcast_exchange: String,
@@ -68,7 +68,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn new(namespace: &str) -> Self {
+    pub(super) fn new(namespace: &str) -> Self {
         Topology {
             requests_exchange: format!("{namespace}.requests"),
             push_exchange: format!("{namespace}.push"),
@@ -81,11 +81,11 @@ impl Topology {
     }
 
     /// The request queue of one game shard.
-    pub fn requests_queue(&self, shard: u16) -> String {
+    pub(super) fn requests_queue(&self, shard: u16) -> String {
         format!("{}.requests.{shard}", self.namespace)
     }
 
-    pub fn push_queue(&self, connector: &ConnectorId) -> String {
+    pub(super) fn push_queue(&self, connector: &ConnectorId) -> String {
         format!("{}.push.{connector}", self.namespace)
     }
 }

@@ -52,7 +52,10 @@ impl Store {
             .await?)
     }
 
-    pub async fn staff_password_hash(&self, username: &str) -> Result<Option<String>, ConfigError> {
+    pub(crate) async fn staff_password_hash(
+        &self,
+        username: &str,
+    ) -> Result<Option<String>, ConfigError> {
         Ok(
             sqlx::query_scalar("SELECT password_hash FROM staff_users WHERE username = $1")
                 .bind(username)
@@ -61,7 +64,7 @@ impl Store {
         )
     }
 
-    pub async fn create_session(
+    pub(crate) async fn create_session(
         &self,
         id_hash: &str,
         session: &StaffSession,
@@ -100,7 +103,7 @@ impl Store {
         Ok(Some(s))
     }
 
-    pub async fn extend_session(
+    pub(crate) async fn extend_session(
         &self,
         id_hash: &str,
         expires_at_ms: i64,
@@ -113,7 +116,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn end_session(&self, id_hash: &str) -> Result<(), ConfigError> {
+    pub(crate) async fn end_session(&self, id_hash: &str) -> Result<(), ConfigError> {
         sqlx::query("DELETE FROM staff_sessions WHERE id_hash = $1")
             .bind(id_hash)
             .execute(&self.pool)
@@ -122,7 +125,7 @@ impl Store {
     }
 
     /// Deletes expired sessions; returns how many.
-    pub async fn purge_sessions(&self) -> Result<u64, ConfigError> {
+    pub(crate) async fn purge_sessions(&self) -> Result<u64, ConfigError> {
         Ok(
             sqlx::query("DELETE FROM staff_sessions WHERE expires_at_ms <= $1")
                 .bind(now_ms())

@@ -6,7 +6,7 @@
 //! rollback and schema change lands in the audit log with who made it.
 //!
 //! This file is the page's frame: the router, the two extractors every
-//! handler stands on ([`SignedIn`] for a page, [`StaffForm`] for a change)
+//! handler stands on (`SignedIn` for a page, `StaffForm` for a change)
 //! and the answers they share. The handlers are in `signin.rs` and
 //! `documents.rs`, the HTML in `views.rs`.
 

@@ -42,6 +42,9 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// The cmds chat owns (it pushes `CHAT_MESSAGE`).
+    pub const CMDS: [u32; 3] = [cmd::CHAT_JOIN, cmd::CHAT_SEND, cmd::CHAT_LEAVE];
+
     pub fn new(config: Live<ChatConfig>) -> Self {
         Chat {
             config,

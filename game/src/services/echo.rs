@@ -1,9 +1,15 @@
 //! echo (cmd 1001): replies with the request's body bytes, untouched.
 
+use warren_proto::cmd;
 use warren_runtime::{Context, NoMail, Request, Service};
 
 #[derive(Debug, Default)]
 pub struct Echo;
+
+impl Echo {
+    /// The cmd echo owns.
+    pub const CMDS: [u32; 1] = [cmd::ECHO];
+}
 
 impl Service for Echo {
     type Mail = NoMail;

@@ -1,15 +1,15 @@
 //! The built-in services.
 
-pub mod announce;
-pub mod chat;
+pub(crate) mod announce;
+mod chat;
 mod echo;
 mod faults;
-pub mod session;
-pub mod wallet;
+mod session;
+mod wallet;
 
 pub use announce::Announce;
-pub use chat::Chat;
+pub use chat::{Chat, ChatConfig};
 pub use echo::Echo;
 pub use faults::Faults;
 pub use session::Session;
-pub use wallet::Wallet;
+pub use wallet::{EconomyConfig, Wallet};

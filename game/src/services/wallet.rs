@@ -31,10 +31,10 @@ use warren_proto::{
 
 use warren_runtime::{Context, NoMail, Request, Service};
 
-pub const BALANCE: u32 = 3001;
-pub const DAILY: u32 = 3002;
-pub const BUY: u32 = 3003;
-pub const ITEMS: u32 = 3004;
+const BALANCE: u32 = 3001;
+const DAILY: u32 = 3002;
+const BUY: u32 = 3003;
+const ITEMS: u32 = 3004;
 
 #[derive(Clone, Debug)]
 pub struct Wallet {
@@ -52,6 +52,9 @@ pub struct EconomyConfig {
 }
 
 impl Wallet {
+    /// The cmds the wallet owns.
+    pub const CMDS: [u32; 4] = [BALANCE, DAILY, BUY, ITEMS];
+
     /// `gold_url` is reached lazily: the game starts (and its other services
     /// serve) while gold is down. Must be called inside a tokio runtime.
     pub fn new(
