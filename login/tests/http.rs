@@ -5,44 +5,32 @@
 use std::{net::SocketAddr, time::Duration};
 
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use warren_connector::TokenVerifier;
 use warren_gold::{GoldSettings, Store};
 use warren_login::{JwtSettings, LoginSettings, TokenSigner, keys};
 use warren_proto::Uid;
+use warren_test_support::{Db, TestDb, http::request_http};
 
 struct Stack {
     login: SocketAddr,
     public_pem: String,
     stop: CancellationToken,
-    db: std::path::PathBuf,
+    _db: TestDb,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         self.stop.cancel();
-        let _ = std::fs::remove_file(&self.db);
     }
 }
 
 async fn start(gold_reachable: bool) -> Stack {
     let stop = CancellationToken::new();
-    let db = std::env::temp_dir().join(format!(
-        "warren-login-test-{}-{}.db",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+    let db = TestDb::new(Db::Sqlite).await;
     let gold_url = if gold_reachable {
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", db.display()), 1)
-            .await
-            .unwrap();
+        let store = Store::connect(&db.url, 1).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let signal = stop.clone().cancelled_owned();
@@ -79,30 +67,19 @@ async fn start(gold_reachable: bool) -> Stack {
         login,
         public_pem,
         stop,
-        db,
+        _db: db,
     }
 }
 
-/// One HTTP/1.1 request; returns the status and the JSON body.
+/// One request (GET, or POST with `body`); returns the status and the
+/// JSON body.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let _ = tcp.write_all(body).await;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let body = (method == "POST").then(|| String::from_utf8(body.to_vec()).unwrap());
+    let (status, body) = request_http(addr, path, None, body).await;
+    let json = serde_json::from_str(&body);
     (
         status,
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}")),
+        json.unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}")),
     )
 }
 

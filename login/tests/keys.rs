@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use ed25519_dalek::{
     SigningKey,
@@ -13,28 +13,7 @@ use ed25519_dalek::{
 use warren_connector::TokenVerifier;
 use warren_login::{JwtSettings, TokenSigner, keys::write_pair};
 use warren_proto::Uid;
-
-/// A directory of its own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("warren-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use warren_test_support::TempDir;
 
 fn openssl(args: &[&str]) -> std::process::Output {
     Command::new("openssl")
@@ -45,8 +24,8 @@ fn openssl(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn openssl_reads_the_private_key_and_derives_the_same_public_key() {
-    let dir = TempDir::new("keys");
-    let (private, public) = write_pair(&dir.0).unwrap();
+    let dir = TempDir::new("warren-keys");
+    let (private, public) = write_pair(dir.path()).unwrap();
     let private = private.to_str().unwrap();
     let read = openssl(&["pkey", "-in", private, "-noout"]);
     assert!(

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use crate::stack::STEP;
 
 /// One HTTP request (ureq, on a blocking thread): GET, or POST with a
-/// JSON body; returns the status and the body. Every status is an answer,
-/// not an error.
-async fn request_http(
+/// body sent as JSON (whether it is JSON or not, so a test can send a
+/// broken one); returns the status and the body. Every status is an
+/// answer, not an error.
+pub async fn request_http(
     addr: SocketAddr,
     path: &str,
     token: Option<&str>,
@@ -29,10 +30,13 @@ async fn request_http(
                 }
                 req.call()
             }
-            Some(body) => agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .send(body),
+            Some(body) => {
+                let mut req = agent.post(&url).header("Content-Type", "application/json");
+                if let Some(auth) = &auth {
+                    req = req.header("Authorization", auth);
+                }
+                req.send(body)
+            }
         };
         let mut resp = resp.unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = resp.status().as_u16();

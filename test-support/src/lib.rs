@@ -5,9 +5,10 @@
 //!   and [`on_both_databases!`], which runs a scenario on each.
 //! - [`load`]: busy loops on every core ([`Load`]), for fault tests that
 //!   must also pass on a loaded host.
-//! - [`eventually`]: waiting for what a test cannot be told of, with a
-//!   deadline, instead of a fixed sleep.
-//! - [`unique`]: names no other test (or test run) uses.
+//! - [`eventually`] and [`until`]: waiting for what a test cannot be told
+//!   of, with a deadline, instead of a fixed sleep.
+//! - [`unique`]: names no other test (or test run) uses; [`TempDir`]: a
+//!   directory of its own, removed afterwards.
 //! - [`stack`]: the whole stack started as real `warren` processes, and
 //!   [`on_both_buses!`]; [`client`]: a websocket client that speaks
 //!   PROTOCOL.md.
@@ -24,6 +25,7 @@ mod process;
 pub mod stack;
 
 use std::{
+    path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -62,6 +64,35 @@ pub async fn eventually<T>(
         }
         assert!(Instant::now() < deadline, "waited {within:?} for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`eventually`] for a condition: polls `ok` every 20 ms until it holds;
+/// panics after `within`, saying `what` it waited for.
+pub async fn until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    eventually(what, within, async || ok().then_some(())).await;
+}
+
+/// A directory of its own under the system's temporary directory, named
+/// by [`unique`]; removed (with what is in it) when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

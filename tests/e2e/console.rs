@@ -1,5 +1,7 @@
 //! The game's debug console: `warren debug` and Prometheus `/metrics`.
 
+use warren_test_support::eventually;
+
 use crate::{
     helpers::{BusKind, Stack, http_get},
     on_both_buses,
@@ -124,26 +126,20 @@ async fn one_service_tells_its_state_and_can_be_traced(kind: BusKind) {
         &serde_json::json!({"room": "lobby"}),
     )
     .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    let traced = |log: &str, service: &str| {
+        log.lines().any(|l| {
+            l.contains("warren::trace")
+                && (l.contains(&format!("service=\"{service}\""))
+                    || l.contains(&format!("service={service} ")))
+        })
+    };
+    let wait = std::time::Duration::from_secs(5);
+    let log = eventually("a trace line of echo", wait, async || {
         let log = stack.game_log();
-        let traced = |service: &str| {
-            log.lines().any(|l| {
-                l.contains("warren::trace")
-                    && (l.contains(&format!("service=\"{service}\""))
-                        || l.contains(&format!("service={service} ")))
-            })
-        };
-        if traced("echo") {
-            assert!(!traced("chat"), "chat is not traced:\n{log}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no trace line in:\n{log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        traced(&log, "echo").then_some(log)
+    })
+    .await;
+    assert!(!traced(&log, "chat"), "chat is not traced:\n{log}");
     let (ok, out) = stack.warren_admin("debug", &["--trace", "echo=off"]);
     assert!(ok && out.contains("\"tracing\":false"), "{out}");
     let (ok, _) = stack.warren_admin("debug", &["--trace", "echo=maybe"]);

@@ -171,12 +171,8 @@ impl Transport for Amqp {
     async fn new() -> Self {
         let upstream = std::env::var("WARREN_TEST_AMQP_ADDR").unwrap_or("127.0.0.1:5672".into());
         let proxy = proxy::Proxy::start(upstream.parse().unwrap()).await;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
         Amqp {
-            namespace: format!("warren-conformance-{}-{nanos}", std::process::id()),
+            namespace: warren_test_support::unique("warren-conformance"),
             proxy,
             opened: Mutex::new(Vec::new()),
         }

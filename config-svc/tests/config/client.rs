@@ -1,41 +1,19 @@
 //! The client library: typed values that follow publishes, the saved copy
 //! when config-svc is down at start, and reconnection.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use serde::Deserialize;
 use warren_config::{ClientSettings, ConfigClient, Live};
 use warren_proto::config::PublishRequest;
+
+use warren_test_support::{TempDir, until};
 
 use crate::helpers::{Db, Server, TestDb, authed};
 
 #[derive(Debug, Deserialize, PartialEq)]
 struct Chat {
     max_message_len: usize,
-}
-
-fn temp_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "warren-config-cache-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-async fn eventually(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn publish_chat(server: &Server, len: u32) {
@@ -57,21 +35,21 @@ async fn publish_chat(server: &Server, len: u32) {
 async fn a_service_gets_typed_values_that_follow_publishes() {
     let db = TestDb::new(Db::Sqlite).await;
     let server = Server::start(&db.url).await;
-    let cache = temp_dir();
+    let cache = TempDir::new("warren-config-cache");
     let client = ConfigClient::start(ClientSettings {
         url: server.url(),
-        cache_dir: Some(cache.clone()),
+        cache_dir: Some(cache.path().to_owned()),
         names: vec!["chat".into()],
     });
     let chat: Live<Chat> = client.typed("chat", Chat { max_message_len: 3 });
-    eventually("the first version", Duration::from_secs(5), || {
+    until("the first version", Duration::from_secs(5), || {
         chat.version() == 1
     })
     .await;
     assert_eq!(chat.get().max_message_len, 1024);
 
     publish_chat(&server, 80).await;
-    eventually("the publish", Duration::from_secs(1), || {
+    until("the publish", Duration::from_secs(1), || {
         chat.version() == 2
     })
     .await;
@@ -83,36 +61,38 @@ async fn a_service_gets_typed_values_that_follow_publishes() {
     );
     // A clone sees the same value (services are rebuilt from clones).
     assert_eq!(chat.clone().get().max_message_len, 80);
-    let saved = std::fs::read_to_string(cache.join("chat.json")).unwrap();
+    let saved = std::fs::read_to_string(cache.path().join("chat.json")).unwrap();
     assert!(saved.contains("\"version\": 2"), "{saved}");
-    std::fs::remove_dir_all(cache).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_svc_down_at_start_means_the_saved_copy_then_reconnection() {
     let db = TestDb::new(Db::Sqlite).await;
-    let cache = temp_dir();
+    let cache = TempDir::new("warren-config-cache");
     let server = Server::start(&db.url).await;
     let addr = server.addr;
     publish_chat(&server, 42).await;
     {
         let client = ConfigClient::start(ClientSettings {
             url: server.url(),
-            cache_dir: Some(cache.clone()),
+            cache_dir: Some(cache.path().to_owned()),
             names: vec!["chat".into()],
         });
         let chat = client.typed("chat", Chat { max_message_len: 3 });
-        eventually("version 2", Duration::from_secs(5), || chat.version() == 2).await;
+        until("version 2", Duration::from_secs(5), || chat.version() == 2).await;
     }
     server.stop();
     drop(server);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until("config-svc to stop", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(addr).is_err()
+    })
+    .await;
 
     // config-svc is down: the saved copy is used at once; a document with
     // no saved copy is the service's default. Nothing fails.
     let client = ConfigClient::start(ClientSettings {
         url: format!("http://{addr}"),
-        cache_dir: Some(cache.clone()),
+        cache_dir: Some(cache.path().to_owned()),
         names: vec!["chat".into(), "economy".into()],
     });
     let chat = client.typed("chat", Chat { max_message_len: 3 });
@@ -125,16 +105,16 @@ async fn config_svc_down_at_start_means_the_saved_copy_then_reconnection() {
     assert_eq!((economy.version(), economy.get().daily_reward), (0, 7));
 
     // config-svc comes back (same address, same database, a change made
-    // while it was away): the client reconnects by itself.
+    // while it was away): the client reconnects by itself. (The sleep is
+    // the outage the client lives through, not a synchronisation.)
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server = Server::start_with(&db.url, addr, Default::default()).await;
     publish_chat(&server, 43).await;
-    eventually("reconnection", Duration::from_secs(10), || {
+    until("reconnection", Duration::from_secs(10), || {
         chat.version() == 3
     })
     .await;
     assert_eq!(chat.get().max_message_len, 43);
-    eventually("economy", Duration::from_secs(2), || economy.version() == 1).await;
+    until("economy", Duration::from_secs(2), || economy.version() == 1).await;
     assert_eq!(economy.get().daily_reward, 100);
-    std::fs::remove_dir_all(cache).unwrap();
 }

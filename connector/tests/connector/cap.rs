@@ -1,10 +1,11 @@
 //! Past `max_connections`, a new socket is closed at once (and counted);
 //! once a place frees up, a new one gets in.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_tungstenite::connect_async;
 use warren_connector::ConnectorSettings;
+use warren_test_support::eventually;
 
 use crate::helpers::start_with;
 
@@ -25,15 +26,10 @@ async fn connections_past_the_cap_are_refused_until_a_place_frees_up() {
     assert_eq!(h.connector.stats().refused_full, 1);
     drop(a);
     // The place frees once the connector has seen the socket go.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if connect_async(&h.url).await.is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the freed place was never given back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the freed place to be given back",
+        Duration::from_secs(10),
+        async || connect_async(&h.url).await.ok(),
+    )
+    .await;
 }

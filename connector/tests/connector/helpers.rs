@@ -80,12 +80,7 @@ pub(crate) async fn start_with(settings: ConnectorSettings) -> Harness {
     }
 }
 
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+pub(crate) use warren_proto::time::unix_secs as now;
 
 impl Harness {
     /// A valid token for `uid`.

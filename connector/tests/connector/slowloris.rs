@@ -8,6 +8,7 @@ use tokio::{
     net::TcpStream,
 };
 use warren_connector::ConnectorSettings;
+use warren_test_support::until;
 
 use crate::helpers::start_with;
 
@@ -55,10 +56,12 @@ async fn a_dripped_handshake_is_closed_at_the_time_limit() {
         closed_after.push(started.elapsed());
     }
     // The counter moves just after the socket is dropped: give it a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while h.connector.stats().handshake_failures < 10 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(
+        "10 handshake failures counted",
+        Duration::from_secs(2),
+        || h.connector.stats().handshake_failures >= 10,
+    )
+    .await;
     assert_eq!(h.connector.stats().handshake_failures, 10);
     eprintln!(
         "dripped handshakes closed after {:?}",
