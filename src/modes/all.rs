@@ -18,6 +18,9 @@ pub(crate) async fn all(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (private, public) = keys::ensure_dev_pair(&settings)?;
+    // Read (or made) once: config-svc, the game and the connector share it.
+    let token = admin_token(&settings)?;
+    settings.game.admin_token = Some(token.clone().into());
     let (gold_url, gold) = parts::start_gold(&settings, &mut ready).await?;
     settings.gold.url = gold_url.clone();
     let (config_url, config) = parts::start_config(&settings, &mut ready).await?;
@@ -43,7 +46,6 @@ pub(crate) async fn all(
         settings.login.listen.port()
     );
     ready.write()?;
-    let token = admin_token(&settings)?;
     warren_connector::run(listeners, connector, token, shutdown).await?;
     ready.stopping();
     game.stop().await?;
