@@ -10,32 +10,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use warren_bus::{Address, Bus, MemoryBus, Message, Subscription, send_and_confirm};
+use warren_bus::{Bus, MemoryBus, Subscription};
 use warren_game::{
     Context, GameBuilder, GameSettings, NoMail, Request, Service, SessionEvent, services::Session,
 };
-use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Uid};
-
-fn connector() -> ConnectorId {
-    ConnectorId::parse("test-connector").unwrap()
-}
-
-/// Sends an event where the connector would, and waits until it is taken.
-async fn publish(bus: &dyn Bus, ev: BusEvent) {
-    let to = Address::of_event(&ev, bus.shards());
-    send_and_confirm(bus, to, Message::Event(ev)).await.unwrap();
-}
+use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, Uid};
+use warren_test_support::connector::{next_frame, publish, test_connector};
 
 /// The seq of the next frame pushed.
 async fn next_seq(pushes: &mut Subscription<BusPush>) -> u64 {
-    let push = tokio::time::timeout(Duration::from_secs(10), pushes.next())
-        .await
-        .expect("a push within 10 s")
-        .expect("bus open");
-    match push.kind {
-        PushKind::Frame { seq, .. } => seq,
-        PushKind::Kick { reason } => panic!("unexpected kick {reason}"),
-    }
+    next_frame(pushes).await.0
 }
 
 /// Records the session events it is told, in order, for the test to read.
@@ -68,7 +52,7 @@ async fn a_login_elsewhere_kicks_the_old_socket_and_services_see_the_old_one_lea
             Session::new(Duration::from_secs(15))
         });
     let bus = Arc::new(MemoryBus::new(1024));
-    let mut pushes = bus.subscribe_pushes(&connector()).await.unwrap();
+    let mut pushes = bus.subscribe_pushes(&test_connector()).await.unwrap();
     let game = builder.start(bus.clone()).await.unwrap();
     let other = ConnectorId::parse("other-connector").unwrap();
     let on = |connector: ConnectorId, conn: u64, kind: EventKind| BusEvent {
@@ -80,7 +64,7 @@ async fn a_login_elsewhere_kicks_the_old_socket_and_services_see_the_old_one_lea
     let connect = || EventKind::Connect { peer: "p".into() };
     // uid 5 on the other connector, then on this test's connector.
     publish(&*bus, on(other.clone(), 1, connect())).await;
-    publish(&*bus, on(connector(), 2, connect())).await;
+    publish(&*bus, on(test_connector(), 2, connect())).await;
     // The other connector's socket is kicked (its push queue is not this
     // test's, so the kick is not seen here); the late Close it then sends
     // is stale and must not be taken for the new socket's.
@@ -94,7 +78,7 @@ async fn a_login_elsewhere_kicks_the_old_socket_and_services_see_the_old_one_lea
         cmd: 7200,
         body: Bytes::from_static(b"\x80"),
     };
-    publish(&*bus, on(connector(), 2, request)).await;
+    publish(&*bus, on(test_connector(), 2, request)).await;
     assert_eq!(next_seq(&mut pushes).await, 1);
     let events = seen.lock().unwrap().clone();
     assert_eq!(

@@ -11,39 +11,30 @@ use std::{
 };
 
 use bytes::Bytes;
-use warren_bus::{Address, Bus, MemoryBus, Message, Subscription, send_and_confirm};
-use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Target, Uid};
+use warren_bus::{Bus, MemoryBus, Subscription};
+use warren_proto::{BusEvent, BusPush, ConnId, EventKind, PushKind, Target, Uid};
 use warren_runtime::{
     Context, GameBuilder, GameError, NoMail, Request, RuntimeSettings, SendError, Service, TimerId,
 };
-
-fn connector() -> ConnectorId {
-    ConnectorId::parse("test-connector").unwrap()
-}
+use warren_test_support::connector::{next_push, publish, test_connector};
 
 async fn setup(
     builder: GameBuilder,
 ) -> (Arc<MemoryBus>, Subscription<BusPush>, warren_runtime::Game) {
     let bus = Arc::new(MemoryBus::new(1024));
-    let pushes = bus.subscribe_pushes(&connector()).await.unwrap();
+    let pushes = bus.subscribe_pushes(&test_connector()).await.unwrap();
     let game = builder.start(bus.clone()).await.unwrap();
     (bus, pushes, game)
 }
 
 async fn send(bus: &MemoryBus, uid: u64, kind: EventKind) {
     let ev = BusEvent {
-        connector: connector(),
+        connector: test_connector(),
         conn: ConnId(uid),
         uid: Uid(uid),
         kind,
     };
     publish(bus, ev).await;
-}
-
-/// Sends an event where the connector would, and waits until it is taken.
-async fn publish(bus: &dyn Bus, ev: BusEvent) {
-    let to = Address::of_event(&ev, bus.shards());
-    send_and_confirm(bus, to, Message::Event(ev)).await.unwrap();
 }
 
 async fn request(bus: &MemoryBus, uid: u64, seq: u64, cmd: u32) {
@@ -61,10 +52,7 @@ async fn request(bus: &MemoryBus, uid: u64, seq: u64, cmd: u32) {
 
 /// (seq, cmd, error code if cmd 4) of the next push.
 async fn next(pushes: &mut Subscription<BusPush>) -> (u64, u32, Option<String>, Target) {
-    let push = tokio::time::timeout(Duration::from_secs(10), pushes.next())
-        .await
-        .expect("a push within 10 s")
-        .expect("bus open");
+    let push = next_push(pushes).await;
     match push.kind {
         PushKind::Frame { seq, cmd, body } => {
             let code = (cmd == 4).then(|| {
@@ -132,7 +120,7 @@ async fn a_full_mailbox_answers_overloaded_and_loses_nothing_it_accepted() {
         assert_eq!(
             target,
             Target::Conn {
-                connector: connector(),
+                connector: test_connector(),
                 conn: ConnId(1)
             }
         );

@@ -9,6 +9,8 @@
 //!   of, with a deadline, instead of a fixed sleep.
 //! - [`unique`]: names no other test (or test run) uses; [`TempDir`]: a
 //!   directory of its own, removed afterwards.
+//! - [`connector`]: playing the connector on a bus (its events in, the
+//!   pushes to its id out), for the runtime's and the game's tests.
 //! - [`stack`]: the whole stack started as real `warren` processes, and
 //!   [`on_both_buses!`]; [`client`]: a websocket client that speaks
 //!   PROTOCOL.md.
@@ -18,6 +20,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod client;
+pub mod connector;
 pub mod db;
 pub mod http;
 pub mod load;
