@@ -161,6 +161,11 @@ mod tests {
             (s.t_ms, s.t_s),
             (Duration::from_millis(1500), Duration::from_secs(120))
         );
+        let s = parse(r#"{"t_ms": "1m30s", "t_s": "7days"}"#).unwrap();
+        assert_eq!(
+            (s.t_ms, s.t_s),
+            (Duration::from_secs(90), Duration::from_secs(7 * 86_400))
+        );
         let s = parse(r#"{"t_ms": "1s 250ms", "t_s": "30"}"#).unwrap();
         assert_eq!(
             (s.t_ms, s.t_s),
