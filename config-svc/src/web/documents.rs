@@ -12,8 +12,8 @@ use maud::html;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CsrfForm, Me, SignedIn, StaffForm, Web, auth::csrf_matches, failure, html_response, problems,
-    see_other, url_encode, views,
+    Me, SignedIn, StaffForm, Web, auth::csrf_matches, failure, html_response, problems, see_other,
+    url_encode, views,
 };
 use crate::ConfigError;
 
@@ -111,12 +111,6 @@ pub(super) struct EditForm {
     comment: String,
     #[serde(default)]
     expected_version: i64,
-}
-
-impl CsrfForm for EditForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Back from the review to the editor, with the text as it was.
@@ -295,12 +289,6 @@ pub(super) struct RollbackForm {
     to: i64,
 }
 
-impl CsrfForm for RollbackForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(super) async fn rollback(
     State(web): State<Web>,
     Path(name): Path<String>,
@@ -344,12 +332,6 @@ pub(super) struct SchemaForm {
     schema: String,
 }
 
-impl CsrfForm for SchemaForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(super) async fn save_schema(
     State(web): State<Web>,
     Path(name): Path<String>,
@@ -386,12 +368,6 @@ pub(super) struct NewForm {
     body: String,
     #[serde(default)]
     schema: String,
-}
-
-impl CsrfForm for NewForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 pub(super) async fn create(
@@ -438,3 +414,5 @@ pub(super) async fn audit(
         Err(e) => failure(Some(&me.who()), &e),
     }
 }
+
+csrf_forms!(EditForm, RollbackForm, SchemaForm, NewForm);

@@ -10,6 +10,17 @@
 //! and the answers they share. The handlers are in `signin.rs` and
 //! `documents.rs`, the HTML in `views.rs`.
 
+/// Forms whose `csrf` field carries the session's CSRF token.
+macro_rules! csrf_forms {
+    ($($form:ty),* $(,)?) => {
+        $(impl super::CsrfForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
 mod auth;
 mod documents;
 mod signin;

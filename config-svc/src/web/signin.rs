@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::{
-    CsrfForm, SESSION_COOKIE, SIGNIN_COOKIE, StaffForm, Web,
+    SESSION_COOKIE, SIGNIN_COOKIE, StaffForm, Web,
     auth::{csrf_matches, token, token_hash, verify_password},
     failure, html_response, safe_next, see_other, views,
 };
@@ -169,12 +169,6 @@ pub(super) struct CsrfOnly {
     csrf: String,
 }
 
-impl CsrfForm for CsrfOnly {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(super) async fn signout(
     State(web): State<Web>,
     jar: CookieJar,
@@ -187,3 +181,5 @@ pub(super) async fn signout(
     let jar = jar.remove(web.cookie(SESSION_COOKIE, String::new()));
     (jar, see_other("/login")).into_response()
 }
+
+csrf_forms!(CsrfOnly);
