@@ -101,15 +101,13 @@ pub(super) async fn editor(
     render_editor(&web, &me, &name, None, notice, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+/// A missing field is empty.
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct EditForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     body: String,
-    #[serde(default)]
     comment: String,
-    #[serde(default)]
     expected_version: i64,
 }
 
@@ -324,11 +322,11 @@ pub(super) async fn schema_page(
     }
 }
 
-#[derive(Deserialize)]
+/// A missing field is empty.
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct SchemaForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     schema: String,
 }
 
@@ -358,15 +356,13 @@ pub(super) async fn new_page(SignedIn(me): SignedIn) -> Response {
     html_response(StatusCode::OK, page)
 }
 
-#[derive(Deserialize)]
+/// A missing field is empty.
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct NewForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     body: String,
-    #[serde(default)]
     schema: String,
 }
 

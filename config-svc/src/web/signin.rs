@@ -51,13 +51,12 @@ pub(super) async fn page(
     (jar.add(web.signin_cookie(&csrf)), page).into_response()
 }
 
-#[derive(Deserialize)]
+/// A missing field is empty.
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct SigninForm {
-    #[serde(default)]
     username: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     csrf: String,
     next: Option<String>,
 }
@@ -163,9 +162,10 @@ impl Web {
     }
 }
 
-#[derive(Deserialize)]
+/// A missing field is empty.
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct CsrfOnly {
-    #[serde(default)]
     csrf: String,
 }
 
