@@ -133,6 +133,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+        if self.ready:
+            shutil.rmtree(self.ready.parent, ignore_errors=True)
 
 
 def broker_pid():
