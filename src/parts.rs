@@ -186,15 +186,16 @@ pub(crate) async fn start_gold(
     Ok((gold_url, gold))
 }
 
-/// Opens config-svc's database; returns it and its URL (password redacted).
+/// Opens config-svc's database; returns it and its URL (which prints
+/// without its password).
 pub(crate) async fn config_store(
     settings: &Settings,
-) -> anyhow::Result<(warren_config::Store, String)> {
+) -> anyhow::Result<(warren_config::Store, SecretUrl)> {
     let url = database_url(settings, &settings.config_svc.database, "config.db")?;
     let store = warren_config::Store::connect(url.expose(), settings.config_svc.max_connections)
         .await
         .with_context(|| format!("opening config-svc's database {url}"))?;
-    Ok((store, url.to_string()))
+    Ok((store, url))
 }
 
 /// Starts config-svc (gRPC and the admin page); returns its gRPC URL and

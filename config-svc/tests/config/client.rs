@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use warren_config::{ClientSettings, ConfigClient, Live};
 use warren_proto::config::PublishRequest;
-
 use warren_test_support::{TempDir, until};
 
 use crate::helpers::{Db, Server, TestDb, authed};

@@ -33,7 +33,7 @@ pub(super) async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
     mut rx: mpsc::Receiver<Bytes>,
     handle: Arc<ConnHandle>,
-    close_timeout_ms: Duration,
+    close_timeout: Duration,
 ) -> SplitSink<Ws, Message> {
     let stop = handle.stopped().clone();
     let mut stopped = std::pin::pin!(stop.cancelled());
@@ -88,7 +88,7 @@ pub(super) async fn write_loop(
             Exit::Gone => sink.close().await,
         }
     };
-    let _ = timeout(close_timeout_ms, goodbye).await;
+    let _ = timeout(close_timeout, goodbye).await;
     sink
 }
 
@@ -106,7 +106,7 @@ pub(super) fn close_frame(code: CloseCode, reason: &str) -> Message {
 pub(super) async fn linger(
     stream: SplitStream<Ws>,
     sink: SplitSink<Ws, Message>,
-    close_timeout_ms: Duration,
+    close_timeout: Duration,
 ) {
     let Ok(mut ws) = stream.reunite(sink) else {
         return;
@@ -115,7 +115,7 @@ pub(super) async fn linger(
     // Nothing more will be written: send FIN now, keep reading.
     let _ = tcp.shutdown().await;
     let mut buf = [0u8; 4096];
-    let _ = timeout(close_timeout_ms, async {
+    let _ = timeout(close_timeout, async {
         while let Ok(n) = tcp.read(&mut buf).await {
             if n == 0 {
                 break;
