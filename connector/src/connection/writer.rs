@@ -55,10 +55,15 @@ pub(super) async fn write_loop(
             }
             sink.flush().await
         };
+        // The write is polled first: `first` is already out of the queue,
+        // and a stop that lands now must not drop it (a login error sent
+        // just before the close, say). Only a write that cannot go on (the
+        // client is not reading) is cut short by the stop; what it fed is
+        // flushed with the goodbye.
         let result = tokio::select! {
             biased;
-            _ = &mut stopped => break,
             r = write => r,
+            _ = &mut stopped => break,
         };
         if result.is_err() {
             handle.stop(Exit::Gone);
