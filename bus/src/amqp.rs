@@ -518,6 +518,7 @@ impl Bus for AmqpBus {
         BusState {
             up: self.health.ready().is_ok(),
             rebuilds: *self.publish.generation.borrow() + *self.consume.generation.borrow(),
+            ..BusState::default()
         }
     }
 

@@ -5,7 +5,8 @@
 //! - [`MemoryBus`]: tokio channels in one process, for the embedded
 //!   default and unit tests;
 //! - [`AmqpBus`]: RabbitMQ through lapin (see `rabbitmq/definitions.json`
-//!   for the topology it declares).
+//!   for the topology it declares);
+//! - [`RedisBus`]: Redis lists for requests, pub/sub for pushes.
 //!
 //! The contract, whatever the transport:
 //! - **Where**: one [`Address`] per message: a game shard, every shard, one
@@ -36,6 +37,7 @@ mod address;
 pub(crate) mod amqp;
 mod batch;
 mod memory;
+mod redis;
 mod subscription;
 
 use std::{fmt, future::Future, pin::Pin, time::Duration};
@@ -47,6 +49,7 @@ pub use ack::{Ack, Acknowledger, Decision};
 pub use address::Address;
 pub use amqp::{AmqpBus, AmqpSettings};
 pub use memory::MemoryBus;
+pub use redis::{RedisBus, RedisSettings};
 pub use subscription::Subscription;
 
 /// The longest [`Bus::send`] waits for room in a full queue before it
@@ -144,18 +147,25 @@ pub trait Bus: Send + Sync + fmt::Debug {
     fn state(&self) -> BusState {
         BusState {
             up: true,
-            rebuilds: 0,
+            ..BusState::default()
         }
     }
 }
 
 /// The transport as the debug console shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BusState {
     /// Whether it takes messages now (false while down or recovering).
     pub up: bool,
     /// Connections torn down and rebuilt because their recovery stalled.
     pub rebuilds: u64,
+    /// Pushes this process dropped because its buffer was full (a
+    /// transport that delivers pushes without back-pressure: Redis).
+    pub pushes_dropped: u64,
+    /// Times a push subscription's connection dropped and was made again
+    /// (Redis disconnects a subscriber that falls behind); what was pushed
+    /// meanwhile is lost.
+    pub subscriber_disconnects: u64,
 }
 
 /// Sends and waits until the bus has taken the message (or refused it).

@@ -27,7 +27,7 @@ use warren_proto::DecodeError;
 
 use warren_proto::batch::{BATCH_MARKER, open};
 
-use crate::{Ack, Acknowledger, Decision};
+use crate::{Ack, Acknowledger, Decision, redis::RedisSource};
 
 /// A RabbitMQ delivery's acknowledgement, told to the broker from the
 /// runtime the delivery came from.
@@ -75,6 +75,7 @@ pub struct Subscription<T> {
 enum Source<T> {
     Channel(mpsc::Receiver<T>),
     Amqp(Box<AmqpSource<T>>),
+    Redis(Box<RedisSource<T>>),
 }
 
 pub(crate) struct AmqpSource<T> {
@@ -121,6 +122,12 @@ impl<T> Subscription<T> {
         }
     }
 
+    pub(crate) fn redis(source: RedisSource<T>) -> Self {
+        Subscription {
+            source: Source::Redis(Box::new(source)),
+        }
+    }
+
     /// The next message, or `None` once the bus has closed this consumer.
     /// In the durable mode its [`Ack`] is dropped here, which hands the
     /// message back: durable consumers use [`Subscription::next_delivery`].
@@ -134,6 +141,7 @@ impl<T> Subscription<T> {
         match &mut self.source {
             Source::Channel(rx) => rx.recv().await.map(|m| (m, Ack::none())),
             Source::Amqp(src) => src.next().await,
+            Source::Redis(src) => src.next().await,
         }
     }
 
@@ -141,20 +149,23 @@ impl<T> Subscription<T> {
     /// both. Call it before shutting the bus down: a delivery taken but not
     /// acknowledged would be redelivered to the next consumer.
     pub async fn close(self) {
-        if let Source::Amqp(mut src) = self.source {
-            src.flush_acks().await;
-            src.closed = true;
-            let tag = src.tag.clone();
-            let cancel = src.channel.basic_cancel(tag, BasicCancelOptions::default());
-            // Bounded: a channel that is down would hold the cancel.
-            match tokio::time::timeout(ACK_TIMEOUT, cancel).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    debug!(queue = %src.queue, error = %e, "cancel failed (connection already closed?)")
-                }
-                Err(_) => {
-                    debug!(queue = %src.queue, "cancel not answered; the connection closes anyway")
-                }
+        let mut src = match self.source {
+            Source::Channel(_) => return,
+            Source::Redis(src) => return src.close().await,
+            Source::Amqp(src) => src,
+        };
+        src.flush_acks().await;
+        src.closed = true;
+        let tag = src.tag.clone();
+        let cancel = src.channel.basic_cancel(tag, BasicCancelOptions::default());
+        // Bounded: a channel that is down would hold the cancel.
+        match tokio::time::timeout(ACK_TIMEOUT, cancel).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(queue = %src.queue, error = %e, "cancel failed (connection already closed?)")
+            }
+            Err(_) => {
+                debug!(queue = %src.queue, "cancel not answered; the connection closes anyway")
             }
         }
     }

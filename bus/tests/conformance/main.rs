@@ -32,8 +32,8 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use warren_bus::{
-    Address, AmqpBus, AmqpSettings, Bus, BusError, MemoryBus, Message, Subscription,
-    send_and_confirm,
+    Address, AmqpBus, AmqpSettings, Bus, BusError, MemoryBus, Message, RedisBus, RedisSettings,
+    Subscription, send_and_confirm,
 };
 use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Target, Uid};
 
@@ -227,6 +227,95 @@ impl Transport for Amqp {
             .unwrap();
         let _ = conn.close(200, "bye".into()).await;
         q.message_count()
+    }
+}
+
+/// Redis, through a proxy the test can cut.
+struct Redis {
+    namespace: String,
+    proxy: proxy::Proxy,
+    opened: Mutex<Vec<Arc<RedisBus>>>,
+}
+
+fn redis_upstream() -> String {
+    std::env::var("WARREN_TEST_REDIS_ADDR").unwrap_or("127.0.0.1:6379".into())
+}
+
+fn redis_settings(addr: &str, namespace: &str, o: &Opts) -> RedisSettings {
+    RedisSettings {
+        max_queue_length: o.max_queue_length,
+        client_name: "warren-conformance".into(),
+        shards: o.shards,
+        shard: o.shard,
+        ..RedisSettings::new(&format!("redis://{addr}"), namespace)
+    }
+}
+
+/// Deletes a namespace's keys over a connection of its own.
+async fn delete_redis_namespace(namespace: &str) {
+    RedisBus::delete_namespace(&format!("redis://{}", redis_upstream()), namespace)
+        .await
+        .unwrap();
+}
+
+/// A test that failed before its cleanup still leaves no keys behind.
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|p| p.into_inner()));
+        if opened.is_empty() {
+            return;
+        }
+        let namespace = self.namespace.clone();
+        let _ = std::thread::spawn(move || {
+            drop(opened);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(delete_redis_namespace(&namespace));
+        })
+        .join();
+    }
+}
+
+#[async_trait]
+impl Transport for Redis {
+    const MAX_SHARDS: u16 = 3;
+
+    async fn new() -> Self {
+        let proxy = proxy::Proxy::start(redis_upstream().parse().unwrap()).await;
+        Redis {
+            namespace: warren_test_support::unique("warren-conformance"),
+            proxy,
+            opened: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn bus(&self, opts: &Opts) -> Result<Arc<dyn Bus>, BusError> {
+        let settings = redis_settings(&self.proxy.addr.to_string(), &self.namespace, opts);
+        let bus = Arc::new(RedisBus::connect(settings).await?);
+        self.opened.lock().unwrap().push(bus.clone());
+        Ok(bus)
+    }
+
+    fn cut(&self) {
+        self.proxy.cut();
+    }
+
+    fn restore(&self) {
+        self.proxy.restore();
+    }
+
+    async fn cleanup(self) {
+        self.proxy.restore();
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap());
+        if opened.is_empty() {
+            return;
+        }
+        for bus in &opened {
+            bus.close().await;
+        }
+        delete_redis_namespace(&self.namespace).await;
     }
 }
 
@@ -761,3 +850,4 @@ macro_rules! conformance {
 
 conformance!(memory: crate::Memory);
 conformance!(amqp: crate::Amqp, networked, durable);
+conformance!(redis: crate::Redis, networked);
