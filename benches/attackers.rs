@@ -38,7 +38,7 @@ use hdrhistogram::Histogram;
 use support::{env_or, status_kib};
 use tokio::io::AsyncWriteExt;
 use warren_proto::cmd;
-use warren_test_support::stack::{Client, Event, Stack, http_get};
+use warren_test_support::stack::{BusKind, Client, Event, Stack, http_get};
 
 struct Phase {
     latency: Histogram<u64>,
@@ -125,6 +125,7 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let stack = Stack::start_connectors(
+            BusKind::RabbitMq,
             1,
             &[
                 ("RUST_LOG", "warn"),

@@ -24,7 +24,9 @@ use warren_test_support::stack::{BusKind, Client, Stack};
 async fn run(kind: BusKind, bots: u64) {
     let stack = match kind {
         BusKind::InProcess => Stack::start_with(kind, &[("RUST_LOG", "warn")]).await,
-        BusKind::RabbitMq => Stack::start_connectors(2, &[("RUST_LOG", "warn")]).await,
+        BusKind::RabbitMq | BusKind::Redis => {
+            Stack::start_connectors(kind, 2, &[("RUST_LOG", "warn")]).await
+        }
     };
     let connect_start = Instant::now();
     let limit = Arc::new(Semaphore::new(200));

@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 use support::{env_or, rss_kib};
 use tokio::sync::Semaphore;
 use warren_proto::cmd;
-use warren_test_support::stack::{Client, Stack};
+use warren_test_support::stack::{BusKind, Client, Stack};
 
 /// Least-squares slope and intercept of `points`.
 fn fit(points: &[(f64, f64)]) -> (f64, f64) {
@@ -51,6 +51,7 @@ fn main() {
     let read_buffer = env_or("BENCH_READ_BUFFER", 1024).to_string();
     rt.block_on(async move {
         let stack = Stack::start_connectors(
+            BusKind::RabbitMq,
             1,
             &[
                 ("RUST_LOG", "warn"),

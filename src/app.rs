@@ -14,7 +14,7 @@ use crate::{
     modes,
     parts::shutdown_signal,
     ready::Ready,
-    settings::{self, Settings},
+    settings::{self, BusKind, Settings},
     staff::add_staff,
 };
 
@@ -112,8 +112,14 @@ fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn apply(mut settings: Settings, args: PartArgs) -> Settings {
+    // A flag names the transport too: it wins over the settings file's.
     if let Some(url) = args.amqp {
         settings.bus.amqp_url = Some(url.into());
+        settings.bus.kind = Some(BusKind::Amqp);
+    }
+    if let Some(url) = args.redis {
+        settings.bus.redis.url = Some(url.into());
+        settings.bus.kind = Some(BusKind::Redis);
     }
     if let Some(listen) = args.listen {
         settings.connector.listen = listen;

@@ -10,8 +10,9 @@ SETTINGS
   them, WARREN_* environment variables override the file (sections are separated
   by a double underscore), and flags override everything. Examples:
 
-    WARREN_BUS__KIND=memory|amqp          the bus transport (default: amqp if a URL is given)
+    WARREN_BUS__KIND=memory|amqp|redis    the bus transport (default: the one whose URL is given)
     WARREN_BUS__AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f
+    WARREN_BUS__REDIS__URL=redis://127.0.0.1:6379
     WARREN_BUS__NAMESPACE=warren          prefix of exchange and queue names
     WARREN_DATA_DIR=warren-data           dev keys and local data
     WARREN_JWT__PUBLIC_KEY=path.pem       Ed25519 public key (connector)
@@ -37,7 +38,7 @@ SETTINGS
 
 /// Warren game server. With no command, runs the whole stack in one process
 /// (login, gold on SQLite, connector and game on the in-process bus; --amqp
-/// puts the bus on RabbitMQ).
+/// puts the bus on RabbitMQ, --redis on Redis).
 #[derive(Debug, Parser)]
 #[command(name = "warren", version, after_long_help = SETTINGS_HELP)]
 pub struct Cli {
@@ -157,8 +158,13 @@ pub enum ConfigAdmin {
 pub struct PartArgs {
     /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Required for
     /// `connector` and `game`; for `all`, switches from the in-process bus.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "redis")]
     pub amqp: Option<String>,
+
+    /// Redis URL, e.g. redis://127.0.0.1:6379: the bus on Redis instead
+    /// (lists for requests, pub/sub for pushes).
+    #[arg(long)]
+    pub redis: Option<String>,
 
     /// Where the connector accepts websockets.
     #[arg(long)]

@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::info;
-use warren_bus::{AmqpBus, Bus, MemoryBus};
+use warren_bus::{AmqpBus, Bus, MemoryBus, RedisBus};
 use warren_connector::{Connector, TokenVerifier};
 
 use crate::{
@@ -97,7 +97,8 @@ pub(crate) async fn open_bus(
     match settings.bus.transport().map_err(anyhow::Error::msg)? {
         BusKind::Memory if alone => bail!(
             "`warren {role}` runs apart from the other half, so it needs a networked bus: \
-             give --amqp URL or set WARREN_BUS__AMQP_URL (bus.kind: {})",
+             give --amqp URL or --redis URL (or set WARREN_BUS__AMQP_URL or \
+             WARREN_BUS__REDIS__URL; bus.kind: {})",
             BusKind::ALL.join(", ")
         ),
         BusKind::Memory => Ok(Arc::new(MemoryBus::new(settings.bus.memory_capacity))),
@@ -113,6 +114,20 @@ pub(crate) async fn open_bus(
             let bus = AmqpBus::connect(amqp)
                 .await
                 .with_context(|| format!("connecting to RabbitMQ at {url}"))?;
+            Ok(Arc::new(bus))
+        }
+        BusKind::Redis => {
+            let Some(url) = &settings.bus.redis.url else {
+                bail!(
+                    "`warren {role}` runs on Redis: give --redis URL or set WARREN_BUS__REDIS__URL"
+                );
+            };
+            let redis = settings
+                .bus
+                .redis(url, &format!("warren-{role}"), settings.game.shard);
+            let bus = RedisBus::connect(redis)
+                .await
+                .with_context(|| format!("connecting to Redis at {url}"))?;
             Ok(Arc::new(bus))
         }
     }

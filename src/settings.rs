@@ -9,7 +9,7 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
-use warren_bus::AmqpSettings;
+use warren_bus::{AmqpSettings, RedisSettings};
 pub use warren_config::ConfigSettings;
 use warren_connector::ConnectorSettings;
 use warren_game::GameSettings;
@@ -47,24 +47,50 @@ pub enum BusKind {
     Memory,
     /// RabbitMQ (`bus.amqp_url`).
     Amqp,
+    /// Redis (`bus.redis.url`): lists for requests, pub/sub for pushes.
+    Redis,
 }
 
 impl BusKind {
     /// Every kind, as `bus.kind` spells it.
-    pub const ALL: &[&str] = &["memory", "amqp"];
+    pub const ALL: &[&str] = &["memory", "amqp", "redis"];
+}
+
+/// The Redis bus (`bus.kind = "redis"`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisBusSettings {
+    /// `redis://[user:pass@]host:port[/db]`.
+    pub url: Option<SecretUrl>,
+    /// Pushes a connector holds between Redis and its sockets; beyond it,
+    /// pushes are dropped and counted (`bus_pushes_dropped`), so a
+    /// connector that falls behind never blocks Redis.
+    pub push_buffer: usize,
+}
+
+impl Default for RedisBusSettings {
+    fn default() -> Self {
+        RedisBusSettings {
+            url: None,
+            push_buffer: RedisSettings::new("", "").push_buffer,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusSettings {
-    /// The transport: `memory` or `amqp`. Unset: `amqp` when `amqp_url`
-    /// is set, else `memory`.
+    /// The transport: `memory`, `amqp` or `redis`. Unset: the one whose
+    /// URL is set (`amqp_url`, `redis.url`), else `memory`.
     pub kind: Option<BusKind>,
     /// RabbitMQ URL (`bus.kind = "amqp"`).
     pub amqp_url: Option<SecretUrl>,
+    /// The Redis bus (`bus.kind = "redis"`).
+    pub redis: RedisBusSettings,
     /// Prefix of every exchange and queue name on the broker.
     pub namespace: String,
-    /// Unacknowledged deliveries the broker may send each consumer.
+    /// Unacknowledged deliveries the broker may send each consumer (Redis:
+    /// list elements a game pops at once, each a message or a batch).
     pub prefetch: u16,
     /// Bound of every broker queue; publishes beyond it are refused.
     pub max_queue_length: i64,
@@ -113,6 +139,7 @@ impl Default for BusSettings {
         BusSettings {
             kind: None,
             amqp_url: None,
+            redis: RedisBusSettings::default(),
             namespace: amqp.namespace,
             prefetch: amqp.prefetch,
             max_queue_length: amqp.max_queue_length,
@@ -131,18 +158,34 @@ impl BusSettings {
     /// that acknowledges (the in-process bus keeps nothing across a
     /// restart, so it refuses the mode rather than pretend).
     pub fn transport(&self) -> Result<BusKind, String> {
-        let kind = self.kind.unwrap_or(if self.amqp_url.is_some() {
-            BusKind::Amqp
-        } else {
-            BusKind::Memory
-        });
+        let kind = match (self.kind, &self.amqp_url, &self.redis.url) {
+            (Some(kind), ..) => kind,
+            (None, Some(_), Some(_)) => {
+                return Err(
+                    "both bus.amqp_url and bus.redis.url are set: say which bus with bus.kind \
+                     (\"amqp\" or \"redis\")"
+                        .into(),
+                );
+            }
+            (None, Some(_), None) => BusKind::Amqp,
+            (None, None, Some(_)) => BusKind::Redis,
+            (None, None, None) => BusKind::Memory,
+        };
         match kind {
             BusKind::Amqp if self.amqp_url.is_none() => Err(
                 "bus.kind = \"amqp\" needs bus.amqp_url (or --amqp URL)".into(),
             ),
+            BusKind::Redis if self.redis.url.is_none() => Err(
+                "bus.kind = \"redis\" needs bus.redis.url (or --redis URL)".into(),
+            ),
             BusKind::Memory if self.durable => Err(
                 "bus.durable = true needs a transport with acknowledgements (bus.kind = \"amqp\"): \
                  the in-process bus keeps nothing across a restart"
+                    .into(),
+            ),
+            BusKind::Redis if self.durable => Err(
+                "bus.durable = true is not built on Redis yet (Redis Streams, planned): use \
+                 bus.kind = \"amqp\" for the durable mode, or the Redis bus without it"
                     .into(),
             ),
             kind => Ok(kind),
@@ -162,6 +205,24 @@ impl BusSettings {
             shard,
             durable: self.durable,
             delivery_limit: self.delivery_limit,
+            batch_window: self.batch_window_us,
+        }
+    }
+}
+
+impl BusSettings {
+    /// The Redis bus settings of a process that consumes `shard`'s
+    /// requests (any shard for a process that consumes none).
+    pub fn redis(&self, url: &SecretUrl, client_name: &str, shard: u16) -> RedisSettings {
+        RedisSettings {
+            url: url.clone(),
+            namespace: self.namespace.clone(),
+            prefetch: self.prefetch,
+            max_queue_length: self.max_queue_length,
+            client_name: client_name.to_owned(),
+            shards: self.shards,
+            shard,
+            push_buffer: self.redis.push_buffer,
             batch_window: self.batch_window_us,
         }
     }

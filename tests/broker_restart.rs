@@ -29,7 +29,7 @@ use std::{
 };
 
 use warren_proto::cmd;
-use warren_test_support::stack::{ErrorBody, Event, Stack, decode};
+use warren_test_support::stack::{BusKind, ErrorBody, Event, Stack, decode};
 
 fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl")
@@ -57,8 +57,12 @@ static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_players_stay_while_the_broker_restarts_five_times() {
     let _broker = BROKER.lock().await;
-    let stack =
-        Stack::start_connectors(1, &[("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000")]).await;
+    let stack = Stack::start_connectors(
+        BusKind::RabbitMq,
+        1,
+        &[("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000")],
+    )
+    .await;
     let mut players = Vec::new();
     for uid in 1..=200 {
         players.push(stack.player(uid).await);
@@ -201,8 +205,12 @@ async fn steady(mut p: warren_test_support::stack::Client, stop: Arc<AtomicBool>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connector_never_wedges_while_the_broker_restarts_ten_times_under_load() {
     let _broker = BROKER.lock().await;
-    let mut stack =
-        Stack::start_connectors(1, &[("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000")]).await;
+    let mut stack = Stack::start_connectors(
+        BusKind::RabbitMq,
+        1,
+        &[("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000")],
+    )
+    .await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut players = Vec::new();
     for uid in 1..=50 {

@@ -33,6 +33,13 @@ struct Stats {
     bus_up: bool,
     /// Bus connections rebuilt because their recovery stalled.
     bus_rebuilds: u64,
+    /// Pushes dropped because this connector's push buffer was full
+    /// (Redis, which delivers without back-pressure).
+    bus_pushes_dropped: u64,
+    /// Times the push subscription's connection dropped (Redis
+    /// disconnects a subscriber that falls behind); pushes meanwhile are
+    /// lost.
+    bus_subscriber_disconnects: u64,
     #[serde(flatten)]
     counters: StatsSnapshot,
 }
@@ -44,6 +51,8 @@ async fn stats(admin: axum::extract::State<Arc<Admin>>) -> Response {
         online: admin.connector.online(),
         bus_up: bus.up,
         bus_rebuilds: bus.rebuilds,
+        bus_pushes_dropped: bus.pushes_dropped,
+        bus_subscriber_disconnects: bus.subscriber_disconnects,
         counters: admin.connector.stats(),
     })
     .into_response()
@@ -57,12 +66,33 @@ async fn metrics(admin: axum::extract::State<Arc<Admin>>) -> Response {
         .iter()
         .map(|(name, ..)| format!("warren_connector_{name}_total"))
         .collect();
-    let mut families = vec![Family {
-        name: "warren_connector_online",
-        kind: Kind::Gauge,
-        help: "Players logged in on this connector.",
-        samples: vec![(labels.clone(), admin.connector.online() as f64)],
-    }];
+    let bus = admin.connector.bus_state();
+    let mut families = vec![
+        Family {
+            name: "warren_connector_online",
+            kind: Kind::Gauge,
+            help: "Players logged in on this connector.",
+            samples: vec![(labels.clone(), admin.connector.online() as f64)],
+        },
+        Family {
+            name: "warren_connector_bus_up",
+            kind: Kind::Gauge,
+            help: "1 while the bus takes messages, 0 while it is down or recovering.",
+            samples: vec![(labels.clone(), f64::from(u8::from(bus.up)))],
+        },
+        Family {
+            name: "warren_connector_bus_pushes_dropped_total",
+            kind: Kind::Counter,
+            help: "Pushes dropped because the connector's push buffer was full (Redis).",
+            samples: vec![(labels.clone(), bus.pushes_dropped as f64)],
+        },
+        Family {
+            name: "warren_connector_bus_subscriber_disconnects_total",
+            kind: Kind::Counter,
+            help: "Times the push subscription's connection dropped; pushes meanwhile are lost (Redis).",
+            samples: vec![(labels.clone(), bus.subscriber_disconnects as f64)],
+        },
+    ];
     families.extend(
         fields
             .iter()

@@ -31,15 +31,21 @@ pub(crate) async fn all(
     let game = parts::start_game(&settings, bus.clone(), &mut ready).await?;
     let (connector, listeners) =
         parts::prepare_connector(&settings, bus.clone(), &public, &mut ready).await?;
-    let amqp = settings.bus.amqp_url.as_ref();
-    match amqp.filter(|_| settings.bus.transport() == Ok(BusKind::Amqp)) {
-        None => {
+    match settings.bus.transport() {
+        Ok(BusKind::Amqp) => {
+            let url = settings.bus.amqp_url.as_ref().map(ToString::to_string);
+            println!("warren: bus: RabbitMQ at {}", url.unwrap_or_default());
+        }
+        Ok(BusKind::Redis) => {
+            let url = settings.bus.redis.url.as_ref().map(ToString::to_string);
+            println!("warren: bus: Redis at {}", url.unwrap_or_default());
+        }
+        _ => {
             println!("warren: bus: in-process (connector and game share this process)");
             println!(
-                "warren: to run on RabbitMQ as separate processes: `warren game --amqp URL` and `warren connector --amqp URL`"
+                "warren: to run as separate processes: `warren game --amqp URL` and `warren connector --amqp URL` (RabbitMQ), or --redis URL (Redis)"
             );
         }
-        Some(url) => println!("warren: bus: RabbitMQ at {url}"),
     }
     println!(
         "warren: try it: curl -X POST -d '{{\"device_id\":\"my-phone\"}}' http://127.0.0.1:{}/v1/guest",

@@ -12,7 +12,7 @@
 //! - [`connector`]: playing the connector on a bus (its events in, the
 //!   pushes to its id out), for the runtime's and the game's tests.
 //! - [`stack`]: the whole stack started as real `warren` processes, and
-//!   [`on_both_buses!`]; [`client`]: a websocket client that speaks
+//!   [`on_every_bus!`]; [`client`]: a websocket client that speaks
 //!   PROTOCOL.md.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]

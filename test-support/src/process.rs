@@ -65,7 +65,7 @@ impl Proc {
     pub(crate) fn spawn(
         name: &'static str,
         dir: &Path,
-        args: &[&str],
+        args: &[impl AsRef<std::ffi::OsStr>],
         env: &[(String, String)],
     ) -> Proc {
         let tag = unique(name);

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use warren_bus::{AmqpBus, AmqpSettings, Bus as _};
+use warren_bus::{AmqpBus, AmqpSettings, Bus as _, RedisBus};
 use warren_login::{JwtSettings, TokenSigner};
 use warren_proto::{Uid, cmd};
 
@@ -33,11 +33,28 @@ pub const STEP: Duration = Duration::from_secs(15);
 pub enum BusKind {
     InProcess,
     RabbitMq,
+    Redis,
+}
+
+impl BusKind {
+    /// The flags that put a separate `warren connector` or `warren game`
+    /// on this bus.
+    pub fn args(self) -> Vec<String> {
+        match self {
+            BusKind::InProcess => Vec::new(),
+            BusKind::RabbitMq => vec!["--amqp".into(), amqp_url()],
+            BusKind::Redis => vec!["--redis".into(), redis_url()],
+        }
+    }
 }
 
 pub fn amqp_url() -> String {
     std::env::var("WARREN_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("WARREN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// The stack under test: a connector and a game, on one bus.
@@ -83,9 +100,15 @@ impl Stack {
         Self::launch(kind, extra, false, 1).await
     }
 
-    /// One game and `n` connectors as separate processes on RabbitMQ.
-    pub async fn start_connectors(n: usize, extra: &[(&str, &str)]) -> Stack {
-        Self::launch(BusKind::RabbitMq, extra, false, n).await
+    /// One game and `n` connectors as separate processes on a networked
+    /// bus.
+    pub async fn start_connectors(kind: BusKind, n: usize, extra: &[(&str, &str)]) -> Stack {
+        assert_ne!(
+            kind,
+            BusKind::InProcess,
+            "separate connectors need a networked bus"
+        );
+        Self::launch(kind, extra, false, n).await
     }
 
     /// The whole stack: also gold (SQLite) and login, as processes of
@@ -159,7 +182,7 @@ impl Stack {
         let mut connectors: Vec<(SocketAddr, String)> = Vec::new();
         match kind {
             BusKind::InProcess => {
-                let mut all = Proc::spawn("warren", &dir, &[], &env);
+                let mut all = Proc::spawn("warren", &dir, &[] as &[&str], &env);
                 let ready = all.wait_ready();
                 config = Some(ready.addr("config"));
                 config_page = Some(ready.addr("config_page"));
@@ -169,11 +192,16 @@ impl Stack {
                 connector_admins.push(ready.addr("connector_admin"));
                 procs.push(all);
             }
-            BusKind::RabbitMq => {
+            BusKind::RabbitMq | BusKind::Redis => {
+                let bus_args = kind.args();
+                let with_bus = |args: &[&str]| -> Vec<String> {
+                    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                    all.extend(bus_args.iter().cloned());
+                    all
+                };
                 let ns = unique("warren-test");
                 env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
                 namespace = Some(ns);
-                let url = amqp_url();
                 if full {
                     let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
                     let gold_url = gold.wait_ready().url("gold");
@@ -194,20 +222,20 @@ impl Stack {
                     // settings (and never reaches for a default port).
                     env.push(("WARREN_CONFIG_SVC__URL".into(), String::new()));
                 }
-                let mut game = Proc::spawn("game", &dir, &["game", "--amqp", &url], &env);
+                let mut game = Proc::spawn("game", &dir, &with_bus(&["game"]), &env);
                 admin = game.wait_ready().addr("game_admin");
                 procs.push(game);
                 for shard in 1..shards {
                     let mut shard_env = env.clone();
                     shard_env.push(("WARREN_GAME__SHARD".into(), shard.to_string()));
-                    let mut more = Proc::spawn("game", &dir, &["game", "--amqp", &url], &shard_env);
+                    let mut more = Proc::spawn("game", &dir, &with_bus(&["game"]), &shard_env);
                     more.wait_ready();
                     procs.push(more);
                 }
                 for i in 0..connectors_wanted {
                     let id = format!("--id=c{i}");
                     let mut conn =
-                        Proc::spawn("connector", &dir, &["connector", "--amqp", &url, &id], &env);
+                        Proc::spawn("connector", &dir, &with_bus(&["connector", &id]), &env);
                     let ready = conn.wait_ready();
                     connectors.push((ready.addr("connector"), ready.url("connector")));
                     connector_admins.push(ready.addr("connector_admin"));
@@ -323,7 +351,8 @@ impl Stack {
     /// successfully, and its stderr.
     pub fn run_game_with(&self, extra: &[(&str, &str)]) -> (bool, String) {
         let mut cmd = Command::new(warren_binary());
-        cmd.args(["game", "--amqp", &amqp_url()])
+        cmd.arg("game")
+            .args(self.kind.args())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
@@ -414,12 +443,9 @@ impl Stack {
     pub fn start_game_with(&mut self, extra: &[(&str, &str)]) {
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut game = Proc::spawn(
-            "game-again",
-            &self.dir,
-            &["game", "--amqp", &amqp_url()],
-            &env,
-        );
+        let mut args = vec!["game".to_owned()];
+        args.extend(self.kind.args());
+        let mut game = Proc::spawn("game-again", &self.dir, &args, &env);
         game.wait_ready();
         self.procs.push(game);
     }
@@ -519,6 +545,22 @@ impl Drop for Stack {
         let shards = self.shards;
         let durable = self.durable;
         let max_queue_length = self.max_queue_length;
+        if let Some(ns) = self
+            .namespace
+            .take()
+            .filter(|_| self.kind == BusKind::Redis)
+        {
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(RedisBus::delete_namespace(&redis_url(), &ns))
+                    .expect("Redis reachable for cleanup");
+            })
+            .join()
+            .unwrap();
+        }
         if let Some(ns) = self.namespace.take() {
             // Leave nothing behind on the broker. Runs on its own runtime:
             // Drop may be called from inside the test's.
@@ -555,9 +597,32 @@ pub async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) ->
     crate::eventually(what, STEP, check).await
 }
 
-/// Runs the scenario `$name(BusKind)` once per bus.
+/// Runs each named scenario, an `async fn(BusKind)`, on every networked
+/// bus (RabbitMQ and Redis): the ones that need separate processes.
 #[macro_export]
-macro_rules! on_both_buses {
+macro_rules! on_networked_buses {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn rabbitmq() {
+                    super::$name(BusKind::RabbitMq).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$name(BusKind::Redis).await;
+                }
+            }
+        )*
+    };
+}
+
+/// Runs each named scenario, an `async fn(BusKind)`, on every bus.
+#[macro_export]
+macro_rules! on_every_bus {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
@@ -571,6 +636,11 @@ macro_rules! on_both_buses {
                 #[tokio::test]
                 async fn rabbitmq() {
                     super::$name(BusKind::RabbitMq).await;
+                }
+
+                #[tokio::test]
+                async fn redis() {
+                    super::$name(BusKind::Redis).await;
                 }
             }
         )*

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use warren_proto::{body::Marquee, cmd};
 
-use crate::helpers::{Client, Presence, PresenceRequest, Stack, decode, eventually, http_post};
+use crate::{
+    helpers::{BusKind, Client, Presence, PresenceRequest, Stack, decode, eventually, http_post},
+    on_networked_buses,
+};
 
 fn outcome(printed: &str) -> serde_json::Value {
     serde_json::from_str(printed.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {printed:?}"))
@@ -28,9 +31,8 @@ async fn nothing_pending(c: &mut Client) {
     assert!(extra.is_empty(), "unexpected frames: {extra:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn announcements_reach_everyone_or_exactly_the_listed_players() {
-    let stack = Stack::start_connectors(2, &[]).await;
+async fn announcements_reach_everyone_or_exactly_the_listed_players(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 2, &[]).await;
     let uids: Vec<u64> = (5000..5500).collect();
     let mut clients = Vec::new();
     for (i, uid) in uids.iter().enumerate() {
@@ -83,9 +85,8 @@ async fn announcements_reach_everyone_or_exactly_the_listed_players() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn announcements_can_wait_and_the_endpoint_wants_its_token() {
-    let stack = Stack::start_connectors(2, &[]).await;
+async fn announcements_can_wait_and_the_endpoint_wants_its_token(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 2, &[]).await;
     let mut a = stack.player_on(0, 1).await;
     let mut b = stack.player_on(1, 2).await;
     eventually("the game to record both logins", async || {
@@ -126,3 +127,8 @@ async fn announcements_can_wait_and_the_endpoint_wants_its_token() {
     nothing_pending(&mut a).await;
     nothing_pending(&mut b).await;
 }
+
+on_networked_buses!(
+    announcements_reach_everyone_or_exactly_the_listed_players,
+    announcements_can_wait_and_the_endpoint_wants_its_token,
+);

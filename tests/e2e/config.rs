@@ -18,7 +18,7 @@ use warren_proto::{
 
 use crate::{
     helpers::{BusKind, Client, Room, Say, Stack, decode, eventually, http_post},
-    on_both_buses,
+    on_every_bus,
 };
 
 #[derive(Deserialize)]
@@ -109,7 +109,7 @@ async fn config_changes_reach_the_running_game(kind: BusKind) {
     assert_eq!(decode::<Daily>(&r).reward, 250, "{r:?}");
 }
 
-on_both_buses!(config_changes_reach_the_running_game);
+on_every_bus!(config_changes_reach_the_running_game);
 
 // ---- the admin page in a real browser ----
 

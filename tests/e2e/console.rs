@@ -4,10 +4,10 @@ use warren_test_support::eventually;
 
 use crate::{
     helpers::{BusKind, Stack, http_get},
-    on_both_buses,
+    on_every_bus,
 };
 
-on_both_buses!(the_console_shows_every_service_and_metrics_scrape);
+on_every_bus!(the_console_shows_every_service_and_metrics_scrape);
 
 async fn the_console_shows_every_service_and_metrics_scrape(kind: BusKind) {
     let stack = Stack::start_with(kind, &[]).await;
@@ -88,7 +88,7 @@ async fn the_console_shows_every_service_and_metrics_scrape(kind: BusKind) {
     assert_eq!(status, 401);
 }
 
-on_both_buses!(one_service_tells_its_state_and_can_be_traced);
+on_every_bus!(one_service_tells_its_state_and_can_be_traced);
 
 async fn one_service_tells_its_state_and_can_be_traced(kind: BusKind) {
     let stack = Stack::start_with(kind, &[]).await;

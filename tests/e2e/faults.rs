@@ -7,10 +7,10 @@ use warren_proto::cmd;
 
 use crate::{
     helpers::{BusKind, ErrorBody, Stack, decode},
-    on_both_buses,
+    on_every_bus,
 };
 
-on_both_buses!(a_restart_storm_stops_the_game_with_exit_code_70);
+on_every_bus!(a_restart_storm_stops_the_game_with_exit_code_70);
 
 async fn a_restart_storm_stops_the_game_with_exit_code_70(kind: BusKind) {
     let mut stack = Stack::start_with(

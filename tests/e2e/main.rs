@@ -1,7 +1,8 @@
 //! End-to-end tests: real `warren` processes, real websocket clients, and
-//! for every scenario both buses — the in-process one (the all-in-one
-//! process) and the local RabbitMQ (connector and game as separate
-//! processes, each test in its own namespace, deleted afterwards).
+//! for every scenario every bus — the in-process one (the all-in-one
+//! process), the local RabbitMQ and the local Redis (connector and game as
+//! separate processes, each test in its own namespace, deleted
+//! afterwards).
 
 // In tests a panic is how a failure is reported.
 #![allow(clippy::unwrap_used)]
@@ -13,7 +14,8 @@ mod durable;
 mod faults;
 mod helpers;
 
-pub(crate) use warren_test_support::on_both_buses;
+pub(crate) use warren_test_support::on_every_bus;
+pub(crate) use warren_test_support::on_networked_buses;
 mod sessions;
 mod shards;
 mod spine;

@@ -1,4 +1,4 @@
-//! Several connectors on one RabbitMQ, each a process of its own, with one
+//! Several connectors on one networked bus (RabbitMQ or Redis), each a process of its own, with one
 //! game: a uid is live on at most one of them, chat rooms span them, and a
 //! connector that dies is forgotten.
 
@@ -6,14 +6,16 @@ use std::time::{Duration, Instant};
 
 use warren_proto::cmd;
 
-use crate::helpers::{Client, Presence, PresenceRequest, Room, Said, Say, Stack, decode};
+use crate::{
+    helpers::{BusKind, Client, Presence, PresenceRequest, Room, Said, Say, Stack, decode},
+    on_networked_buses,
+};
 
 /// Two connectors, two game shards; 50 uids, 4 rounds each (200 logins
 /// over another connector), alternating direction. At the end of every
 /// round each uid has exactly one live socket: the newest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_on_another_connector_kicks_the_old_socket_in_200_rounds() {
-    let stack = Stack::start_connectors(2, &[("WARREN_BUS__SHARDS", "2")]).await;
+async fn a_login_on_another_connector_kicks_the_old_socket_in_200_rounds(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 2, &[("WARREN_BUS__SHARDS", "2")]).await;
     let uids: Vec<u64> = (1000..1050).collect();
     // Round 0: everyone on connector 0.
     let mut live = Vec::new();
@@ -55,9 +57,8 @@ async fn a_login_on_another_connector_kicks_the_old_socket_in_200_rounds() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once() {
-    let stack = Stack::start_connectors(2, &[]).await;
+async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 2, &[]).await;
     let mut members = Vec::new();
     for (i, uid) in [(0, 21u64), (1, 22), (0, 23), (1, 24)] {
         let mut p = stack.player_on(i, uid).await;
@@ -100,9 +101,9 @@ async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_connector_is_forgotten_and_its_players_can_come_back() {
+async fn a_killed_connector_is_forgotten_and_its_players_can_come_back(kind: BusKind) {
     let mut stack = Stack::start_connectors(
+        kind,
         2,
         &[
             ("WARREN_CONNECTOR__ALIVE_INTERVAL_MS", "300"),
@@ -147,3 +148,9 @@ async fn a_killed_connector_is_forgotten_and_its_players_can_come_back() {
         .await;
     assert_eq!(decode::<Presence>(&reply).online, vec![31]);
 }
+
+on_networked_buses!(
+    a_login_on_another_connector_kicks_the_old_socket_in_200_rounds,
+    a_room_spanning_two_connectors_delivers_every_line_to_every_member_once,
+    a_killed_connector_is_forgotten_and_its_players_can_come_back,
+);

@@ -1,4 +1,4 @@
-//! Two game processes (shards) on one RabbitMQ: each player's requests are
+//! Two game processes (shards) on one networked bus (RabbitMQ or Redis): each player's requests are
 //! handled in order by one owner, chat rooms spread over both keep working,
 //! and a process configured for another shard count is refused at start.
 
@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 
 use warren_proto::cmd;
 
-use crate::helpers::{Room, Said, Say, Stack, decode};
+use crate::{
+    helpers::{BusKind, Room, Said, Say, Stack, decode},
+    on_networked_buses,
+};
 
 const TWO_SHARDS: &[(&str, &str)] = &[("WARREN_BUS__SHARDS", "2")];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_players_1000_echoes_come_back_in_order_across_two_shards() {
-    let stack = Stack::start_connectors(1, TWO_SHARDS).await;
+async fn each_players_1000_echoes_come_back_in_order_across_two_shards(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 1, TWO_SHARDS).await;
     let mut tasks = Vec::new();
     // uids 1..=8: half on each shard.
     for uid in 1..=8u64 {
@@ -35,9 +37,8 @@ async fn each_players_1000_echoes_come_back_in_order_across_two_shards() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
-    let stack = Stack::start_connectors(2, TWO_SHARDS).await;
+async fn chat_rooms_spread_over_two_shards_deliver_every_line_once(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 2, TWO_SHARDS).await;
     let rooms = ["north", "south", "east", "west", "up", "down"];
     // Four players: two per connector, two per shard.
     let mut players = Vec::new();
@@ -87,9 +88,8 @@ async fn chat_rooms_spread_over_two_shards_deliver_every_line_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_with_another_shard_count_is_refused_at_start() {
-    let stack = Stack::start_connectors(1, TWO_SHARDS).await;
+async fn a_process_with_another_shard_count_is_refused_at_start(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 1, TWO_SHARDS).await;
     let (ok, output) =
         stack.run_game_with(&[("WARREN_BUS__SHARDS", "3"), ("WARREN_GAME__SHARD", "2")]);
     assert!(
@@ -101,9 +101,8 @@ async fn a_process_with_another_shard_count_is_refused_at_start() {
     stack.player(1).await.echo(b"\x80").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_game_for_a_served_shard_is_refused_at_start() {
-    let stack = Stack::start_connectors(1, TWO_SHARDS).await;
+async fn a_second_game_for_a_served_shard_is_refused_at_start(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 1, TWO_SHARDS).await;
     let (ok, output) =
         stack.run_game_with(&[("WARREN_BUS__SHARDS", "2"), ("WARREN_GAME__SHARD", "1")]);
     assert!(!ok, "a second game for shard 1 must not start");
@@ -116,3 +115,10 @@ async fn a_second_game_for_a_served_shard_is_refused_at_start() {
         stack.player(uid).await.echo(b"\x80").await;
     }
 }
+
+on_networked_buses!(
+    each_players_1000_echoes_come_back_in_order_across_two_shards,
+    chat_rooms_spread_over_two_shards_deliver_every_line_once,
+    a_process_with_another_shard_count_is_refused_at_start,
+    a_second_game_for_a_served_shard_is_refused_at_start,
+);

@@ -8,10 +8,10 @@ use warren_proto::{Claims, cmd};
 
 use crate::{
     helpers::{BusKind, ErrorBody, Event, Room, Said, Say, Stack, body, decode},
-    on_both_buses,
+    on_every_bus,
 };
 
-on_both_buses!(
+on_every_bus!(
     login_then_echo_and_heartbeat,
     three_players_in_a_room_get_each_message_exactly_once,
     a_second_login_kicks_the_first,

@@ -10,10 +10,10 @@ use warren_proto::cmd;
 
 use crate::{
     helpers::{BusKind, ErrorBody, Stack, decode, http_post},
-    on_both_buses,
+    on_every_bus,
 };
 
-on_both_buses!(guest_login_then_daily_reward_and_shopping);
+on_every_bus!(guest_login_then_daily_reward_and_shopping);
 
 #[derive(Deserialize)]
 struct Balance {
