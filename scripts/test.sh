@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. The end-to-end tests need RabbitMQ and
-# PostgreSQL on 127.0.0.1, and the config admin page's test needs Chromium
+# Runs every test of the workspace. The end-to-end tests need RabbitMQ,
+# PostgreSQL and Redis on 127.0.0.1 (the Redis fault tests also start
+# private redis-server processes), and the config admin page's test needs Chromium
 # with ChromeDriver: this script starts the local servers if they are
 # installed but stopped, installs Chromium (and OpenSSL) from Debian's
 # packages if missing, and fails with a clear message if any cannot be had. It never
@@ -25,6 +26,29 @@ if ! pg_up; then
   fi
 fi
 echo "PostgreSQL is up on 127.0.0.1:5432" >&2
+
+# Redis: the shared server the Redis-bus tests use (each test under its own
+# key prefix, deleted afterwards; never flushed). Started without
+# persistence if installed but stopped.
+redis_up() { (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; }
+if ! redis_up; then
+  if command -v redis-server >/dev/null 2>&1; then
+    echo "starting the local Redis..." >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >&2 || true
+    for _ in $(seq 1 60); do redis_up && break; sleep 0.5; done
+  fi
+  if ! redis_up; then
+    echo "Redis is not answering on 127.0.0.1:6379 and could not be started." >&2
+    echo "Install it (apt-get install redis-server) or run one in Docker." >&2
+    exit 1
+  fi
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "redis-server is needed for the Redis fault tests (they run private servers):" >&2
+  echo "apt-get install redis-server" >&2
+  exit 1
+fi
+echo "Redis is up on 127.0.0.1:6379" >&2
 
 # The config admin page is tested in a real headless Chromium, driven by
 # chromedriver (Debian's chromium and chromium-driver packages).
