@@ -6,7 +6,9 @@
 //! | name | kind | purpose |
 //! |---|---|---|
 //! | `{ns}:requests:<i>` | list | game shard `i`'s requests: connectors push, the game pops |
-//! | `{ns}:shards` | string | the namespace's shard count, which every process must match |
+//! | `{ns}:stream:<i>` | stream, group `games` (durable mode) | game shard `i`'s requests, acknowledged once handled |
+//! | `{ns}:dead` | stream (durable mode) | requests that failed `delivery_limit` deliveries, or do not decode |
+//! | `{ns}:shards` | string | the namespace's shard count and mode, which every process must match |
 //! | `{ns}:lease:shard:<i>` | string with expiry | who consumes shard `i` |
 //! | `{ns}:lease:connector:<id>` | string with expiry | who holds connector id `id` |
 //! | `{ns}:push:<id>` | channel | pushes for connector `id` |
@@ -39,8 +41,13 @@
 //! the popping and the subscriptions come back by themselves with
 //! back-off (see `link`).
 //!
-//! The durable mode (acknowledgements) is not built on Redis yet: the
-//! settings refuse it.
+//! **Durable mode** (`durable`): requests go to a stream per shard
+//! instead, `{ns}:stream:<i>`, read through the consumer group `games` and
+//! acknowledged only once handled; a dead game's unsettled requests are
+//! claimed by the next one, and a request past `delivery_limit`
+//! deliveries goes to the dead-letter stream `{ns}:dead` (see `stream`).
+//! A namespace is in one mode or the other: its marker says which, and a
+//! process in the other mode is refused at start.
 
 use std::{
     fmt,
@@ -60,6 +67,7 @@ mod keys;
 mod lease;
 mod link;
 mod source;
+mod stream;
 
 pub use keys::RedisSettings;
 use keys::{Keys, MARKER};
@@ -123,7 +131,8 @@ impl RedisBus {
         if found != marker {
             return Err(BusError::Mismatch(format!(
                 "namespace {} on this Redis was set up for other settings ({found}) than this \
-                 process's ({marker}): bus.shards must be the same everywhere (see docs/deploy.md)",
+                 process's ({marker}): bus.shards, bus.durable and bus.delivery_limit must be the \
+                 same on every process of a namespace, or use a new namespace (see docs/deploy.md)",
                 settings.namespace
             )));
         }
@@ -133,6 +142,7 @@ impl RedisBus {
             health.clone(),
             conn.clone(),
             settings.max_queue_length,
+            settings.durable,
         );
         let batcher = Batcher::start(Arc::new(sink), settings.shards, settings.batch_window);
         info!(namespace = %settings.namespace, url = %settings.url, "connected to Redis");
@@ -186,9 +196,33 @@ impl RedisBus {
     }
 }
 
+impl RedisBus {
+    /// How many requests the dead-letter stream of `namespace` holds (the
+    /// durable mode).
+    pub async fn dead_letters(url: &str, namespace: &str) -> Result<u64, BusError> {
+        let client = link::client(&url.into())?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(unavailable)?;
+        redis::cmd("XLEN")
+            .arg(&Keys::new(namespace).dead)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+}
+
 /// What every process of a namespace must agree on.
 fn marker(settings: &RedisSettings) -> String {
-    format!("shards={}", settings.shards)
+    if settings.durable {
+        format!(
+            "shards={} durable delivery_limit={}",
+            settings.shards, settings.delivery_limit
+        )
+    } else {
+        format!("shards={}", settings.shards)
+    }
 }
 
 #[async_trait]
@@ -245,7 +279,11 @@ impl Bus for RedisBus {
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
         self.ensure_open()?;
         let shard = self.settings.shard;
-        let key = self.keys.requests(shard);
+        let key = if self.settings.durable {
+            self.keys.stream(shard)
+        } else {
+            self.keys.requests(shard)
+        };
         let lease = Lease::acquire(
             self.conn.clone(),
             self.keys.shard_lease(shard),
@@ -262,6 +300,28 @@ impl Bus for RedisBus {
         let config = link::manager_config(BLOCK + RESPONSE_TIMEOUT);
         let name = format!("{}-pop-{shard}", self.settings.client_name);
         let pop = link::connect(&self.client, config, &name).await?;
+        if self.settings.durable {
+            let mut conn = self.conn.clone();
+            stream::ensure_group(&mut conn, &key)
+                .await
+                .map_err(unavailable)?;
+            let me = lease.holder().replace([' ', '#'], "-");
+            let (dead, limit) = (self.keys.dead.clone(), self.settings.delivery_limit.max(1));
+            return Ok(Subscription::redis(RedisSource::stream(
+                |tx| stream::StreamReader {
+                    key,
+                    dead,
+                    me,
+                    limit,
+                    conn,
+                    read: pop,
+                    tx,
+                },
+                lease,
+                usize::from(self.settings.prefetch),
+                decode_event,
+            )));
+        }
         Ok(Subscription::redis(RedisSource::requests(
             key,
             pop,

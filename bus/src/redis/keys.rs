@@ -30,6 +30,12 @@ pub struct RedisSettings {
     /// How long the batcher collects messages for one Redis write (zero:
     /// only what is already waiting; see the `batch` module).
     pub batch_window: Duration,
+    /// The durable mode: requests go to a stream per shard, read through a
+    /// consumer group and acknowledged once handled (see `stream`).
+    pub durable: bool,
+    /// Durable mode: deliveries of one request before it goes to the
+    /// dead-letter stream.
+    pub delivery_limit: u32,
 }
 
 impl RedisSettings {
@@ -45,6 +51,8 @@ impl RedisSettings {
             shard: 0,
             push_buffer: 65_536,
             batch_window: Duration::ZERO,
+            durable: false,
+            delivery_limit: 5,
         }
     }
 }
@@ -58,6 +66,8 @@ pub(crate) struct Keys {
     /// The shard count every process of the namespace must agree on.
     pub(crate) marker: String,
     pub(crate) broadcast: String,
+    /// Durable mode: requests that failed `delivery_limit` times.
+    pub(crate) dead: String,
 }
 
 impl Keys {
@@ -66,6 +76,7 @@ impl Keys {
         Keys {
             marker: format!("{tag}:shards"),
             broadcast: format!("{tag}:broadcast"),
+            dead: format!("{tag}:dead"),
             tag,
         }
     }
@@ -73,6 +84,11 @@ impl Keys {
     /// One shard's request list.
     pub(crate) fn requests(&self, shard: u16) -> String {
         format!("{}:requests:{shard}", self.tag)
+    }
+
+    /// One shard's request stream (the durable mode).
+    pub(crate) fn stream(&self, shard: u16) -> String {
+        format!("{}:stream:{shard}", self.tag)
     }
 
     /// One connector's push channel.
@@ -96,6 +112,56 @@ impl Keys {
 pub(crate) const PUSH_BOUNDED: &str = "\
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
 return redis.call('RPUSH', KEYS[1], ARGV[1])";
+
+/// Appends ARGV[1] to the stream KEYS[1] (field `b`) unless it already
+/// holds ARGV[2] entries (acknowledged entries are deleted, so these are
+/// the unsettled ones): 1, or -1 when full. Never trims.
+pub(crate) const XADD_BOUNDED: &str = "\
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
+redis.call('XADD', KEYS[1], '*', 'b', ARGV[1])
+return 1";
+
+/// Delivers again the entries ARGV[5..] of the stream KEYS[1]: claims
+/// each for the consumer ARGV[2] of the group ARGV[1] (which counts a
+/// delivery), and returns `{id, body, deliveries}` for each that is still
+/// within the limit ARGV[3]; one past it goes to the dead-letter stream
+/// KEYS[2] (bounded to about ARGV[4] entries, oldest out first) and is
+/// acknowledged and deleted. Entries deleted meanwhile are forgotten.
+pub(crate) const REDELIVER: &str = "\
+local out = {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local e = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
+  if #e > 0 and e[1] then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+    local n = p[1][4]
+    local body = e[1][2][2]
+    if n > tonumber(ARGV[3]) then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'b', body, 'from', KEYS[1],
+        'id', id, 'deliveries', n - 1)
+      redis.call('XACK', KEYS[1], ARGV[1], id)
+      redis.call('XDEL', KEYS[1], id)
+    else
+      table.insert(out, {id, body, n})
+    end
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+  end
+end
+return out";
+
+/// Moves the entry ARGV[2] of the stream KEYS[1] to the dead-letter stream
+/// KEYS[2] (bounded to about ARGV[3] entries) and acknowledges it for the
+/// group ARGV[1].
+pub(crate) const DEAD_LETTER: &str = "\
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #e > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'b', e[1][2][2], 'from', KEYS[1],
+    'id', ARGV[2])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return #e";
 
 /// Takes or renews the lease KEYS[1] for the holder ARGV[1] (value
 /// ARGV[1] .. ARGV[2], expiring in ARGV[3] ms): 1 if it is ours now, else

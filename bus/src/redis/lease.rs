@@ -136,6 +136,11 @@ impl Lease {
         })
     }
 
+    /// Who holds it: this process, unique among every holder there was.
+    pub(super) fn holder(&self) -> &str {
+        self.holder.trim()
+    }
+
     /// Cancelled once another process has taken the lease.
     pub(super) fn lost(&self) -> CancellationToken {
         self.lost.clone()

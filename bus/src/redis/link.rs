@@ -26,7 +26,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{info, warn};
 use warren_kit::SecretUrl;
 
-use super::keys::{Keys, PUSH_BOUNDED};
+use super::keys::{Keys, PUSH_BOUNDED, XADD_BOUNDED};
 use crate::{Address, BusError, Confirm, batch::Sink};
 
 /// The longest a connection attempt may take.
@@ -173,6 +173,8 @@ struct Write {
 enum Target {
     /// A shard's request list.
     List(String),
+    /// A shard's request stream (the durable mode).
+    Stream(String),
     /// A push channel.
     Channel(String),
 }
@@ -181,20 +183,29 @@ enum Target {
 pub(super) struct RedisSink {
     pub(super) keys: Keys,
     pub(super) health: Arc<Health>,
+    /// Requests go to streams, one entry per message.
+    durable: bool,
     tx: mpsc::Sender<Write>,
 }
 
 impl RedisSink {
-    /// Starts the writer on `conn`; lists hold at most `max_len` elements.
+    /// Starts the writer on `conn`; lists and streams hold at most
+    /// `max_len` elements; `durable` sends requests to streams.
     pub(super) fn start(
         keys: Keys,
         health: Arc<Health>,
         conn: ConnectionManager,
         max_len: i64,
+        durable: bool,
     ) -> RedisSink {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(writer(rx, conn, health.clone(), max_len));
-        RedisSink { keys, health, tx }
+        RedisSink {
+            keys,
+            health,
+            durable,
+            tx,
+        }
     }
 }
 
@@ -202,6 +213,7 @@ impl RedisSink {
 impl Sink for RedisSink {
     async fn write(&self, to: &Address, body: Vec<u8>, _parts: usize) -> Result<Confirm, BusError> {
         let to = match to {
+            Address::Shard(s) if self.durable => Target::Stream(self.keys.stream(*s)),
             Address::Shard(s) => Target::List(self.keys.requests(*s)),
             Address::Connector(id) => Target::Channel(self.keys.push(id)),
             Address::EveryConnector => Target::Channel(self.keys.broadcast.clone()),
@@ -219,6 +231,11 @@ impl Sink for RedisSink {
         Ok(Box::pin(async move {
             confirm.await.unwrap_or(Err(BusError::Closed))
         }))
+    }
+
+    fn batches(&self, to: &Address) -> bool {
+        // The durable mode acknowledges requests one by one.
+        !(self.durable && to.is_shard())
     }
 
     fn ready(&self) -> Result<(), BusError> {
@@ -254,6 +271,13 @@ async fn writer(
                     .arg(key)
                     .arg(&w.body)
                     .arg(max_len),
+                Target::Stream(key) => pipe
+                    .cmd("EVAL")
+                    .arg(XADD_BOUNDED)
+                    .arg(1)
+                    .arg(key)
+                    .arg(&w.body)
+                    .arg(max_len),
                 Target::Channel(channel) => pipe.cmd("PUBLISH").arg(channel).arg(&w.body),
             };
         }
@@ -264,9 +288,11 @@ async fn writer(
             Ok(results) => {
                 for (w, result) in batch.drain(..).zip(results) {
                     let outcome = match (result, &w.to) {
-                        (Ok(-1), Target::List(key)) => Err(BusError::Rejected(format!(
-                            "request list {key} is full ({max_len} elements, bus.max_queue_length)"
-                        ))),
+                        (Ok(-1), Target::List(key) | Target::Stream(key)) => {
+                            Err(BusError::Rejected(format!(
+                                "requests {key} are full ({max_len} elements, bus.max_queue_length)"
+                            )))
+                        }
                         (Ok(_), _) => Ok(()),
                         (Err(e), _) => Err(refused(&health, e)),
                     };

@@ -35,8 +35,24 @@ use warren_proto::{
     batch::{BATCH_MARKER, open},
 };
 
-use super::lease::Lease;
+use super::{lease::Lease, stream::StreamReader};
 use crate::Ack;
+
+/// One element read from Redis: a message or a sealed batch, and its
+/// acknowledgement (empty unless it came from a durable stream).
+pub(super) struct Element {
+    pub(super) body: Bytes,
+    pub(super) ack: Ack,
+}
+
+impl Element {
+    fn plain(body: Bytes) -> Element {
+        Element {
+            body,
+            ack: Ack::none(),
+        }
+    }
+}
 
 /// The longest one pop blocks on an empty list: a stop or a dead peer is
 /// noticed within it.
@@ -60,7 +76,7 @@ pub(super) struct PushLosses {
 /// A stream of messages from Redis (see the module documentation).
 pub(crate) struct RedisSource<T> {
     what: String,
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Element>,
     /// The rest of a batch, not handed out yet.
     parts: VecDeque<Bytes>,
     decode: fn(&[u8]) -> Result<T, DecodeError>,
@@ -89,6 +105,13 @@ enum End {
     Subscriber {
         conn: ConnectionManager,
         channels: Vec<String>,
+        lease: Lease,
+    },
+    /// A durable stream's reader: what it handed out and nobody settled
+    /// stays pending, for the next game.
+    Stream {
+        stop: CancellationToken,
+        task: JoinHandle<()>,
         lease: Lease,
     },
 }
@@ -122,10 +145,34 @@ impl<T> RedisSource<T> {
         }
     }
 
+    /// A game's requests in the durable mode: `reader` reads the shard's
+    /// stream into a channel of `prefetch` elements.
+    pub(super) fn stream(
+        reader: impl FnOnce(mpsc::Sender<Element>) -> StreamReader,
+        lease: Lease,
+        prefetch: usize,
+        decode: fn(&[u8]) -> Result<T, DecodeError>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(prefetch.max(1));
+        let reader = reader(tx);
+        let what = reader.key.clone();
+        let stop = CancellationToken::new();
+        let lost = lease.lost();
+        let task = tokio::spawn(reader.run(stop.clone(), lost.clone()));
+        RedisSource {
+            what,
+            rx,
+            parts: VecDeque::new(),
+            decode,
+            lost,
+            end: Some(End::Stream { stop, task, lease }),
+        }
+    }
+
     /// A connector's pushes, fed by a subscriber connection's callback
     /// (see [`push_sender`]) into `rx`.
     pub(super) fn pushes(
-        rx: mpsc::Receiver<Bytes>,
+        rx: mpsc::Receiver<Element>,
         conn: ConnectionManager,
         channels: Vec<String>,
         lease: Lease,
@@ -156,11 +203,29 @@ impl<T> RedisSource<T> {
                     }
                 }
             }
-            let element = tokio::select! {
+            let Element { body: element, ack } = tokio::select! {
                 biased;
                 element = self.rx.recv() => element?,
                 _ = self.lost.cancelled() => return None,
             };
+            if ack.is_manual() {
+                // A durable stream's entry: one message, settled by the
+                // consumer; one that is not a message is never
+                // deliverable.
+                if element.first() == Some(&BATCH_MARKER) {
+                    warn!(source = %self.what, "a batch on a durable stream goes to the dead-letter stream");
+                    ack.reject();
+                    continue;
+                }
+                match (self.decode)(&element) {
+                    Ok(msg) => return Some((msg, ack)),
+                    Err(e) => {
+                        warn!(source = %self.what, error = %e, "a message that does not decode goes to the dead-letter stream");
+                        ack.reject();
+                        continue;
+                    }
+                }
+            }
             if element.first() != Some(&BATCH_MARKER) {
                 self.parts.push_back(element);
                 continue;
@@ -199,7 +264,7 @@ impl<T> RedisSource<T> {
 /// batch, then the channel.
 struct Unread {
     parts: Vec<Bytes>,
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Element>,
 }
 
 impl Unread {
@@ -207,7 +272,7 @@ impl Unread {
     fn drain(mut self) -> Vec<Bytes> {
         self.rx.close();
         while let Ok(element) = self.rx.try_recv() {
-            self.parts.push(element);
+            self.parts.push(element.body);
         }
         self.parts
     }
@@ -262,6 +327,23 @@ async fn finish(end: End, unread: Unread, what: &str) {
             }
             lease.release().await;
         }
+        End::Stream {
+            stop,
+            mut task,
+            lease,
+        } => {
+            // Unread entries' acks are dropped (retries, which a stopping
+            // reader leaves pending for the next game).
+            drop(unread);
+            stop.cancel();
+            if tokio::time::timeout(STOP_TIMEOUT * 4, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+            lease.release().await;
+        }
     }
 }
 
@@ -299,7 +381,7 @@ async fn give_back(conn: &mut ConnectionManager, key: &str, rest: Vec<Bytes>) {
 async fn popper(
     mut conn: ConnectionManager,
     key: String,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Element>,
     stop: CancellationToken,
     lost: CancellationToken,
 ) {
@@ -337,7 +419,7 @@ async fn popper(
                 }
                 for element in popped.map(|(_, e)| e).unwrap_or_default() {
                     // Never waits: only this task sends, and it made room.
-                    if tx.send(Bytes::from(element)).await.is_err() {
+                    if tx.send(Element::plain(Bytes::from(element))).await.is_err() {
                         return;
                     }
                 }
@@ -364,7 +446,7 @@ async fn popper(
 /// (a full buffer drops the message and counts it) and counts every
 /// disconnect.
 pub(super) fn push_sender(
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Element>,
     losses: Arc<PushLosses>,
     what: String,
 ) -> impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static {
@@ -379,7 +461,7 @@ pub(super) fn push_sender(
                         return Ok(());
                     }
                 };
-                if tx.try_send(payload).is_err()
+                if tx.try_send(Element::plain(payload)).is_err()
                     && losses.dropped.fetch_add(1, Ordering::Relaxed) == 0
                 {
                     warn!(channel = %what, "the push buffer is full: dropping pushes (counted in bus_pushes_dropped)");

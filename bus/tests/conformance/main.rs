@@ -13,7 +13,7 @@
 //!   its consumers resume once it is back, also under CPU load; closing is
 //!   bounded while it is down.
 //! - `durable` (transports that offer the durable mode): acknowledgement,
-//!   retry and the dead-letter queue. (That the game acknowledges only
+//!   retry and the dead-letter queue (or stream). (That the game acknowledges only
 //!   after what a handler sent is confirmed is the game's part:
 //!   `tests/e2e/durable.rs`.)
 
@@ -247,6 +247,8 @@ fn redis_settings(addr: &str, namespace: &str, o: &Opts) -> RedisSettings {
         client_name: "warren-conformance".into(),
         shards: o.shards,
         shard: o.shard,
+        durable: o.durable,
+        delivery_limit: o.delivery_limit,
         ..RedisSettings::new(&format!("redis://{addr}"), namespace)
     }
 }
@@ -316,6 +318,11 @@ impl Transport for Redis {
             bus.close().await;
         }
         delete_redis_namespace(&self.namespace).await;
+    }
+
+    async fn dead_letters(&self) -> u32 {
+        let url = format!("redis://{}", redis_upstream());
+        RedisBus::dead_letters(&url, &self.namespace).await.unwrap() as u32
     }
 }
 
@@ -850,4 +857,4 @@ macro_rules! conformance {
 
 conformance!(memory: crate::Memory);
 conformance!(amqp: crate::Amqp, networked, durable);
-conformance!(redis: crate::Redis, networked);
+conformance!(redis: crate::Redis, networked, durable);
