@@ -99,13 +99,15 @@ pub struct BusSettings {
     /// Game shards on the broker: every connector and game process of a
     /// namespace must say the same (a mismatch stops the process at start).
     pub shards: u16,
-    /// The durable mode: request queues are quorum queues, events are
-    /// persistent, and the game acknowledges a request only after handling
-    /// it, so a killed game loses nothing. The same on every process of a
-    /// namespace. RabbitMQ only.
+    /// The durable mode: the game acknowledges a request only after
+    /// handling it, so a killed game loses nothing (RabbitMQ: request
+    /// queues are quorum queues and events persistent; Redis: requests go
+    /// to streams read through a consumer group). The same on every
+    /// process of a namespace. Not in process.
     pub durable: bool,
     /// Durable mode: attempts at one request (a handler that panics hands it
-    /// back) before it goes to the dead-letter queue `<namespace>.dead`.
+    /// back) before it goes to the dead-letter queue `<namespace>.dead`
+    /// (Redis: the stream `{<namespace>}:dead`).
     pub delivery_limit: u32,
     /// RabbitMQ: microseconds the bus collects events or pushes for one
     /// AMQP message. Each message waits at most this much longer; in return
@@ -179,13 +181,9 @@ impl BusSettings {
                 "bus.kind = \"redis\" needs bus.redis.url (or --redis URL)".into(),
             ),
             BusKind::Memory if self.durable => Err(
-                "bus.durable = true needs a transport with acknowledgements (bus.kind = \"amqp\"): \
+                "bus.durable = true needs a transport with acknowledgements (bus.kind = \"amqp\" \
+                 or \"redis\"): \
                  the in-process bus keeps nothing across a restart"
-                    .into(),
-            ),
-            BusKind::Redis if self.durable => Err(
-                "bus.durable = true is not built on Redis yet (Redis Streams, planned): use \
-                 bus.kind = \"amqp\" for the durable mode, or the Redis bus without it"
                     .into(),
             ),
             kind => Ok(kind),
@@ -224,6 +222,8 @@ impl BusSettings {
             shard,
             push_buffer: self.redis.push_buffer,
             batch_window: self.batch_window_us,
+            durable: self.durable,
+            delivery_limit: self.delivery_limit,
         }
     }
 }

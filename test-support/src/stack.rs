@@ -433,13 +433,13 @@ impl Stack {
         p.child.wait().unwrap();
     }
 
-    /// Starts another game process with the stack's settings (RabbitMQ).
+    /// Starts another game process with the stack's settings.
     pub fn start_game(&mut self) {
         self.start_game_with(&[]);
     }
 
     /// Starts another game process with the stack's settings and `extra`
-    /// on top (RabbitMQ).
+    /// on top.
     pub fn start_game_with(&mut self, extra: &[(&str, &str)]) {
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -461,10 +461,13 @@ impl Stack {
         tokio::task::block_in_place(|| p.child.wait().unwrap())
     }
 
-    /// How many messages the namespace's dead-letter queue holds (durable
-    /// mode).
+    /// How many messages the namespace's dead-letter queue (Redis: stream)
+    /// holds (durable mode).
     pub async fn dead_letters(&self) -> u32 {
-        let ns = self.namespace.as_deref().expect("a RabbitMQ stack");
+        let ns = self.namespace.as_deref().expect("a stack on a networked bus");
+        if self.kind == BusKind::Redis {
+            return RedisBus::dead_letters(&redis_url(), ns).await.unwrap() as u32;
+        }
         let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
             .await
             .unwrap();

@@ -1,5 +1,5 @@
-//! The durable mode (RabbitMQ only: the in-process bus has nothing to keep
-//! across a process's death). A game killed with SIGKILL in the middle of a
+//! The durable mode, on RabbitMQ and on Redis Streams (not in process: the
+//! in-process bus has nothing to keep across a process's death). A game killed with SIGKILL in the middle of a
 //! stream of requests loses none of them, and gold charges each exactly
 //! once; a request that keeps failing ends in the dead-letter queue instead
 //! of looping.
@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warren_proto::{ErrorBody, cmd};
 
-use crate::helpers::{BusKind, Event, Stack, decode, http_post};
+use crate::{
+    helpers::{BusKind, Event, Stack, decode, http_post},
+    on_networked_buses,
+};
 
 const DURABLE: [(&str, &str); 2] = [
     ("WARREN_BUS__DURABLE", "true"),
@@ -70,9 +73,8 @@ async fn guest_with_daily(stack: &Stack, device: &str) -> (crate::helpers::Clien
     (c, decode::<Daily>(&r).reward)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once() {
-    let mut stack = Stack::start_full_with(BusKind::RabbitMq, &DURABLE).await;
+async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once(kind: BusKind) {
+    let mut stack = Stack::start_full_with(kind, &DURABLE).await;
     crate::config::publish(&stack, "economy", json!({"daily_reward": 1_000_000})).await;
     crate::config::wallet_takes_daily_reward(&stack, 1_000_000).await;
     let (mut c, start) = guest_with_daily(&stack, "durable").await;
@@ -152,13 +154,12 @@ struct BuyOnce {
 /// requests it had handled but not settled are delivered again to the next
 /// game, which answers each with the original result (the purchase's
 /// idempotency key is the request's identity, as no `request_id` is sent).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer() {
+async fn a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer(kind: BusKind) {
     let mut settings = DURABLE.to_vec();
     settings.push(("WARREN_GAME__ABORT_AT_REPLY", "40"));
     // A potion costs 1, so the daily reward pays for every purchase.
     settings.push(("WARREN_GAME__SHOP_ITEMS__POTION", "1"));
-    let mut stack = Stack::start_full_with(BusKind::RabbitMq, &settings).await;
+    let mut stack = Stack::start_full_with(kind, &settings).await;
     let (mut c, start) = guest_with_daily(&stack, "abort").await;
     assert!(start >= 100, "a daily reward of {start}");
 
@@ -191,9 +192,8 @@ async fn a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_that_keeps_failing_ends_in_the_dead_letter_queue() {
-    let stack = Stack::start_with(BusKind::RabbitMq, &DURABLE).await;
+async fn a_request_that_keeps_failing_ends_in_the_dead_letter_queue(kind: BusKind) {
+    let stack = Stack::start_with(kind, &DURABLE).await;
     let mut c = stack.player(5).await;
     let seq = c.send(9990, &json!({})).await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -225,3 +225,9 @@ async fn a_request_that_keeps_failing_ends_in_the_dead_letter_queue() {
     let (r, _) = c.request(9991, &json!({})).await;
     assert_eq!(r.cmd, 9991);
 }
+
+on_networked_buses!(
+    a_game_killed_mid_stream_loses_no_request_and_charges_each_once,
+    a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer,
+    a_request_that_keeps_failing_ends_in_the_dead_letter_queue,
+);
