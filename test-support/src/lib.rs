@@ -11,6 +11,7 @@
 //!   directory of its own, removed afterwards.
 //! - [`connector`]: playing the connector on a bus (its events in, the
 //!   pushes to its id out), for the runtime's and the game's tests.
+//! - [`redis_server`]: a private `redis-server` a fault test may kill.
 //! - [`stack`]: the whole stack started as real `warren` processes, and
 //!   [`on_every_bus!`]; [`client`]: a websocket client that speaks
 //!   PROTOCOL.md.
@@ -25,6 +26,7 @@ pub mod db;
 pub mod http;
 pub mod load;
 mod process;
+pub mod redis_server;
 pub mod stack;
 
 use std::{
@@ -35,6 +37,7 @@ use std::{
 
 pub use db::{Db, TestDb};
 pub use load::Load;
+pub use redis_server::PrivateRedis;
 
 /// `<prefix>-<pid>-<counter>-<nanos>`: unique across the tests of a run
 /// and across runs.

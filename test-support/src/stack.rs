@@ -38,12 +38,12 @@ pub enum BusKind {
 
 impl BusKind {
     /// The flags that put a separate `warren connector` or `warren game`
-    /// on this bus.
-    pub fn args(self) -> Vec<String> {
+    /// on this bus (Redis at `redis`).
+    fn args(self, redis: &str) -> Vec<String> {
         match self {
             BusKind::InProcess => Vec::new(),
             BusKind::RabbitMq => vec!["--amqp".into(), amqp_url()],
-            BusKind::Redis => vec!["--redis".into(), redis_url()],
+            BusKind::Redis => vec!["--redis".into(), redis.to_owned()],
         }
     }
 }
@@ -88,6 +88,9 @@ pub struct Stack {
     signer: TokenSigner,
     procs: Vec<Proc>,
     namespace: Option<String>,
+    /// The Redis the stack runs on: the shared one, or a test's private
+    /// server (`WARREN_BUS__REDIS__URL` among the extra settings).
+    redis: String,
 }
 
 impl Stack {
@@ -169,6 +172,10 @@ impl Stack {
             ),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let redis = extra
+            .iter()
+            .find(|(k, _)| *k == "WARREN_BUS__REDIS__URL")
+            .map_or_else(redis_url, |(_, v)| v.to_string());
         let mut procs = Vec::new();
         let mut namespace = None;
         let shards: u16 = extra
@@ -193,7 +200,7 @@ impl Stack {
                 procs.push(all);
             }
             BusKind::RabbitMq | BusKind::Redis => {
-                let bus_args = kind.args();
+                let bus_args = kind.args(&redis);
                 let with_bus = |args: &[&str]| -> Vec<String> {
                     let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
                     all.extend(bus_args.iter().cloned());
@@ -272,6 +279,7 @@ impl Stack {
             signer,
             procs,
             namespace,
+            redis,
         }
     }
 
@@ -352,7 +360,7 @@ impl Stack {
     pub fn run_game_with(&self, extra: &[(&str, &str)]) -> (bool, String) {
         let mut cmd = Command::new(warren_binary());
         cmd.arg("game")
-            .args(self.kind.args())
+            .args(self.kind.args(&self.redis))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
@@ -444,7 +452,7 @@ impl Stack {
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut args = vec!["game".to_owned()];
-        args.extend(self.kind.args());
+        args.extend(self.kind.args(&self.redis));
         let mut game = Proc::spawn("game-again", &self.dir, &args, &env);
         game.wait_ready();
         self.procs.push(game);
@@ -466,7 +474,7 @@ impl Stack {
     pub async fn dead_letters(&self) -> u32 {
         let ns = self.namespace.as_deref().expect("a stack on a networked bus");
         if self.kind == BusKind::Redis {
-            return RedisBus::dead_letters(&redis_url(), ns).await.unwrap() as u32;
+            return RedisBus::dead_letters(&self.redis, ns).await.unwrap() as u32;
         }
         let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
             .await
@@ -553,13 +561,19 @@ impl Drop for Stack {
             .take()
             .filter(|_| self.kind == BusKind::Redis)
         {
+            let redis = self.redis.clone();
+            // A test that failed with its Redis away must still report
+            // its own failure, not this one.
+            let panicking = std::thread::panicking();
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
-                rt.block_on(RedisBus::delete_namespace(&redis_url(), &ns))
-                    .expect("Redis reachable for cleanup");
+                if let Err(e) = rt.block_on(RedisBus::delete_namespace(&redis, &ns)) {
+                    assert!(panicking, "cleaning namespace {ns} up on {redis}: {e}");
+                    eprintln!("namespace {ns} left on {redis}: {e}");
+                }
             })
             .join()
             .unwrap();

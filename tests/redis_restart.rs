@@ -1,0 +1,108 @@
+//! Redis restarts, the players stay: a private `redis-server` carrying the
+//! bus is killed and started again five times under 200 connected
+//! players. No websocket is dropped; a request made while Redis is away is
+//! answered at once (`unavailable`); service is back within 10 s of Redis;
+//! and every request gets an answer — one lost with the server (it keeps
+//! nothing on disk) is answered `timeout` by the connector (its request
+//! time-out is 2 s here).
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use warren_proto::cmd;
+use warren_test_support::{
+    PrivateRedis,
+    stack::{BusKind, ErrorBody, Event, Stack, decode},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_players_stay_while_redis_restarts_five_times() {
+    let mut redis = PrivateRedis::start(&[]).await;
+    let url = redis.url();
+    let stack = Stack::start_connectors(
+        BusKind::Redis,
+        1,
+        &[
+            ("WARREN_BUS__REDIS__URL", &url),
+            ("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000"),
+        ],
+    )
+    .await;
+    let mut players = Vec::new();
+    for uid in 1..=200 {
+        players.push(stack.player(uid).await);
+    }
+    let mut recoveries = Vec::new();
+    let mut refused = 0;
+    let mut timed_out = 0;
+    for round in 1..=5 {
+        redis.kill();
+        assert!(!redis.up(), "round {round}: Redis is down");
+        // While it is away: every request gets an answer at once, an error
+        // (or the echo, if it was written just before the kill).
+        for (i, p) in players.iter_mut().enumerate() {
+            let seq = p.seq();
+            p.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
+                .await
+                .unwrap();
+            match p.next_event_within(Duration::from_secs(10)).await {
+                Event::Frame(f) if f.seq == seq && f.cmd == cmd::ERROR => {
+                    let code = decode::<ErrorBody>(&f).code;
+                    match code.as_str() {
+                        "unavailable" => refused += 1,
+                        // Written just before the kill, lost with Redis.
+                        "timeout" => timed_out += 1,
+                        other => panic!("round {round}, player {i}: {other}"),
+                    }
+                }
+                Event::Frame(f) if f.seq == seq && f.cmd == cmd::ECHO => {}
+                other => panic!("round {round}, player {i}: {other:?}"),
+            }
+        }
+        let started = Instant::now();
+        redis.start_again().await;
+        // Back within 10 s: an echo through the game succeeds again. Every
+        // try is answered: the echo, `unavailable`, or `timeout` for a
+        // request lost with the server.
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "round {round}: no service 10 s after Redis came back"
+            );
+            let p = &mut players[0];
+            let seq = p.seq();
+            p.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
+                .await
+                .unwrap();
+            let answer = loop {
+                match p.next_event_within(Duration::from_secs(5)).await {
+                    Event::Frame(f) if f.seq == seq => break f,
+                    // A late echo of an earlier try.
+                    Event::Frame(f) if f.cmd == cmd::ECHO => {}
+                    other => panic!("round {round}: try {seq} unanswered: {other:?}"),
+                }
+            };
+            if answer.cmd == cmd::ECHO {
+                break;
+            }
+            let code = decode::<ErrorBody>(&answer).code;
+            match code.as_str() {
+                "unavailable" => {}
+                "timeout" => timed_out += 1,
+                other => panic!("round {round}: {other}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        recoveries.push(started.elapsed());
+        // Every player is still connected and served.
+        for p in &mut players {
+            p.echo(b"\x80").await;
+        }
+    }
+    eprintln!(
+        "Redis restarts: service back after {recoveries:?}; {refused} requests refused while it was away; {timed_out} answered `timeout`; 0 disconnects"
+    );
+    // The stack's keys go with the private server.
+    drop(stack);
+}
