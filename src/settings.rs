@@ -174,12 +174,12 @@ impl BusSettings {
             (None, None, None) => BusKind::Memory,
         };
         match kind {
-            BusKind::Amqp if self.amqp_url.is_none() => Err(
-                "bus.kind = \"amqp\" needs bus.amqp_url (or --amqp URL)".into(),
-            ),
-            BusKind::Redis if self.redis.url.is_none() => Err(
-                "bus.kind = \"redis\" needs bus.redis.url (or --redis URL)".into(),
-            ),
+            BusKind::Amqp if self.amqp_url.is_none() => {
+                Err("bus.kind = \"amqp\" needs bus.amqp_url (or --amqp URL)".into())
+            }
+            BusKind::Redis if self.redis.url.is_none() => {
+                Err("bus.kind = \"redis\" needs bus.redis.url (or --redis URL)".into())
+            }
             BusKind::Memory if self.durable => Err(
                 "bus.durable = true needs a transport with acknowledgements (bus.kind = \"amqp\" \
                  or \"redis\"): \

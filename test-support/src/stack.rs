@@ -472,7 +472,10 @@ impl Stack {
     /// How many messages the namespace's dead-letter queue (Redis: stream)
     /// holds (durable mode).
     pub async fn dead_letters(&self) -> u32 {
-        let ns = self.namespace.as_deref().expect("a stack on a networked bus");
+        let ns = self
+            .namespace
+            .as_deref()
+            .expect("a stack on a networked bus");
         if self.kind == BusKind::Redis {
             return RedisBus::dead_letters(&self.redis, ns).await.unwrap() as u32;
         }
