@@ -190,8 +190,8 @@ impl BusSettings {
         }
     }
 
-    /// The bus settings of a process that consumes `shard`'s requests (any
-    /// shard for a process that consumes none).
+    /// The RabbitMQ bus settings of a process that consumes `shard`'s
+    /// requests (any shard for a process that consumes none).
     pub fn amqp(&self, url: &SecretUrl, client_name: &str, shard: u16) -> AmqpSettings {
         AmqpSettings {
             url: url.clone(),
@@ -206,9 +206,7 @@ impl BusSettings {
             batch_window: self.batch_window_us,
         }
     }
-}
 
-impl BusSettings {
     /// The Redis bus settings of a process that consumes `shard`'s
     /// requests (any shard for a process that consumes none).
     pub fn redis(&self, url: &SecretUrl, client_name: &str, shard: u16) -> RedisSettings {
