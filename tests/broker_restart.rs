@@ -93,38 +93,12 @@ async fn the_players_stay_while_the_broker_restarts_five_times() {
         }
         let started = Instant::now();
         rabbitmqctl(&["start_app"]);
-        // Back within 10 s: an echo through the game succeeds again. Every
-        // try is answered: the echo, `unavailable`, or — for a reply lost
-        // while the connections recover — `timeout` from the connector.
-        loop {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "round {round}: no service 10 s after the broker"
-            );
-            let p = &mut players[0];
-            let seq = p.seq();
-            p.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
-                .await
-                .unwrap();
-            let answer = loop {
-                match p.next_event_within(Duration::from_secs(5)).await {
-                    Event::Frame(f) if f.seq == seq => break f,
-                    // A late echo of an earlier try.
-                    Event::Frame(f) if f.cmd == cmd::ECHO => {}
-                    other => panic!("round {round}: try {seq} unanswered: {other:?}"),
-                }
-            };
-            if answer.cmd == cmd::ECHO {
-                break;
-            }
-            let code = decode::<ErrorBody>(&answer).code;
-            match code.as_str() {
-                "unavailable" => {}
-                "timeout" => timed_out += 1,
-                other => panic!("round {round}: {other}"),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Back within 10 s: an echo through the game succeeds again; every
+        // try is answered (the echo, `unavailable`, or `timeout` for a
+        // request lost while the bus was away).
+        timed_out += players[0]
+            .echo_until_served(Duration::from_secs(10), &format!("round {round}"))
+            .await;
         recoveries.push(started.elapsed());
         // Every player is still connected and served.
         for p in &mut players {

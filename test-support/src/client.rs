@@ -194,6 +194,43 @@ impl Client {
         assert_eq!(&f.body[..], payload);
     }
 
+    /// After an outage of the bus: echoes every 100 ms until an echo comes
+    /// back, panicking (naming `what`) if none has `within`. Every try must
+    /// be answered within 5 s: the echo, `unavailable` while the bus is
+    /// away, or `timeout` for a request lost with it (a late echo of an
+    /// earlier try is skipped). Returns how many tries were answered
+    /// `timeout`.
+    pub async fn echo_until_served(&mut self, within: Duration, what: &str) -> usize {
+        let started = std::time::Instant::now();
+        let mut timed_out = 0;
+        loop {
+            assert!(
+                started.elapsed() < within,
+                "{what}: no service {within:?} after the bus came back"
+            );
+            let seq = self.seq();
+            self.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
+                .await
+                .unwrap();
+            let answer = loop {
+                match self.next_event_within(Duration::from_secs(5)).await {
+                    Event::Frame(f) if f.seq == seq => break f,
+                    Event::Frame(f) if f.cmd == cmd::ECHO => {}
+                    other => panic!("{what}: try {seq} unanswered: {other:?}"),
+                }
+            };
+            if answer.cmd == cmd::ECHO {
+                return timed_out;
+            }
+            match decode::<ErrorBody>(&answer).code.as_str() {
+                "unavailable" => {}
+                "timeout" => timed_out += 1,
+                other => panic!("{what}: {other}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Expects a kick with `reason`, then the close.
     pub async fn expect_kick(&mut self, reason: &str) {
         let f = self.recv().await;
