@@ -9,6 +9,7 @@ Targets, each driven by the same warren-bots:
   broker    RabbitMQ alone through lapin (examples/broker_ceiling; no bots)
   inproc    Warren, in-process bus (the embedded default, one process)
   rabbitmq  Warren on RabbitMQ: connector and game as separate processes
+  redis     Warren on Redis: connector and game as separate processes
   colyseus  Colyseus 0.18 echo room (benches/colyseus/server.mjs)
 Loads: 1,000 bots at 1, 10 and 20 requests/s, 10,000 bots at 1/s, and a
 closed loop with 1,000 bots; 100-byte payloads; warm-up, a measured window,
@@ -16,12 +17,12 @@ several repetitions; median and spread; CPU-µs per round trip of every
 server process (from /proc). Plus the idle-connection ramp (--idle).
 
 Environment: BENCH_REPS (3), BENCH_WARMUP (10), BENCH_WINDOW (20),
-BENCH_TARGETS (direct,broker,inproc,rabbitmq,colyseus), BENCH_LOADS
+BENCH_TARGETS (direct,broker,inproc,rabbitmq,redis,colyseus), BENCH_LOADS
 (1k@1,1k@10,1k@20,10k@1,1k@max), BENCH_IDLE (100000: bots of the idle
 ramp), BENCH_IDLE_CONNECTORS (6), BENCH_SERVER_ENV (K=V,... added to the
 environment of every server process), BENCH_WORKER_THREADS (1: runtime
-threads of each Warren process on RabbitMQ; 0 = one per core; empty: not
-set), AMQP_URL.
+threads of each Warren process on a broker; 0 = one per core; empty: not
+set), AMQP_URL, REDIS_URL.
 """
 
 import json
@@ -47,9 +48,10 @@ COLYSEUS = ROOT / "benches" / "colyseus"
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "10"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "20"))
-TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,colyseus").split(",") if t]
+TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,redis,colyseus").split(",") if t]
 LOADS = os.environ.get("BENCH_LOADS", "1k@1,1k@10,1k@20,10k@1,1k@max").split(",")
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
 WORKER_THREADS = os.environ.get("BENCH_WORKER_THREADS", "1")
 
 # Benches lift the per-socket flood limits: a closed-loop bot sends far
@@ -142,6 +144,15 @@ def broker_pid():
     return int(out[0]) if out else None
 
 
+def redis_cli(*args):
+    return subprocess.run(["redis-cli", "-u", REDIS, *args], check=True, capture_output=True, text=True).stdout
+
+
+def redis_pid():
+    info = redis_cli("info", "server")
+    return next((int(l.split(":")[1]) for l in info.splitlines() if l.startswith("process_id:")), None)
+
+
 def rabbitmqctl(*args):
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
 
@@ -170,6 +181,7 @@ class Target:
         self.procs = []
         self.dir = Path(tempfile.mkdtemp(prefix=f"warren-bench-{kind}-"))
         self.vhost = None
+        self.namespace = None
 
     def start(self):
         k = self.kind
@@ -188,42 +200,54 @@ class Target:
             self.procs.append(p)
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("warren", p.pid)]
-        elif k == "rabbitmq":
-            url, env, game = self.start_game()
-            conn = Proc("connector", [str(WARREN), "connector", "--amqp", url, "--id=bench"], env=env, cwd=self.dir,
+        elif k in ("rabbitmq", "redis"):
+            bus, env, game = self.start_game()
+            conn = Proc("connector", [str(WARREN), "connector", *bus, "--id=bench"], env=env, cwd=self.dir,
                         ready=True, out=self.out)
             self.procs.append(conn)
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("connector", conn.pid), ("game", game.pid)]
-            if broker_pid():
-                self.watch.append(("rabbitmq", broker_pid()))
+            server = broker_pid() if k == "rabbitmq" else redis_pid()
+            if server:
+                self.watch.append((k, server))
         return self
 
     def start_game(self):
-        """A vhost of its own, the key pair, and `warren game` on it;
-        returns the vhost's URL, the processes' environment and the game."""
-        self.vhost = f"warren-bench-{self.kind}-{os.getpid()}"
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-        url = f"{AMQP}/{self.vhost}"
+        """A vhost (RabbitMQ) or namespace (Redis) of its own, the key
+        pair, and `warren game` on it; returns the bus flags, the
+        processes' environment and the game."""
+        env = {}
+        if self.kind == "redis":
+            self.namespace = f"warren-bench-{os.getpid()}-{time.monotonic_ns()}"
+            env["WARREN_BUS__NAMESPACE"] = self.namespace
+            bus = ["--redis", REDIS]
+        else:
+            self.vhost = f"warren-bench-{self.kind}-{os.getpid()}"
+            rabbitmqctl("add_vhost", self.vhost)
+            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+            bus = ["--amqp", f"{AMQP}/{self.vhost}"]
         # Connector, game, RabbitMQ and the bots share two cores here: one
         # runtime thread per Warren process spends less CPU per round trip
         # than one per core, which park and wake each other (BENCHMARKS.md).
-        env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_CONFIG_SVC__URL="")
+        env.update(UNLIMITED, WARREN_DATA_DIR=str(self.dir), WARREN_CONFIG_SVC__URL="")
         if WORKER_THREADS:
             env["WARREN_WORKER_THREADS"] = WORKER_THREADS
         subprocess.run([str(WARREN), "token", "--uid", "1"], env=dict(os.environ, **env), cwd=self.dir,
                        check=True, capture_output=True)
-        game = Proc("game", [str(WARREN), "game", "--amqp", url], env=env, cwd=self.dir,
+        game = Proc("game", [str(WARREN), "game", *bus], env=env, cwd=self.dir,
                     ready=True, out=self.out)
         self.procs.append(game)
-        return url, env, game
+        return bus, env, game
 
     def stop(self):
         for p in reversed(self.procs):
             p.stop()
         if self.vhost:
             rabbitmqctl("delete_vhost", self.vhost)
+        if self.namespace:
+            keys = redis_cli("--scan", "--pattern", f"{{{self.namespace}}}*").split()
+            if keys:
+                redis_cli("del", *keys)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -271,14 +295,14 @@ def run_idle(out, total, connectors):
     connection."""
     t = Target("idle", out)
     try:
-        url, env, _ = t.start_game()
+        bus, env, _ = t.start_game()
         urls = []
         for i in range(connectors):
             port = 7301 + i
             cenv = dict(env, WARREN_CONNECTOR__LISTEN=f"127.0.0.1:{port}",
                         WARREN_CONNECTOR__ADMIN_LISTEN=f"127.0.0.1:{port + 100}",
                         WARREN_CONNECTOR__MAX_CONNECTIONS="19500")
-            t.procs.append(Proc(f"connector{i}", [str(WARREN), "connector", "--amqp", url, f"--id=idle{i}"],
+            t.procs.append(Proc(f"connector{i}", [str(WARREN), "connector", *bus, f"--id=idle{i}"],
                                 env=cenv, cwd=t.dir, ready=True, out=out))
             urls += ["--url", f"ws://127.0.0.1:{port}/ws"]
         conns = [p for p in t.procs if p.name.startswith("connector")]
@@ -388,7 +412,7 @@ def markdown(res):
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}; "
              f"{res['reps']} repetitions, {res['warmup_s']} s warm-up, {res['window_s']} s window, 100-byte payloads.", ""]
     names = {"direct": "direct echo (ceiling)", "inproc": "Warren in-process", "rabbitmq": "Warren on RabbitMQ",
-             "colyseus": "Colyseus 0.18"}
+             "redis": "Warren on Redis", "colyseus": "Colyseus 0.18"}
     lines.append("| load | target | round trips/s (median, min–max) | p50 ms | p99 ms (median, min–max) | CPU µs per round trip | errors |")
     lines.append("|---|---|---|---|---|---|---|")
     for load, targets in res["loads"].items():
@@ -413,13 +437,13 @@ def markdown(res):
 
     if "direct" in mx:
         lines.append("")
-        for t in ("inproc", "rabbitmq", "colyseus"):
+        for t in ("inproc", "rabbitmq", "redis", "colyseus"):
             if t in mx:
                 lines.append(f"- closed loop, 1,000 bots: {names[t]} = {ratio(t, 'direct')} the direct-echo ceiling"
                              f" (p99 {mx[t]['p99_ms']:.1f} ms)")
     if "colyseus" in mx:
         lines.append("")
-        for t in ("inproc", "rabbitmq"):
+        for t in ("inproc", "rabbitmq", "redis"):
             if t in mx:
                 lines.append(f"- {names[t]} = {ratio(t, 'colyseus')} Colyseus")
     if res.get("idle"):
