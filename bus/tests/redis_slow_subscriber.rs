@@ -130,6 +130,28 @@ async fn send(bus: &dyn Bus, to: &ConnectorId, p: BusPush) -> Result<(), BusErro
     send_and_confirm(bus, Address::Connector(to.clone()), Message::Push(p)).await
 }
 
+/// Publishes 4 KiB pushes (cmd 2) to `id` until Redis's log says it
+/// dropped a subscriber over its output buffer limit; returns how many.
+async fn publish_until_dropped(game: &dyn Bus, id: &ConnectorId, redis: &PrivateRedis) -> u64 {
+    let body = vec![7u8; 4096];
+    let mut published = 0u64;
+    let log = redis.log();
+    eventually(
+        "Redis to disconnect the subscriber that fell behind",
+        Duration::from_secs(30),
+        async || {
+            for _ in 0..100 {
+                send(game, id, push(2, &body)).await.unwrap();
+                published += 1;
+            }
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            log.contains("output buffer limits").then_some(())
+        },
+    )
+    .await;
+    published
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_is_disconnected_and_comes_back_with_the_loss_counted() {
     let redis =
@@ -155,22 +177,7 @@ async fn a_subscriber_that_stops_reading_is_disconnected_and_comes_back_with_the
     // The connector stops reading; pushes pile up in Redis until it
     // drops the subscriber.
     proxy.pause();
-    let body = vec![7u8; 4096];
-    let mut published = 0u64;
-    let log = redis.log();
-    eventually(
-        "Redis to disconnect the subscriber that fell behind",
-        Duration::from_secs(30),
-        async || {
-            for _ in 0..100 {
-                send(&game, &id, push(2, &body)).await.unwrap();
-                published += 1;
-            }
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            log.contains("output buffer limits").then_some(())
-        },
-    )
-    .await;
+    let published = publish_until_dropped(&game, &id, &redis).await;
     assert_eq!(
         connector.state().subscriber_disconnects,
         0,

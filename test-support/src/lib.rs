@@ -12,14 +12,16 @@
 //! - [`connector`]: playing the connector on a bus (its events in, the
 //!   pushes to its id out), for the runtime's and the game's tests.
 //! - [`redis_server`]: a private `redis-server` a fault test may kill.
-//! - [`stack`]: the whole stack started as real `warren` processes, and
-//!   [`on_every_bus!`]; [`client`]: a websocket client that speaks
+//! - [`stack`]: the whole stack started as real `warren` processes, on
+//!   the buses of `buses` ([`on_every_bus!`], [`on_networked_buses!`]);
+//!   [`client`]: a websocket client that speaks
 //!   PROTOCOL.md.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // Test support: a failed set-up is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod buses;
 pub mod client;
 pub mod connector;
 pub mod db;

@@ -4,8 +4,9 @@
 //! tests, the broker-restart test and the benches share. The protocol
 //! client is [`crate::client`], re-exported here.
 
-use crate::process::warren_binary;
+use crate::{buses::delete_namespace, process::warren_binary};
 pub use crate::{
+    buses::{BusKind, amqp_url, redis_url},
     client::{
         Client, ErrorBody, Event, KickBody, Presence, PresenceRequest, Room, Said, Say, body,
         decode,
@@ -20,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use warren_bus::{AmqpBus, AmqpSettings, Bus as _, RedisBus};
+use warren_bus::RedisBus;
 use warren_login::{JwtSettings, TokenSigner};
 use warren_proto::{Uid, cmd};
 
@@ -28,34 +29,6 @@ use crate::{process::Proc, unique};
 
 /// How long any single expected event may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(15);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BusKind {
-    InProcess,
-    RabbitMq,
-    Redis,
-}
-
-impl BusKind {
-    /// The flags that put a separate `warren connector` or `warren game`
-    /// on this bus (Redis at `redis`).
-    fn args(self, redis: &str) -> Vec<String> {
-        match self {
-            BusKind::InProcess => Vec::new(),
-            BusKind::RabbitMq => vec!["--amqp".into(), amqp_url()],
-            BusKind::Redis => vec!["--redis".into(), redis.to_owned()],
-        }
-    }
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("WARREN_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("WARREN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 /// The stack under test: a connector and a game, on one bus.
 #[derive(Debug)]
@@ -556,56 +529,15 @@ impl Drop for Stack {
                 }
             }
         }
-        let shards = self.shards;
-        let durable = self.durable;
-        let max_queue_length = self.max_queue_length;
-        if let Some(ns) = self
-            .namespace
-            .take()
-            .filter(|_| self.kind == BusKind::Redis)
-        {
-            let redis = self.redis.clone();
-            // A test that failed with its Redis away must still report
-            // its own failure, not this one.
-            let panicking = std::thread::panicking();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                if let Err(e) = rt.block_on(RedisBus::delete_namespace(&redis, &ns)) {
-                    assert!(panicking, "cleaning namespace {ns} up on {redis}: {e}");
-                    eprintln!("namespace {ns} left on {redis}: {e}");
-                }
-            })
-            .join()
-            .unwrap();
-        }
         if let Some(ns) = self.namespace.take() {
-            // Leave nothing behind on the broker. Runs on its own runtime:
-            // Drop may be called from inside the test's.
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let mut settings = AmqpSettings::new(&amqp_url(), &ns);
-                    settings.client_name = "warren-test-cleanup".to_owned();
-                    settings.shards = shards;
-                    settings.durable = durable.is_some();
-                    settings.delivery_limit = durable.unwrap_or(settings.delivery_limit);
-                    settings.max_queue_length =
-                        max_queue_length.unwrap_or(settings.max_queue_length);
-                    let bus = AmqpBus::connect(settings)
-                        .await
-                        .expect("broker reachable for cleanup");
-                    bus.delete_topology().await.expect("topology deleted");
-                    bus.close().await;
-                });
-            })
-            .join()
-            .unwrap();
+            delete_namespace(
+                self.kind,
+                &ns,
+                &self.redis,
+                self.shards,
+                self.durable,
+                self.max_queue_length,
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -615,54 +547,4 @@ impl Drop for Stack {
 /// [`crate::eventually`]).
 pub async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
     crate::eventually(what, STEP, check).await
-}
-
-/// Runs each named scenario, an `async fn(BusKind)`, on every networked
-/// bus (RabbitMQ and Redis): the ones that need separate processes.
-#[macro_export]
-macro_rules! on_networked_buses {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn rabbitmq() {
-                    super::$name(BusKind::RabbitMq).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn redis() {
-                    super::$name(BusKind::Redis).await;
-                }
-            }
-        )*
-    };
-}
-
-/// Runs each named scenario, an `async fn(BusKind)`, on every bus.
-#[macro_export]
-macro_rules! on_every_bus {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test]
-                async fn in_process() {
-                    super::$name(BusKind::InProcess).await;
-                }
-
-                #[tokio::test]
-                async fn rabbitmq() {
-                    super::$name(BusKind::RabbitMq).await;
-                }
-
-                #[tokio::test]
-                async fn redis() {
-                    super::$name(BusKind::Redis).await;
-                }
-            }
-        )*
-    };
 }

@@ -107,6 +107,16 @@ struct State {
     unsettled: Vec<(String, Decision)>,
 }
 
+/// Why [`StreamReader::read_settling`] returned.
+enum Woke {
+    /// The read answered.
+    Read(Result<Vec<(String, Bytes)>, RedisError>),
+    /// Told to stop: settle what is decided, then end.
+    Stop,
+    /// Nobody reads the subscription any more: end at once.
+    Gone,
+}
+
 impl StreamReader {
     /// Reads until `stop` or `lost`, then settles what is decided within
     /// [`FINAL_SETTLE`].
@@ -138,40 +148,14 @@ impl StreamReader {
                     }
                 }
             }
-            let read = read_new(
-                self.read.clone(),
-                self.key.clone(),
-                self.me.clone(),
-                self.tx.clone(),
-            );
-            tokio::pin!(read);
-            let result = loop {
-                tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => break None,
-                    _ = lost.cancelled() => break None,
-                    Some(first) = decisions.recv() => {
-                        let mut batch = vec![first];
-                        while batch.len() < SETTLE_MAX {
-                            match decisions.try_recv() {
-                                Ok(d) => batch.push(d),
-                                Err(_) => break,
-                            }
-                        }
-                        if !self.settle(&mut st, batch).await {
-                            return;
-                        }
-                    }
-                    _ = tokio::time::sleep(backoff), if !st.unsettled.is_empty() => {
-                        let batch = std::mem::take(&mut st.unsettled);
-                        if !self.settle(&mut st, batch).await {
-                            return;
-                        }
-                    }
-                    result = &mut read => break Some(result),
-                }
+            let result = match self
+                .read_settling(&mut st, &mut decisions, &stop, &lost, backoff)
+                .await
+            {
+                Woke::Read(result) => result,
+                Woke::Stop => break,
+                Woke::Gone => return,
             };
-            let Some(result) = result else { break };
             match result {
                 Ok(entries) => {
                     if failing {
@@ -210,6 +194,52 @@ impl StreamReader {
             }
         }
         self.final_settle(&mut st, &mut decisions).await;
+    }
+
+    /// Reads new entries, settling decisions as they come meanwhile (and
+    /// retrying the ones Redis did not take), until the read answers or
+    /// the reader is told to stop.
+    async fn read_settling(
+        &mut self,
+        st: &mut State,
+        decisions: &mut mpsc::UnboundedReceiver<(String, Decision)>,
+        stop: &CancellationToken,
+        lost: &CancellationToken,
+        backoff: Duration,
+    ) -> Woke {
+        let read = read_new(
+            self.read.clone(),
+            self.key.clone(),
+            self.me.clone(),
+            self.tx.clone(),
+        );
+        tokio::pin!(read);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Woke::Stop,
+                _ = lost.cancelled() => return Woke::Stop,
+                Some(first) = decisions.recv() => {
+                    let mut batch = vec![first];
+                    while batch.len() < SETTLE_MAX {
+                        match decisions.try_recv() {
+                            Ok(d) => batch.push(d),
+                            Err(_) => break,
+                        }
+                    }
+                    if !self.settle(st, batch).await {
+                        return Woke::Gone;
+                    }
+                }
+                _ = tokio::time::sleep(backoff), if !st.unsettled.is_empty() => {
+                    let batch = std::mem::take(&mut st.unsettled);
+                    if !self.settle(st, batch).await {
+                        return Woke::Gone;
+                    }
+                }
+                result = &mut read => return Woke::Read(result),
+            }
+        }
     }
 
     /// Hands one entry out; false once nobody reads the subscription.
