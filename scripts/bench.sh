@@ -12,9 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+targets=${BENCH_TARGETS:-direct,broker,inproc,rabbitmq,redis,colyseus}
 rabbitmq/start-local.sh
-if [[ ",${BENCH_TARGETS:-redis}," == *",redis,"* ]] && ! redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" ping >/dev/null 2>&1; then
-  echo "Redis is not reachable at ${REDIS_URL:-redis://127.0.0.1:6379}: start it" >&2
+redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
+if [[ ",$targets," == *",redis,"* ]] && ! redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
+  echo "Redis is not reachable at $redis_url: start it" >&2
   echo "(redis-server --daemonize yes --port 6379 --save '' --appendonly no)," >&2
   echo "or leave redis out of BENCH_TARGETS" >&2
   exit 1
@@ -23,7 +25,6 @@ fi
 echo "building release binaries..." >&2
 cargo build --release -p warren -p warren-bots --bins --examples >&2
 
-targets=${BENCH_TARGETS:-direct,broker,inproc,rabbitmq,redis,colyseus}
 if [[ ",$targets," == *",colyseus,"* ]]; then
   if ! command -v node >/dev/null 2>&1; then
     echo "node is not installed: the Colyseus peer cannot run (install Node.js 20+," >&2
