@@ -32,8 +32,10 @@ use warren_proto::{
     decode_body, encode_body,
 };
 
+mod format;
 mod writer;
 
+use format::Format;
 use writer::{linger, write_loop};
 
 use crate::{
@@ -50,7 +52,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
     // The handshake, the login and the goodbye are boxed: they run once, and
     // inline they would make every socket's long-lived task as large as
     // their biggest state for its whole life.
-    let Some(ws) = Box::pin(handshake(&shared, tcp, peer)).await else {
+    let Some((ws, format)) = Box::pin(handshake(&shared, tcp, peer)).await else {
         Stats::inc(&shared.stats.handshake_failures);
         return;
     };
@@ -62,17 +64,22 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
         shared.shutdown.child_token(),
         shared.settings.outbound_queue_bytes,
     ));
+    if format == Format::Json {
+        Stats::inc(&shared.stats.json_sockets);
+    }
     let writer = tokio::spawn(write_loop(
         sink,
         out_rx,
         handle.clone(),
-        shared.settings.close_timeout_ms,
+        format,
+        shared.clone(),
     ));
 
     let mut conn = Conn {
         shared: &shared,
         handle: &handle,
         peer,
+        format,
         uid: None,
     };
     let (stream, event) = conn.read_loop(stream).await;
@@ -87,18 +94,30 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
     Box::pin(linger(stream, sink, shared.settings.close_timeout_ms)).await;
 }
 
-async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<Ws> {
+async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<(Ws, Format)> {
     let _ = tcp.set_nodelay(true);
     let path = shared.settings.path.clone();
+    let mut format = Format::default();
     // The error type is tungstenite's `Callback` contract, not ours to shrink.
     #[allow(clippy::result_large_err)]
-    let check_path = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path() == path {
-            Ok(resp)
-        } else {
-            let mut err = ErrorResponse::new(Some(format!("no websocket at {}", req.uri().path())));
-            *err.status_mut() = StatusCode::NOT_FOUND;
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let refuse = |status, why: String| {
+            let mut err = ErrorResponse::new(Some(why));
+            *err.status_mut() = status;
             Err(err)
+        };
+        if req.uri().path() != path {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("no websocket at {}", req.uri().path()),
+            );
+        }
+        match Format::from_query(req.uri().query()) {
+            Ok(chosen) => {
+                format = chosen;
+                Ok(resp)
+            }
+            Err(why) => refuse(StatusCode::BAD_REQUEST, why),
         }
     };
     let max = shared.settings.max_frame_bytes;
@@ -108,28 +127,30 @@ async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let deadline = shared.settings.handshake_timeout_ms;
-    match timeout(
+    let ws = match timeout(
         deadline,
-        accept_hdr_async_with_config(tcp, check_path, Some(config)),
+        accept_hdr_async_with_config(tcp, check, Some(config)),
     )
     .await
     {
-        Ok(Ok(ws)) => Some(ws),
+        Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             debug!(%peer, error = %e, "websocket handshake failed");
-            None
+            return None;
         }
         Err(_) => {
             debug!(%peer, "websocket handshake timed out");
-            None
+            return None;
         }
-    }
+    };
+    Some((ws, format))
 }
 
 struct Conn<'a> {
     shared: &'a Arc<Shared>,
     handle: &'a Arc<ConnHandle>,
     peer: SocketAddr,
+    format: Format,
     uid: Option<Uid>,
 }
 
@@ -228,14 +249,12 @@ impl Conn<'_> {
             if let Some(Ok(m)) = &msg {
                 Stats::add(&stats.bytes_in, m.len());
             }
-            let data = match msg {
-                Some(Ok(Message::Binary(data))) => data,
+            let msg = match msg {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                     last_seen = Instant::now();
                     continue;
                 }
                 Some(Ok(Message::Frame(_))) => continue,
-                Some(Ok(Message::Text(_))) => return (stream, self.invalid_frame("text frame")),
                 Some(Ok(Message::Close(_))) | None => {
                     self.handle.stop(Exit::Gone);
                     return (
@@ -245,6 +264,7 @@ impl Conn<'_> {
                         },
                     );
                 }
+                Some(Ok(msg)) => msg,
                 Some(Err(tungstenite::Error::Capacity(e))) => {
                     Stats::inc(&stats.oversize_frames);
                     debug!(peer = %self.peer, error = %e, "frame over the limit");
@@ -262,11 +282,11 @@ impl Conn<'_> {
                     );
                 }
             };
-            let frame = match Frame::decode(&data) {
+            let frame = match self.format.read(msg) {
                 Ok(frame) => frame,
-                Err(e) => {
-                    debug!(peer = %self.peer, error = %e, "invalid frame");
-                    return (stream, self.invalid_frame("not a [seq, cmd, body] frame"));
+                Err(why) => {
+                    debug!(peer = %self.peer, why, "invalid frame");
+                    return (stream, self.invalid_frame(why));
                 }
             };
             match self.uid {

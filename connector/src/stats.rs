@@ -39,6 +39,8 @@ counters! {
     bytes_in: "Bytes of websocket messages received.",
     bytes_out: "Bytes of frames queued to sockets.",
     invalid_frames: "Sockets closed with 1007 (not a [seq, cmd, body] frame).",
+    json_sockets: "Sockets that chose JSON text frames (?format=json).",
+    not_json_frames: "Frames for JSON sockets whose body has no JSON form, sent as error not_json instead.",
     oversize_frames: "Sockets closed with 1009 (frame over the limit).",
     kicked_duplicate: "Sockets kicked by a newer login of the same uid.",
     kicked_idle: "Sockets kicked for silence.",

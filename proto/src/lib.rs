@@ -9,6 +9,8 @@
 //! - [`batch`]: several envelopes in one broker message.
 //! - [`body`]: the bodies of the built-in service commands (PROTOCOL.md §3).
 //! - [`time`]: the wall clock as the protocol states times.
+//! - [`json`]: JSON clients' frames, and bodies converted between
+//!   MessagePack and JSON without being interpreted.
 //!
 //! This crate alone knows serialization formats. Decoding never panics: every
 //! malformed input is a [`DecodeError`].
@@ -24,6 +26,7 @@ mod error;
 mod frame;
 pub mod http;
 mod ids;
+pub mod json;
 pub mod time;
 
 pub use claims::Claims;

@@ -32,6 +32,9 @@ pub struct Client {
     ws: WebSocketStream<TcpStream>,
     next_seq: u64,
     stash: std::collections::VecDeque<Frame>,
+    /// Frames travel as JSON text (`?format=json`), converted here, so
+    /// every helper works the same on a JSON socket.
+    json: bool,
 }
 
 pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
@@ -66,6 +69,50 @@ impl Client {
             ws,
             next_seq: 1,
             stash: Default::default(),
+            json: false,
+        }
+    }
+
+    /// A client whose socket speaks JSON (PROTOCOL.md §4): `url` without a
+    /// query; `?format=json` is added.
+    pub async fn connect_json(addr: SocketAddr, url: &str) -> Client {
+        let mut client = Client::connect(addr, &format!("{url}?format=json"), None).await;
+        client.json = true;
+        client
+    }
+
+    /// What one websocket message is to this client; `None`: skip it.
+    fn event_of(
+        &self,
+        msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Option<Event> {
+        Some(match msg {
+            Some(Ok(Message::Binary(b))) if !self.json => {
+                Event::Frame(Frame::decode(&b).expect("server frames decode"))
+            }
+            Some(Ok(Message::Text(t))) if self.json => {
+                Event::Frame(Frame::from_json(&t).unwrap_or_else(|e| panic!("{t}: {e}")))
+            }
+            Some(Ok(Message::Binary(_) | Message::Text(_))) => {
+                panic!("a frame in the other encoding than this socket chose")
+            }
+            Some(Ok(Message::Close(frame))) => Event::Closed(frame),
+            Some(Ok(_)) => return None,
+            Some(Err(_)) | None => Event::Ended,
+        })
+    }
+
+    /// The next websocket text message as it came (a JSON socket's frame).
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            let msg = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing received within {STEP:?}"));
+            match msg {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
         }
     }
 
@@ -76,11 +123,13 @@ impl Client {
     }
 
     pub async fn send_frame(&mut self, seq: u64, cmd: u32, body: Vec<u8>) -> Result<(), String> {
-        let bytes = Frame::new(seq, cmd, body).encode();
-        self.ws
-            .send(Message::Binary(bytes.into()))
-            .await
-            .map_err(|e| e.to_string())
+        let frame = Frame::new(seq, cmd, body);
+        let msg = if self.json {
+            Message::Text(frame.to_json().map_err(|e| e.to_string())?.into())
+        } else {
+            Message::Binary(frame.encode().into())
+        };
+        self.ws.send(msg).await.map_err(|e| e.to_string())
     }
 
     pub async fn send_raw(&mut self, msg: Message) -> Result<(), String> {
@@ -103,14 +152,9 @@ impl Client {
             let msg = tokio::time::timeout(within, self.ws.next())
                 .await
                 .unwrap_or_else(|_| panic!("nothing received within {within:?}"));
-            return match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
-                }
-                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => Event::Ended,
-            };
+            if let Some(event) = self.event_of(msg) {
+                return event;
+            }
         }
     }
 
@@ -135,14 +179,9 @@ impl Client {
     pub async fn try_next_event(&mut self, within: Duration) -> Option<Event> {
         loop {
             let msg = tokio::time::timeout(within, self.ws.next()).await.ok()?;
-            return Some(match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    Event::Frame(Frame::decode(&b).expect("server frames decode"))
-                }
-                Some(Ok(Message::Close(frame))) => Event::Closed(frame),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => Event::Ended,
-            });
+            if let Some(event) = self.event_of(msg) {
+                return Some(event);
+            }
         }
     }
 

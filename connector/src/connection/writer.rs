@@ -24,17 +24,29 @@ use warren_proto::{
     encode_body,
 };
 
-use super::Ws;
-use crate::registry::{ConnHandle, Exit};
+use super::{Format, Ws};
+use crate::{
+    registry::{ConnHandle, Exit},
+    server::Shared,
+    stats::Stats,
+};
 
 /// Drains the outbound queue into the socket, batching whatever is queued
-/// into one flush, until the socket is stopped; then says goodbye.
+/// into one flush, until the socket is stopped; then says goodbye. Frames
+/// are written in the socket's `format`.
 pub(super) async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
     mut rx: mpsc::Receiver<Bytes>,
     handle: Arc<ConnHandle>,
-    close_timeout: Duration,
+    format: Format,
+    shared: Arc<Shared>,
 ) -> SplitSink<Ws, Message> {
+    let close_timeout = shared.settings.close_timeout_ms;
+    let out = |frame: Bytes| {
+        format.write(frame, || {
+            Stats::inc(&shared.stats.not_json_frames);
+        })
+    };
     let stop = handle.stopped().clone();
     let mut stopped = std::pin::pin!(stop.cancelled());
     loop {
@@ -48,10 +60,10 @@ pub(super) async fn write_loop(
         };
         let write = async {
             handle.dequeued(first.len());
-            sink.feed(Message::Binary(first)).await?;
+            sink.feed(out(first)).await?;
             while let Ok(frame) = rx.try_recv() {
                 handle.dequeued(frame.len());
-                sink.feed(Message::Binary(frame)).await?;
+                sink.feed(out(frame)).await?;
             }
             sink.flush().await
         };
@@ -75,7 +87,7 @@ pub(super) async fn write_loop(
         if !matches!(&exit, Exit::Kick(r) if r == kick::SLOW_CONSUMER) {
             // Frames queued before the stop (a login error, say) still go.
             while let Ok(frame) = rx.try_recv() {
-                sink.feed(Message::Binary(frame)).await?;
+                sink.feed(out(frame)).await?;
             }
         }
         match exit {
@@ -83,10 +95,8 @@ pub(super) async fn write_loop(
                 let body = encode_body(&KickBody {
                     reason: reason.clone(),
                 });
-                sink.feed(Message::Binary(
-                    Frame::new(0, cmd::KICK, body).encode().into(),
-                ))
-                .await?;
+                sink.feed(out(Frame::new(0, cmd::KICK, body).encode().into()))
+                    .await?;
                 sink.send(close_frame(CloseCode::Normal, &reason)).await
             }
             Exit::Close(code, reason) => sink.send(close_frame(code, reason)).await,

@@ -7,6 +7,7 @@ mod cap;
 mod deadlines;
 mod flood;
 mod helpers;
+mod json;
 mod pushes;
 mod slowloris;
 mod tokens;

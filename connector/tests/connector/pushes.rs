@@ -9,7 +9,12 @@ use warren_proto::{BusPush, EventKind, Frame, PushKind, Target, Uid, cmd};
 use crate::helpers::{Harness, recv, start};
 
 impl Harness {
-    async fn push(&self, target: Target, kind: PushKind) {
+    pub(crate) async fn push_frame(&self, target: Target, seq: u64, cmd: u32, body: Vec<u8>) {
+        let body = Bytes::from(body);
+        self.push(target, PushKind::Frame { seq, cmd, body }).await;
+    }
+
+    pub(crate) async fn push(&self, target: Target, kind: PushKind) {
         let push = BusPush { target, kind };
         let to = Address::Connector(self.connector.id().clone());
         send_and_confirm(&*self.bus, to, warren_bus::Message::Push(push))
