@@ -35,7 +35,9 @@ impl Address {
     /// player, anything else to every shard.
     pub fn of_event(event: &BusEvent, shards: u16) -> Address {
         match event.kind {
-            EventKind::Message { .. } => Address::Shard(Address::shard_of(event.uid, shards)),
+            EventKind::Message { .. } | EventKind::Call { .. } => {
+                Address::Shard(Address::shard_of(event.uid, shards))
+            }
             _ => Address::EveryShard,
         }
     }

@@ -43,6 +43,11 @@ pub enum EventKind {
     /// `boot` identifies this run of it: a new value means it restarted and
     /// every socket it held before is gone.
     Alive { boot: u64 },
+    /// A service request made over HTTP (PROTOCOL.md §4), not from a
+    /// socket: `conn` names the call on the HTTP gateway `connector`, which
+    /// waits for the reply. Only cmds a service declares callable over HTTP
+    /// are served; the rest are answered `unknown_cmd`.
+    Call { seq: u64, cmd: u32, body: Bytes },
 }
 
 /// Game → connector.

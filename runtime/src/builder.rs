@@ -53,6 +53,8 @@ struct Spec {
     name: &'static str,
     cmds: Vec<u32>,
     wants_sessions: bool,
+    /// The cmds callable over HTTP (`Service::HTTP_CMDS`).
+    http_cmds: &'static [u32],
     keeps_sessions: bool,
     /// Makes the mailbox, typed by the service's mail.
     mailbox: fn(&'static str, usize, usize) -> (MailboxTx, Inbox),
@@ -139,6 +141,7 @@ impl GameBuilder {
             name,
             cmds: cmds.into_iter().collect(),
             wants_sessions: S::WANTS_SESSIONS,
+            http_cmds: S::HTTP_CMDS,
             keeps_sessions,
             mailbox: mailbox::<S::Mail>,
             launch,
@@ -231,6 +234,7 @@ fn launch(specs: Vec<Spec>, shared: Shared<'_>) -> Result<(Vec<Running>, Routes)
     });
     let mut routes = Routes {
         by_cmd: HashMap::new(),
+        http: HashSet::new(),
         sessions: boxes
             .iter()
             .find(|(s, ..)| s.keeps_sessions)
@@ -242,6 +246,7 @@ fn launch(specs: Vec<Spec>, shared: Shared<'_>) -> Result<(Vec<Running>, Routes)
         for &c in &spec.cmds {
             routes.by_cmd.insert(c, tx.clone());
         }
+        routes.http.extend(spec.http_cmds);
         let ctx = Context::new(
             spec.name,
             shared.outbox.clone(),
@@ -269,6 +274,12 @@ fn validate(specs: &[Spec]) -> Result<(), GameError> {
         if spec.name.is_empty() || !names.insert(spec.name) {
             return Err(GameError::Setup(format!(
                 "service name {:?} is empty or used twice",
+                spec.name
+            )));
+        }
+        if let Some(c) = spec.http_cmds.iter().find(|c| !spec.cmds.contains(c)) {
+            return Err(GameError::Setup(format!(
+                "service {} declares cmd {c} callable over HTTP, but is not registered for it",
                 spec.name
             )));
         }

@@ -14,7 +14,7 @@
 //! acknowledgement travels with it to the service's thread; a lifecycle
 //! event is acknowledged once recorded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +31,8 @@ use crate::{
 
 pub(crate) struct Routes {
     pub(crate) by_cmd: HashMap<u32, MailboxTx>,
+    /// The cmds services declared callable over HTTP (`Service::HTTP_CMDS`).
+    pub(crate) http: HashSet<u32>,
     /// The sessions keeper: every Connect, Close, Error and Alive goes
     /// there. None: lifecycle events are only acknowledged.
     pub(crate) sessions: Option<MailboxTx>,
@@ -56,21 +58,33 @@ pub(crate) async fn run(
             }
             break;
         };
-        let EventKind::Message { seq, cmd, body } = event.kind else {
-            if let Some(keeper) = &routes.sessions {
-                record(keeper, event).await;
+        let (seq, cmd, body, http) = match event.kind {
+            EventKind::Message { seq, cmd, body } => (seq, cmd, body, false),
+            EventKind::Call { seq, cmd, body } => (seq, cmd, body, true),
+            _ => {
+                if let Some(keeper) = &routes.sessions {
+                    record(keeper, event).await;
+                }
+                ack.done();
+                continue;
             }
-            ack.done();
-            continue;
         };
         let origin = Origin {
             connector: event.connector,
             conn: event.conn,
         };
         let uid = event.uid;
-        let Some(mailbox) = routes.by_cmd.get(&cmd) else {
-            debug!(%uid, cmd, "no service owns this cmd");
-            let message = format!("no service owns cmd {cmd}");
+        let owner = routes.by_cmd.get(&cmd);
+        let refusal = match owner {
+            None => Some(format!("no service owns cmd {cmd}")),
+            Some(_) if http && !routes.http.contains(&cmd) => Some(format!(
+                "cmd {cmd} is not callable over HTTP: it needs a session (use the websocket)"
+            )),
+            Some(_) => None,
+        };
+        let (Some(mailbox), None) = (owner, &refusal) else {
+            let message = refusal.unwrap_or_default();
+            debug!(%uid, cmd, http, %message, "request refused");
             error(&outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &message, ack).await;
             continue;
         };

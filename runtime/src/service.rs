@@ -22,6 +22,13 @@ pub trait Service: Send + 'static {
     /// going), in the `session` callback.
     const WANTS_SESSIONS: bool = false;
 
+    /// The cmds of this service a client may call over HTTP, without a
+    /// session (PROTOCOL.md §4): only those whose answer depends on nothing
+    /// a socket holds (echo, a balance — not joining a chat room). A call
+    /// for any other cmd is answered `unknown_cmd`. Each must be one of the
+    /// cmds the service is registered for.
+    const HTTP_CMDS: &'static [u32] = &[];
+
     /// Runs once on the service's thread before any message.
     fn init(&mut self, _ctx: &mut Context) {}
 

@@ -246,9 +246,52 @@ async fn bad_service_set_ups_are_refused_at_start() {
         .service("a", [5000], || Nop)
         .service("a", [5001], || Nop);
     assert!(matches!(
-        same_name.start(bus).await,
+        same_name.start(bus.clone()).await,
         Err(GameError::Setup(_))
     ));
+    let http_not_owned =
+        GameBuilder::new(RuntimeSettings::default()).service("h", [5003], || Callable);
+    assert!(matches!(
+        http_not_owned.start(bus).await,
+        Err(GameError::Setup(m)) if m.contains("5002")
+    ));
+}
+
+/// Answers everything; 5002 is callable over HTTP, 5003 is not.
+struct Callable;
+
+impl Service for Callable {
+    type Mail = NoMail;
+    const HTTP_CMDS: &'static [u32] = &[5002];
+
+    fn handle(&mut self, ctx: &mut Context, req: Request) {
+        ctx.reply_bytes(&req, req.body.clone());
+    }
+}
+
+#[tokio::test]
+async fn over_http_only_the_cmds_a_service_declares_are_served() {
+    let builder =
+        GameBuilder::new(RuntimeSettings::default()).service("h", [5002, 5003], || Callable);
+    let (bus, mut pushes, game) = setup(builder).await;
+    let call = |seq, cmd| EventKind::Call {
+        seq,
+        cmd,
+        body: Bytes::from_static(b"\x80"),
+    };
+    send(&bus, 1, call(1, 5002)).await;
+    let (seq, cmd, code, _) = next(&mut pushes).await;
+    assert_eq!((seq, cmd, code), (1, 5002, None));
+    send(&bus, 1, call(2, 5003)).await;
+    let (seq, cmd, code, _) = next(&mut pushes).await;
+    assert_eq!((seq, cmd, code.as_deref()), (2, 4, Some("unknown_cmd")));
+    send(&bus, 1, call(3, 5004)).await;
+    let (seq, _, code, _) = next(&mut pushes).await;
+    assert_eq!((seq, code.as_deref()), (3, Some("unknown_cmd")));
+    // The same cmd from a socket is served.
+    request(&bus, 1, 4, 5003).await;
+    assert_eq!(next(&mut pushes).await.1, 5003);
+    game.shutdown().await;
 }
 
 /// Counts its requests; panics on cmd 7001.

@@ -1,4 +1,5 @@
 //! echo (cmd 1001): replies with the request's body bytes, untouched.
+//! Callable over HTTP.
 
 use warren_proto::cmd;
 use warren_runtime::{Context, NoMail, Request, Service};
@@ -13,6 +14,7 @@ impl Echo {
 
 impl Service for Echo {
     type Mail = NoMail;
+    const HTTP_CMDS: &'static [u32] = &Echo::CMDS;
 
     fn handle(&mut self, ctx: &mut Context, req: Request) {
         ctx.reply_bytes(&req, req.body.clone());

@@ -137,7 +137,7 @@ impl Session {
                     ctx.tell_sessions(SessionEvent::Disconnected { uid, reason });
                 }
             }
-            EventKind::Message { .. } => {}
+            EventKind::Message { .. } | EventKind::Call { .. } => {}
         }
     }
 

@@ -14,6 +14,8 @@
 //!   bus delivers twice is charged once.
 //! - 3004 items `{}` → `{items: {name: price}}`
 //!
+//! 3001, 3002 and 3004 are callable over HTTP; buying is not.
+//!
 //! Calls to gold block this service's own thread (never an async thread), up
 //! to `gold_timeout_ms`; gold being down is error `unavailable`.
 
@@ -190,6 +192,11 @@ impl Wallet {
 
 impl Service for Wallet {
     type Mail = NoMail;
+    /// Balance, daily reward and the item list answer the same whoever
+    /// asks and however often (the daily reward is keyed by the day); a
+    /// purchase keys its idempotency by the connection unless it names a
+    /// `request_id`, so it stays on the websocket.
+    const HTTP_CMDS: &'static [u32] = &[BALANCE, DAILY, ITEMS];
 
     fn summary(&self) -> serde_json::Value {
         serde_json::json!({
