@@ -75,6 +75,10 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             let settings = apply(settings, args);
             runtime(workers)?.block_on(modes::login(settings, ready("login"), shutdown_signal()))
         }
+        Command::Http(args) => {
+            let settings = apply(settings, args);
+            runtime(workers)?.block_on(modes::http(settings, ready("http"), shutdown_signal()))
+        }
         Command::ConfigSvc(mut args) => {
             if let Some(database) = args.database.take() {
                 settings.config_svc.database = Some(database.into());

@@ -72,6 +72,9 @@ pub enum Command {
     Gold(PartArgs),
     /// The HTTP login alone.
     Login(PartArgs),
+    /// The HTTP call gateway alone (POST /v1/call/{cmd}), on a networked
+    /// bus: stateless, any number side by side.
+    Http(PartArgs),
     /// config-svc alone: the configuration gRPC service and the staff's
     /// admin page. --database is config-svc's own database.
     ConfigSvc(PartArgs),

@@ -265,6 +265,31 @@ pub(crate) async fn start_login(
     }))
 }
 
+/// Starts the HTTP call gateway on `bus`: it consumes its replies before
+/// it listens.
+pub(crate) async fn start_calls(
+    settings: &Settings,
+    bus: Arc<dyn Bus>,
+    public: &Path,
+    ready: &mut Ready,
+) -> anyhow::Result<Background> {
+    let gateway =
+        warren_calls::Gateway::new(settings.http.clone(), bus, verifier(settings, public)?)
+            .await
+            .context("starting the HTTP call gateway")?;
+    let listener = bind(settings.http.listen, "the HTTP call gateway").await?;
+    let url = http_url(&listener)?;
+    println!(
+        "warren: http calls listening on {url} (id {}; POST /v1/call/{{cmd}})",
+        gateway.id()
+    );
+    ready.listening(Role::Http, &url);
+    Ok(Background::spawn(|signal| async move {
+        warren_calls::run(listener, gateway, signal).await?;
+        Ok(())
+    }))
+}
+
 /// Starts the game's services on `bus` and its admin endpoint.
 pub(crate) async fn start_game(
     settings: &Settings,

@@ -37,6 +37,7 @@ pub enum Role {
     Login,
     Config,
     ConfigPage,
+    Http,
 }
 
 impl Role {
@@ -49,6 +50,7 @@ impl Role {
             Role::Login => "login",
             Role::Config => "config",
             Role::ConfigPage => "config_page",
+            Role::Http => "http",
         }
     }
 }

@@ -10,6 +10,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 use warren_bus::{AmqpSettings, RedisSettings};
+pub use warren_calls::CallSettings;
 pub use warren_config::ConfigSettings;
 use warren_connector::ConnectorSettings;
 use warren_game::GameSettings;
@@ -36,6 +37,8 @@ pub struct Settings {
     pub login: LoginSettings,
     /// config-svc and its admin page (`WARREN_CONFIG_SVC__…`).
     pub config_svc: ConfigSettings,
+    /// The HTTP call gateway (`warren http`; `WARREN_HTTP__…`).
+    pub http: CallSettings,
 }
 
 /// Which transport carries the bus.
@@ -131,6 +134,7 @@ impl Default for Settings {
             gold: GoldSettings::default(),
             login: LoginSettings::default(),
             config_svc: ConfigSettings::default(),
+            http: CallSettings::default(),
         }
     }
 }

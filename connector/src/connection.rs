@@ -26,6 +26,7 @@ use tokio_tungstenite::{
 };
 use tracing::{debug, info, warn};
 use warren_bus::{Address, BusError, Done, send_and_confirm};
+use warren_kit::rate::Bucket;
 use warren_proto::{
     BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, LoginReply, LoginRequest, Uid,
     cmd::{self, code, kick},
@@ -39,7 +40,6 @@ use format::Format;
 use writer::{linger, write_loop};
 
 use crate::{
-    rate::Bucket,
     registry::{ConnHandle, Exit},
     server::Shared,
     stats::Stats,

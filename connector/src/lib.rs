@@ -21,7 +21,6 @@
 mod admin;
 pub mod auth;
 mod connection;
-mod rate;
 mod registry;
 mod server;
 pub mod settings;

@@ -68,7 +68,7 @@ pub struct GameSettings {
     /// Where the last known configuration is saved, so the game starts on
     /// it while config-svc is down. Unset: `<data_dir>/config-cache`.
     pub config_cache: Option<std::path::PathBuf>,
-    /// Registers the `faults` service (cmds 9990–9991), which panics on
+    /// Registers the `faults` service (cmds 9990–9992), which panics on
     /// demand. For tests of fault isolation only: never in production.
     pub fault_injection: bool,
     /// Fault injection only: the process aborts when its outbox takes the

@@ -4,12 +4,15 @@
 //!   (config-svc) passwords.
 //! - [`duration`]: settings that are durations, as a number in the unit
 //!   their name says or in words (`"30s"`).
+//! - [`rate`]: a token bucket (the connector's per-socket limits, the HTTP
+//!   call gateway's per-uid and per-address ones).
 //! - [`SecretUrl`]: a URL that may carry a password, never printed with it.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod duration;
 pub mod password;
+pub mod rate;
 mod url;
 
 pub use url::SecretUrl;

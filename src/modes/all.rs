@@ -1,5 +1,6 @@
 //! Everything in one process: gold, config-svc, login, the game and the
-//! connector, on the in-process bus unless RabbitMQ is named.
+//! connector and the HTTP call gateway, on the in-process bus unless
+//! RabbitMQ or Redis is named.
 
 #![allow(clippy::print_stdout)]
 
@@ -31,6 +32,7 @@ pub(crate) async fn all(
     let game = parts::start_game(&settings, bus.clone(), &mut ready).await?;
     let (connector, listeners) =
         parts::prepare_connector(&settings, bus.clone(), &public, &mut ready).await?;
+    let calls = parts::start_calls(&settings, bus.clone(), &public, &mut ready).await?;
     match settings.bus.transport() {
         Ok(BusKind::Amqp) => {
             let url = settings.bus.amqp_url.as_ref().map(ToString::to_string);
@@ -54,6 +56,7 @@ pub(crate) async fn all(
     ready.write()?;
     warren_connector::run(listeners, connector, token, shutdown).await?;
     ready.stopping();
+    calls.stop().await?;
     game.stop().await?;
     bus.close().await;
     login.stop().await?;

@@ -8,6 +8,7 @@ mod config_svc;
 mod connector;
 mod game;
 mod gold;
+mod http;
 mod login;
 
 pub(crate) use all::all;
@@ -15,4 +16,5 @@ pub(crate) use config_svc::config_svc;
 pub(crate) use connector::connector;
 pub(crate) use game::game;
 pub(crate) use gold::gold;
+pub(crate) use http::http;
 pub(crate) use login::login;

@@ -39,6 +39,8 @@ pub struct Stack {
     pub login: Option<SocketAddr>,
     /// The game's admin endpoint (of shard 0).
     pub admin: SocketAddr,
+    /// The HTTP call gateway (in the all-in-one process, or its own).
+    pub http: SocketAddr,
     /// Game shards on the bus.
     pub shards: u16,
     /// Each connector's admin endpoint.
@@ -114,6 +116,7 @@ impl Stack {
             ("WARREN_CONNECTOR__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_GOLD__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_LOGIN__LISTEN".into(), "127.0.0.1:0".into()),
+            ("WARREN_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
             ("WARREN_GAME__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
             (
                 "WARREN_CONNECTOR__ADMIN_LISTEN".into(),
@@ -157,7 +160,7 @@ impl Stack {
             .map_or(1, |(_, v)| v.parse().unwrap());
         let mut login = None;
         let (mut config, mut config_page) = (None, None);
-        let admin;
+        let (admin, http);
         let mut connector_admins = Vec::new();
         let mut connectors: Vec<(SocketAddr, String)> = Vec::new();
         match kind {
@@ -168,6 +171,7 @@ impl Stack {
                 config_page = Some(ready.addr("config_page"));
                 login = Some(ready.addr("login"));
                 admin = ready.addr("game_admin");
+                http = ready.addr("http");
                 connectors.push((ready.addr("connector"), ready.url("connector")));
                 connector_admins.push(ready.addr("connector_admin"));
                 procs.push(all);
@@ -212,6 +216,9 @@ impl Stack {
                     more.wait_ready();
                     procs.push(more);
                 }
+                let mut gateway = Proc::spawn("http", &dir, &with_bus(&["http"]), &env);
+                http = gateway.wait_ready().addr("http");
+                procs.push(gateway);
                 for i in 0..connectors_wanted {
                     let id = format!("--id=c{i}");
                     let mut conn =
@@ -242,6 +249,7 @@ impl Stack {
             addr,
             login,
             admin,
+            http,
             shards,
             connector_admins,
             config,
@@ -294,6 +302,14 @@ impl Stack {
     /// data soon after it stops reading.
     pub async fn small_buffer_client(&self) -> Client {
         Client::connect(self.addr, &self.url, Some(4096)).await
+    }
+
+    /// A client on a JSON socket (`?format=json`), logged in as `uid`.
+    pub async fn json_player(&self, uid: u64) -> Client {
+        let mut c = Client::connect_json(self.addr, &self.url).await;
+        let reply = c.login(&self.token(uid)).await;
+        assert_eq!(reply.cmd, cmd::LOGIN, "login reply: {reply:?}");
+        c
     }
 
     /// A client logged in as `uid`.

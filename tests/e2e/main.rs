@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod announce;
+mod calls;
 mod config;
 mod console;
 mod durable;

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 #[derive(Debug)]
-pub(crate) struct Bucket {
+pub struct Bucket {
     tokens: f64,
     rate: f64,
     burst: f64,
@@ -13,7 +13,7 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
-    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
+    pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
         Bucket {
             tokens: burst,
@@ -24,13 +24,13 @@ impl Bucket {
     }
 
     /// Takes one token; false if there is none.
-    pub(crate) fn take(&mut self, now: Instant) -> bool {
+    pub fn take(&mut self, now: Instant) -> bool {
         self.take_n(1, now)
     }
 
     /// Takes `n` tokens (a frame's bytes, for the byte budget); false if
     /// there are not that many.
-    pub(crate) fn take_n(&mut self, n: usize, now: Instant) -> bool {
+    pub fn take_n(&mut self, n: usize, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);

@@ -1,0 +1,187 @@
+//! JSON clients (PROTOCOL.md §4): HTTP calls through the call gateway, with
+//! every error status, and JSON sockets beside MessagePack ones.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use warren_proto::cmd;
+use warren_test_support::{eventually, http::request_http};
+
+use crate::{
+    helpers::{BusKind, Room, Said, Say, Stack, decode},
+    on_every_bus,
+};
+
+on_every_bus!(
+    http_calls_reach_services_and_every_refusal_has_its_status,
+    json_and_messagepack_players_share_a_chat_room,
+);
+
+/// One call: (status, JSON body).
+async fn call(stack: &Stack, cmd: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let path = format!("/v1/call/{cmd}");
+    let (status, text) = request_http(stack.http, &path, token, Some(body.to_owned())).await;
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text}: {e}"));
+    (status, json)
+}
+
+fn code(reply: &Value) -> &str {
+    reply["error"]["code"].as_str().unwrap_or_default()
+}
+
+// Long: one scenario, told in order: each status the protocol names.
+async fn http_calls_reach_services_and_every_refusal_has_its_status(kind: BusKind) {
+    let stack = Stack::start_with(
+        kind,
+        &[
+            ("WARREN_HTTP__REQUEST_TIMEOUT_MS", "3000"),
+            ("WARREN_HTTP__MAX_IN_FLIGHT", "1"),
+            ("WARREN_HTTP__UID_RATE_PER_SEC", "1"),
+            ("WARREN_HTTP__UID_RATE_BURST", "3"),
+            ("WARREN_HTTP__ADDRESS_RATE_PER_SEC", "1"),
+            ("WARREN_HTTP__ADDRESS_RATE_BURST", "40"),
+        ],
+    )
+    .await;
+    let token = stack.token(31);
+    let t = Some(token.as_str());
+
+    let body = json!({"hello": [1, "two", {"three": 3.5}], "big": 9_007_199_254_740_993u64});
+    let (status, reply) = call(&stack, "1001", t, &body.to_string()).await;
+    assert_eq!(
+        (status, &reply),
+        (
+            200,
+            &json!({"hello": [1, "two", {"three": 3.5}], "big": "9007199254740993"})
+        )
+    );
+    let (status, reply) = call(&stack, "1001", t, "").await;
+    assert_eq!((status, reply), (200, json!({})), "an empty body is {{}}");
+
+    let (status, reply) = call(&stack, "1001", None, "{}").await;
+    assert_eq!((status, code(&reply)), (401, "unauthorized"));
+    let (status, reply) = call(&stack, "1001", Some("not-a-jwt"), "{}").await;
+    assert_eq!((status, code(&reply)), (401, "unauthorized"));
+
+    let token = stack.token(32);
+    let t = Some(token.as_str());
+    let (status, reply) = call(&stack, "1001", t, "{not json").await;
+    assert_eq!((status, code(&reply)), (400, "invalid_json"));
+    let (status, reply) = call(&stack, "2001", t, r#"{"room": "lobby"}"#).await;
+    assert_eq!((status, code(&reply)), (404, "unknown_cmd"));
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not callable over HTTP"), "{message}");
+
+    let token = stack.token(33);
+    let t = Some(token.as_str());
+    for unknown in ["5555", "2", "abc"] {
+        let (status, reply) = call(&stack, unknown, t, "{}").await;
+        assert_eq!((status, code(&reply)), (404, "unknown_cmd"), "{unknown}");
+    }
+    let huge = json!({"pad": "x".repeat(70 * 1024)}).to_string();
+    let token = stack.token(34);
+    let t = Some(token.as_str());
+    let (status, reply) = call(&stack, "1001", t, &huge).await;
+    assert_eq!((status, code(&reply)), (413, "body_too_large"));
+
+    // A handler that panics: 500.
+    let (status, reply) = call(&stack, "9990", t, "{}").await;
+    assert_eq!((status, code(&reply)), (500, "internal"));
+
+    // A handler that never answers: 504, and while it waits, the one slot
+    // for calls in flight is taken: 503.
+    let token = stack.token(35);
+    let stalled = {
+        let (http, token) = (stack.http, token.clone());
+        tokio::spawn(async move {
+            request_http(http, "/v1/call/9992", Some(&token), Some("{}".into())).await
+        })
+    };
+    // A fresh player each try, so no player's own rate limit answers first.
+    let mut uid = 100;
+    eventually(
+        "a call refused while another waits",
+        Duration::from_secs(3),
+        async || {
+            uid += 1;
+            let (status, reply) = call(&stack, "9991", Some(&stack.token(uid)), "{}").await;
+            (status == 503).then(|| assert_eq!(code(&reply), "overloaded"))
+        },
+    )
+    .await;
+    let (status, text) = stalled.await.unwrap();
+    let reply: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, code(&reply)), (504, "timeout"));
+
+    // Per player: a burst of 3, then 429.
+    let token = stack.token(37);
+    let statuses: Vec<u16> = {
+        let mut s = Vec::new();
+        for _ in 0..6 {
+            s.push(call(&stack, "9991", Some(&token), "{}").await.0);
+        }
+        s
+    };
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    // Per address, counted before the token is looked at.
+    let mut refused = None;
+    for _ in 0..60 {
+        let (status, reply) = call(&stack, "1001", None, "{}").await;
+        if status == 429 {
+            refused = Some(reply);
+            break;
+        }
+        assert_eq!(status, 401);
+    }
+    let refused = refused.expect("an address over its rate is refused");
+    assert_eq!(code(&refused), "rate_limited");
+}
+
+async fn json_and_messagepack_players_share_a_chat_room(kind: BusKind) {
+    let stack = Stack::start(kind).await;
+    let mut players = vec![
+        stack.player(41).await,
+        stack.json_player(42).await,
+        stack.player(43).await,
+    ];
+    for p in players.iter_mut() {
+        let (reply, _) = p.request(cmd::CHAT_JOIN, &Room::new("mixed")).await;
+        assert_eq!(reply.cmd, cmd::CHAT_JOIN, "{reply:?}");
+    }
+    let lines = [(0usize, "from msgpack"), (1, "from json ☃"), (2, "again")];
+    for (who, text) in lines {
+        let seq = players[who]
+            .send(cmd::CHAT_SEND, &Say::new("mixed", text))
+            .await;
+        loop {
+            let f = players[who].recv().await;
+            if f.seq == seq {
+                assert_eq!(f.cmd, cmd::CHAT_SEND, "{f:?}");
+                break;
+            }
+            players[who].stash(f);
+        }
+    }
+    let expected: Vec<Said> = lines
+        .iter()
+        .map(|(who, text)| Said {
+            room: "mixed".into(),
+            from: 41 + *who as u64,
+            text: (*text).into(),
+        })
+        .collect();
+    for (i, p) in players.iter_mut().enumerate() {
+        let mut heard = Vec::new();
+        while heard.len() < lines.len() {
+            let f = p.next_push().await;
+            assert_eq!((f.seq, f.cmd), (0, cmd::CHAT_MESSAGE), "player {i}: {f:?}");
+            heard.push(decode::<Said>(&f));
+        }
+        assert_eq!(heard, expected, "player {i} hears each line once, in order");
+        assert!(
+            p.try_next_event(Duration::from_millis(300)).await.is_none(),
+            "player {i}: nothing more"
+        );
+    }
+}
