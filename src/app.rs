@@ -25,7 +25,6 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
     }
     let command = cli.command.unwrap_or(Command::All(PartArgs::default()));
     let workers = settings.worker_threads;
-    let ready = |mode| Ready::new(mode, cli.ready_file.clone());
     match command {
         Command::Token { uid, ttl_secs } => token(settings, uid, ttl_secs),
         Command::Announce {
@@ -51,6 +50,29 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::ConfigAdmin(ConfigAdmin::AddUser {
+            username,
+            password_stdin,
+            database,
+        }) => {
+            if let Some(database) = database {
+                settings.config_svc.database = Some(database.into());
+            }
+            runtime(workers)?.block_on(add_staff(&settings, &username, password_stdin))
+        }
+        server => serve(settings, server, cli.ready_file),
+    }
+}
+
+/// Runs one of the servers (or all of them) until a shutdown signal.
+fn serve(
+    mut settings: Settings,
+    command: Command,
+    ready_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let workers = settings.worker_threads;
+    let ready = |mode| Ready::new(mode, ready_file.clone());
+    match command {
         Command::All(args) => {
             let settings = apply(settings, args);
             runtime(workers)?.block_on(modes::all(settings, ready("all"), shutdown_signal()))
@@ -90,16 +112,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 shutdown_signal(),
             ))
         }
-        Command::ConfigAdmin(ConfigAdmin::AddUser {
-            username,
-            password_stdin,
-            database,
-        }) => {
-            if let Some(database) = database {
-                settings.config_svc.database = Some(database.into());
-            }
-            runtime(workers)?.block_on(add_staff(&settings, &username, password_stdin))
-        }
+        tool => unreachable!("serve was handed a tool command: {tool:?}"),
     }
 }
 

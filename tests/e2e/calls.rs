@@ -140,7 +140,7 @@ async fn http_calls_reach_services_and_every_refusal_has_its_status(kind: BusKin
 
 async fn json_and_messagepack_players_share_a_chat_room(kind: BusKind) {
     let stack = Stack::start(kind).await;
-    let mut players = vec![
+    let mut players = [
         stack.player(41).await,
         stack.json_player(42).await,
         stack.player(43).await,
