@@ -7,6 +7,8 @@
 //!   readiness contract (`--ready-file`).
 //! - `admin_client`: `warren debug` and `warren announce`; `staff`:
 //!   `warren config-admin`; [`keys`]: the token key pair.
+//! - `web_page`: the example web page (`examples/web/`) the embedded
+//!   default serves.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
@@ -24,3 +26,4 @@ mod parts;
 pub mod ready;
 pub mod settings;
 mod staff;
+mod web_page;

@@ -265,13 +265,14 @@ pub(crate) async fn start_login(
     }))
 }
 
-/// Starts the HTTP call gateway on `bus`: it consumes its replies before
-/// it listens.
+/// Starts the HTTP call gateway on `bus`, with `page`'s routes beside its
+/// own: it consumes its replies before it listens.
 pub(crate) async fn start_calls(
     settings: &Settings,
     bus: Arc<dyn Bus>,
     public: &Path,
     ready: &mut Ready,
+    page: Option<axum::Router>,
 ) -> anyhow::Result<Background> {
     let gateway =
         warren_calls::Gateway::new(settings.http.clone(), bus, verifier(settings, public)?)
@@ -283,9 +284,14 @@ pub(crate) async fn start_calls(
         "warren: http calls listening on {url} (id {}; POST /v1/call/{{cmd}})",
         gateway.id()
     );
+    let mut app = gateway.router();
+    if let Some(page) = page {
+        println!("warren: the example web page is at {url}/");
+        app = app.merge(page);
+    }
     ready.listening(Role::Http, &url);
     Ok(Background::spawn(|signal| async move {
-        warren_calls::run(listener, gateway, signal).await?;
+        warren_calls::run(listener, app, signal).await?;
         Ok(())
     }))
 }

@@ -77,6 +77,11 @@ impl Ready {
         self.listeners.insert(role.name(), url.to_owned());
     }
 
+    /// The URL `role` answers at, once it listens.
+    pub fn url(&self, role: Role) -> Option<&str> {
+        self.listeners.get(role.name()).map(String::as_str)
+    }
+
     /// Writes the ready file, if one was asked for.
     pub fn write(&self) -> anyhow::Result<()> {
         let Some(path) = &self.path else {

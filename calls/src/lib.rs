@@ -125,23 +125,33 @@ impl Gateway {
 
     /// The routes, for [`run`] or to merge into another server.
     pub fn router(&self) -> Router {
-        Router::new()
+        let router = Router::new()
             .route("/v1/call/{cmd}", post(call))
+            .fallback(async || {
+                ApiError::not_found("no such endpoint: calls are POST /v1/call/{cmd}")
+            })
+            .method_not_allowed_fallback(async || {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "use POST with a JSON body",
+                )
+            })
             .layer(DefaultBodyLimit::max(self.shared.settings.max_body_bytes))
-            .with_state(self.shared.clone())
+            .with_state(self.shared.clone());
+        warren_http::cors(router, &self.shared.settings.cors_origins)
     }
 }
 
-/// The gateway's entry point: serves calls on `listener` until `shutdown`,
-/// then finishes the calls in flight (each bounded by its time-out).
+/// The gateway's entry point: serves `app` (a [`Gateway::router`], perhaps
+/// merged with other routes) on `listener` until `shutdown`, then finishes
+/// the calls in flight (each bounded by its time-out).
 pub async fn run(
     listener: TcpListener,
-    gateway: Gateway,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = gateway
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

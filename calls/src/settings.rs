@@ -32,6 +32,10 @@ pub struct CallSettings {
     /// Players and addresses whose buckets are remembered at once; when
     /// full, the idlest half are forgotten (a forgotten bucket starts full).
     pub max_tracked: usize,
+    /// Web pages allowed to call from another origin (CORS): `"*"` (any;
+    /// safe, as calls carry a token, never a cookie) or a list like
+    /// `["https://play.example.com"]`; empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for CallSettings {
@@ -47,6 +51,7 @@ impl Default for CallSettings {
             address_rate_per_sec: 200,
             address_rate_burst: 400,
             max_tracked: 100_000,
+            cors_origins: vec!["*".to_owned()],
         }
     }
 }

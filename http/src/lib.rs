@@ -8,6 +8,7 @@
 //! - [`require_bearer`]: the operators' bearer token on every route of a
 //!   router, checked in constant time; a request without it is 401.
 //! - [`metrics`]: Prometheus' text format for `/metrics`.
+//! - [`cors`]: the CORS answer a web page on another origin needs.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
@@ -113,6 +114,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Lets web pages from `origins` (`"*"`: any) call `router`'s POST
+/// routes with a JSON body and a bearer token; no origin listed: no CORS
+/// headers, so browsers keep other origins out. Credentials (cookies) are
+/// never allowed: these APIs take a token in a header, so any origin may
+/// safely be let in.
+pub fn cors<S: Clone + Send + Sync + 'static>(router: Router<S>, origins: &[String]) -> Router<S> {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return router;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
+}
+
 /// Requires `Authorization: Bearer <token>` on every route of `router` (not
 /// on its fallback: an unknown path is still 404); anything else is 401
 /// `unauthorized`.
@@ -173,5 +203,45 @@ mod tests {
         );
         assert_eq!(status(&router, "/x", None).await, StatusCode::UNAUTHORIZED);
         assert_eq!(status(&router, "/y", None).await, StatusCode::NOT_FOUND);
+    }
+
+    /// The `Access-Control-Allow-Origin` a preflight from `origin` gets.
+    async fn preflight(router: &Router, origin: &str) -> Option<String> {
+        let req = axum::http::Request::builder()
+            .method("OPTIONS")
+            .uri("/x")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .body(Body::empty())
+            .unwrap_or_default();
+        let resp = match router.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        };
+        resp.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn cors_lets_in_the_listed_origins_only() {
+        let base = || Router::new().route("/x", axum::routing::post(async || "ok"));
+        let any = cors(base(), &["*".to_owned()]);
+        assert_eq!(
+            preflight(&any, "https://game.example").await.as_deref(),
+            Some("*")
+        );
+        let listed = cors(base(), &["https://game.example/".to_owned()]);
+        assert_eq!(
+            preflight(&listed, "https://game.example").await.as_deref(),
+            Some("https://game.example")
+        );
+        assert_eq!(preflight(&listed, "https://evil.example").await, None);
+        let none = cors(base(), &[]);
+        assert_eq!(preflight(&none, "https://game.example").await, None);
     }
 }

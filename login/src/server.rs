@@ -28,6 +28,10 @@ pub struct LoginSettings {
     pub gold_timeout_ms: Duration,
     /// Password hashes computed at once; more wait up to 5 s, then 503.
     pub max_hashing: usize,
+    /// Web pages allowed to call login from another origin (CORS): `"*"`
+    /// (any; safe, as no cookie is involved) or a list like
+    /// `["https://play.example.com"]`; empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for LoginSettings {
@@ -37,6 +41,7 @@ impl Default for LoginSettings {
             max_body_bytes: 16 * 1024,
             gold_timeout_ms: Duration::from_millis(5_000),
             max_hashing: 4,
+            cors_origins: vec!["*".to_owned()],
         }
     }
 }
@@ -78,6 +83,7 @@ pub async fn run(
         .method_not_allowed_fallback(async || refusal::method_not_allowed())
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(app);
+    let router = warren_http::cors(router, &settings.cors_origins);
     info!(addr = %listener.local_addr()?, "login serving HTTP");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

@@ -9,7 +9,7 @@ use std::future::Future;
 use crate::{
     keys,
     parts::{self, admin_token},
-    ready::Ready,
+    ready::{Ready, Role},
     settings::{BusKind, Settings},
 };
 
@@ -32,7 +32,8 @@ pub(crate) async fn all(
     let game = parts::start_game(&settings, bus.clone(), &mut ready).await?;
     let (connector, listeners) =
         parts::prepare_connector(&settings, bus.clone(), &public, &mut ready).await?;
-    let calls = parts::start_calls(&settings, bus.clone(), &public, &mut ready).await?;
+    let page = web_page(&settings, &ready)?;
+    let calls = parts::start_calls(&settings, bus.clone(), &public, &mut ready, Some(page)).await?;
     match settings.bus.transport() {
         Ok(BusKind::Amqp) => {
             let url = settings.bus.amqp_url.as_ref().map(ToString::to_string);
@@ -63,4 +64,23 @@ pub(crate) async fn all(
     config.stop().await?;
     gold.stop().await?;
     Ok(())
+}
+
+/// The example web page, told the ports login and the connector listen on.
+fn web_page(settings: &Settings, ready: &Ready) -> anyhow::Result<axum::Router> {
+    let port = |role: Role| -> anyhow::Result<u16> {
+        let url = ready
+            .url(role)
+            .ok_or_else(|| anyhow::anyhow!("{} is not listening yet", role.name()))?;
+        let authority = url.split("://").nth(1).unwrap_or(url);
+        let authority = authority.split('/').next().unwrap_or(authority);
+        let port = authority.rsplit(':').next().unwrap_or_default();
+        port.parse()
+            .map_err(|_| anyhow::anyhow!("no port in {}'s URL {url}", role.name()))
+    };
+    Ok(crate::web_page::router(
+        port(Role::Login)?,
+        port(Role::Connector)?,
+        &settings.connector.path,
+    ))
 }

@@ -16,7 +16,7 @@ pub(crate) async fn http(
         .clone()
         .unwrap_or_else(|| settings.data_dir.join(keys::PUBLIC_FILE));
     let bus = parts::open_bus(&settings, "http", true).await?;
-    let calls = parts::start_calls(&settings, bus.clone(), &public, &mut ready).await?;
+    let calls = parts::start_calls(&settings, bus.clone(), &public, &mut ready, None).await?;
     ready.write()?;
     shutdown.await;
     ready.stopping();

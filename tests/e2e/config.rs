@@ -4,11 +4,9 @@
 
 use std::{
     net::SocketAddr,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use fantoccini::{Client as Browser, ClientBuilder, Locator, elements::Element};
 use serde::Deserialize;
 use serde_json::json;
 use warren_proto::{
@@ -17,6 +15,7 @@ use warren_proto::{
 };
 
 use crate::{
+    browser::{Browser, Driver, at, click, click_link, el, screenshot, text_of, type_into},
     helpers::{BusKind, Client, Room, Say, Stack, decode, eventually, http_post},
     on_every_bus,
 };
@@ -112,142 +111,6 @@ async fn config_changes_reach_the_running_game(kind: BusKind) {
 on_every_bus!(config_changes_reach_the_running_game);
 
 // ---- the admin page in a real browser ----
-
-/// chromedriver on a free port, stopped when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-            assert!(
-                std::path::Path::new(bin).exists(),
-                "{bin} is missing: install Debian's chromium and chromium-driver \
-                 (scripts/test.sh does it: apt-get install chromium chromium-driver)"
-            );
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn browser(&self) -> Browser {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1000"]
-            }),
-        );
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("a Chromium session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Saves a screenshot when WARREN_SCREENSHOTS names a directory (how the
-/// one in docs/ was made).
-async fn screenshot(b: &Browser, name: &str) {
-    if let Ok(dir) = std::env::var("WARREN_SCREENSHOTS") {
-        let png = b.screenshot().await.unwrap();
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-    }
-}
-
-/// The element `css`, waiting (up to 20 s) for a page that has it: a click
-/// that submits a form returns before the next page is there, and argon2 in
-/// a debug build is slow.
-async fn el(b: &Browser, css: &str) -> Element {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(e) = b.find(Locator::Css(css)).await {
-            return e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {css} on {:?}",
-            b.current_url().await.map(|u| u.to_string())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The text of `css` (waiting for it; read again if the page changed under
-/// it).
-async fn text_of(b: &Browser, css: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(t) = el(b, css).await.text().await {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "{css} kept going stale");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn click(b: &Browser, css: &str) {
-    el(b, css).await.click().await.unwrap();
-}
-
-async fn click_link(b: &Browser, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(e) = b.find(Locator::LinkText(text)).await
-            && e.click().await.is_ok()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no link {text:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits (up to 20 s) until the browser is at `path`.
-async fn at(b: &Browser, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let url = b.current_url().await.unwrap();
-        if url.path() == path {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still at {url}, not {path}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn type_into(b: &Browser, css: &str, text: &str) {
-    el(b, css).await.send_keys(text).await.unwrap();
-}
 
 async fn set_body(b: &Browser, text: &str) {
     let area = el(b, "#body").await;

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod announce;
+mod browser;
 mod calls;
 mod config;
 mod console;
@@ -21,3 +22,4 @@ mod sessions;
 mod shards;
 mod spine;
 mod wallet;
+mod web;
