@@ -10,6 +10,10 @@ Targets, each driven by the same warren-bots:
   inproc    Warren, in-process bus (the embedded default, one process)
   rabbitmq  Warren on RabbitMQ: connector and game as separate processes
   redis     Warren on Redis: connector and game as separate processes
+  http      Warren in-process, called over HTTP (POST /v1/call/1001, JSON;
+            warren-bots --scenario http-echo, one keep-alive connection per
+            bot) instead of a websocket
+  rabbitmq-http  the same through `warren http` and `warren game` on RabbitMQ
   colyseus  Colyseus 0.18 echo room (benches/colyseus/server.mjs)
 Loads: 1,000 bots at 1, 10 and 20 requests/s, 10,000 bots at 1/s, and a
 closed loop with 1,000 bots; 100-byte payloads; warm-up, a measured window,
@@ -17,7 +21,7 @@ several repetitions; median and spread; CPU-µs per round trip of every
 server process (from /proc). Plus the idle-connection ramp (--idle).
 
 Environment: BENCH_REPS (3), BENCH_WARMUP (10), BENCH_WINDOW (20),
-BENCH_TARGETS (direct,broker,inproc,rabbitmq,redis,colyseus), BENCH_LOADS
+BENCH_TARGETS (direct,broker,inproc,rabbitmq,redis,http,rabbitmq-http,colyseus), BENCH_LOADS
 (1k@1,1k@10,1k@20,10k@1,1k@max), BENCH_IDLE (100000: bots of the idle
 ramp), BENCH_IDLE_CONNECTORS (6), BENCH_SERVER_ENV (K=V,... added to the
 environment of every server process), BENCH_WORKER_THREADS (1: runtime
@@ -48,7 +52,7 @@ COLYSEUS = ROOT / "benches" / "colyseus"
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "10"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "20"))
-TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,redis,colyseus").split(",") if t]
+TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,redis,http,rabbitmq-http,colyseus").split(",") if t]
 LOADS = os.environ.get("BENCH_LOADS", "1k@1,1k@10,1k@20,10k@1,1k@max").split(",")
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
@@ -61,6 +65,11 @@ UNLIMITED = {
     "WARREN_CONNECTOR__RATE_LIMIT_BURST": "1000000",
     "WARREN_CONNECTOR__BYTE_LIMIT_PER_SEC": "1000000000",
     "WARREN_CONNECTOR__BYTE_LIMIT_BURST": "1000000000",
+    # Every HTTP bot calls from 127.0.0.1, far faster than a player.
+    "WARREN_HTTP__UID_RATE_PER_SEC": "1000000",
+    "WARREN_HTTP__UID_RATE_BURST": "1000000",
+    "WARREN_HTTP__ADDRESS_RATE_PER_SEC": "1000000000",
+    "WARREN_HTTP__ADDRESS_RATE_BURST": "1000000000",
     "RUST_LOG": "warn",
 }
 # Extra environment for every server process (Warren's, the direct echo,
@@ -200,6 +209,23 @@ class Target:
             self.procs.append(p)
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("warren", p.pid)]
+        elif k == "http":
+            env = dict(UNLIMITED, WARREN_DATA_DIR=str(self.dir))
+            p = Proc("warren", [str(WARREN)], env=env, cwd=self.dir, ready=True, out=self.out)
+            self.procs.append(p)
+            self.args = ["--scenario", "http-echo", "--url", "http://127.0.0.1:7006",
+                         "--key", str(self.dir / "jwt-private.pem")]
+            self.watch = [("warren", p.pid)]
+        elif k == "rabbitmq-http":
+            bus, env, game = self.start_game()
+            gateway = Proc("http", [str(WARREN), "http", *bus, "--id=bench-http"], env=env, cwd=self.dir,
+                           ready=True, out=self.out)
+            self.procs.append(gateway)
+            self.args = ["--scenario", "http-echo", "--url", "http://127.0.0.1:7006",
+                         "--key", str(self.dir / "jwt-private.pem")]
+            self.watch = [("http", gateway.pid), ("game", game.pid)]
+            if broker_pid():
+                self.watch.append(("rabbitmq", broker_pid()))
         elif k in ("rabbitmq", "redis"):
             bus, env, game = self.start_game()
             conn = Proc("connector", [str(WARREN), "connector", *bus, "--id=bench"], env=env, cwd=self.dir,
@@ -412,7 +438,8 @@ def markdown(res):
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}; "
              f"{res['reps']} repetitions, {res['warmup_s']} s warm-up, {res['window_s']} s window, 100-byte payloads.", ""]
     names = {"direct": "direct echo (ceiling)", "inproc": "Warren in-process", "rabbitmq": "Warren on RabbitMQ",
-             "redis": "Warren on Redis", "colyseus": "Colyseus 0.18"}
+             "redis": "Warren on Redis", "http": "Warren in-process, HTTP calls",
+             "rabbitmq-http": "Warren on RabbitMQ, HTTP calls", "colyseus": "Colyseus 0.18"}
     lines.append("| load | target | round trips/s (median, min–max) | p50 ms | p99 ms (median, min–max) | CPU µs per round trip | errors |")
     lines.append("|---|---|---|---|---|---|---|")
     for load, targets in res["loads"].items():
@@ -441,6 +468,15 @@ def markdown(res):
             if t in mx:
                 lines.append(f"- closed loop, 1,000 bots: {names[t]} = {ratio(t, 'direct')} the direct-echo ceiling"
                              f" (p99 {mx[t]['p99_ms']:.1f} ms)")
+    pairs = [("http", "inproc"), ("rabbitmq-http", "rabbitmq")]
+    if any(h in targets and w in targets for targets in res["loads"].values() for h, w in pairs):
+        lines += ["", "HTTP calls next to websocket echo (same run; CPU-µs per call summed over the server processes):"]
+        for load, targets in res["loads"].items():
+            for h, w in pairs:
+                if h in targets and w in targets:
+                    cpu = lambda t: sum(targets[t]["cpu_us"].values())
+                    lines.append(f"- {load}: {names[h]} {cpu(h):.0f} µs, p99 {targets[h]['p99_ms']:.2f} ms; "
+                                 f"{names[w]} over a websocket {cpu(w):.0f} µs, p99 {targets[w]['p99_ms']:.2f} ms")
     if "colyseus" in mx:
         lines.append("")
         for t in ("inproc", "rabbitmq", "redis"):

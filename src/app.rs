@@ -97,7 +97,14 @@ fn serve(
             let settings = apply(settings, args);
             runtime(workers)?.block_on(modes::login(settings, ready("login"), shutdown_signal()))
         }
-        Command::Http(args) => {
+        Command::Http(mut args) => {
+            // --listen and --id name the gateway's own.
+            if let Some(listen) = args.listen.take() {
+                settings.http.listen = listen;
+            }
+            if let Some(id) = args.id.take() {
+                settings.http.id = Some(id);
+            }
             let settings = apply(settings, args);
             runtime(workers)?.block_on(modes::http(settings, ready("http"), shutdown_signal()))
         }

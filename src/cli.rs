@@ -169,11 +169,12 @@ pub struct PartArgs {
     #[arg(long)]
     pub redis: Option<String>,
 
-    /// Where the connector accepts websockets.
+    /// Where the connector accepts websockets (`warren http`: calls).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
 
-    /// The connector's id (names its push queue).
+    /// The connector's id (names its push queue; `warren http`: the
+    /// gateway's, naming the queue its replies come to).
     #[arg(long)]
     pub id: Option<String>,
 

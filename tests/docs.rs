@@ -112,6 +112,7 @@ fn secs(d: std::time::Duration) -> String {
 fn protocol_and_readme_quote_the_defaults_in_force() {
     let s = Settings::default();
     let c = &s.connector;
+    let h = &s.http;
     let protocol = read("docs/PROTOCOL.md");
     let readme = read("README.md");
     let architecture = read("ARCHITECTURE.md");
@@ -241,6 +242,47 @@ fn protocol_and_readme_quote_the_defaults_in_force() {
                 "The default shop: {}; the daily reward is {}",
                 shop.join(", "),
                 s.game.daily_reward
+            ),
+        ),
+        (
+            "docs/PROTOCOL.md",
+            &protocol,
+            format!(
+                "over {} calls a second per player (bursts of {}), or {} per client address (bursts of {};",
+                h.uid_rate_per_sec, h.uid_rate_burst, h.address_rate_per_sec, h.address_rate_burst
+            ),
+        ),
+        (
+            "docs/PROTOCOL.md",
+            &protocol,
+            format!(
+                "a body over {} (`http.max_body_bytes`)",
+                bytes(h.max_body_bytes as u64)
+            ),
+        ),
+        (
+            "docs/PROTOCOL.md",
+            &protocol,
+            format!(
+                "or {} calls already wait on this gateway",
+                grouped(h.max_in_flight as u64)
+            ),
+        ),
+        (
+            "docs/PROTOCOL.md",
+            &protocol,
+            format!(
+                "no answer within {} (`http.request_timeout_ms`)",
+                secs(h.request_timeout_ms)
+            ),
+        ),
+        (
+            "ARCHITECTURE.md",
+            &architecture,
+            format!(
+                "(`http.max_in_flight`, {}; full → 503 `overloaded`) and its rate-limit buckets (`http.max_tracked`, {};",
+                grouped(h.max_in_flight as u64),
+                grouped(h.max_tracked as u64)
             ),
         ),
     ];

@@ -83,7 +83,7 @@ impl std::fmt::Debug for Ctx {
 
 use warren_proto::time::unix_micros;
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
@@ -98,6 +98,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, i: u64) {
     }
     if *ctx.stop.borrow() || Instant::now() >= ctx.end {
         return;
+    }
+    if group.scenario == Scenario::HttpEcho {
+        return crate::http_bot::run(ctx, i, g, group).await;
     }
     let ws = {
         let Ok(_permit) = ctx.connecting.acquire().await else {
@@ -289,7 +292,7 @@ async fn colyseus_join(ws: &mut Ws) -> Result<(), String> {
 }
 
 /// Resolves when the pacer's wake-up comes, and clears it.
-async fn fired(wake: &mut Option<tokio::sync::oneshot::Receiver<()>>) {
+pub(crate) async fn fired(wake: &mut Option<tokio::sync::oneshot::Receiver<()>>) {
     if let Some(rx) = wake.as_mut() {
         let _ = rx.await;
     }
@@ -310,7 +313,7 @@ fn short(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
-async fn token(ctx: &Ctx, i: u64) -> Result<Option<String>, String> {
+pub(crate) async fn token(ctx: &Ctx, i: u64) -> Result<Option<String>, String> {
     match &ctx.plan.auth {
         Auth::None | Auth::Colyseus(_) => Ok(None),
         Auth::Key {
@@ -446,7 +449,7 @@ impl Bot {
     /// The next request of the scenario, meant to be sent at `intended`.
     fn request(&mut self, intended: Instant) -> (u32, Bytes) {
         match self.group.scenario {
-            Scenario::Echo | Scenario::Idle => {
+            Scenario::Echo | Scenario::Idle | Scenario::HttpEcho => {
                 (cmd::ECHO, Bytes::from(vec![b'x'; self.group.payload]))
             }
             Scenario::Chat => {

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bot;
+mod http_bot;
 mod pacer;
 mod plan;
 mod plot;
@@ -37,6 +38,11 @@ use crate::{
     stats::{Snapshot, Stats, Tally},
 };
 
+/// Where the bots go unless told: the embedded default's connector, or
+/// its call gateway for http-echo.
+const DEFAULT_URL: &str = "ws://127.0.0.1:7001/ws";
+const DEFAULT_CALLS_URL: &str = "http://127.0.0.1:7006";
+
 /// `--help`'s examples.
 const EXAMPLES: &str = include_str!("examples.txt");
 
@@ -50,7 +56,9 @@ const EXAMPLES: &str = include_str!("examples.txt");
 struct Args {
     /// Websocket URL of a connector. Repeat it to spread the bots over
     /// several connectors (bot n uses URL n mod count).
-    #[arg(long, default_value = "ws://127.0.0.1:7001/ws")]
+    /// For http-echo: the call gateway's http:// URL (default
+    /// http://127.0.0.1:7006).
+    #[arg(long, default_value = DEFAULT_URL)]
     url: Vec<String>,
     /// What the bots do once logged in.
     #[arg(long, value_enum, default_value_t = Scenario::Echo)]
@@ -183,14 +191,6 @@ fn main() -> ExitCode {
     }
 }
 
-use warren_proto::time::unix_ms;
-
-/// The plan's start (a wall-clock time shared by every process) on this
-/// process's monotonic clock.
-fn start_instant(plan: &Plan) -> Instant {
-    Instant::now() + Duration::from_millis(plan.start_unix_ms.saturating_sub(unix_ms()))
-}
-
 // Long: one check per command-line option, each with its error message.
 fn build_plan(args: &Args) -> anyhow::Result<Plan> {
     let mut urls = args.url.clone();
@@ -220,6 +220,10 @@ fn build_plan(args: &Args) -> anyhow::Result<Plan> {
             room_size: args.room_size,
         }],
     };
+    let http_only = groups.iter().all(|g| g.scenario == Scenario::HttpEcho);
+    if http_only && urls == [DEFAULT_URL] {
+        urls = vec![DEFAULT_CALLS_URL.to_owned()];
+    }
     if let Some(base) = &args.colyseus {
         let host = base.split("://").nth(1).unwrap_or("").trim_end_matches('/');
         urls = vec![format!("ws://{host}")];
@@ -342,7 +346,7 @@ async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<_>>()?;
 
     // Every process shares one timeline, from a start a moment ahead.
-    plan.start_unix_ms = unix_ms() + if procs > 1 { 1000 } else { 200 };
+    plan.start_unix_ms = warren_proto::time::unix_ms() + if procs > 1 { 1000 } else { 200 };
     plan.workers = procs;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -457,7 +461,7 @@ async fn run_share(
             .new_agent()
     });
     let stats = Arc::new(Stats::new(plan.groups.len()));
-    let start = start_instant(&plan);
+    let start = plan.start_instant();
     let (begin, end) = plan.window();
     let ctx = Arc::new(bot::Ctx {
         start,

@@ -22,6 +22,12 @@ pub(crate) enum Scenario {
     /// Claims the daily reward, then lists items, reads the balance and
     /// buys a potion in turn, at `rate`.
     Shop,
+    /// Echo over HTTP: calls `POST /v1/call/1001` on the call gateway (the
+    /// URLs are its http:// addresses) with a JSON body, over one
+    /// keep-alive connection per bot, at `rate` or in a closed loop.
+    #[serde(rename = "http-echo")]
+    #[value(name = "http-echo")]
+    HttpEcho,
 }
 
 impl fmt::Display for Scenario {
@@ -31,6 +37,7 @@ impl fmt::Display for Scenario {
             Scenario::Chat => "chat",
             Scenario::Idle => "idle",
             Scenario::Shop => "shop",
+            Scenario::HttpEcho => "http-echo",
         })
     }
 }
@@ -138,6 +145,15 @@ impl Plan {
         }
     }
 
+    /// The start (a wall-clock time shared by every process) on this
+    /// process's monotonic clock.
+    pub(crate) fn start_instant(&self) -> tokio::time::Instant {
+        let ahead = self
+            .start_unix_ms
+            .saturating_sub(warren_proto::time::unix_ms());
+        tokio::time::Instant::now() + Duration::from_millis(ahead)
+    }
+
     /// From the start: when measuring begins and ends.
     pub(crate) fn window(&self) -> (Duration, Duration) {
         let begin = self.ramp_time() + self.warmup;
@@ -147,6 +163,18 @@ impl Plan {
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         if self.urls.is_empty() {
             bail!("no target URL");
+        }
+        let http = self
+            .groups
+            .iter()
+            .filter(|g| g.scenario == Scenario::HttpEcho);
+        match http.count() {
+            0 => {}
+            n if n == self.groups.len() => return self.check_http(),
+            _ => bail!(
+                "http-echo calls the HTTP gateway, the other scenarios a connector: \
+                 run them separately"
+            ),
         }
         for url in &self.urls {
             if !(url.starts_with("ws://") || url.starts_with("wss://")) {
@@ -184,6 +212,32 @@ impl Plan {
                     g.name,
                     g.payload
                 );
+            }
+        }
+        if self.duration.is_zero() {
+            bail!("the measured window (--duration) must be longer than zero");
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// An http-echo run: http:// URLs of call gateways, and tokens.
+    fn check_http(&self) -> anyhow::Result<()> {
+        for url in &self.urls {
+            if !url.starts_with("http://") {
+                bail!(
+                    "{url}: http-echo calls a call gateway: give its http:// URL \
+                     (--url http://127.0.0.1:7006)"
+                );
+            }
+        }
+        if !matches!(self.auth, Auth::Key { .. } | Auth::Guest(_)) {
+            bail!("http-echo calls need tokens: --key, or a login (--login)");
+        }
+        for g in &self.groups {
+            if !(g.rate.is_finite() && g.rate >= 0.0) {
+                bail!("group {}: rate must be 0 (closed loop) or more", g.name);
             }
         }
         if self.duration.is_zero() {

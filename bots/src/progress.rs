@@ -9,7 +9,6 @@ use tokio::{sync::mpsc, time::Instant};
 use crate::{
     plan::Plan,
     report::Watched,
-    start_instant,
     stats::{Snapshot, add_pairs, histogram},
     sys,
 };
@@ -40,7 +39,7 @@ pub(crate) async fn show_progress(
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let start = start_instant(&plan);
+    let start = plan.start_instant();
     let (begin, end) = plan.window();
     let mut latest: Vec<Snapshot> = vec![Snapshot::default(); procs as usize];
     let mut previous = Snapshot::default();
@@ -110,7 +109,7 @@ pub(crate) async fn watch_processes(plan: Plan, pids: Vec<(String, u32)>) -> Vec
     if pids.is_empty() {
         return Vec::new();
     }
-    let start = start_instant(&plan);
+    let start = plan.start_instant();
     let (begin, end) = plan.window();
     tokio::time::sleep_until(start + begin).await;
     let before: Vec<Option<f64>> = pids.iter().map(|(_, p)| sys::cpu_secs(*p)).collect();

@@ -14,11 +14,14 @@
 //!
 //! - [`settings`]: what can be tuned.
 //! - `limits`: per-player and per-address rate limits, bounded.
+//! - `tokens`: tokens verified recently, so a player's calls pay the
+//!   signature check once per token, bounded.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod limits;
 pub mod settings;
+mod tokens;
 
 use std::{
     collections::HashMap,
@@ -53,6 +56,7 @@ use warren_proto::{
 
 use limits::Limits;
 pub use settings::CallSettings;
+use tokens::VerifiedTokens;
 
 /// A gateway: build it with [`Gateway::new`] (which starts consuming its
 /// replies), then serve it with [`run`].
@@ -75,6 +79,7 @@ struct Shared {
     next_call: AtomicU64,
     by_uid: Limits<Uid>,
     by_address: Limits<IpAddr>,
+    tokens: VerifiedTokens,
 }
 
 /// What the game answered: the reply's cmd and body.
@@ -112,6 +117,7 @@ impl Gateway {
                 settings.address_rate_burst,
                 tracked,
             ),
+            tokens: VerifiedTokens::new(settings.token_cache),
             settings,
         });
         tokio::spawn(pump(replies, Arc::downgrade(&shared)));
@@ -221,7 +227,17 @@ async fn serve(
             ));
         }
     };
-    let body = read_json(req).await?;
+    // A client that sends its body slowly holds a connection, not the game.
+    let limit = shared.settings.request_timeout_ms;
+    let body = tokio::time::timeout(limit, read_json(req))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the body did not arrive within {} ms", limit.as_millis()),
+            )
+        })??;
     let answer = forward(shared, uid, cmd, json_to_body(&body)).await?;
     if answer.cmd == cmd::ERROR {
         return Err(service_error(&answer.body));
@@ -248,11 +264,18 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Uid, ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <token> is required"))?;
-    shared.verifier.verify(token.trim()).map_err(|e| {
+        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <token> is required"))?
+        .trim();
+    let now = warren_proto::time::unix_secs();
+    if let Some(uid) = shared.tokens.get(token, now) {
+        return Ok(uid);
+    }
+    let (uid, until) = shared.verifier.verify_until(token).map_err(|e| {
         debug!(error = %e, "call refused: bad token");
         ApiError::unauthorized("the token is not valid")
-    })
+    })?;
+    shared.tokens.insert(token, uid, until, now);
+    Ok(uid)
 }
 
 /// The request's JSON body; an empty body is `{}`.

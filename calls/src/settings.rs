@@ -32,6 +32,10 @@ pub struct CallSettings {
     /// Players and addresses whose buckets are remembered at once; when
     /// full, the idlest half are forgotten (a forgotten bucket starts full).
     pub max_tracked: usize,
+    /// Tokens whose verification is remembered until they expire, so a
+    /// player's next call skips the signature check; full => the expired
+    /// ones, then all, are forgotten. 0: check every call.
+    pub token_cache: usize,
     /// Web pages allowed to call from another origin (CORS): `"*"` (any;
     /// safe, as calls carry a token, never a cookie) or a list like
     /// `["https://play.example.com"]`; empty: none.
@@ -51,6 +55,7 @@ impl Default for CallSettings {
             address_rate_per_sec: 200,
             address_rate_burst: 400,
             max_tracked: 100_000,
+            token_cache: 100_000,
             cors_origins: vec!["*".to_owned()],
         }
     }

@@ -55,10 +55,16 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Uid, AuthError> {
+        self.verify_until(token).map(|(uid, _)| uid)
+    }
+
+    /// Like [`verify`](Self::verify), and until when (unix seconds,
+    /// exclusive) the token stays valid: its `exp` plus the leeway.
+    pub fn verify_until(&self, token: &str) -> Result<(Uid, u64), AuthError> {
         let data = decode::<Claims>(token.as_bytes(), &self.key, &self.validation)?;
-        data.claims
-            .sub
-            .parse::<Uid>()
+        let until = data.claims.exp.saturating_add(self.validation.leeway);
+        let uid = data.claims.sub.parse::<Uid>();
+        uid.map(|uid| (uid, until))
             .map_err(|_| AuthError::BadSubject(data.claims.sub))
     }
 }
