@@ -4,7 +4,9 @@
 //! answered at once (`unavailable`); service is back within 10 s of Redis;
 //! and every request gets an answer — one lost with the server (it keeps
 //! nothing on disk) is answered `timeout` by the connector (its request
-//! time-out is 2 s here).
+//! time-out is 2 s here). HTTP calls the same: answered at once while Redis
+//! is away (503 `unavailable`, or 504 `timeout` for one lost with it), and
+//! served again once it is back.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,9 +14,23 @@ use std::time::{Duration, Instant};
 
 use warren_proto::cmd;
 use warren_test_support::{
-    PrivateRedis,
+    PrivateRedis, eventually,
+    http::request_http,
     stack::{BusKind, ErrorBody, Event, Stack, decode},
 };
+
+/// One HTTP echo call as player 1: its status and the error code, if any.
+async fn http_echo(stack: &Stack) -> (u16, String) {
+    let token = stack.token(1);
+    let (status, text) =
+        request_http(stack.http, "/v1/call/1001", Some(&token), Some("{}".into())).await;
+    let reply: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let code = reply["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, code)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_players_stay_while_redis_restarts_five_times() {
@@ -26,6 +42,8 @@ async fn the_players_stay_while_redis_restarts_five_times() {
         &[
             ("WARREN_BUS__REDIS__URL", &url),
             ("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000"),
+            ("WARREN_HTTP__REQUEST_TIMEOUT_MS", "2000"),
+            ("WARREN_HTTP__UID_RATE_PER_SEC", "1000"),
         ],
     )
     .await;
@@ -60,6 +78,12 @@ async fn the_players_stay_while_redis_restarts_five_times() {
                 other => panic!("round {round}, player {i}: {other:?}"),
             }
         }
+        // An HTTP call too: answered at once, never hanging.
+        match http_echo(&stack).await {
+            (503, code) => assert_eq!(code, "unavailable", "round {round}"),
+            (504, code) => assert_eq!(code, "timeout", "round {round}"),
+            other => panic!("round {round}: an HTTP call while Redis is away: {other:?}"),
+        }
         let started = Instant::now();
         redis.start_again().await;
         // Back within 10 s: an echo through the game succeeds again; every
@@ -69,6 +93,16 @@ async fn the_players_stay_while_redis_restarts_five_times() {
             .echo_until_served(Duration::from_secs(10), &format!("round {round}"))
             .await;
         recoveries.push(started.elapsed());
+        eventually(
+            "HTTP calls served again",
+            Duration::from_secs(10),
+            async || match http_echo(&stack).await {
+                (200, _) => Some(()),
+                (503, _) | (504, _) => None,
+                other => panic!("round {round}: an HTTP call after Redis is back: {other:?}"),
+            },
+        )
+        .await;
         // Every player is still connected and served.
         for p in &mut players {
             p.echo(b"\x80").await;
