@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use warren_proto::cmd;
-use warren_test_support::{eventually, http::request_http};
+use warren_test_support::http::request_http;
 
 use crate::{
     helpers::{BusKind, Room, Said, Say, Stack, decode},
@@ -25,44 +25,30 @@ async fn call(stack: &Stack, cmd: &str, token: Option<&str>, body: &str) -> (u16
     (status, json)
 }
 
-/// Calls the silent handler (9992) and, while it waits, probes until a
-/// call is refused `overloaded` (one slot for calls in flight); returns
-/// the silent call's answer. A probe may take the slot first, on a loaded
-/// host: then the silent call is the one refused, and it is tried again.
+/// Two calls to the silent handler (9992) at once, with one slot for calls
+/// in flight: whichever the gateway takes first holds the slot until the
+/// time-out, and the other, arriving meanwhile, is refused `overloaded`
+/// (neither ever frees the slot early, so which comes first does not
+/// matter). Returns the held call's answer.
 async fn stalled_call_and_a_refusal(stack: &Stack) -> (u16, String) {
-    // A fresh player each time, so no player's own rate limit answers.
-    let mut uid = 100;
-    for _ in 0..5 {
-        uid += 1;
-        let stalled = {
-            let (http, token) = (stack.http, stack.token(uid));
-            tokio::spawn(async move {
-                request_http(http, "/v1/call/9992", Some(&token), Some("{}".into())).await
-            })
-        };
-        let refused = eventually(
-            "the silent call or a refusal",
-            Duration::from_secs(10),
-            async || {
-                if stalled.is_finished() {
-                    return Some(None);
-                }
-                uid += 1;
-                let (status, reply) = call(stack, "9991", Some(&stack.token(uid)), "{}").await;
-                (status == 503).then_some(Some(reply))
-            },
-        )
-        .await;
-        let answer = stalled.await.unwrap();
-        match refused {
-            Some(reply) => {
-                assert_eq!(code(&reply), "overloaded", "{reply}");
-                return answer;
-            }
-            None => assert_eq!(answer.0, 503, "the silent call: {answer:?}"),
-        }
-    }
-    panic!("the silent call lost the slot to a probe five times");
+    let silent = |uid| {
+        let (http, token) = (stack.http, stack.token(uid));
+        tokio::spawn(async move {
+            request_http(http, "/v1/call/9992", Some(&token), Some("{}".into())).await
+        })
+    };
+    let (first, second) = (silent(101), silent(102));
+    let mut answers = [first.await.unwrap(), second.await.unwrap()];
+    answers.sort();
+    let [refused, held] = answers;
+    let reply: Value = serde_json::from_str(&refused.1).unwrap();
+    assert_eq!(
+        (refused.0, code(&reply)),
+        (503, "overloaded"),
+        "{answers:?}",
+        answers = [&refused, &held]
+    );
+    held
 }
 
 /// A call whose body never finishes arriving: the raw response.
