@@ -32,6 +32,30 @@ async fn http_echo(stack: &Stack) -> (u16, String) {
     (status, code)
 }
 
+/// An HTTP call while Redis is away is answered at once, never hanging:
+/// 503 `unavailable`, or 504 `timeout` if it was lost with Redis.
+async fn http_answered_while_away(stack: &Stack, round: usize) {
+    match http_echo(stack).await {
+        (503, code) => assert_eq!(code, "unavailable", "round {round}"),
+        (504, code) => assert_eq!(code, "timeout", "round {round}"),
+        other => panic!("round {round}: an HTTP call while Redis is away: {other:?}"),
+    }
+}
+
+/// HTTP calls are served again within 10 s of Redis coming back.
+async fn http_served_again(stack: &Stack, round: usize) {
+    eventually(
+        "HTTP calls served again",
+        Duration::from_secs(10),
+        async || match http_echo(stack).await {
+            (200, _) => Some(()),
+            (503, _) | (504, _) => None,
+            other => panic!("round {round}: an HTTP call after Redis is back: {other:?}"),
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_players_stay_while_redis_restarts_five_times() {
     let mut redis = PrivateRedis::start(&[]).await;
@@ -78,12 +102,7 @@ async fn the_players_stay_while_redis_restarts_five_times() {
                 other => panic!("round {round}, player {i}: {other:?}"),
             }
         }
-        // An HTTP call too: answered at once, never hanging.
-        match http_echo(&stack).await {
-            (503, code) => assert_eq!(code, "unavailable", "round {round}"),
-            (504, code) => assert_eq!(code, "timeout", "round {round}"),
-            other => panic!("round {round}: an HTTP call while Redis is away: {other:?}"),
-        }
+        http_answered_while_away(&stack, round).await;
         let started = Instant::now();
         redis.start_again().await;
         // Back within 10 s: an echo through the game succeeds again; every
@@ -93,16 +112,7 @@ async fn the_players_stay_while_redis_restarts_five_times() {
             .echo_until_served(Duration::from_secs(10), &format!("round {round}"))
             .await;
         recoveries.push(started.elapsed());
-        eventually(
-            "HTTP calls served again",
-            Duration::from_secs(10),
-            async || match http_echo(&stack).await {
-                (200, _) => Some(()),
-                (503, _) | (504, _) => None,
-                other => panic!("round {round}: an HTTP call after Redis is back: {other:?}"),
-            },
-        )
-        .await;
+        http_served_again(&stack, round).await;
         // Every player is still connected and served.
         for p in &mut players {
             p.echo(b"\x80").await;
