@@ -41,6 +41,9 @@ pub struct Stack {
     pub admin: SocketAddr,
     /// The HTTP call gateway (in the all-in-one process, or its own).
     pub http: SocketAddr,
+    /// Every call gateway: on a networked bus one per connector, side by
+    /// side (`http` is the first).
+    pub gateways: Vec<SocketAddr>,
     /// Game shards on the bus.
     pub shards: u16,
     /// Each connector's admin endpoint.
@@ -160,7 +163,8 @@ impl Stack {
             .map_or(1, |(_, v)| v.parse().unwrap());
         let mut login = None;
         let (mut config, mut config_page) = (None, None);
-        let (admin, http);
+        let admin;
+        let mut gateways = Vec::new();
         let mut connector_admins = Vec::new();
         let mut connectors: Vec<(SocketAddr, String)> = Vec::new();
         match kind {
@@ -171,7 +175,7 @@ impl Stack {
                 config_page = Some(ready.addr("config_page"));
                 login = Some(ready.addr("login"));
                 admin = ready.addr("game_admin");
-                http = ready.addr("http");
+                gateways.push(ready.addr("http"));
                 connectors.push((ready.addr("connector"), ready.url("connector")));
                 connector_admins.push(ready.addr("connector_admin"));
                 procs.push(all);
@@ -216,9 +220,12 @@ impl Stack {
                     more.wait_ready();
                     procs.push(more);
                 }
-                let mut gateway = Proc::spawn("http", &dir, &with_bus(&["http"]), &env);
-                http = gateway.wait_ready().addr("http");
-                procs.push(gateway);
+                for i in 0..connectors_wanted {
+                    let id = format!("--id=h{i}");
+                    let mut gateway = Proc::spawn("http", &dir, &with_bus(&["http", &id]), &env);
+                    gateways.push(gateway.wait_ready().addr("http"));
+                    procs.push(gateway);
+                }
                 for i in 0..connectors_wanted {
                     let id = format!("--id=c{i}");
                     let mut conn =
@@ -249,7 +256,8 @@ impl Stack {
             addr,
             login,
             admin,
-            http,
+            http: gateways[0],
+            gateways,
             shards,
             connector_admins,
             config,

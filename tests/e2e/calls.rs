@@ -9,13 +9,15 @@ use warren_test_support::http::request_http;
 
 use crate::{
     helpers::{BusKind, Room, Said, Say, Stack, decode},
-    on_every_bus,
+    on_every_bus, on_networked_buses,
 };
 
 on_every_bus!(
     http_calls_reach_services_and_every_refusal_has_its_status,
     json_and_messagepack_players_share_a_chat_room,
 );
+
+on_networked_buses!(gateways_side_by_side_answer_their_own_calls);
 
 /// One call: (status, JSON body).
 async fn call(stack: &Stack, cmd: &str, token: Option<&str>, body: &str) -> (u16, Value) {
@@ -227,5 +229,31 @@ async fn json_and_messagepack_players_share_a_chat_room(kind: BusKind) {
             p.try_next_event(Duration::from_millis(300)).await.is_none(),
             "player {i}: nothing more"
         );
+    }
+}
+
+/// Two gateways (`warren http`, ids h0 and h1) on one bus with two game
+/// shards: every call, through either gateway to either shard, comes back
+/// answered to the gateway it was made on.
+async fn gateways_side_by_side_answer_their_own_calls(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 2, &[("WARREN_BUS__SHARDS", "2")]).await;
+    assert_eq!(stack.gateways.len(), 2);
+    let calls: Vec<_> = (300..340u64)
+        .map(|uid| {
+            // Gateway and shard (uid % 2) vary apart: every pairing occurs.
+            let gateway = stack.gateways[(uid / 2 % 2) as usize];
+            let token = stack.token(uid);
+            tokio::spawn(async move {
+                let body = json!({"uid": uid, "via": gateway.to_string()});
+                let sent = Some(body.to_string());
+                let (status, text) =
+                    request_http(gateway, "/v1/call/1001", Some(&token), sent).await;
+                (status, serde_json::from_str::<Value>(&text).unwrap(), body)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (status, reply, body) = call.await.unwrap();
+        assert_eq!((status, reply), (200, body));
     }
 }
