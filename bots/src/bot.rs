@@ -102,27 +102,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, i: u64) {
     if group.scenario == Scenario::HttpEcho {
         return crate::http_bot::run(ctx, i, g, group).await;
     }
-    let ws = {
-        let Ok(_permit) = ctx.connecting.acquire().await else {
-            return;
-        };
-        let t0 = Instant::now();
-        match timeout(ctx.plan.connect_timeout, connect(&ctx, i)).await {
-            Ok(Ok(ws)) => {
-                ctx.stats.connect.record(i, micros(t0.elapsed()));
-                ws
-            }
-            Ok(Err(kind)) => {
-                ctx.stats.failure(&kind);
-                return;
-            }
-            Err(_) => {
-                ctx.stats.failure("connect_timeout");
-                return;
-            }
-        }
+    let Some(ws) = connect_counted(&ctx, i, connect(&ctx, i)).await else {
+        return;
     };
-    ctx.stats.connected.fetch_add(1, Relaxed);
     let mut bot = Bot {
         ctx: ctx.clone(),
         i,
@@ -147,6 +129,33 @@ pub(crate) async fn run(ctx: Arc<Ctx>, i: u64) {
         }
         End::Kicked(reason) => ctx.stats.kick(&reason),
         End::Lost(kind) => ctx.stats.failure(kind),
+    }
+}
+
+/// Runs bot `i`'s `connect` (at most `ctx.connecting` at once, within the
+/// connect time-out) and counts it: its time and the bot connected, or the
+/// kind of failure. `None`: the bot failed (counted) or the run stopped.
+pub(crate) async fn connect_counted<T>(
+    ctx: &Ctx,
+    i: u64,
+    connect: impl Future<Output = Result<T, String>>,
+) -> Option<T> {
+    let _permit = ctx.connecting.acquire().await.ok()?;
+    let t0 = Instant::now();
+    match timeout(ctx.plan.connect_timeout, connect).await {
+        Ok(Ok(connected)) => {
+            ctx.stats.connect.record(i, micros(t0.elapsed()));
+            ctx.stats.connected.fetch_add(1, Relaxed);
+            Some(connected)
+        }
+        Ok(Err(kind)) => {
+            ctx.stats.failure(&kind);
+            None
+        }
+        Err(_) => {
+            ctx.stats.failure("connect_timeout");
+            None
+        }
     }
 }
 

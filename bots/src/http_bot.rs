@@ -24,7 +24,7 @@ use tokio::{
 };
 
 use crate::{
-    bot::{Ctx, fired, micros, token},
+    bot::{Ctx, connect_counted, fired, micros, token},
     plan::Group,
 };
 
@@ -34,21 +34,9 @@ const CALL_LIMIT: Duration = Duration::from_secs(15);
 
 /// Runs HTTP bot `i` of group `g` to the end of the window.
 pub(crate) async fn run(ctx: Arc<Ctx>, i: u64, g: usize, group: Group) {
-    let conn = {
-        let Ok(_permit) = ctx.connecting.acquire().await else {
-            return;
-        };
-        let t0 = Instant::now();
-        match timeout(ctx.plan.connect_timeout, connect(&ctx, i)).await {
-            Ok(Ok(conn)) => {
-                ctx.stats.connect.record(i, micros(t0.elapsed()));
-                conn
-            }
-            Ok(Err(kind)) => return ctx.stats.failure(&kind),
-            Err(_) => return ctx.stats.failure("connect_timeout"),
-        }
+    let Some(conn) = connect_counted(&ctx, i, connect(&ctx, i)).await else {
+        return;
     };
-    ctx.stats.connected.fetch_add(1, Relaxed);
     let mut bot = HttpBot {
         ctx: ctx.clone(),
         i,

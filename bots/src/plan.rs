@@ -169,20 +169,12 @@ impl Plan {
             .iter()
             .filter(|g| g.scenario == Scenario::HttpEcho);
         match http.count() {
-            0 => {}
-            n if n == self.groups.len() => return self.check_http(),
+            0 => self.check_ws_urls()?,
+            n if n == self.groups.len() => self.check_http_targets()?,
             _ => bail!(
                 "http-echo calls the HTTP gateway, the other scenarios a connector: \
                  run them separately"
             ),
-        }
-        for url in &self.urls {
-            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-                bail!("{url}: the target must be a ws:// URL");
-            }
-            if url.starts_with("wss://") {
-                bail!("{url}: wss:// is not supported; point the bots at the connector itself");
-            }
         }
         if self.groups.is_empty() || self.total_bots() == 0 {
             bail!("no bots to run");
@@ -208,7 +200,7 @@ impl Plan {
             }
             if g.payload > 60_000 {
                 bail!(
-                    "group {}: payload {} is over the connector's default 64 KiB frame limit",
+                    "group {}: payload {} is over the default 64 KiB limit of a frame (and of an HTTP call's body)",
                     g.name,
                     g.payload
                 );
@@ -222,8 +214,21 @@ impl Plan {
 }
 
 impl Plan {
+    /// A websocket run: ws:// URLs of connectors.
+    fn check_ws_urls(&self) -> anyhow::Result<()> {
+        for url in &self.urls {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                bail!("{url}: the target must be a ws:// URL");
+            }
+            if url.starts_with("wss://") {
+                bail!("{url}: wss:// is not supported; point the bots at the connector itself");
+            }
+        }
+        Ok(())
+    }
+
     /// An http-echo run: http:// URLs of call gateways, and tokens.
-    fn check_http(&self) -> anyhow::Result<()> {
+    fn check_http_targets(&self) -> anyhow::Result<()> {
         for url in &self.urls {
             if !url.starts_with("http://") {
                 bail!(
@@ -234,14 +239,6 @@ impl Plan {
         }
         if !matches!(self.auth, Auth::Key { .. } | Auth::Guest(_)) {
             bail!("http-echo calls need tokens: --key, or a login (--login)");
-        }
-        for g in &self.groups {
-            if !(g.rate.is_finite() && g.rate >= 0.0) {
-                bail!("group {}: rate must be 0 (closed loop) or more", g.name);
-            }
-        }
-        if self.duration.is_zero() {
-            bail!("the measured window (--duration) must be longer than zero");
         }
         Ok(())
     }

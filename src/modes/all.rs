@@ -72,11 +72,12 @@ fn web_page(settings: &Settings, ready: &Ready) -> anyhow::Result<axum::Router> 
         let url = ready
             .url(role)
             .ok_or_else(|| anyhow::anyhow!("{} is not listening yet", role.name()))?;
-        let authority = url.split("://").nth(1).unwrap_or(url);
-        let authority = authority.split('/').next().unwrap_or(authority);
-        let port = authority.rsplit(':').next().unwrap_or_default();
-        port.parse()
-            .map_err(|_| anyhow::anyhow!("no port in {}'s URL {url}", role.name()))
+        // scheme://address[/path], the address as the ready file shows it.
+        let address = url.split("://").nth(1).and_then(|a| a.split('/').next());
+        let address = address.and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        address
+            .map(|a| a.port())
+            .ok_or_else(|| anyhow::anyhow!("no address in {}'s URL {url}", role.name()))
     };
     Ok(crate::web_page::router(
         port(Role::Login)?,

@@ -211,6 +211,23 @@ impl Client {
         }
     }
 
+    /// Sends a request and returns the reply to it; frames for other seqs
+    /// that come first (pushes) are stashed for [`Client::next_push`].
+    pub async fn request_keeping_pushes<T: Serialize + ?Sized>(
+        &mut self,
+        cmd: u32,
+        value: &T,
+    ) -> Frame {
+        let seq = self.send(cmd, value).await;
+        loop {
+            let f = self.recv().await;
+            if f.seq == seq {
+                return f;
+            }
+            self.stash(f);
+        }
+    }
+
     pub async fn login(&mut self, token: &str) -> Frame {
         #[derive(Serialize)]
         struct Login<'a> {

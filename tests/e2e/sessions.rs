@@ -68,17 +68,10 @@ async fn a_room_spanning_two_connectors_delivers_every_line_to_every_member_once
     }
     for (uid, p) in &mut members {
         let text = format!("line from {uid}");
-        let seq = p
-            .send(cmd::CHAT_SEND, &Say::new("across", text.as_str()))
+        let reply = p
+            .request_keeping_pushes(cmd::CHAT_SEND, &Say::new("across", text.as_str()))
             .await;
-        loop {
-            let f = p.recv().await;
-            if f.seq == seq {
-                assert_eq!(f.cmd, cmd::CHAT_SEND);
-                break;
-            }
-            p.stash(f);
-        }
+        assert_eq!(reply.cmd, cmd::CHAT_SEND);
     }
     for (uid, p) in &mut members {
         let mut heard = Vec::new();

@@ -52,15 +52,10 @@ async fn chat_rooms_spread_over_two_shards_deliver_every_line_once(kind: BusKind
     }
     for (_, p) in &mut players {
         for room in rooms {
-            let seq = p.send(cmd::CHAT_SEND, &Say::new(room, "hello")).await;
-            loop {
-                let f = p.recv().await;
-                if f.seq == seq {
-                    assert_eq!(f.cmd, cmd::CHAT_SEND, "{f:?}");
-                    break;
-                }
-                p.stash(f);
-            }
+            let f = p
+                .request_keeping_pushes(cmd::CHAT_SEND, &Say::new(room, "hello"))
+                .await;
+            assert_eq!(f.cmd, cmd::CHAT_SEND, "{f:?}");
         }
     }
     let expected = players.len() * rooms.len();

@@ -15,6 +15,18 @@ use crate::{
 /// The phone player's uid: far above the guests gold numbers from 1.
 const PHONE: u64 = 900_001;
 
+/// The number a page's `text` shows between `before` and `after`.
+fn number_between<T: std::str::FromStr>(text: &str, before: &str, after: &str) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    let number = text
+        .strip_prefix(before)
+        .and_then(|t| t.strip_suffix(after));
+    let number = number.unwrap_or_else(|| panic!("{text:?} is not {before:?}N{after:?}"));
+    number.parse().unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
 // Long: one scenario, told in order.
 #[tokio::test]
 async fn the_web_page_plays_over_http_and_a_json_socket_in_chromium() {
@@ -26,11 +38,7 @@ async fn the_web_page_plays_over_http_and_a_json_socket_in_chromium() {
     // A guest login.
     click_when_enabled(&b, "#guest").await;
     let who = until_text(&b, "#who", |t| t.starts_with("Playing as uid")).await;
-    let uid: u64 = who
-        .trim_start_matches("Playing as uid ")
-        .trim_end_matches('.')
-        .parse()
-        .unwrap_or_else(|e| panic!("{who:?}: {e}"));
+    let uid: u64 = number_between(&who, "Playing as uid ", ".");
 
     // Calls over HTTP.
     el(&b, "#echo-text").await.clear().await.unwrap();
@@ -39,11 +47,7 @@ async fn the_web_page_plays_over_http_and_a_json_socket_in_chromium() {
     until_text(&b, "#echo-reply", |t| t == "Echoed: hello from Chromium ☃").await;
     click(&b, "#balance").await;
     let balance = until_text(&b, "#wallet", |t| t.starts_with("Balance:")).await;
-    let before: i64 = balance
-        .trim_start_matches("Balance: ")
-        .trim_end_matches(" gold")
-        .parse()
-        .unwrap_or_else(|e| panic!("{balance:?}: {e}"));
+    let before: i64 = number_between(&balance, "Balance: ", " gold");
     click(&b, "#daily").await;
     let after = format!("Daily reward: +100; balance: {} gold", before + 100);
     until_text(&b, "#wallet", |t| t == after).await;
@@ -62,18 +66,11 @@ async fn the_web_page_plays_over_http_and_a_json_socket_in_chromium() {
     let mut phone = stack.player(PHONE).await;
     let (reply, _) = phone.request(cmd::CHAT_JOIN, &Room::new("lobby")).await;
     assert_eq!(reply.cmd, cmd::CHAT_JOIN, "{reply:?}");
-    let seq = phone
-        .send(cmd::CHAT_SEND, &Say::new("lobby", "hi from a phone"))
+    // Its own line may come before the reply: kept for next_push.
+    let f = phone
+        .request_keeping_pushes(cmd::CHAT_SEND, &Say::new("lobby", "hi from a phone"))
         .await;
-    loop {
-        // Its own line may come before the reply: kept for next_push.
-        let f = phone.recv().await;
-        if f.seq == seq {
-            assert_eq!(f.cmd, cmd::CHAT_SEND, "{f:?}");
-            break;
-        }
-        phone.stash(f);
-    }
+    assert_eq!(f.cmd, cmd::CHAT_SEND, "{f:?}");
     let phone_line = format!("[lobby] {PHONE}: hi from a phone");
     until_text(&b, "#chat", |t| t.contains(&phone_line)).await;
     type_into(&b, "#text", "hi from the web").await;
