@@ -6,7 +6,8 @@
 //!   default and unit tests;
 //! - [`AmqpBus`]: RabbitMQ through lapin (see `rabbitmq/definitions.json`
 //!   for the topology it declares);
-//! - [`RedisBus`]: Redis lists for requests, pub/sub for pushes.
+//! - [`RedisBus`]: Redis lists for requests, pub/sub for pushes;
+//! - [`ZmqBus`]: ZeroMQ sockets straight between the processes, no broker.
 //!
 //! The contract, whatever the transport:
 //! - **Where**: one [`Address`] per message: a game shard, every shard, one
@@ -39,6 +40,7 @@ mod batch;
 mod memory;
 mod redis;
 mod subscription;
+mod zeromq;
 
 use std::{fmt, future::Future, pin::Pin, time::Duration};
 
@@ -51,6 +53,7 @@ pub use amqp::{AmqpBus, AmqpSettings};
 pub use memory::MemoryBus;
 pub use redis::{RedisBus, RedisSettings};
 pub use subscription::Subscription;
+pub use zeromq::{ZmqBus, ZmqLayout, ZmqSettings};
 
 /// The longest [`Bus::send`] waits for room in a full queue before it
 /// refuses the message (`Rejected`, and the client hears `overloaded`).

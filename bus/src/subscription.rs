@@ -27,7 +27,7 @@ use warren_proto::DecodeError;
 
 use warren_proto::batch::{BATCH_MARKER, open};
 
-use crate::{Ack, Acknowledger, Decision, redis::RedisSource};
+use crate::{Ack, Acknowledger, Decision, redis::RedisSource, zeromq::ZmqSource};
 
 /// A RabbitMQ delivery's acknowledgement, told to the broker from the
 /// runtime the delivery came from.
@@ -76,6 +76,7 @@ enum Source<T> {
     Channel(mpsc::Receiver<T>),
     Amqp(Box<AmqpSource<T>>),
     Redis(Box<RedisSource<T>>),
+    Zmq(Box<ZmqSource<T>>),
 }
 
 pub(crate) struct AmqpSource<T> {
@@ -128,6 +129,12 @@ impl<T> Subscription<T> {
         }
     }
 
+    pub(crate) fn zmq(source: ZmqSource<T>) -> Self {
+        Subscription {
+            source: Source::Zmq(Box::new(source)),
+        }
+    }
+
     /// The next message, or `None` once the bus has closed this consumer.
     /// In the durable mode its [`Ack`] is dropped here, which hands the
     /// message back: durable consumers use [`Subscription::next_delivery`].
@@ -142,6 +149,7 @@ impl<T> Subscription<T> {
             Source::Channel(rx) => rx.recv().await.map(|m| (m, Ack::none())),
             Source::Amqp(src) => src.next().await,
             Source::Redis(src) => src.next().await,
+            Source::Zmq(src) => src.next().await.map(|m| (m, Ack::none())),
         }
     }
 
@@ -152,6 +160,7 @@ impl<T> Subscription<T> {
         let mut src = match self.source {
             Source::Channel(_) => return,
             Source::Redis(src) => return src.close().await,
+            Source::Zmq(src) => return src.close(),
             Source::Amqp(src) => src,
         };
         src.flush_acks().await;
