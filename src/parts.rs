@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::info;
-use warren_bus::{AmqpBus, Bus, MemoryBus, RedisBus};
+use warren_bus::{AmqpBus, Bus, MemoryBus, RedisBus, ZmqBus};
 use warren_connector::{Connector, TokenVerifier};
 
 use crate::{
@@ -98,7 +98,7 @@ pub(crate) async fn open_bus(
         BusKind::Memory if alone => bail!(
             "`warren {role}` runs apart from the other half, so it needs a networked bus: \
              give --amqp URL or --redis URL (or set WARREN_BUS__AMQP_URL or \
-             WARREN_BUS__REDIS__URL; bus.kind: {})",
+             WARREN_BUS__REDIS__URL, or WARREN_BUS__KIND=zmq; bus.kind: {})",
             BusKind::ALL.join(", ")
         ),
         BusKind::Memory => Ok(Arc::new(MemoryBus::new(settings.bus.memory_capacity))),
@@ -128,6 +128,13 @@ pub(crate) async fn open_bus(
             let bus = RedisBus::connect(redis)
                 .await
                 .with_context(|| format!("connecting to Redis at {url}"))?;
+            Ok(Arc::new(bus))
+        }
+        BusKind::Zmq => {
+            let zmq = settings.bus.zmq(settings.game.shard);
+            let bus = ZmqBus::connect(zmq)
+                .await
+                .context("starting the ZeroMQ bus")?;
             Ok(Arc::new(bus))
         }
     }

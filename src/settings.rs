@@ -9,7 +9,7 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
-use warren_bus::{AmqpSettings, RedisSettings};
+use warren_bus::{AmqpSettings, RedisSettings, ZmqLayout, ZmqSettings};
 pub use warren_calls::CallSettings;
 pub use warren_config::ConfigSettings;
 use warren_connector::ConnectorSettings;
@@ -52,11 +52,54 @@ pub enum BusKind {
     Amqp,
     /// Redis (`bus.redis.url`): lists for requests, pub/sub for pushes.
     Redis,
+    /// ZeroMQ (`bus.zmq`): sockets straight between the processes, no
+    /// broker.
+    Zmq,
 }
 
 impl BusKind {
     /// Every kind, as `bus.kind` spells it.
-    pub const ALL: &[&str] = &["memory", "amqp", "redis"];
+    pub const ALL: &[&str] = &["memory", "amqp", "redis", "zmq"];
+}
+
+/// The ZeroMQ bus (`bus.kind = "zmq"`; docs/deploy.md, "ZeroMQ").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZmqBusSettings {
+    /// `pubsub` (connectors PUSH requests to the owning shard's PULL and
+    /// SUBscribe to every shard's PUB) or `pair` (one connector, one game:
+    /// PUSH → PULL both ways).
+    pub layout: ZmqLayout,
+    /// Each shard's request address, `tcp://host:port`, in shard order:
+    /// its game binds it, the others connect. One per shard
+    /// (`bus.shards`).
+    pub requests: Vec<String>,
+    /// Each shard's push address (`pubsub`: its PUB; `pair`: the game's
+    /// PUSH), in shard order.
+    pub pushes: Vec<String>,
+    /// What a game binds instead of the host its addresses name (`*`, or
+    /// an interface's IP); empty: the addresses as written.
+    pub bind: String,
+    /// Messages a socket queues towards one peer; a request beyond it is
+    /// refused at once (`overloaded`), a push beyond it is dropped by the
+    /// publisher (uncounted: libzmq does not say).
+    pub send_hwm: i32,
+    /// Messages a socket queues from its peers before their queues fill.
+    pub receive_hwm: i32,
+}
+
+impl Default for ZmqBusSettings {
+    fn default() -> Self {
+        let zmq = ZmqSettings::new();
+        ZmqBusSettings {
+            layout: zmq.layout,
+            requests: zmq.requests,
+            pushes: zmq.pushes,
+            bind: zmq.bind,
+            send_hwm: zmq.send_hwm,
+            receive_hwm: zmq.receive_hwm,
+        }
+    }
 }
 
 /// The Redis bus (`bus.kind = "redis"`).
@@ -90,6 +133,8 @@ pub struct BusSettings {
     pub amqp_url: Option<SecretUrl>,
     /// The Redis bus (`bus.kind = "redis"`).
     pub redis: RedisBusSettings,
+    /// The ZeroMQ bus (`bus.kind = "zmq"`).
+    pub zmq: ZmqBusSettings,
     /// Prefix of every exchange and queue name on the broker.
     pub namespace: String,
     /// Unacknowledged deliveries the broker may send each consumer (Redis:
@@ -146,6 +191,7 @@ impl Default for BusSettings {
             kind: None,
             amqp_url: None,
             redis: RedisBusSettings::default(),
+            zmq: ZmqBusSettings::default(),
             namespace: amqp.namespace,
             prefetch: amqp.prefetch,
             max_queue_length: amqp.max_queue_length,
@@ -184,6 +230,16 @@ impl BusSettings {
             BusKind::Redis if self.redis.url.is_none() => {
                 Err("bus.kind = \"redis\" needs bus.redis.url (or --redis URL)".into())
             }
+            BusKind::Zmq if self.durable => Err(
+                "bus.durable = true needs a transport that keeps messages (bus.kind = \"amqp\" or \
+                 \"redis\"): ZeroMQ delivers at most once and keeps nothing across a restart"
+                    .into(),
+            ),
+            BusKind::Zmq if self.zmq.requests.len() != usize::from(self.shards) => Err(format!(
+                "bus.shards = {} but bus.zmq.requests names {} addresses: give one per shard",
+                self.shards,
+                self.zmq.requests.len()
+            )),
             BusKind::Memory if self.durable => Err(
                 "bus.durable = true needs a transport with acknowledgements (bus.kind = \"amqp\" \
                  or \"redis\"): \
@@ -208,6 +264,22 @@ impl BusSettings {
             durable: self.durable,
             delivery_limit: self.delivery_limit,
             batch_window: self.batch_window_us,
+        }
+    }
+
+    /// The ZeroMQ bus settings of a process that consumes `shard`'s
+    /// requests (any shard for a process that consumes none).
+    pub fn zmq(&self, shard: u16) -> ZmqSettings {
+        ZmqSettings {
+            layout: self.zmq.layout,
+            requests: self.zmq.requests.clone(),
+            pushes: self.zmq.pushes.clone(),
+            bind: self.zmq.bind.clone(),
+            shard,
+            send_hwm: self.zmq.send_hwm,
+            receive_hwm: self.zmq.receive_hwm,
+            batch_window: self.batch_window_us,
+            durable: self.durable,
         }
     }
 

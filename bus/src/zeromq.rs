@@ -111,6 +111,8 @@ pub struct ZmqBus {
     started: Instant,
     stop: CancellationToken,
     closed: AtomicBool,
+    /// The pair layout: whether this process's one push consumer exists.
+    pair_consumer: AtomicBool,
 }
 
 impl fmt::Debug for ZmqBus {
@@ -168,6 +170,7 @@ impl ZmqBus {
             started: Instant::now(),
             stop,
             closed: AtomicBool::new(false),
+            pair_consumer: AtomicBool::new(false),
         })
     }
 
@@ -271,6 +274,13 @@ impl Bus for ZmqBus {
                 Ok(Subscription::zmq(source))
             }
             ZmqLayout::Pair => {
+                if self.pair_consumer.swap(true, Ordering::AcqRel) {
+                    return Err(BusError::AlreadyConsumed(format!(
+                        "the pair layout serves one connector, and this process has it: \
+                         {connector} needs the pubsub layout (bus.zmq.layout = \"pubsub\"), as \
+                         does the HTTP call gateway"
+                    )));
+                }
                 let pull = socket(&self.ctx, zmq::PULL, s.send_hwm, s.receive_hwm, false)?;
                 let peer = watch(&self.ctx, &pull, s.pushes[0].clone(), self.stop.clone())?;
                 connect(&pull, &s.pushes[0])?;
@@ -308,6 +318,13 @@ impl Bus for ZmqBus {
                 "this process already consumes shard {shard}"
             )));
         }
+        // This process's own link to the shard (its forwards, and what
+        // the console calls the bus's state) tried before the bind: it is
+        // up within a reconnection pause.
+        self.links.shards[usize::from(shard)]
+            .peer
+            .wait_connected(SEND_WAIT)
+            .await;
         info!(shard, requests = %address, "consuming shard {shard}'s requests over ZeroMQ");
         let what = format!("shard {shard}'s requests");
         Ok(Subscription::zmq(ZmqSource::new(

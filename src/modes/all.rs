@@ -43,6 +43,15 @@ pub(crate) async fn all(
             let url = settings.bus.redis.url.as_ref().map(ToString::to_string);
             println!("warren: bus: Redis at {}", url.unwrap_or_default());
         }
+        Ok(BusKind::Zmq) => {
+            let zmq = &settings.bus.zmq;
+            println!(
+                "warren: bus: ZeroMQ ({} layout; requests {}, pushes {})",
+                zmq.layout,
+                zmq.requests.join(" "),
+                zmq.pushes.join(" ")
+            );
+        }
         _ => {
             println!("warren: bus: in-process (connector and game share this process)");
             println!(

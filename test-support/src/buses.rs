@@ -9,6 +9,10 @@ pub enum BusKind {
     InProcess,
     RabbitMq,
     Redis,
+    /// ZeroMQ, layout 1 (pubsub).
+    Zmq,
+    /// ZeroMQ, layout 3: one connector and one game (no call gateway).
+    ZmqPair,
 }
 
 impl BusKind {
@@ -19,8 +23,50 @@ impl BusKind {
             BusKind::InProcess => Vec::new(),
             BusKind::RabbitMq => vec!["--amqp".into(), amqp_url()],
             BusKind::Redis => vec!["--redis".into(), redis.to_owned()],
+            BusKind::Zmq | BusKind::ZmqPair => Vec::new(),
         }
     }
+
+    /// Whether the stack's processes talk over a network (every bus but
+    /// the in-process one).
+    pub fn networked(self) -> bool {
+        self != BusKind::InProcess
+    }
+
+    /// Whether there is a broker that keeps a namespace.
+    pub(crate) fn brokered(self) -> bool {
+        matches!(self, BusKind::RabbitMq | BusKind::Redis)
+    }
+
+    /// The settings that put every process of a stack of `shards` shards
+    /// on this bus, beyond the flags (ZeroMQ: the layout and each shard's
+    /// two addresses, on free loopback ports).
+    pub(crate) fn env(self, shards: u16) -> Vec<(String, String)> {
+        let layout = match self {
+            BusKind::Zmq => "pubsub",
+            BusKind::ZmqPair => "pair",
+            _ => return Vec::new(),
+        };
+        let addresses = || {
+            let list: Vec<String> = (0..shards)
+                .map(|_| format!("\"tcp://{}\"", free_port()))
+                .collect();
+            format!("[{}]", list.join(","))
+        };
+        vec![
+            ("WARREN_BUS__KIND".into(), "zmq".into()),
+            ("WARREN_BUS__ZMQ__LAYOUT".into(), layout.into()),
+            ("WARREN_BUS__ZMQ__REQUESTS".into(), addresses()),
+            ("WARREN_BUS__ZMQ__PUSHES".into(), addresses()),
+        ]
+    }
+}
+
+/// A loopback address no one listens on now (the listener is dropped, so
+/// the process under test can bind it).
+fn free_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address")
 }
 
 pub fn amqp_url() -> String {
@@ -78,7 +124,8 @@ pub(crate) fn delete_namespace(
 }
 
 /// Runs each named scenario, an `async fn(BusKind)`, on every networked
-/// bus (RabbitMQ and Redis): the ones that need separate processes.
+/// bus that can carry several connectors and shards (RabbitMQ, Redis,
+/// ZeroMQ's pubsub layout): the scenarios that need separate processes.
 #[macro_export]
 macro_rules! on_networked_buses {
     ($($name:ident),* $(,)?) => {
@@ -94,6 +141,68 @@ macro_rules! on_networked_buses {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn redis() {
                     super::$name(BusKind::Redis).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn zmq() {
+                    super::$name(BusKind::Zmq).await;
+                }
+            }
+        )*
+    };
+}
+
+/// Runs each named scenario, an `async fn(BusKind)`, on every bus that
+/// keeps messages (the durable mode: RabbitMQ and Redis).
+#[macro_export]
+macro_rules! on_durable_buses {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn rabbitmq() {
+                    super::$name(BusKind::RabbitMq).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$name(BusKind::Redis).await;
+                }
+            }
+        )*
+    };
+}
+
+/// Runs each named scenario, an `async fn(BusKind)`, on every bus that has
+/// room for the HTTP call gateway beside a connector: all but ZeroMQ's
+/// pair layout (one connector, one game).
+#[macro_export]
+macro_rules! on_buses_with_a_gateway {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn in_process() {
+                    super::$name(BusKind::InProcess).await;
+                }
+
+                #[tokio::test]
+                async fn rabbitmq() {
+                    super::$name(BusKind::RabbitMq).await;
+                }
+
+                #[tokio::test]
+                async fn redis() {
+                    super::$name(BusKind::Redis).await;
+                }
+
+                #[tokio::test]
+                async fn zmq() {
+                    super::$name(BusKind::Zmq).await;
                 }
             }
         )*
@@ -121,6 +230,16 @@ macro_rules! on_every_bus {
                 #[tokio::test]
                 async fn redis() {
                     super::$name(BusKind::Redis).await;
+                }
+
+                #[tokio::test]
+                async fn zmq() {
+                    super::$name(BusKind::Zmq).await;
+                }
+
+                #[tokio::test]
+                async fn zmq_pair() {
+                    super::$name(BusKind::ZmqPair).await;
                 }
             }
         )*

@@ -180,7 +180,7 @@ impl Stack {
                 connector_admins.push(ready.addr("connector_admin"));
                 procs.push(all);
             }
-            BusKind::RabbitMq | BusKind::Redis => {
+            BusKind::RabbitMq | BusKind::Redis | BusKind::Zmq | BusKind::ZmqPair => {
                 let bus_args = kind.args(&redis);
                 let with_bus = |args: &[&str]| -> Vec<String> {
                     let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -189,7 +189,8 @@ impl Stack {
                 };
                 let ns = unique("warren-test");
                 env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
-                namespace = Some(ns);
+                env.extend(kind.env(shards));
+                namespace = kind.brokered().then_some(ns);
                 if full {
                     let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
                     let gold_url = gold.wait_ready().url("gold");
@@ -220,7 +221,13 @@ impl Stack {
                     more.wait_ready();
                     procs.push(more);
                 }
-                for i in 0..connectors_wanted {
+                // The pair layout has room for one connector, no gateway.
+                let gateways_wanted = if kind == BusKind::ZmqPair {
+                    0
+                } else {
+                    connectors_wanted
+                };
+                for i in 0..gateways_wanted {
                     let id = format!("--id=h{i}");
                     let mut gateway = Proc::spawn("http", &dir, &with_bus(&["http", &id]), &env);
                     gateways.push(gateway.wait_ready().addr("http"));
@@ -256,7 +263,10 @@ impl Stack {
             addr,
             login,
             admin,
-            http: gateways[0],
+            http: gateways
+                .first()
+                .copied()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
             gateways,
             shards,
             connector_admins,
@@ -359,6 +369,12 @@ impl Stack {
         cmd.arg("game")
             .args(self.kind.args(&self.redis))
             .env_clear()
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("WARREN_BUS__"))
+                    .map(|(k, v)| (k, v)),
+            )
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
             .env("WARREN_GAME__ADMIN_LISTEN", "127.0.0.1:0")

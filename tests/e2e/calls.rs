@@ -9,10 +9,10 @@ use warren_test_support::http::request_http;
 
 use crate::{
     helpers::{BusKind, Room, Said, Say, Stack, decode},
-    on_every_bus, on_networked_buses,
+    on_buses_with_a_gateway, on_networked_buses,
 };
 
-on_every_bus!(
+on_buses_with_a_gateway!(
     http_calls_reach_services_and_every_refusal_has_its_status,
     json_and_messagepack_players_share_a_chat_room,
 );

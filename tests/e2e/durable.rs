@@ -15,7 +15,7 @@ use warren_proto::{ErrorBody, cmd};
 
 use crate::{
     helpers::{BusKind, Event, Stack, decode, http_post},
-    on_networked_buses,
+    on_durable_buses,
 };
 
 const DURABLE: [(&str, &str); 2] = [
@@ -226,7 +226,7 @@ async fn a_request_that_keeps_failing_ends_in_the_dead_letter_queue(kind: BusKin
     assert_eq!(r.cmd, 9991);
 }
 
-on_networked_buses!(
+on_durable_buses!(
     a_game_killed_mid_stream_loses_no_request_and_charges_each_once,
     a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer,
     a_request_that_keeps_failing_ends_in_the_dead_letter_queue,
