@@ -135,6 +135,31 @@ fn debug_connector(settings: &Settings, json: bool, base: &str) -> anyhow::Resul
     Ok(())
 }
 
+/// `warren debug --push-server URL`: the registered connectors, and what
+/// was forwarded, dropped and refused.
+pub(crate) fn debug_push_server(settings: &Settings, json: bool, base: &str) -> anyhow::Result<()> {
+    let (status, body) = admin_call(settings, "push server", base, "/v1/stats", None)?;
+    if !status.is_success() || json {
+        println!("{body}");
+        if !status.is_success() {
+            bail!("the push server's console answered {status}");
+        }
+        return Ok(());
+    }
+    let stats: warren_bus::PushServerStats = serde_json::from_str(&body)?;
+    println!("{:<24} {:<32} registered", "connector", "address");
+    for c in &stats.connectors {
+        let secs = warren_proto::time::unix_ms().saturating_sub(c.since_unix_ms) / 1000;
+        println!("{:<24} {:<32} {secs} s ago", c.id, c.address);
+    }
+    println!();
+    println!(
+        "forwarded {}  dropped {}  refused registrations {}",
+        stats.forwarded, stats.dropped, stats.refused
+    );
+    Ok(())
+}
+
 pub(crate) fn announce(
     settings: &Settings,
     text: String,

@@ -38,9 +38,13 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             json,
             admin,
             connector,
+            push_server,
             service,
             trace,
-        } => admin_client::debug_command(&settings, json, admin, connector, service, trace),
+        } => match push_server {
+            Some(url) => admin_client::debug_push_server(&settings, json, &url),
+            None => admin_client::debug_command(&settings, json, admin, connector, service, trace),
+        },
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
             println!(
@@ -119,6 +123,11 @@ fn serve(
                 shutdown_signal(),
             ))
         }
+        Command::PushServer => runtime(workers)?.block_on(modes::push_server(
+            settings,
+            ready("push-server"),
+            shutdown_signal(),
+        )),
         tool => unreachable!("serve was handed a tool command: {tool:?}"),
     }
 }

@@ -75,6 +75,10 @@ pub enum Command {
     /// The HTTP call gateway alone (POST /v1/call/{cmd}), on a networked
     /// bus: stateless, any number side by side.
     Http(PartArgs),
+    /// The ZeroMQ push server alone (bus.zmq.layout = "push-server"):
+    /// games send it pushes, connectors register with it, it forwards
+    /// each push to its connector.
+    PushServer,
     /// config-svc alone: the configuration gRPC service and the staff's
     /// admin page. --database is config-svc's own database.
     ConfigSvc(PartArgs),
@@ -123,12 +127,16 @@ pub enum Command {
         /// http://127.0.0.1:7008.
         #[arg(long)]
         connector: Option<String>,
-        /// Show one service: its counters and its own summary of its state.
+        /// Show a ZeroMQ push server instead: its console, e.g.
+        /// http://127.0.0.1:7009.
         #[arg(long, conflicts_with = "connector")]
+        push_server: Option<String>,
+        /// Show one service: its counters and its own summary of its state.
+        #[arg(long, conflicts_with_all = ["connector", "push_server"])]
         service: Option<String>,
         /// Log every message one service handles (target warren::trace), or
         /// stop: NAME=on or NAME=off.
-        #[arg(long, value_name = "NAME=on|off", conflicts_with_all = ["connector", "service"])]
+        #[arg(long, value_name = "NAME=on|off", conflicts_with_all = ["connector", "push_server", "service"])]
         trace: Option<String>,
     },
     /// Write a new Ed25519 key pair for signing tokens.

@@ -77,13 +77,13 @@ pub(crate) fn shown(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {what} to {addr}"))
 }
 
-fn http_url(listener: &TcpListener) -> anyhow::Result<String> {
+pub(crate) fn http_url(listener: &TcpListener) -> anyhow::Result<String> {
     Ok(format!("http://{}", shown(listener.local_addr()?)))
 }
 

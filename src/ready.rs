@@ -38,6 +38,7 @@ pub enum Role {
     Config,
     ConfigPage,
     Http,
+    PushServer,
 }
 
 impl Role {
@@ -51,6 +52,7 @@ impl Role {
             Role::Config => "config",
             Role::ConfigPage => "config_page",
             Role::Http => "http",
+            Role::PushServer => "push_server",
         }
     }
 }

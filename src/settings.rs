@@ -2,7 +2,7 @@
 //! variables (`__` separates sections: `WARREN_CONNECTOR__LISTEN`), then
 //! command-line flags. Secrets (the AMQP URL's password) are never printed.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use figment::{
     Figment,
@@ -77,6 +77,19 @@ pub struct ZmqBusSettings {
     /// Each shard's push address (`pubsub`: its PUB; `pair`: the game's
     /// PUSH), in shard order.
     pub pushes: Vec<String>,
+    /// `push-server`: where `warren push-server` takes the games' pushes
+    /// (the games connect).
+    pub push_server: String,
+    /// `push-server`: where `warren push-server` takes the connectors'
+    /// registrations.
+    pub registry: String,
+    /// `push-server`: where `warren push-server` serves its console
+    /// (`warren debug --push-server URL`; the admin token).
+    pub push_server_admin: SocketAddr,
+    /// `push-server`: where a connector takes its pushes (registered with
+    /// the push server, which connects to it; port `*`: any free one). The
+    /// push server must be able to reach it.
+    pub listen: String,
     /// What a game binds instead of the host its addresses name (`*`, or
     /// an interface's IP); empty: the addresses as written.
     pub bind: String,
@@ -95,6 +108,10 @@ impl Default for ZmqBusSettings {
             layout: zmq.layout,
             requests: zmq.requests,
             pushes: zmq.pushes,
+            push_server: zmq.push_server,
+            registry: zmq.registry,
+            push_server_admin: SocketAddr::from(([127, 0, 0, 1], 7009)),
+            listen: zmq.listen,
             bind: zmq.bind,
             send_hwm: zmq.send_hwm,
             receive_hwm: zmq.receive_hwm,
@@ -274,6 +291,9 @@ impl BusSettings {
             layout: self.zmq.layout,
             requests: self.zmq.requests.clone(),
             pushes: self.zmq.pushes.clone(),
+            push_server: self.zmq.push_server.clone(),
+            registry: self.zmq.registry.clone(),
+            listen: self.zmq.listen.clone(),
             bind: self.zmq.bind.clone(),
             shard,
             send_hwm: self.zmq.send_hwm,

@@ -53,7 +53,9 @@ pub use amqp::{AmqpBus, AmqpSettings};
 pub use memory::MemoryBus;
 pub use redis::{RedisBus, RedisSettings};
 pub use subscription::Subscription;
-pub use zeromq::{ZmqBus, ZmqLayout, ZmqSettings};
+pub use zeromq::{
+    PushServer, PushServerSettings, PushServerStats, Registered, ZmqBus, ZmqLayout, ZmqSettings,
+};
 
 /// The longest [`Bus::send`] waits for room in a full queue before it
 /// refuses the message (`Rejected`, and the client hears `overloaded`).

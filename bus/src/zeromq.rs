@@ -8,12 +8,19 @@
 //!   lifecycle events to every shard, a game's forwards to the owner), and
 //!   every connector one SUB connected to every shard's PUB, subscribed to
 //!   its own id's topic and the broadcast topic.
+//! - **push-server** (layout 2): requests as in pubsub; every game PUSHes
+//!   its pushes to one push server (`warren push-server`, [`PushServer`]),
+//!   each connector binds a PULL of its own and registers its id and
+//!   address with the push server (DEALER → ROUTER, renewed every second),
+//!   and the push server forwards each push to the connector it names.
+//!   There a duplicate connector id is refused.
 //! - **pair** (layout 3): one connector and one game; the game binds a
 //!   PULL for requests and a PUSH for pushes, the connector connects a
 //!   PUSH and a PULL.
 //!
 //! One ZeroMQ message is one bus message or a sealed batch (the shared
-//! batcher); a push on a PUB is `[topic, body]`, topics `c<id>\0` and `*`.
+//! batcher); a push on a PUB is `[topic, body]`, topics `c<id>\0` and `*`;
+//! to the push server `[connector id or *, body]`.
 //!
 //! **Bounds and what is promised.** ZeroMQ delivers at most once: what a
 //! socket holds when its process dies is lost, and the connector's request
@@ -32,8 +39,9 @@
 //!
 //! **Owners.** A shard's addresses are bound by its game, so a second game
 //! of a shard on the same host is refused (address in use). There is no
-//! broker to hold connector ids: two connectors started with one id both
-//! receive its pushes, which nothing here detects.
+//! broker to hold connector ids in layouts 1 and 3: two connectors started
+//! with one id both receive its pushes, which nothing here detects (the
+//! push server of layout 2 refuses the second).
 //!
 //! **Outages.** ZeroMQ reconnects by itself (every 100 ms at first, at most
 //! every second) and notices a silent peer by heartbeats (3 s); a monitor
@@ -53,10 +61,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use warren_proto::{BusEvent, BusPush, ConnectorId, decode_event, decode_push};
 
+mod push_server;
+mod registration;
 mod settings;
 mod sockets;
 mod source;
 
+pub use push_server::{PushServer, PushServerSettings, PushServerStats, Registered};
 pub use settings::{ZmqLayout, ZmqSettings};
 use sockets::{Peer, bind, connect, failed, socket, watch, wrap};
 use source::Incoming;
@@ -201,8 +212,9 @@ impl ZmqBus {
         }
     }
 
-    /// The game's push socket for the layout, bound.
-    fn bind_out(&self, shard: u16) -> Result<zmq::Socket, BusError> {
+    /// The game's push socket for the layout, bound (or, towards a push
+    /// server, connecting: with the peer to wait for).
+    fn bind_out(&self, shard: u16) -> Result<(zmq::Socket, Option<Arc<Peer>>), BusError> {
         let s = &self.settings;
         let taken = format!("shard {shard}'s push address is held by another process");
         match s.layout {
@@ -215,14 +227,57 @@ impl ZmqBus {
                     &s.bind_address(&s.pushes[usize::from(shard)])?,
                     &taken,
                 )?;
-                Ok(out)
+                Ok((out, None))
+            }
+            ZmqLayout::PushServer => {
+                let out = socket(&self.ctx, zmq::PUSH, s.send_hwm, s.receive_hwm, true)?;
+                let peer = watch(&self.ctx, &out, s.push_server.clone(), self.stop.clone())?;
+                connect(&out, &s.push_server)?;
+                Ok((out, Some(peer)))
             }
             ZmqLayout::Pair => {
                 let out = socket(&self.ctx, zmq::PUSH, s.send_hwm, s.receive_hwm, true)?;
                 bind(&out, &s.bind_address(&s.pushes[0])?, &taken)?;
-                Ok(out)
+                Ok((out, None))
             }
         }
+    }
+
+    /// Layout 2: a PULL of this connector's own, registered with the push
+    /// server, which connects to it.
+    async fn pushes_from_the_push_server(
+        &self,
+        connector: &ConnectorId,
+    ) -> Result<Subscription<BusPush>, BusError> {
+        let s = &self.settings;
+        let pull = socket(&self.ctx, zmq::PULL, s.send_hwm, s.receive_hwm, false)?;
+        let peer = watch(&self.ctx, &pull, s.listen.clone(), self.stop.clone())?;
+        bind(
+            &pull,
+            &s.listen,
+            "another process holds this connector's push address",
+        )?;
+        let address = match pull.get_last_endpoint() {
+            Ok(Ok(address)) => address,
+            _ => s.listen.clone(),
+        };
+        let dealer = socket(&self.ctx, zmq::DEALER, 4, s.receive_hwm, true)?;
+        connect(&dealer, &s.registry)?;
+        let guard = registration::register(
+            wrap(dealer)?,
+            connector.to_string(),
+            address.clone(),
+            SUBSCRIBE_WAIT,
+        )
+        .await?;
+        // Registered: the push server is connecting to us.
+        if !peer.wait_connected(SUBSCRIBE_WAIT).await {
+            info!(%connector, "the push server is not up yet; pushes arrive once it is");
+        }
+        info!(%connector, %address, "taking pushes from the push server");
+        let what = format!("pushes for connector {connector}");
+        let source = ZmqSource::new(what, Incoming::Pull(wrap(pull)?), decode_push).holding(guard);
+        Ok(Subscription::zmq(source))
     }
 }
 
@@ -273,6 +328,7 @@ impl Bus for ZmqBus {
                 }
                 Ok(Subscription::zmq(source))
             }
+            ZmqLayout::PushServer => self.pushes_from_the_push_server(connector).await,
             ZmqLayout::Pair => {
                 if self.pair_consumer.swap(true, Ordering::AcqRel) {
                     return Err(BusError::AlreadyConsumed(format!(
@@ -312,7 +368,7 @@ impl Bus for ZmqBus {
                  first, or start this one with another game.shard"
             ),
         )?;
-        let out = self.bind_out(shard)?;
+        let (out, push_server) = self.bind_out(shard)?;
         if self.links.out.set(Mutex::new(out)).is_err() {
             return Err(BusError::AlreadyConsumed(format!(
                 "this process already consumes shard {shard}"
@@ -325,6 +381,11 @@ impl Bus for ZmqBus {
             .peer
             .wait_connected(SEND_WAIT)
             .await;
+        if let Some(peer) = push_server
+            && !peer.wait_connected(SEND_WAIT).await
+        {
+            info!(address = %s.push_server, "the push server is not up yet; pushes are dropped until it is");
+        }
         info!(shard, requests = %address, "consuming shard {shard}'s requests over ZeroMQ");
         let what = format!("shard {shard}'s requests");
         Ok(Subscription::zmq(ZmqSource::new(
@@ -408,6 +469,10 @@ impl Sink for ZmqSink {
                     (ZmqLayout::PubSub, _) => {
                         lock(out).send_multipart([BROADCAST.to_vec(), body], zmq::DONTWAIT)
                     }
+                    (ZmqLayout::PushServer, Address::Connector(id)) => lock(out)
+                        .send_multipart([id.as_str().as_bytes().to_vec(), body], zmq::DONTWAIT),
+                    (ZmqLayout::PushServer, _) => lock(out)
+                        .send_multipart([push_server::EVERYONE.to_vec(), body], zmq::DONTWAIT),
                     (ZmqLayout::Pair, _) => lock(out).send(body, zmq::DONTWAIT),
                 };
                 match sent {
@@ -415,7 +480,9 @@ impl Sink for ZmqSink {
                     Err(e) => refused(
                         e,
                         BusError::Rejected(
-                            "the connector is not connected, or its queue is full".into(),
+                            "the connector (or the push server) is not connected, or its queue is \
+                             full"
+                                .into(),
                         ),
                         BusError::Unavailable("the connector is not connected".into()),
                     ),

@@ -10,6 +10,7 @@ mod game;
 mod gold;
 mod http;
 mod login;
+mod push_server;
 
 pub(crate) use all::all;
 pub(crate) use config_svc::config_svc;
@@ -18,3 +19,4 @@ pub(crate) use game::game;
 pub(crate) use gold::gold;
 pub(crate) use http::http;
 pub(crate) use login::login;
+pub(crate) use push_server::push_server;

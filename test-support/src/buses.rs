@@ -11,6 +11,8 @@ pub enum BusKind {
     Redis,
     /// ZeroMQ, layout 1 (pubsub).
     Zmq,
+    /// ZeroMQ, layout 2: pushes through `warren push-server`.
+    ZmqPushServer,
     /// ZeroMQ, layout 3: one connector and one game (no call gateway).
     ZmqPair,
 }
@@ -23,7 +25,7 @@ impl BusKind {
             BusKind::InProcess => Vec::new(),
             BusKind::RabbitMq => vec!["--amqp".into(), amqp_url()],
             BusKind::Redis => vec!["--redis".into(), redis.to_owned()],
-            BusKind::Zmq | BusKind::ZmqPair => Vec::new(),
+            BusKind::Zmq | BusKind::ZmqPushServer | BusKind::ZmqPair => Vec::new(),
         }
     }
 
@@ -44,6 +46,7 @@ impl BusKind {
     pub(crate) fn env(self, shards: u16) -> Vec<(String, String)> {
         let layout = match self {
             BusKind::Zmq => "pubsub",
+            BusKind::ZmqPushServer => "push-server",
             BusKind::ZmqPair => "pair",
             _ => return Vec::new(),
         };
@@ -58,6 +61,14 @@ impl BusKind {
             ("WARREN_BUS__ZMQ__LAYOUT".into(), layout.into()),
             ("WARREN_BUS__ZMQ__REQUESTS".into(), addresses()),
             ("WARREN_BUS__ZMQ__PUSHES".into(), addresses()),
+            (
+                "WARREN_BUS__ZMQ__PUSH_SERVER".into(),
+                format!("tcp://{}", free_port()),
+            ),
+            (
+                "WARREN_BUS__ZMQ__REGISTRY".into(),
+                format!("tcp://{}", free_port()),
+            ),
         ]
     }
 }
@@ -125,7 +136,8 @@ pub(crate) fn delete_namespace(
 
 /// Runs each named scenario, an `async fn(BusKind)`, on every networked
 /// bus that can carry several connectors and shards (RabbitMQ, Redis,
-/// ZeroMQ's pubsub layout): the scenarios that need separate processes.
+/// ZeroMQ's pubsub and push-server layouts): the scenarios that need
+/// separate processes.
 #[macro_export]
 macro_rules! on_networked_buses {
     ($($name:ident),* $(,)?) => {
@@ -146,6 +158,11 @@ macro_rules! on_networked_buses {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn zmq() {
                     super::$name(BusKind::Zmq).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn zmq_push_server() {
+                    super::$name(BusKind::ZmqPushServer).await;
                 }
             }
         )*

@@ -22,10 +22,14 @@ use std::{
 };
 
 use warren_bus::RedisBus;
-use warren_login::{JwtSettings, TokenSigner};
+use warren_login::TokenSigner;
 use warren_proto::{Uid, cmd};
 
-use crate::{process::Proc, unique};
+use crate::process::Proc;
+
+mod launch;
+
+pub use launch::Order;
 
 /// How long any single expected event may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(15);
@@ -48,6 +52,8 @@ pub struct Stack {
     pub shards: u16,
     /// Each connector's admin endpoint.
     pub connector_admins: Vec<SocketAddr>,
+    /// ZeroMQ's push server's console (layout 2).
+    pub push_server: Option<SocketAddr>,
     /// config-svc's gRPC and its admin page, when the stack runs it (the
     /// all-in-one process, and the full stack on RabbitMQ).
     pub config: Option<SocketAddr>,
@@ -78,7 +84,7 @@ impl Stack {
 
     /// Starts the stack with extra `WARREN_*` settings.
     pub async fn start_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
-        Self::launch(kind, extra, false, 1).await
+        Self::launch(kind, extra, false, 1, Order::GameFirst).await
     }
 
     /// One game and `n` connectors as separate processes on a networked
@@ -89,197 +95,29 @@ impl Stack {
             BusKind::InProcess,
             "separate connectors need a networked bus"
         );
-        Self::launch(kind, extra, false, n).await
+        Self::launch(kind, extra, false, n, Order::GameFirst).await
     }
 
     /// The whole stack: also gold (SQLite) and login, as processes of
     /// their own on RabbitMQ.
     pub async fn start_full(kind: BusKind) -> Stack {
-        Self::launch(kind, &[], true, 1).await
+        Self::launch(kind, &[], true, 1, Order::GameFirst).await
+    }
+
+    /// One game and `n` connectors on a networked bus, started in `order`
+    /// (ZeroMQ's "start order does not matter").
+    pub async fn start_in_order(
+        kind: BusKind,
+        n: usize,
+        order: Order,
+        extra: &[(&str, &str)],
+    ) -> Stack {
+        Self::launch(kind, extra, false, n, order).await
     }
 
     /// The full stack with extra `WARREN_*` settings.
     pub async fn start_full_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
-        Self::launch(kind, extra, true, 1).await
-    }
-
-    // Long: every process of every stack layout, started in dependency order.
-    async fn launch(
-        kind: BusKind,
-        extra: &[(&str, &str)],
-        full: bool,
-        connectors_wanted: usize,
-    ) -> Stack {
-        let dir = std::env::temp_dir().join(unique("warren-test"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (private, _public) = warren_login::keys::write_pair(&dir).unwrap();
-        let signer = TokenSigner::from_file(&private, &JwtSettings::default()).unwrap();
-        let mut env: Vec<(String, String)> = vec![
-            ("WARREN_DATA_DIR".into(), dir.display().to_string()),
-            ("WARREN_CONNECTOR__LISTEN".into(), "127.0.0.1:0".into()),
-            ("WARREN_GOLD__LISTEN".into(), "127.0.0.1:0".into()),
-            ("WARREN_LOGIN__LISTEN".into(), "127.0.0.1:0".into()),
-            ("WARREN_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
-            ("WARREN_GAME__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
-            (
-                "WARREN_CONNECTOR__ADMIN_LISTEN".into(),
-                "127.0.0.1:0".into(),
-            ),
-            // Load patterns here (pipelined floods, closed-loop benches) are
-            // not players; the rate limit has its own test in connector/.
-            (
-                "WARREN_CONNECTOR__RATE_LIMIT_PER_SEC".into(),
-                "10000000".into(),
-            ),
-            (
-                "WARREN_CONNECTOR__RATE_LIMIT_BURST".into(),
-                "10000000".into(),
-            ),
-            (
-                "WARREN_CONNECTOR__BYTE_LIMIT_PER_SEC".into(),
-                "2000000000".into(),
-            ),
-            (
-                "WARREN_CONNECTOR__BYTE_LIMIT_BURST".into(),
-                "2000000000".into(),
-            ),
-            ("WARREN_GAME__FAULT_INJECTION".into(), "true".into()),
-            ("WARREN_CONFIG_SVC__LISTEN".into(), "127.0.0.1:0".into()),
-            (
-                "WARREN_CONFIG_SVC__ADMIN_LISTEN".into(),
-                "127.0.0.1:0".into(),
-            ),
-        ];
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let redis = extra
-            .iter()
-            .find(|(k, _)| *k == "WARREN_BUS__REDIS__URL")
-            .map_or_else(redis_url, |(_, v)| v.to_string());
-        let mut procs = Vec::new();
-        let mut namespace = None;
-        let shards: u16 = extra
-            .iter()
-            .find(|(k, _)| *k == "WARREN_BUS__SHARDS")
-            .map_or(1, |(_, v)| v.parse().unwrap());
-        let mut login = None;
-        let (mut config, mut config_page) = (None, None);
-        let admin;
-        let mut gateways = Vec::new();
-        let mut connector_admins = Vec::new();
-        let mut connectors: Vec<(SocketAddr, String)> = Vec::new();
-        match kind {
-            BusKind::InProcess => {
-                let mut all = Proc::spawn("warren", &dir, &[] as &[&str], &env);
-                let ready = all.wait_ready();
-                config = Some(ready.addr("config"));
-                config_page = Some(ready.addr("config_page"));
-                login = Some(ready.addr("login"));
-                admin = ready.addr("game_admin");
-                gateways.push(ready.addr("http"));
-                connectors.push((ready.addr("connector"), ready.url("connector")));
-                connector_admins.push(ready.addr("connector_admin"));
-                procs.push(all);
-            }
-            BusKind::RabbitMq | BusKind::Redis | BusKind::Zmq | BusKind::ZmqPair => {
-                let bus_args = kind.args(&redis);
-                let with_bus = |args: &[&str]| -> Vec<String> {
-                    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-                    all.extend(bus_args.iter().cloned());
-                    all
-                };
-                let ns = unique("warren-test");
-                env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
-                env.extend(kind.env(shards));
-                namespace = kind.brokered().then_some(ns);
-                if full {
-                    let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
-                    let gold_url = gold.wait_ready().url("gold");
-                    env.push(("WARREN_GOLD__URL".into(), gold_url));
-                    let mut login_proc = Proc::spawn("login", &dir, &["login"], &env);
-                    login = Some(login_proc.wait_ready().addr("login"));
-                    procs.push(gold);
-                    procs.push(login_proc);
-                    let mut config_proc = Proc::spawn("config-svc", &dir, &["config-svc"], &env);
-                    let ready = config_proc.wait_ready();
-                    let grpc = ready.addr("config");
-                    config_page = Some(ready.addr("config_page"));
-                    config = Some(grpc);
-                    env.push(("WARREN_CONFIG_SVC__URL".into(), format!("http://{grpc}")));
-                    procs.push(config_proc);
-                } else {
-                    // No config-svc in this stack: the game runs on its
-                    // settings (and never reaches for a default port).
-                    env.push(("WARREN_CONFIG_SVC__URL".into(), String::new()));
-                }
-                let mut game = Proc::spawn("game", &dir, &with_bus(&["game"]), &env);
-                admin = game.wait_ready().addr("game_admin");
-                procs.push(game);
-                for shard in 1..shards {
-                    let mut shard_env = env.clone();
-                    shard_env.push(("WARREN_GAME__SHARD".into(), shard.to_string()));
-                    let mut more = Proc::spawn("game", &dir, &with_bus(&["game"]), &shard_env);
-                    more.wait_ready();
-                    procs.push(more);
-                }
-                // The pair layout has room for one connector, no gateway.
-                let gateways_wanted = if kind == BusKind::ZmqPair {
-                    0
-                } else {
-                    connectors_wanted
-                };
-                for i in 0..gateways_wanted {
-                    let id = format!("--id=h{i}");
-                    let mut gateway = Proc::spawn("http", &dir, &with_bus(&["http", &id]), &env);
-                    gateways.push(gateway.wait_ready().addr("http"));
-                    procs.push(gateway);
-                }
-                for i in 0..connectors_wanted {
-                    let id = format!("--id=c{i}");
-                    let mut conn =
-                        Proc::spawn("connector", &dir, &with_bus(&["connector", &id]), &env);
-                    let ready = conn.wait_ready();
-                    connectors.push((ready.addr("connector"), ready.url("connector")));
-                    connector_admins.push(ready.addr("connector_admin"));
-                    procs.push(conn);
-                }
-            }
-        };
-        let (addr, url) = connectors[0].clone();
-        let durable = extra.contains(&("WARREN_BUS__DURABLE", "true")).then(|| {
-            extra
-                .iter()
-                .find(|(k, _)| *k == "WARREN_BUS__DELIVERY_LIMIT")
-                .map_or(5, |(_, v)| v.parse().unwrap())
-        });
-        let max_queue_length = extra
-            .iter()
-            .find(|(k, _)| *k == "WARREN_BUS__MAX_QUEUE_LENGTH")
-            .map(|(_, v)| v.parse().unwrap());
-        Stack {
-            env,
-            durable,
-            max_queue_length,
-            kind,
-            addr,
-            login,
-            admin,
-            http: gateways
-                .first()
-                .copied()
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
-            gateways,
-            shards,
-            connector_admins,
-            config,
-            config_page,
-            connectors,
-            url,
-            dir,
-            signer,
-            procs,
-            namespace,
-            redis,
-        }
+        Self::launch(kind, extra, true, 1, Order::GameFirst).await
     }
 
     pub fn token(&self, uid: u64) -> String {
@@ -444,14 +282,19 @@ impl Stack {
 
     /// Kills the (first) game process with SIGKILL: no goodbye, nothing
     /// acknowledged that was not already.
+    /// Kills the game with SIGKILL: the last one started again, else the
+    /// first (shard 0's).
     pub fn kill_game(&mut self) {
-        let p = self
+        let i = self
             .procs
-            .iter_mut()
-            .find(|p| p.name == "game")
+            .iter()
+            .rposition(|p| p.name == "game-again")
+            .or_else(|| self.procs.iter().position(|p| p.name == "game"))
             .expect("a separate game process");
+        let p = &mut self.procs[i];
         p.child.kill().unwrap();
         p.child.wait().unwrap();
+        p.name = "killed";
     }
 
     /// Starts another game process with the stack's settings.

@@ -24,3 +24,4 @@ mod shards;
 mod spine;
 mod wallet;
 mod web;
+mod zmq;

@@ -15,6 +15,11 @@ pub enum ZmqLayout {
     #[default]
     #[serde(rename = "pubsub")]
     PubSub,
+    /// Layout 2: requests as in `pubsub`; pushes go from every game to a
+    /// push server (`warren push-server`), which forwards each to the
+    /// connector it is for, at the address that connector registered.
+    #[serde(rename = "push-server")]
+    PushServer,
     /// Layout 3: one connector and one game, PUSH → PULL both ways.
     #[serde(rename = "pair")]
     Pair,
@@ -22,13 +27,14 @@ pub enum ZmqLayout {
 
 impl ZmqLayout {
     /// The names the settings use.
-    pub const ALL: [&str; 2] = ["pubsub", "pair"];
+    pub const ALL: [&str; 3] = ["pubsub", "push-server", "pair"];
 }
 
 impl fmt::Display for ZmqLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ZmqLayout::PubSub => "pubsub",
+            ZmqLayout::PushServer => "push-server",
             ZmqLayout::Pair => "pair",
         })
     }
@@ -45,6 +51,17 @@ pub struct ZmqSettings {
     /// `pubsub`: each shard's publisher, in shard order (bound by its
     /// game). `pair`: the one game's push address.
     pub pushes: Vec<String>,
+    /// `push-server`: where the push server takes the games' pushes (its
+    /// PULL; the games connect).
+    pub push_server: String,
+    /// `push-server`: where the push server takes connectors'
+    /// registrations (its ROUTER; each connector's DEALER connects).
+    pub registry: String,
+    /// `push-server`: where this connector takes its pushes (its PULL,
+    /// registered with the push server, which connects to it); a `*`
+    /// port is chosen at start. It must be an address the push server
+    /// can reach.
+    pub listen: String,
     /// What a game binds instead of the host of its addresses (`*` or
     /// `0.0.0.0` when the addresses name the host as others reach it);
     /// empty: the addresses as written.
@@ -72,6 +89,9 @@ impl ZmqSettings {
             layout: ZmqLayout::PubSub,
             requests: vec!["tcp://127.0.0.1:7101".into()],
             pushes: vec!["tcp://127.0.0.1:7102".into()],
+            push_server: "tcp://127.0.0.1:7103".into(),
+            registry: "tcp://127.0.0.1:7104".into(),
+            listen: "tcp://127.0.0.1:*".into(),
             bind: String::new(),
             shard: 0,
             send_hwm: 10_000,
@@ -112,6 +132,10 @@ impl ZmqSettings {
                  one per shard, in the order of bus.zmq.requests",
                 self.pushes.len()
             )),
+            ZmqLayout::PushServer => [&self.push_server, &self.registry]
+                .into_iter()
+                .chain(&self.requests)
+                .try_for_each(|a| endpoint_parts(a).map(drop)),
             ZmqLayout::Pair if shards != 1 || self.pushes.len() != 1 => mismatch(
                 "the pair layout is one connector and one game: bus.zmq.requests and \
                  bus.zmq.pushes name one address each"

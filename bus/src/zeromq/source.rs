@@ -49,6 +49,8 @@ pub(crate) struct ZmqSource<T> {
     decode: fn(&[u8]) -> Result<T, DecodeError>,
     /// Decoded, not handed out yet (the rest of a batch).
     ready: VecDeque<T>,
+    /// Ends what keeps the source fed (a registration) when dropped.
+    _guard: Option<tokio_util::sync::DropGuard>,
 }
 
 impl<T> std::fmt::Debug for ZmqSource<T> {
@@ -80,7 +82,14 @@ impl<T> ZmqSource<T> {
             incoming,
             decode,
             ready: VecDeque::new(),
+            _guard: None,
         }
+    }
+
+    /// The source keeps `guard` while it lives.
+    pub(super) fn holding(mut self, guard: tokio_util::sync::DropGuard) -> Self {
+        self._guard = Some(guard);
+        self
     }
 
     /// Reads until every shard in `shards` has welcomed this subscriber,

@@ -884,5 +884,6 @@ macro_rules! conformance {
 conformance!(memory: crate::Memory, fanout, bounded, ids);
 conformance!(amqp: crate::Amqp, fanout, bounded, ids, marker, networked, durable);
 conformance!(redis: crate::Redis, fanout, bounded, ids, marker, networked, durable);
-conformance!(zmq_pubsub: crate::zeromq::Zmq<false>, fanout, networked);
-conformance!(zmq_pair: crate::zeromq::Zmq<true>, networked);
+conformance!(zmq_pubsub: crate::zeromq::Zmq<{ crate::zeromq::PUBSUB }>, fanout, networked);
+conformance!(zmq_push_server: crate::zeromq::Zmq<{ crate::zeromq::PUSH_SERVER }>, fanout, ids, networked);
+conformance!(zmq_pair: crate::zeromq::Zmq<{ crate::zeromq::PAIR }>, networked);

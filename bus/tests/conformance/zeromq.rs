@@ -8,7 +8,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use warren_bus::{Bus, BusError, ZmqBus, ZmqLayout, ZmqSettings};
+use warren_bus::{Bus, BusError, PushServer, PushServerSettings, ZmqBus, ZmqLayout, ZmqSettings};
 
 use crate::{Opts, Transport, proxy::Proxy};
 
@@ -38,14 +38,24 @@ fn tcp(addr: SocketAddr) -> String {
     format!("tcp://{addr}")
 }
 
-/// `PAIR`: layout 3 (one connector, one game), else layout 1 (pubsub).
-pub(crate) struct Zmq<const PAIR: bool> {
+/// Layout 1: a PUB per shard.
+pub(crate) const PUBSUB: u8 = 1;
+/// Layout 2: a push server.
+pub(crate) const PUSH_SERVER: u8 = 2;
+/// Layout 3: one connector, one game.
+pub(crate) const PAIR: u8 = 3;
+
+/// ZeroMQ in one of its layouts (`LAYOUT`: [`PUBSUB`], [`PUSH_SERVER`] or
+/// [`PAIR`]).
+pub(crate) struct Zmq<const LAYOUT: u8> {
     requests: Vec<Route>,
     pushes: Vec<Route>,
+    /// Layout 2: the push server, and its registry's route.
+    push_server: Option<(PushServer, Route)>,
     opened: Mutex<Vec<Arc<ZmqBus>>>,
 }
 
-impl<const PAIR: bool> Zmq<PAIR> {
+impl<const LAYOUT: u8> Zmq<LAYOUT> {
     fn settings(&self, opts: &Opts, game: bool) -> ZmqSettings {
         let shards = usize::from(opts.shards);
         let address = |r: &Route| {
@@ -56,13 +66,20 @@ impl<const PAIR: bool> Zmq<PAIR> {
             }
         };
         ZmqSettings {
-            layout: if PAIR {
-                ZmqLayout::Pair
-            } else {
-                ZmqLayout::PubSub
+            layout: match LAYOUT {
+                PAIR => ZmqLayout::Pair,
+                PUSH_SERVER => ZmqLayout::PushServer,
+                _ => ZmqLayout::PubSub,
             },
             requests: self.requests.iter().take(shards).map(address).collect(),
             pushes: self.pushes.iter().take(shards).map(address).collect(),
+            // Games reach the push server directly, connectors register
+            // through the proxy.
+            push_server: tcp(self.pushes[0].upstream),
+            registry: self
+                .push_server
+                .as_ref()
+                .map_or_else(String::new, |(_, r)| address(r)),
             shard: opts.shard,
             durable: opts.durable,
             ..ZmqSettings::new()
@@ -76,13 +93,17 @@ impl<const PAIR: bool> Zmq<PAIR> {
     }
 
     fn proxies(&self) -> impl Iterator<Item = &Proxy> {
-        self.requests.iter().chain(&self.pushes).map(|r| &r.proxy)
+        self.requests
+            .iter()
+            .chain(&self.pushes)
+            .chain(self.push_server.iter().map(|(_, r)| r))
+            .map(|r| &r.proxy)
     }
 }
 
 #[async_trait]
-impl<const PAIR: bool> Transport for Zmq<PAIR> {
-    const MAX_SHARDS: u16 = if PAIR { 1 } else { 3 };
+impl<const LAYOUT: u8> Transport for Zmq<LAYOUT> {
+    const MAX_SHARDS: u16 = if LAYOUT == PAIR { 1 } else { 3 };
 
     async fn new() -> Self {
         let (mut requests, mut pushes) = (Vec::new(), Vec::new());
@@ -90,9 +111,25 @@ impl<const PAIR: bool> Transport for Zmq<PAIR> {
             requests.push(Route::new().await);
             pushes.push(Route::new().await);
         }
+        // Layout 2: the first push route is the push server's PULL.
+        let push_server = if LAYOUT == PUSH_SERVER {
+            let registry = Route::new().await;
+            let server = PushServer::start(PushServerSettings {
+                pushes: tcp(pushes[0].upstream),
+                registry: tcp(registry.upstream),
+                send_hwm: 10_000,
+                receive_hwm: 10_000,
+            })
+            .await
+            .unwrap();
+            Some((server, registry))
+        } else {
+            None
+        };
         Zmq {
             requests,
             pushes,
+            push_server,
             opened: Mutex::new(Vec::new()),
         }
     }
@@ -118,6 +155,9 @@ impl<const PAIR: bool> Transport for Zmq<PAIR> {
         let opened = std::mem::take(&mut *self.opened.lock().unwrap());
         for bus in opened {
             bus.close().await;
+        }
+        if let Some((server, _)) = self.push_server {
+            server.stop().await;
         }
     }
 }
