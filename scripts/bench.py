@@ -10,6 +10,8 @@ Targets, each driven by the same warren-bots:
   inproc    Warren, in-process bus (the embedded default, one process)
   rabbitmq  Warren on RabbitMQ: connector and game as separate processes
   redis     Warren on Redis: connector and game as separate processes
+  zmq       Warren on ZeroMQ, layout 1 (pubsub): connector and game as
+            separate processes, no broker
   http      Warren in-process, called over HTTP (POST /v1/call/1001, JSON;
             warren-bots --scenario http-echo, one keep-alive connection per
             bot) instead of a websocket
@@ -21,7 +23,7 @@ several repetitions; median and spread; CPU-µs per round trip of every
 server process (from /proc). Plus the idle-connection ramp (--idle).
 
 Environment: BENCH_REPS (3), BENCH_WARMUP (10), BENCH_WINDOW (20),
-BENCH_TARGETS (direct,broker,inproc,rabbitmq,redis,http,rabbitmq-http,colyseus), BENCH_LOADS
+BENCH_TARGETS (direct,broker,inproc,rabbitmq,redis,zmq,http,rabbitmq-http,colyseus), BENCH_LOADS
 (1k@1,1k@10,1k@20,10k@1,1k@max), BENCH_IDLE (100000: bots of the idle
 ramp), BENCH_IDLE_CONNECTORS (6), BENCH_SERVER_ENV (K=V,... added to the
 environment of every server process), BENCH_WORKER_THREADS (1: runtime
@@ -52,7 +54,7 @@ COLYSEUS = ROOT / "benches" / "colyseus"
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "10"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "20"))
-TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,redis,http,rabbitmq-http,colyseus").split(",") if t]
+TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,redis,zmq,http,rabbitmq-http,colyseus").split(",") if t]
 LOADS = os.environ.get("BENCH_LOADS", "1k@1,1k@10,1k@20,10k@1,1k@max").split(",")
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
@@ -226,14 +228,14 @@ class Target:
             self.watch = [("http", gateway.pid), ("game", game.pid)]
             if broker_pid():
                 self.watch.append(("rabbitmq", broker_pid()))
-        elif k in ("rabbitmq", "redis"):
+        elif k in ("rabbitmq", "redis", "zmq"):
             bus, env, game = self.start_game()
             conn = Proc("connector", [str(WARREN), "connector", *bus, "--id=bench"], env=env, cwd=self.dir,
                         ready=True, out=self.out)
             self.procs.append(conn)
             self.args = ["--key", str(self.dir / "jwt-private.pem")]
             self.watch = [("connector", conn.pid), ("game", game.pid)]
-            server = broker_pid() if k == "rabbitmq" else redis_pid()
+            server = {"rabbitmq": broker_pid, "redis": redis_pid}.get(k, lambda: None)()
             if server:
                 self.watch.append((k, server))
         return self
@@ -247,6 +249,11 @@ class Target:
             self.namespace = f"warren-bench-{os.getpid()}-{time.monotonic_ns()}"
             env["WARREN_BUS__NAMESPACE"] = self.namespace
             bus = ["--redis", REDIS]
+        elif self.kind == "zmq":
+            # No broker: the game binds its two sockets on loopback.
+            env.update(WARREN_BUS__KIND="zmq", WARREN_BUS__ZMQ__REQUESTS='["tcp://127.0.0.1:7111"]',
+                       WARREN_BUS__ZMQ__PUSHES='["tcp://127.0.0.1:7112"]')
+            bus = []
         else:
             self.vhost = f"warren-bench-{self.kind}-{os.getpid()}"
             rabbitmqctl("add_vhost", self.vhost)
@@ -438,7 +445,7 @@ def markdown(res):
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}; "
              f"{res['reps']} repetitions, {res['warmup_s']} s warm-up, {res['window_s']} s window, 100-byte payloads.", ""]
     names = {"direct": "direct echo (ceiling)", "inproc": "Warren in-process", "rabbitmq": "Warren on RabbitMQ",
-             "redis": "Warren on Redis", "http": "Warren in-process, HTTP calls",
+             "redis": "Warren on Redis", "zmq": "Warren on ZeroMQ", "http": "Warren in-process, HTTP calls",
              "rabbitmq-http": "Warren on RabbitMQ, HTTP calls", "colyseus": "Colyseus 0.18"}
     lines.append("| load | target | round trips/s (median, min–max) | p50 ms | p99 ms (median, min–max) | CPU µs per round trip | errors |")
     lines.append("|---|---|---|---|---|---|---|")
@@ -464,7 +471,7 @@ def markdown(res):
 
     if "direct" in mx:
         lines.append("")
-        for t in ("inproc", "rabbitmq", "redis", "colyseus"):
+        for t in ("inproc", "rabbitmq", "redis", "zmq", "colyseus"):
             if t in mx:
                 lines.append(f"- closed loop, 1,000 bots: {names[t]} = {ratio(t, 'direct')} the direct-echo ceiling"
                              f" (p99 {mx[t]['p99_ms']:.1f} ms)")
@@ -479,9 +486,15 @@ def markdown(res):
                                  f"{names[w]} over a websocket {cpu(w):.0f} µs, p99 {targets[w]['p99_ms']:.2f} ms")
     if "colyseus" in mx:
         lines.append("")
-        for t in ("inproc", "rabbitmq", "redis"):
+        for t in ("inproc", "rabbitmq", "redis", "zmq"):
             if t in mx:
                 lines.append(f"- {names[t]} = {ratio(t, 'colyseus')} Colyseus")
+    if "zmq" in mx and "rabbitmq" in mx:
+        lines += ["", f"- closed loop: {names['zmq']} = {ratio('zmq', 'rabbitmq')} {names['rabbitmq']}"]
+        for load, targets in res["loads"].items():
+            if "zmq" in targets and "rabbitmq" in targets:
+                lines.append(f"- {load}: p99 {names['zmq']} {targets['zmq']['p99_ms']:.2f} ms, "
+                             f"{names['rabbitmq']} {targets['rabbitmq']['p99_ms']:.2f} ms")
     if res.get("idle"):
         i = res["idle"]
         lines += ["", f"Idle: {i['connected_at_end']:,} of {i['bots']:,} bots held over {i['connectors']} connectors; "
