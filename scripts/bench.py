@@ -490,7 +490,7 @@ def markdown(res):
             if t in mx:
                 lines.append(f"- {names[t]} = {ratio(t, 'colyseus')} Colyseus")
     if "zmq" in mx and "rabbitmq" in mx:
-        lines += ["", f"- closed loop: {names['zmq']} = {ratio('zmq', 'rabbitmq')} {names['rabbitmq']}"]
+        lines += ["", f"- closed loop, {names['zmq']} over {names['rabbitmq']}: {ratio('zmq', 'rabbitmq')}"]
         for load, targets in res["loads"].items():
             if "zmq" in targets and "rabbitmq" in targets:
                 lines.append(f"- {load}: p99 {names['zmq']} {targets['zmq']['p99_ms']:.2f} ms, "

@@ -450,6 +450,35 @@ mod tests {
     }
 
     #[test]
+    fn the_zmq_bus_takes_its_addresses_from_the_environment_and_refuses_what_it_cannot_keep() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WARREN_BUS__KIND", "zmq");
+            jail.set_env("WARREN_BUS__SHARDS", "2");
+            jail.set_env("WARREN_BUS__ZMQ__LAYOUT", "push-server");
+            jail.set_env(
+                "WARREN_BUS__ZMQ__REQUESTS",
+                r#"["tcp://10.0.0.1:7101", "tcp://10.0.0.2:7101"]"#,
+            );
+            let mut bus = load(None).map_err(|e| e.to_string())?.bus;
+            assert_eq!(bus.transport(), Ok(BusKind::Zmq));
+            let zmq = bus.zmq(1);
+            assert_eq!(zmq.layout, ZmqLayout::PushServer);
+            assert_eq!(zmq.requests[1], "tcp://10.0.0.2:7101");
+            assert_eq!(zmq.shard, 1);
+            bus.shards = 3;
+            let m = bus.transport().unwrap_err();
+            assert!(m.contains("one per shard"), "{m}");
+            bus.shards = 2;
+            bus.durable = true;
+            let m = bus.transport().unwrap_err();
+            assert!(m.contains("at most once"), "{m}");
+            jail.set_env("WARREN_BUS__ZMQ__LAYOUT", "carrier-pigeon");
+            assert!(load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("w.toml", "[connector]\nidle_timeot_ms = 5000\n")?;

@@ -297,6 +297,22 @@ impl Stack {
         p.name = "killed";
     }
 
+    /// Kills ZeroMQ's push server (SIGKILL) and starts it again on the same
+    /// addresses.
+    pub fn restart_push_server(&mut self) {
+        let p = self
+            .procs
+            .iter_mut()
+            .find(|p| p.name == "push-server")
+            .expect("a push server");
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+        p.name = "killed";
+        let mut server = Proc::spawn("push-server", &self.dir, &["push-server"], &self.env);
+        self.push_server = Some(server.wait_ready().addr("push_server"));
+        self.procs.push(server);
+    }
+
     /// Starts another game process with the stack's settings.
     pub fn start_game(&mut self) {
         self.start_game_with(&[]);

@@ -1,6 +1,6 @@
 //! What only ZeroMQ promises or needs (docs/deploy.md, "ZeroMQ"): start
 //! order does not matter (connectors before the game, the push server
-//! last); a game killed and started again under 200 players keeps every
+//! last); a push server restarted learns the connectors again; a game killed and started again under 200 players keeps every
 //! socket open and every request answered; a game that stops reading fills
 //! the high-water marks and its players hear `overloaded` at once.
 
@@ -92,6 +92,18 @@ async fn a_push_server_started_last_serves_the_connectors_already_up() {
         );
     }
     assert!(console.contains("forwarded "), "{console}");
+}
+
+/// A push server killed and started again learns every connector again
+/// (they renew their registration every second) and forwards to them; the
+/// requests whose replies it lost meanwhile were answered `timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_push_server_learns_every_connector_again() {
+    let mut stack =
+        Stack::start_in_order(BusKind::ZmqPushServer, 2, Order::GameFirst, ANSWER_SOON).await;
+    two_connectors_serve(&stack, "before the restart").await;
+    stack.restart_push_server();
+    two_connectors_serve(&stack, "after the restart").await;
 }
 
 /// Kills the game and starts it again `rounds` times under 200 players:
