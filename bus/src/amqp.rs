@@ -548,7 +548,7 @@ impl AmqpBus {
         }
         // Publish what the batcher holds, and let outstanding confirms
         // arrive before the connection goes.
-        self.batcher.flush(CLOSE_TIMEOUT / 2).await;
+        let _ = self.batcher.flush(CLOSE_TIMEOUT / 2).await;
         let publisher = self.publisher().ok();
         if let Some(publisher) = &publisher {
             let _ = publisher.wait_for_confirms().await;

@@ -150,15 +150,16 @@ impl Batcher {
     }
 
     /// Waits until everything queued before the call has been written, at
-    /// most `bound`.
-    pub(crate) async fn flush(&self, bound: Duration) {
+    /// most `bound`; false if the bound passed first.
+    pub(crate) async fn flush(&self, bound: Duration) -> bool {
         let (tx, rx) = oneshot::channel();
-        let _ = tokio::time::timeout(bound, async {
+        tokio::time::timeout(bound, async {
             if self.tx.send(Command::Flush(tx)).await.is_ok() {
                 let _ = rx.await;
             }
         })
-        .await;
+        .await
+        .is_ok()
     }
 }
 

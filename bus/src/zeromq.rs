@@ -406,11 +406,9 @@ impl Bus for ZmqBus {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if tokio::time::timeout(CLOSE_TIMEOUT, self.batcher.flush(CLOSE_TIMEOUT / 2))
-            .await
-            .is_err()
-        {
-            warn!(bound = ?CLOSE_TIMEOUT, "ZeroMQ did not take the last writes in time");
+        let bound = CLOSE_TIMEOUT / 2;
+        if !self.batcher.flush(bound).await {
+            warn!(?bound, "ZeroMQ did not take the last writes in time");
         }
         self.stop.cancel();
         info!("ZeroMQ bus closed");
