@@ -134,6 +134,36 @@ pub(crate) fn delete_namespace(
     .unwrap();
 }
 
+/// Runs each named scenario, an `async fn(BusKind)`, as one test per bus
+/// listed, under the test attribute given: `scenarios_on!(#[tokio::test]
+/// [test_name: BusKind, …]; scenario, …)`. The macros below name the usual
+/// lists.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! scenarios_on {
+    (#[$test:meta] $buses:tt; $($name:ident),* $(,)?) => {
+        $( $crate::scenario_on!(#[$test] $buses $name); )*
+    };
+}
+
+/// One scenario's module: a test per bus (see [`scenarios_on!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! scenario_on {
+    (#[$attr:meta] [$($test:ident: $kind:ident),*] $name:ident) => {
+        mod $name {
+            use super::*;
+
+            $(
+                #[$attr]
+                async fn $test() {
+                    super::$name(BusKind::$kind).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Runs each named scenario, an `async fn(BusKind)`, on every networked
 /// bus that can carry several connectors and shards (RabbitMQ, Redis,
 /// ZeroMQ's pubsub and push-server layouts): the scenarios that need
@@ -141,31 +171,11 @@ pub(crate) fn delete_namespace(
 #[macro_export]
 macro_rules! on_networked_buses {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn rabbitmq() {
-                    super::$name(BusKind::RabbitMq).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn redis() {
-                    super::$name(BusKind::Redis).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn zmq() {
-                    super::$name(BusKind::Zmq).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn zmq_push_server() {
-                    super::$name(BusKind::ZmqPushServer).await;
-                }
-            }
-        )*
+        $crate::scenarios_on!(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            [rabbitmq: RabbitMq, redis: Redis, zmq: Zmq, zmq_push_server: ZmqPushServer];
+            $($name),*
+        );
     };
 }
 
@@ -174,21 +184,11 @@ macro_rules! on_networked_buses {
 #[macro_export]
 macro_rules! on_durable_buses {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn rabbitmq() {
-                    super::$name(BusKind::RabbitMq).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn redis() {
-                    super::$name(BusKind::Redis).await;
-                }
-            }
-        )*
+        $crate::scenarios_on!(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            [rabbitmq: RabbitMq, redis: Redis];
+            $($name),*
+        );
     };
 }
 
@@ -198,31 +198,11 @@ macro_rules! on_durable_buses {
 #[macro_export]
 macro_rules! on_buses_with_a_gateway {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test]
-                async fn in_process() {
-                    super::$name(BusKind::InProcess).await;
-                }
-
-                #[tokio::test]
-                async fn rabbitmq() {
-                    super::$name(BusKind::RabbitMq).await;
-                }
-
-                #[tokio::test]
-                async fn redis() {
-                    super::$name(BusKind::Redis).await;
-                }
-
-                #[tokio::test]
-                async fn zmq() {
-                    super::$name(BusKind::Zmq).await;
-                }
-            }
-        )*
+        $crate::scenarios_on!(
+            #[tokio::test]
+            [in_process: InProcess, rabbitmq: RabbitMq, redis: Redis, zmq: Zmq];
+            $($name),*
+        );
     };
 }
 
@@ -230,35 +210,10 @@ macro_rules! on_buses_with_a_gateway {
 #[macro_export]
 macro_rules! on_every_bus {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test]
-                async fn in_process() {
-                    super::$name(BusKind::InProcess).await;
-                }
-
-                #[tokio::test]
-                async fn rabbitmq() {
-                    super::$name(BusKind::RabbitMq).await;
-                }
-
-                #[tokio::test]
-                async fn redis() {
-                    super::$name(BusKind::Redis).await;
-                }
-
-                #[tokio::test]
-                async fn zmq() {
-                    super::$name(BusKind::Zmq).await;
-                }
-
-                #[tokio::test]
-                async fn zmq_pair() {
-                    super::$name(BusKind::ZmqPair).await;
-                }
-            }
-        )*
+        $crate::scenarios_on!(
+            #[tokio::test]
+            [in_process: InProcess, rabbitmq: RabbitMq, redis: Redis, zmq: Zmq, zmq_pair: ZmqPair];
+            $($name),*
+        );
     };
 }
