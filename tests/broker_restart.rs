@@ -78,17 +78,10 @@ async fn the_players_stay_while_the_broker_restarts_five_times() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // While it is away: every request gets an answer at once, an error.
         for (i, p) in players.iter_mut().enumerate() {
-            let seq = p.seq();
-            p.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
-                .await
-                .unwrap();
-            match p.next_event_within(Duration::from_secs(10)).await {
-                Event::Frame(f) if f.seq == seq && f.cmd == cmd::ERROR => {
-                    assert_eq!(decode::<ErrorBody>(&f).code, "unavailable", "player {i}");
-                    refused += 1;
-                }
-                Event::Frame(f) if f.seq == seq && f.cmd == cmd::ECHO => {}
-                other => panic!("round {round}, player {i}: {other:?}"),
+            let what = format!("round {round}, player {i}");
+            if let Err(code) = p.echo_or_error(Duration::from_secs(10), &what).await {
+                assert_eq!(code, "unavailable", "player {i}");
+                refused += 1;
             }
         }
         let started = Instant::now();

@@ -12,11 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use warren_proto::cmd;
 use warren_test_support::{
     PrivateRedis, eventually,
     http::request_http,
-    stack::{BusKind, ErrorBody, Event, Stack, decode},
+    stack::{BusKind, Stack},
 };
 
 /// One HTTP echo call as player 1: its status and the error code, if any.
@@ -84,22 +83,15 @@ async fn the_players_stay_while_redis_restarts_five_times() {
         // While it is away: every request gets an answer at once, an error
         // (or the echo, if it was written just before the kill).
         for (i, p) in players.iter_mut().enumerate() {
-            let seq = p.seq();
-            p.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
-                .await
-                .unwrap();
-            match p.next_event_within(Duration::from_secs(10)).await {
-                Event::Frame(f) if f.seq == seq && f.cmd == cmd::ERROR => {
-                    let code = decode::<ErrorBody>(&f).code;
-                    match code.as_str() {
-                        "unavailable" => refused += 1,
-                        // Written just before the kill, lost with Redis.
-                        "timeout" => timed_out += 1,
-                        other => panic!("round {round}, player {i}: {other}"),
-                    }
-                }
-                Event::Frame(f) if f.seq == seq && f.cmd == cmd::ECHO => {}
-                other => panic!("round {round}, player {i}: {other:?}"),
+            let what = format!("round {round}, player {i}");
+            let Err(code) = p.echo_or_error(Duration::from_secs(10), &what).await else {
+                continue;
+            };
+            match code.as_str() {
+                "unavailable" => refused += 1,
+                // Written just before the kill, lost with Redis.
+                "timeout" => timed_out += 1,
+                other => panic!("{what}: {other}"),
             }
         }
         http_answered_while_away(&stack, round).await;

@@ -287,6 +287,23 @@ impl Client {
         }
     }
 
+    /// Sends one echo and waits (at most `within`) for its answer: `Ok` for
+    /// the echo, `Err(code)` for an error frame; anything else fails the
+    /// test, with `what` in the message.
+    pub async fn echo_or_error(&mut self, within: Duration, what: &str) -> Result<(), String> {
+        let seq = self.seq();
+        self.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
+            .await
+            .unwrap();
+        match self.next_event_within(within).await {
+            Event::Frame(f) if f.seq == seq && f.cmd == cmd::ERROR => {
+                Err(decode::<ErrorBody>(&f).code)
+            }
+            Event::Frame(f) if f.seq == seq && f.cmd == cmd::ECHO => Ok(()),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+
     /// Expects a kick with `reason`, then the close.
     pub async fn expect_kick(&mut self, reason: &str) {
         let f = self.recv().await;

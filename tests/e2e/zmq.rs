@@ -121,19 +121,12 @@ async fn the_players_stay_while_the_game_restarts(kind: BusKind, rounds: usize) 
     for round in 1..=rounds {
         stack.kill_game();
         for (i, p) in players.iter_mut().enumerate() {
-            let seq = p.seq();
-            p.send_frame(seq, cmd::ECHO, b"\x80".to_vec())
-                .await
-                .unwrap();
-            match p.next_event_within(Duration::from_secs(10)).await {
-                Event::Frame(f) if f.seq == seq && f.cmd == cmd::ERROR => {
-                    match decode::<ErrorBody>(&f).code.as_str() {
-                        "unavailable" => refused += 1,
-                        "timeout" => timed_out += 1,
-                        other => panic!("{kind:?} round {round}, player {i}: {other}"),
-                    }
-                }
-                other => panic!("{kind:?} round {round}, player {i}: {other:?}"),
+            let what = format!("{kind:?} round {round}, player {i}");
+            let answer = p.echo_or_error(Duration::from_secs(10), &what).await;
+            match answer.as_ref().map_err(String::as_str) {
+                Err("unavailable") => refused += 1,
+                Err("timeout") => timed_out += 1,
+                other => panic!("{what}: {other:?}"),
             }
         }
         stack.start_game();
