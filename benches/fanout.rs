@@ -24,9 +24,11 @@ use warren_test_support::stack::{BusKind, Client, Stack};
 async fn run(kind: BusKind, bots: u64) {
     let stack = match kind {
         BusKind::InProcess => Stack::start_with(kind, &[("RUST_LOG", "warn")]).await,
-        BusKind::RabbitMq | BusKind::Redis | BusKind::Zmq | BusKind::ZmqPushServer => {
-            Stack::start_connectors(kind, 2, &[("RUST_LOG", "warn")]).await
-        }
+        BusKind::RabbitMq
+        | BusKind::Redis
+        | BusKind::Zmq
+        | BusKind::ZmqPushServer
+        | BusKind::Grpc => Stack::start_connectors(kind, 2, &[("RUST_LOG", "warn")]).await,
         BusKind::ZmqPair => Stack::start_with(kind, &[("RUST_LOG", "warn")]).await,
     };
     let connect_start = Instant::now();

@@ -7,7 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("CARGO_FEATURE_GRPC").is_none() {
         return Ok(());
     }
-    let fds = protox::compile(["gold.proto", "config.proto"], ["proto"])?;
+    let fds = protox::compile(["gold.proto", "config.proto", "gateway.proto"], ["proto"])?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -12,6 +12,8 @@ Targets, each driven by the same warren-bots:
   redis     Warren on Redis: connector and game as separate processes
   zmq       Warren on ZeroMQ, layout 1 (pubsub): connector and game as
             separate processes, no broker
+  grpc      Warren on the gRPC gateway: the game registers with the
+            connector's gateway; no broker
   http      Warren in-process, called over HTTP (POST /v1/call/1001, JSON;
             warren-bots --scenario http-echo, one keep-alive connection per
             bot) instead of a websocket
@@ -23,7 +25,7 @@ several repetitions; median and spread; CPU-µs per round trip of every
 server process (from /proc). Plus the idle-connection ramp (--idle).
 
 Environment: BENCH_REPS (3), BENCH_WARMUP (10), BENCH_WINDOW (20),
-BENCH_TARGETS (direct,broker,inproc,rabbitmq,redis,zmq,http,rabbitmq-http,colyseus), BENCH_LOADS
+BENCH_TARGETS (direct,broker,inproc,rabbitmq,redis,zmq,grpc,http,rabbitmq-http,colyseus), BENCH_LOADS
 (1k@1,1k@10,1k@20,10k@1,1k@max), BENCH_IDLE (100000: bots of the idle
 ramp), BENCH_IDLE_CONNECTORS (6), BENCH_SERVER_ENV (K=V,... added to the
 environment of every server process), BENCH_WORKER_THREADS (1: runtime
@@ -54,7 +56,7 @@ COLYSEUS = ROOT / "benches" / "colyseus"
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "10"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "20"))
-TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,redis,zmq,http,rabbitmq-http,colyseus").split(",") if t]
+TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,broker,inproc,rabbitmq,redis,zmq,grpc,http,rabbitmq-http,colyseus").split(",") if t]
 LOADS = os.environ.get("BENCH_LOADS", "1k@1,1k@10,1k@20,10k@1,1k@max").split(",")
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
@@ -228,7 +230,7 @@ class Target:
             self.watch = [("http", gateway.pid), ("game", game.pid)]
             if broker_pid():
                 self.watch.append(("rabbitmq", broker_pid()))
-        elif k in ("rabbitmq", "redis", "zmq"):
+        elif k in ("rabbitmq", "redis", "zmq", "grpc"):
             bus, env, game = self.start_game()
             conn = Proc("connector", [str(WARREN), "connector", *bus, "--id=bench"], env=env, cwd=self.dir,
                         ready=True, out=self.out)
@@ -253,6 +255,11 @@ class Target:
             # No broker: the game binds its two sockets on loopback.
             env.update(WARREN_BUS__KIND="zmq", WARREN_BUS__ZMQ__REQUESTS='["tcp://127.0.0.1:7111"]',
                        WARREN_BUS__ZMQ__PUSHES='["tcp://127.0.0.1:7112"]')
+            bus = []
+        elif self.kind == "grpc":
+            # No broker: the connector serves the gateway, the game
+            # registers with it (started first: it tries until it is up).
+            env.update(WARREN_BUS__KIND="grpc", WARREN_BUS__GRPC__GATEWAYS='["http://127.0.0.1:7105"]')
             bus = []
         else:
             self.vhost = f"warren-bench-{self.kind}-{os.getpid()}"
@@ -445,7 +452,7 @@ def markdown(res):
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}; "
              f"{res['reps']} repetitions, {res['warmup_s']} s warm-up, {res['window_s']} s window, 100-byte payloads.", ""]
     names = {"direct": "direct echo (ceiling)", "inproc": "Warren in-process", "rabbitmq": "Warren on RabbitMQ",
-             "redis": "Warren on Redis", "zmq": "Warren on ZeroMQ", "http": "Warren in-process, HTTP calls",
+             "redis": "Warren on Redis", "zmq": "Warren on ZeroMQ", "grpc": "Warren on the gRPC gateway", "http": "Warren in-process, HTTP calls",
              "rabbitmq-http": "Warren on RabbitMQ, HTTP calls", "colyseus": "Colyseus 0.18"}
     lines.append("| load | target | round trips/s (median, min–max) | p50 ms | p99 ms (median, min–max) | CPU µs per round trip | errors |")
     lines.append("|---|---|---|---|---|---|---|")
@@ -471,7 +478,7 @@ def markdown(res):
 
     if "direct" in mx:
         lines.append("")
-        for t in ("inproc", "rabbitmq", "redis", "zmq", "colyseus"):
+        for t in ("inproc", "rabbitmq", "redis", "zmq", "grpc", "colyseus"):
             if t in mx:
                 lines.append(f"- closed loop, 1,000 bots: {names[t]} = {ratio(t, 'direct')} the direct-echo ceiling"
                              f" (p99 {mx[t]['p99_ms']:.1f} ms)")
@@ -486,14 +493,16 @@ def markdown(res):
                                  f"{names[w]} over a websocket {cpu(w):.0f} µs, p99 {targets[w]['p99_ms']:.2f} ms")
     if "colyseus" in mx:
         lines.append("")
-        for t in ("inproc", "rabbitmq", "redis", "zmq"):
+        for t in ("inproc", "rabbitmq", "redis", "zmq", "grpc"):
             if t in mx:
                 lines.append(f"- {names[t]} = {ratio(t, 'colyseus')} Colyseus")
-    if "zmq" in mx and "rabbitmq" in mx:
-        lines += ["", f"- closed loop, {names['zmq']} over {names['rabbitmq']}: {ratio('zmq', 'rabbitmq')}"]
+    for t in ("zmq", "grpc"):
+        if t not in mx or "rabbitmq" not in mx:
+            continue
+        lines += ["", f"- closed loop, {names[t]} over {names['rabbitmq']}: {ratio(t, 'rabbitmq')}"]
         for load, targets in res["loads"].items():
-            if "zmq" in targets and "rabbitmq" in targets:
-                lines.append(f"- {load}: p99 {names['zmq']} {targets['zmq']['p99_ms']:.2f} ms, "
+            if t in targets and "rabbitmq" in targets:
+                lines.append(f"- {load}: p99 {names[t]} {targets[t]['p99_ms']:.2f} ms, "
                              f"{names['rabbitmq']} {targets['rabbitmq']['p99_ms']:.2f} ms")
     if res.get("idle"):
         i = res["idle"]

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=${BENCH_TARGETS:-direct,broker,inproc,rabbitmq,redis,zmq,http,rabbitmq-http,colyseus}
+targets=${BENCH_TARGETS:-direct,broker,inproc,rabbitmq,redis,zmq,grpc,http,rabbitmq-http,colyseus}
 rabbitmq/start-local.sh
 redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
 if [[ ",$targets," == *",redis,"* ]] && ! redis-cli -u "$redis_url" ping >/dev/null 2>&1; then

@@ -70,6 +70,27 @@ if ! have_chromium; then
 fi
 echo "Chromium is at /usr/bin/chromium" >&2
 
+# The gRPC gateway's example service is Python: grpcio, and grpcio-tools to
+# generate its code from proto/proto/gateway.proto (PyPI).
+have_grpcio() { python3 -c "import grpc, grpc_tools" 2>/dev/null; }
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "python3 is needed for the Python service test (examples/services/python):" >&2
+  echo "apt-get install python3 python3-pip" >&2
+  exit 1
+fi
+if ! have_grpcio; then
+  echo "installing grpcio and grpcio-tools from PyPI for the Python service test..." >&2
+  python3 -m pip install --quiet -r examples/services/python/requirements.txt >&2 \
+    || python3 -m pip install --quiet --user --break-system-packages \
+         -r examples/services/python/requirements.txt >&2 || true
+  if ! have_grpcio; then
+    echo "grpcio and grpcio-tools could not be installed for python3:" >&2
+    echo "python3 -m pip install -r examples/services/python/requirements.txt" >&2
+    exit 1
+  fi
+fi
+echo "python3 has grpcio and grpcio-tools" >&2
+
 # login's key test loads the token key files with OpenSSL, the way a
 # studio's other tools will.
 if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then

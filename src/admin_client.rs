@@ -128,11 +128,63 @@ fn debug_connector(settings: &Settings, json: bool, base: &str) -> anyhow::Resul
         println!("{body}");
         return Ok(());
     }
-    let stats: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body)?;
+    let mut stats: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body)?;
+    let services = stats.remove("services");
     for (name, value) in stats {
         println!("{name:<22} {value}");
     }
+    if let Some(services) = services {
+        let services: Vec<warren_bus::Registration> = serde_json::from_value(services)?;
+        print_services(&services);
+    }
     Ok(())
+}
+
+/// The gateway's registered services, one line each.
+fn print_services(services: &[warren_bus::Registration]) {
+    println!();
+    println!(
+        "{:<12} {:<26} {:>5} {:<14} {:>9} {:>9} {:>9} {:>6} {:>7} {:>7}",
+        "service",
+        "address",
+        "shard",
+        "cmds",
+        "lease",
+        "calls",
+        "messages",
+        "flight",
+        "errors",
+        "refused"
+    );
+    for s in services {
+        let cmds = if s.cmds.is_empty() {
+            "*".to_owned()
+        } else {
+            s.cmds
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let lease = if s.live {
+            format!("{} ms", s.lease_age.as_millis())
+        } else {
+            "lapsed".to_owned()
+        };
+        println!(
+            "{:<12} {:<26} {:>5} {:<14} {:>9} {:>9} {:>9} {:>6} {:>7} {:>7}",
+            s.name,
+            s.address,
+            s.shard,
+            cmds,
+            lease,
+            s.calls,
+            s.messages,
+            s.in_flight,
+            s.errors,
+            s.refused
+        );
+    }
 }
 
 /// `warren debug --push-server URL`: the registered connectors, and what

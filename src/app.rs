@@ -154,6 +154,10 @@ fn apply(mut settings: Settings, args: PartArgs) -> Settings {
         settings.bus.redis.url = Some(url.into());
         settings.bus.kind = Some(BusKind::Redis);
     }
+    if let Some(gateways) = args.gateways {
+        settings.bus.grpc.gateways = gateways;
+        settings.bus.kind = Some(BusKind::Grpc);
+    }
     if let Some(listen) = args.listen {
         settings.connector.listen = listen;
     }

@@ -10,7 +10,7 @@ SETTINGS
   them, WARREN_* environment variables override the file (sections are separated
   by a double underscore), and flags override everything. Examples:
 
-    WARREN_BUS__KIND=memory|amqp|redis|zmq  the bus transport (default: the one whose URL is given)
+    WARREN_BUS__KIND=memory|amqp|redis|zmq|grpc  the bus transport (default: the one whose URL is given)
     WARREN_BUS__AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f
     WARREN_BUS__REDIS__URL=redis://127.0.0.1:6379
     WARREN_BUS__NAMESPACE=warren          prefix of exchange and queue names
@@ -176,6 +176,11 @@ pub struct PartArgs {
     /// (lists for requests, pub/sub for pushes).
     #[arg(long)]
     pub redis: Option<String>,
+
+    /// `warren game` on the gRPC gateway: every connector's (and call
+    /// gateway's) gateway URL, comma-separated; puts the bus on it.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["amqp", "redis"])]
+    pub gateways: Option<Vec<String>>,
 
     /// Where the connector accepts websockets (`warren http`: calls).
     #[arg(long)]

@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::info;
-use warren_bus::{AmqpBus, Bus, MemoryBus, RedisBus, ZmqBus};
+use warren_bus::{AmqpBus, Bus, GrpcBus, MemoryBus, RedisBus, ZmqBus};
 use warren_connector::{Connector, TokenVerifier};
 
 use crate::{
@@ -98,7 +98,7 @@ pub(crate) async fn open_bus(
         BusKind::Memory if alone => bail!(
             "`warren {role}` runs apart from the other half, so it needs a networked bus: \
              give --amqp URL or --redis URL (or set WARREN_BUS__AMQP_URL or \
-             WARREN_BUS__REDIS__URL, or WARREN_BUS__KIND=zmq; bus.kind: {})",
+             WARREN_BUS__REDIS__URL, or WARREN_BUS__KIND=zmq or grpc; bus.kind: {})",
             BusKind::ALL.join(", ")
         ),
         BusKind::Memory => Ok(Arc::new(MemoryBus::new(settings.bus.memory_capacity))),
@@ -130,6 +130,23 @@ pub(crate) async fn open_bus(
                 .with_context(|| format!("connecting to Redis at {url}"))?;
             Ok(Arc::new(bus))
         }
+        BusKind::Grpc if role == "game" => {
+            let grpc = settings.bus.grpc(settings.game.shard);
+            let bus = GrpcBus::service(grpc)
+                .await
+                .context("starting the gRPC gateway bus")?;
+            Ok(Arc::new(bus))
+        }
+        BusKind::Grpc if alone => {
+            let bus = GrpcBus::gateway(settings.bus.grpc(settings.game.shard))
+                .await
+                .context("serving the gRPC gateway")?;
+            Ok(Arc::new(bus))
+        }
+        BusKind::Grpc => bail!(
+            "bus.kind = \"grpc\" connects separate processes: run `warren connector` and `warren \
+             game` (the embedded default runs on the in-process bus)"
+        ),
         BusKind::Zmq => {
             let zmq = settings.bus.zmq(settings.game.shard);
             let bus = ZmqBus::connect(zmq)
@@ -344,6 +361,10 @@ pub(crate) async fn prepare_connector(
 ) -> anyhow::Result<(Connector, warren_connector::Listeners)> {
     let connector = Connector::new(settings.connector.clone(), bus, verifier(settings, public)?)
         .map_err(anyhow::Error::msg)?;
+    connector
+        .subscribe()
+        .await
+        .context("taking the connector's pushes from the bus")?;
     let listeners = warren_connector::Listeners {
         ws: bind(settings.connector.listen, "the connector").await?,
         admin: bind(

@@ -9,7 +9,7 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
-use warren_bus::{AmqpSettings, RedisSettings, ZmqLayout, ZmqSettings};
+use warren_bus::{AmqpSettings, GrpcSettings, RedisSettings, ZmqLayout, ZmqSettings};
 pub use warren_calls::CallSettings;
 pub use warren_config::ConfigSettings;
 use warren_connector::ConnectorSettings;
@@ -55,11 +55,14 @@ pub enum BusKind {
     /// ZeroMQ (`bus.zmq`): sockets straight between the processes, no
     /// broker.
     Zmq,
+    /// The gRPC gateway (`bus.grpc`): games register with the connectors,
+    /// which call them; services in any language.
+    Grpc,
 }
 
 impl BusKind {
     /// Every kind, as `bus.kind` spells it.
-    pub const ALL: &[&str] = &["memory", "amqp", "redis", "zmq"];
+    pub const ALL: &[&str] = &["memory", "amqp", "redis", "zmq", "grpc"];
 }
 
 /// The ZeroMQ bus (`bus.kind = "zmq"`; docs/deploy.md, "ZeroMQ").
@@ -119,6 +122,58 @@ impl Default for ZmqBusSettings {
     }
 }
 
+/// The gRPC gateway (`bus.kind = "grpc"`; docs/deploy.md, "The gRPC
+/// gateway", and docs/services.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcBusSettings {
+    /// Where a connector (or `warren http`) serves the gateway that
+    /// services register with.
+    pub gateway: SocketAddr,
+    /// Where a game serves `Deliver` (port 0: any free one).
+    pub listen: SocketAddr,
+    /// The URL a game gives the gateways to call it back; empty: `http://`
+    /// and the address it bound (set it when `listen` is a wildcard).
+    pub advertise: String,
+    /// Every connector's and call gateway's gateway URL: a game registers
+    /// with each (`warren game --gateways URL,URL`).
+    pub gateways: Vec<String>,
+    /// Calls at once towards one peer.
+    pub in_flight: usize,
+    /// Every request is answered within this of its send: a service that
+    /// does not take it in time costs its players `unavailable` or
+    /// `overloaded`, never the others.
+    #[serde(with = "warren_kit::duration::ms")]
+    pub deadline_ms: Duration,
+    /// Messages a process holds between the calls it took and its
+    /// consumer; a call that does not fit is refused (`overloaded`).
+    pub buffer: usize,
+    /// Messages queued towards one peer; beyond it a send is refused at
+    /// once (`overloaded`).
+    pub queue: usize,
+    /// A registration lapses this long after its last renewal (a game
+    /// renews every third of it).
+    #[serde(with = "warren_kit::duration::ms")]
+    pub lease_ms: Duration,
+}
+
+impl Default for GrpcBusSettings {
+    fn default() -> Self {
+        let grpc = GrpcSettings::new();
+        GrpcBusSettings {
+            gateway: grpc.gateway,
+            listen: grpc.listen,
+            advertise: grpc.advertise,
+            gateways: grpc.gateways,
+            in_flight: grpc.in_flight,
+            deadline_ms: grpc.deadline,
+            buffer: grpc.buffer,
+            queue: grpc.queue,
+            lease_ms: grpc.lease,
+        }
+    }
+}
+
 /// The Redis bus (`bus.kind = "redis"`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -152,6 +207,8 @@ pub struct BusSettings {
     pub redis: RedisBusSettings,
     /// The ZeroMQ bus (`bus.kind = "zmq"`).
     pub zmq: ZmqBusSettings,
+    /// The gRPC gateway (`bus.kind = "grpc"`).
+    pub grpc: GrpcBusSettings,
     /// Prefix of every exchange and queue name on the broker.
     pub namespace: String,
     /// Unacknowledged deliveries the broker may send each consumer (Redis:
@@ -209,6 +266,7 @@ impl Default for BusSettings {
             amqp_url: None,
             redis: RedisBusSettings::default(),
             zmq: ZmqBusSettings::default(),
+            grpc: GrpcBusSettings::default(),
             namespace: amqp.namespace,
             prefetch: amqp.prefetch,
             max_queue_length: amqp.max_queue_length,
@@ -257,6 +315,12 @@ impl BusSettings {
                 self.shards,
                 self.zmq.requests.len()
             )),
+            BusKind::Grpc if self.durable => Err(
+                "bus.durable = true needs a transport that keeps messages (bus.kind = \"amqp\" or \
+                 \"redis\"): the gRPC gateway hands each request straight to its service's memory, \
+                 and nothing keeps it across a restart"
+                    .into(),
+            ),
             BusKind::Memory if self.durable => Err(
                 "bus.durable = true needs a transport with acknowledgements (bus.kind = \"amqp\" \
                  or \"redis\"): \
@@ -300,6 +364,25 @@ impl BusSettings {
             receive_hwm: self.zmq.receive_hwm,
             batch_window: self.batch_window_us,
             durable: self.durable,
+        }
+    }
+
+    /// The gRPC gateway's settings of a process that consumes `shard`'s
+    /// requests (any shard for a process that consumes none).
+    pub fn grpc(&self, shard: u16) -> GrpcSettings {
+        GrpcSettings {
+            gateway: self.grpc.gateway,
+            listen: self.grpc.listen,
+            advertise: self.grpc.advertise.clone(),
+            gateways: self.grpc.gateways.clone(),
+            shards: self.shards,
+            shard,
+            durable: self.durable,
+            in_flight: self.grpc.in_flight,
+            deadline: self.grpc.deadline_ms,
+            buffer: self.grpc.buffer,
+            queue: self.grpc.queue,
+            lease: self.grpc.lease_ms,
         }
     }
 

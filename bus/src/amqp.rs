@@ -42,10 +42,7 @@
 use std::{
     collections::VecDeque,
     fmt,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -72,7 +69,7 @@ use topology::Topology;
 use topology::shard_key;
 
 use crate::{
-    Address, Bus, BusError, BusState, Done, Message, Subscription, batch::Batcher, check,
+    Address, Bus, BusError, BusState, Done, Message, Open, Subscription, batch::Batcher,
     subscription::AmqpSource,
 };
 
@@ -86,7 +83,7 @@ pub struct AmqpBus {
     consume: Arc<Side>,
     batcher: Batcher,
     consumers: Mutex<Vec<(Channel, ShortString)>>,
-    closed: Arc<AtomicBool>,
+    closed: Arc<Open>,
     health: Health,
     watcher: tokio::task::JoinHandle<()>,
 }
@@ -113,7 +110,7 @@ struct PushQueue {
 impl Opener {
     /// Whether the bus is closing: nothing is re-opened then.
     pub(crate) fn closed(&self) -> bool {
-        self.side.closed.load(Ordering::Acquire)
+        self.side.closed.is_closed()
     }
 
     /// A channel with the prefetch, and a consumer of the queue on it, on
@@ -179,7 +176,7 @@ impl fmt::Debug for AmqpBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AmqpBus")
             .field("topology", &self.topology)
-            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .field("closed", &self.closed.is_closed())
             .finish_non_exhaustive()
     }
 }
@@ -216,7 +213,7 @@ impl AmqpBus {
         // itself, consumers wait for that (see `Subscription`), publishers
         // are refused at once meanwhile, and one that does not recover is
         // rebuilt.
-        let closed = Arc::new(AtomicBool::new(false));
+        let closed = Arc::new(Open::default());
         let (url, name) = (settings.url.expose(), &settings.client_name);
         let publish = Arc::new(Side::connect("publish", url, name, true, closed.clone()).await?);
         let consume = Arc::new(Side::connect("consume", url, name, false, closed.clone()).await?);
@@ -365,16 +362,6 @@ impl AmqpBus {
         Ok(())
     }
 
-    /// `Closed` once [`Bus::close`] has begun: nothing new is published or
-    /// consumed after it.
-    fn ensure_open(&self) -> Result<(), BusError> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(BusError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
     /// The publishing channel of the current connection.
     fn publisher(&self) -> Result<Channel, BusError> {
         self.publish
@@ -390,7 +377,7 @@ impl AmqpBus {
         decode: fn(&[u8]) -> Result<T, DecodeError>,
         manual: bool,
     ) -> Result<Subscription<T>, BusError> {
-        self.ensure_open()?;
+        self.closed.ensure()?;
         let generation = self.consume.generation.subscribe();
         let (channel, consumer) = opener.open().await?;
         let tag = consumer.tag();
@@ -456,10 +443,7 @@ impl Bus for AmqpBus {
     }
 
     async fn send(&self, to: Address, msg: Message, done: Done) {
-        if let Err(e) = self
-            .ensure_open()
-            .and_then(|()| check(&to, &msg, self.settings.shards))
-        {
+        if let Err(e) = self.closed.sendable(&to, &msg, self.settings.shards) {
             return done(Err(e));
         }
         // Refused at once while the connection is down (`Sink::ready`).
@@ -523,7 +507,7 @@ impl Bus for AmqpBus {
     }
 
     async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.closed.close() {
             return;
         }
         if tokio::time::timeout(CLOSE_TIMEOUT, self.shut())

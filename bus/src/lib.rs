@@ -7,7 +7,9 @@
 //! - [`AmqpBus`]: RabbitMQ through lapin (see `rabbitmq/definitions.json`
 //!   for the topology it declares);
 //! - [`RedisBus`]: Redis lists for requests, pub/sub for pushes;
-//! - [`ZmqBus`]: ZeroMQ sockets straight between the processes, no broker.
+//! - [`ZmqBus`]: ZeroMQ sockets straight between the processes, no broker;
+//! - [`GrpcBus`]: the gRPC gateway: services register with the connectors
+//!   and are called directly, in any language.
 //!
 //! The contract, whatever the transport:
 //! - **Where**: one [`Address`] per message: a game shard, every shard, one
@@ -37,6 +39,7 @@ mod ack;
 mod address;
 pub(crate) mod amqp;
 mod batch;
+mod grpc;
 mod memory;
 mod redis;
 mod subscription;
@@ -50,6 +53,7 @@ use warren_proto::{BusEvent, BusPush, ConnectorId, encode_event, encode_push};
 pub use ack::{Ack, Acknowledger, Decision};
 pub use address::Address;
 pub use amqp::{AmqpBus, AmqpSettings};
+pub use grpc::{GrpcBus, GrpcSettings};
 pub use memory::MemoryBus;
 pub use redis::{RedisBus, RedisSettings};
 pub use subscription::Subscription;
@@ -148,6 +152,12 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// even when the transport is dead. Idempotent.
     async fn close(&self);
 
+    /// The services registered with this process (a gateway on the gRPC
+    /// transport; empty elsewhere).
+    fn registrations(&self) -> Vec<Registration> {
+        Vec::new()
+    }
+
     /// What the debug console shows of the transport.
     fn state(&self) -> BusState {
         BusState {
@@ -173,6 +183,71 @@ pub struct BusState {
     pub subscriber_disconnects: u64,
 }
 
+/// A service registered with a gRPC gateway, as the console shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Registration {
+    pub name: String,
+    /// Where the gateway calls it.
+    pub address: String,
+    pub shard: u16,
+    /// The cmds it owns (empty: every cmd no other service owns).
+    pub cmds: Vec<u32>,
+    /// Whether it hears its players' connects and closes.
+    pub events: bool,
+    /// Since it registered.
+    #[serde(with = "warren_kit::duration::ms")]
+    pub registered: Duration,
+    /// Since its last renewal.
+    #[serde(with = "warren_kit::duration::ms")]
+    pub lease_age: Duration,
+    /// Whether its lease holds.
+    pub live: bool,
+    /// Calls made to it, and the messages they carried.
+    pub calls: u64,
+    pub messages: u64,
+    pub in_flight: usize,
+    /// Calls that failed, and messages refused before a call (its queue
+    /// full, or its calls too slow).
+    pub errors: u64,
+    pub refused: u64,
+}
+
+/// `n` listeners for one outcome: `done` hears the first failure among
+/// them, or `Ok` once all succeeded.
+pub(crate) fn fan(done: Done, n: usize) -> Vec<Done> {
+    struct Shared {
+        left: usize,
+        failure: Option<BusError>,
+        done: Option<Done>,
+    }
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared {
+        left: n,
+        failure: None,
+        done: Some(done),
+    }));
+    (0..n)
+        .map(|_| {
+            let shared = shared.clone();
+            Box::new(move |outcome: Result<(), BusError>| {
+                let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = outcome
+                    && s.failure.is_none()
+                {
+                    s.failure = Some(e);
+                }
+                s.left -= 1;
+                if s.left == 0
+                    && let Some(done) = s.done.take()
+                {
+                    let outcome = s.failure.take().map_or(Ok(()), Err);
+                    drop(s);
+                    done(outcome);
+                }
+            }) as Done
+        })
+        .collect()
+}
+
 /// Sends and waits until the bus has taken the message (or refused it).
 pub async fn send_and_confirm(bus: &dyn Bus, to: Address, msg: Message) -> Result<(), BusError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -185,6 +260,42 @@ pub async fn send_and_confirm(bus: &dyn Bus, to: Address, msg: Message) -> Resul
     )
     .await;
     rx.await.unwrap_or(Err(BusError::Closed))
+}
+
+/// Whether a networked bus is still open: after `close` every call is
+/// refused [`BusError::Closed`], and the close itself runs once.
+#[derive(Debug, Default)]
+pub(crate) struct Open(std::sync::atomic::AtomicBool);
+
+impl Open {
+    /// `Err(Closed)` once the bus was closed.
+    pub(crate) fn ensure(&self) -> Result<(), BusError> {
+        if self.is_closed() {
+            Err(BusError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A send's first test: the bus is open and `msg` may go to `to`
+    /// ([`check`]).
+    pub(crate) fn sendable(
+        &self,
+        to: &Address,
+        msg: &Message,
+        shards: u16,
+    ) -> Result<(), BusError> {
+        self.ensure().and_then(|()| check(to, msg, shards))
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the bus closed; `false` if it already was (close once).
+    pub(crate) fn close(&self) -> bool {
+        !self.0.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
 }
 
 /// `Err(Mismatch)` unless `msg` may go to `to` on a bus of `shards` shards.

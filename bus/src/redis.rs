@@ -51,10 +51,7 @@
 
 use std::{
     fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -76,7 +73,7 @@ use link::{Health, RESPONSE_TIMEOUT, RedisSink, unavailable};
 pub(crate) use source::RedisSource;
 use source::{BLOCK, PushLosses};
 
-use crate::{Address, Bus, BusError, BusState, Done, Message, Subscription, batch::Batcher, check};
+use crate::{Address, Bus, BusError, BusState, Done, Message, Open, Subscription, batch::Batcher};
 
 /// The longest [`Bus::close`] takes, however dead Redis is.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,7 +87,7 @@ pub struct RedisBus {
     health: Arc<Health>,
     batcher: Batcher,
     losses: Arc<PushLosses>,
-    closed: AtomicBool,
+    closed: Open,
     prober: tokio::task::JoinHandle<()>,
 }
 
@@ -154,17 +151,9 @@ impl RedisBus {
             health,
             batcher,
             losses: Arc::new(PushLosses::default()),
-            closed: AtomicBool::new(false),
+            closed: Open::default(),
             prober,
         })
-    }
-
-    fn ensure_open(&self) -> Result<(), BusError> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(BusError::Closed)
-        } else {
-            Ok(())
-        }
     }
 
     fn marker(&self) -> (String, String) {
@@ -232,10 +221,7 @@ impl Bus for RedisBus {
     }
 
     async fn send(&self, to: Address, msg: Message, done: Done) {
-        if let Err(e) = self
-            .ensure_open()
-            .and_then(|()| check(&to, &msg, self.settings.shards))
-        {
+        if let Err(e) = self.closed.sendable(&to, &msg, self.settings.shards) {
             return done(Err(e));
         }
         self.batcher.send(to, msg.encode(), done).await;
@@ -245,7 +231,7 @@ impl Bus for RedisBus {
         &self,
         connector: &ConnectorId,
     ) -> Result<Subscription<BusPush>, BusError> {
-        self.ensure_open()?;
+        self.closed.ensure()?;
         let lease = Lease::acquire(
             self.conn.clone(),
             self.keys.connector_lease(connector),
@@ -277,7 +263,7 @@ impl Bus for RedisBus {
     }
 
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
-        self.ensure_open()?;
+        self.closed.ensure()?;
         let shard = self.settings.shard;
         let key = if self.settings.durable {
             self.keys.stream(shard)
@@ -342,7 +328,7 @@ impl Bus for RedisBus {
     }
 
     async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.closed.close() {
             return;
         }
         // Write what the batcher holds; what Redis does not take in time

@@ -74,9 +74,8 @@ use source::Incoming;
 pub(crate) use source::ZmqSource;
 
 use crate::{
-    Address, Bus, BusError, BusState, Confirm, Done, Message, SEND_WAIT, Subscription,
+    Address, Bus, BusError, BusState, Confirm, Done, Message, Open, SEND_WAIT, Subscription,
     batch::{Batcher, Sink},
-    check,
 };
 
 /// A publisher's welcome to a new subscriber: `~<shard>`.
@@ -121,7 +120,7 @@ pub struct ZmqBus {
     batcher: Batcher,
     started: Instant,
     stop: CancellationToken,
-    closed: AtomicBool,
+    closed: Open,
     /// The pair layout: whether this process's one push consumer exists.
     pair_consumer: AtomicBool,
 }
@@ -180,17 +179,9 @@ impl ZmqBus {
             batcher,
             started: Instant::now(),
             stop,
-            closed: AtomicBool::new(false),
+            closed: Open::default(),
             pair_consumer: AtomicBool::new(false),
         })
-    }
-
-    fn ensure_open(&self) -> Result<(), BusError> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(BusError::Closed)
-        } else {
-            Ok(())
-        }
     }
 
     /// Shortly after start, waits (at most [`SEND_WAIT`]) for the first
@@ -288,10 +279,7 @@ impl Bus for ZmqBus {
     }
 
     async fn send(&self, to: Address, msg: Message, done: Done) {
-        if let Err(e) = self
-            .ensure_open()
-            .and_then(|()| check(&to, &msg, self.settings.shards()))
-        {
+        if let Err(e) = self.closed.sendable(&to, &msg, self.settings.shards()) {
             return done(Err(e));
         }
         self.first_connections(&to).await;
@@ -302,7 +290,7 @@ impl Bus for ZmqBus {
         &self,
         connector: &ConnectorId,
     ) -> Result<Subscription<BusPush>, BusError> {
-        self.ensure_open()?;
+        self.closed.ensure()?;
         let s = &self.settings;
         let what = format!("pushes for connector {connector}");
         match s.layout {
@@ -350,7 +338,7 @@ impl Bus for ZmqBus {
     }
 
     async fn subscribe_events(&self) -> Result<Subscription<BusEvent>, BusError> {
-        self.ensure_open()?;
+        self.closed.ensure()?;
         let s = &self.settings;
         let shard = s.shard;
         if self.links.out.get().is_some() {
@@ -403,7 +391,7 @@ impl Bus for ZmqBus {
     }
 
     async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.closed.close() {
             return;
         }
         let bound = CLOSE_TIMEOUT / 2;

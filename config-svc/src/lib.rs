@@ -39,7 +39,6 @@ mod server {
 
     use serde::{Deserialize, Serialize};
     use tokio::net::TcpListener;
-    use tonic::transport::server::TcpIncoming;
     use tracing::info;
     use warren_proto::config::config_server::ConfigServer;
 
@@ -229,7 +228,7 @@ mod server {
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(ConfigServer::new(service))
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .serve_with_incoming_shutdown(warren_proto::grpc_incoming(listener), shutdown)
             .await
     }
 }

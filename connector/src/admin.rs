@@ -40,6 +40,9 @@ struct Stats {
     /// disconnects a subscriber that falls behind); pushes meanwhile are
     /// lost.
     bus_subscriber_disconnects: u64,
+    /// The services registered with this connector (the gRPC gateway).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    services: Vec<warren_bus::Registration>,
     #[serde(flatten)]
     counters: StatsSnapshot,
 }
@@ -53,6 +56,7 @@ async fn stats(admin: axum::extract::State<Arc<Admin>>) -> Response {
         bus_rebuilds: bus.rebuilds,
         bus_pushes_dropped: bus.pushes_dropped,
         bus_subscriber_disconnects: bus.subscriber_disconnects,
+        services: admin.connector.registrations(),
         counters: admin.connector.stats(),
     })
     .into_response()

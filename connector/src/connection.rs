@@ -296,6 +296,9 @@ impl Conn<'_> {
                         return (stream, closed(&exit));
                     }
                     last_seen = Instant::now();
+                    // The idle deadline replaces the login one, and may
+                    // come first (an idle time-out shorter than the login's).
+                    timer.at_most(last_seen + settings.idle_timeout_ms);
                 }
                 None => Stats::inc(&stats.dropped_before_login),
                 Some(uid) => {

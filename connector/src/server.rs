@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     /// Identifies this run of the connector (unix ms at start).
     boot: u64,
+    /// The push subscription, once taken ([`Connector::subscribe`]).
+    pushes: std::sync::Mutex<Option<warren_bus::Subscription<warren_proto::BusPush>>>,
 }
 
 /// A connector: build it, then [`Connector::run`] it on a bound listener.
@@ -70,6 +72,7 @@ impl Connector {
                 shutdown: CancellationToken::new(),
                 next_conn: AtomicU64::new(1),
                 boot: warren_proto::time::unix_ms().max(1),
+                pushes: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -87,6 +90,21 @@ impl Connector {
         self.shared.registry.len()
     }
 
+    /// Takes this connector's pushes from the bus now, before it serves
+    /// (so a process can say it is ready only once its pushes flow: on the
+    /// gRPC gateway, once its games have registered); [`Connector::run`]
+    /// takes them itself otherwise.
+    pub async fn subscribe(&self) -> Result<(), BusError> {
+        let pushes = self.shared.bus.subscribe_pushes(&self.shared.id).await?;
+        *self.shared.pushes.lock().unwrap_or_else(|p| p.into_inner()) = Some(pushes);
+        Ok(())
+    }
+
+    /// The services registered with this connector (the gRPC gateway).
+    pub fn registrations(&self) -> Vec<warren_bus::Registration> {
+        self.shared.bus.registrations()
+    }
+
     /// The bus as the debug console shows it.
     pub fn bus_state(&self) -> warren_bus::BusState {
         self.shared.bus.state()
@@ -101,7 +119,15 @@ impl Connector {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), BusError> {
         let shared = &self.shared;
-        let pushes = shared.bus.subscribe_pushes(&shared.id).await?;
+        let taken = shared
+            .pushes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let pushes = match taken {
+            Some(pushes) => pushes,
+            None => shared.bus.subscribe_pushes(&shared.id).await?,
+        };
         let pump = tokio::spawn(push_pump(shared.clone(), pushes));
         let alive = tokio::spawn(alive_loop(shared.clone()));
         let tracker = TaskTracker::new();

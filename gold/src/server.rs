@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::Server;
 use tracing::info;
 use warren_kit::SecretUrl;
 use warren_proto::gold::gold_server::GoldServer;
@@ -54,6 +54,6 @@ pub async fn run(
         .concurrency_limit_per_connection(settings.concurrency_per_connection)
         .add_service(health_service)
         .add_service(GoldServer::new(GoldService::new(store)))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(warren_proto::grpc_incoming(listener), shutdown)
         .await
 }

@@ -15,6 +15,9 @@ pub enum BusKind {
     ZmqPushServer,
     /// ZeroMQ, layout 3: one connector and one game (no call gateway).
     ZmqPair,
+    /// The gRPC gateway: games register with every connector and call
+    /// gateway, which call them.
+    Grpc,
 }
 
 impl BusKind {
@@ -25,7 +28,7 @@ impl BusKind {
             BusKind::InProcess => Vec::new(),
             BusKind::RabbitMq => vec!["--amqp".into(), amqp_url()],
             BusKind::Redis => vec!["--redis".into(), redis.to_owned()],
-            BusKind::Zmq | BusKind::ZmqPushServer | BusKind::ZmqPair => Vec::new(),
+            BusKind::Zmq | BusKind::ZmqPushServer | BusKind::ZmqPair | BusKind::Grpc => Vec::new(),
         }
     }
 
@@ -42,8 +45,19 @@ impl BusKind {
 
     /// The settings that put every process of a stack of `shards` shards
     /// on this bus, beyond the flags (ZeroMQ: the layout and each shard's
-    /// two addresses, on free loopback ports).
-    pub(crate) fn env(self, shards: u16) -> Vec<(String, String)> {
+    /// two addresses, on free loopback ports; the gRPC gateway: a gateway
+    /// address for each of `connectors` call gateways and connectors, in
+    /// that order, see [`BusKind::gateway_of`]).
+    pub(crate) fn env(self, shards: u16, connectors: usize) -> Vec<(String, String)> {
+        if self == BusKind::Grpc {
+            let list: Vec<String> = (0..connectors * 2)
+                .map(|_| format!("\"http://{}\"", free_port()))
+                .collect();
+            return vec![
+                ("WARREN_BUS__KIND".into(), "grpc".into()),
+                (GATEWAYS.into(), format!("[{}]", list.join(","))),
+            ];
+        }
         let layout = match self {
             BusKind::Zmq => "pubsub",
             BusKind::ZmqPushServer => "push-server",
@@ -70,6 +84,27 @@ impl BusKind {
                 format!("tcp://{}", free_port()),
             ),
         ]
+    }
+}
+
+const GATEWAYS: &str = "WARREN_BUS__GRPC__GATEWAYS";
+
+impl BusKind {
+    /// The gRPC gateway: the setting that makes a stack's `i`th process
+    /// that serves a gateway (call gateways first, then connectors) serve
+    /// the one the games were given.
+    pub(crate) fn gateway_of(self, env: &[(String, String)], i: usize) -> Option<(String, String)> {
+        if self != BusKind::Grpc {
+            return None;
+        }
+        let (_, list) = env.iter().find(|(k, _)| k == GATEWAYS)?;
+        let url = list
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .nth(i)?
+            .trim_matches('"');
+        let addr = url.strip_prefix("http://")?;
+        Some(("WARREN_BUS__GRPC__GATEWAY".into(), addr.to_owned()))
     }
 }
 
@@ -166,14 +201,14 @@ macro_rules! scenario_on {
 
 /// Runs each named scenario, an `async fn(BusKind)`, on every networked
 /// bus that can carry several connectors and shards (RabbitMQ, Redis,
-/// ZeroMQ's pubsub and push-server layouts): the scenarios that need
+/// ZeroMQ's pubsub and push-server layouts, the gRPC gateway): the scenarios that need
 /// separate processes.
 #[macro_export]
 macro_rules! on_networked_buses {
     ($($name:ident),* $(,)?) => {
         $crate::scenarios_on!(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            [rabbitmq: RabbitMq, redis: Redis, zmq: Zmq, zmq_push_server: ZmqPushServer];
+            [rabbitmq: RabbitMq, redis: Redis, zmq: Zmq, zmq_push_server: ZmqPushServer, grpc: Grpc];
             $($name),*
         );
     };
@@ -200,7 +235,7 @@ macro_rules! on_buses_with_a_gateway {
     ($($name:ident),* $(,)?) => {
         $crate::scenarios_on!(
             #[tokio::test]
-            [in_process: InProcess, rabbitmq: RabbitMq, redis: Redis, zmq: Zmq];
+            [in_process: InProcess, rabbitmq: RabbitMq, redis: Redis, zmq: Zmq, grpc: Grpc];
             $($name),*
         );
     };
@@ -212,7 +247,7 @@ macro_rules! on_every_bus {
     ($($name:ident),* $(,)?) => {
         $crate::scenarios_on!(
             #[tokio::test]
-            [in_process: InProcess, rabbitmq: RabbitMq, redis: Redis, zmq: Zmq, zmq_pair: ZmqPair];
+            [in_process: InProcess, rabbitmq: RabbitMq, redis: Redis, zmq: Zmq, zmq_pair: ZmqPair, grpc: Grpc];
             $($name),*
         );
     };

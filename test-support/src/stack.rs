@@ -399,6 +399,15 @@ impl Stack {
     }
 
     /// (name, pid) of each process of the stack.
+    /// A setting every process of the stack was given (`WARREN_…`).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
         self.procs.iter().map(|p| (p.name, p.child.id())).collect()
     }

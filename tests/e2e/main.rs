@@ -14,6 +14,7 @@ mod config;
 mod console;
 mod durable;
 mod faults;
+mod grpc;
 mod helpers;
 
 pub(crate) use warren_test_support::on_every_bus;

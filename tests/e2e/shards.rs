@@ -12,9 +12,17 @@ use crate::{
 };
 
 const TWO_SHARDS: &[(&str, &str)] = &[("WARREN_BUS__SHARDS", "2")];
+/// Each shard takes 4 players x 1,000 echoes at once: its echo mailbox
+/// holds them all, so none is answered `overloaded` however slowly the
+/// service thread starts draining on a loaded host (the bound itself
+/// is runtime/tests/runtime.rs's `a_full_mailbox_answers_overloaded_…`).
+const TWO_SHARDS_DEEP_MAILBOX: &[(&str, &str)] = &[
+    ("WARREN_BUS__SHARDS", "2"),
+    ("WARREN_GAME__MAILBOX", "4096"),
+];
 
 async fn each_players_1000_echoes_come_back_in_order_across_two_shards(kind: BusKind) {
-    let stack = Stack::start_connectors(kind, 1, TWO_SHARDS).await;
+    let stack = Stack::start_connectors(kind, 1, TWO_SHARDS_DEEP_MAILBOX).await;
     let mut tasks = Vec::new();
     // uids 1..=8: half on each shard.
     for uid in 1..=8u64 {

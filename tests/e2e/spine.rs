@@ -382,10 +382,21 @@ async fn shutdown_kicks_every_player(kind: BusKind) {
 }
 
 async fn silent_players_are_kicked_and_heartbeats_keep_them(kind: BusKind) {
-    let stack = Stack::start_with(kind, &[("WARREN_CONNECTOR__IDLE_TIMEOUT_MS", "600")]).await;
+    // A login time-out far longer than the idle one: the idle kick must
+    // come from the idle deadline, not wait for the login's.
+    let stack = Stack::start_with(
+        kind,
+        &[
+            ("WARREN_CONNECTOR__IDLE_TIMEOUT_MS", "1000"),
+            ("WARREN_CONNECTOR__LOGIN_TIMEOUT_MS", "60000"),
+        ],
+    )
+    .await;
     let mut silent = stack.player(1).await;
     let mut chatty = stack.player(2).await;
-    for _ in 0..8 {
+    // 2.4 s of heartbeats 200 ms apart: five to a time-out, room for a
+    // loaded host; the silent one is kicked meanwhile.
+    for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let (hb, _) = chatty
             .request(cmd::HEARTBEAT, &BTreeMap::<String, u8>::new())

@@ -30,7 +30,7 @@ use lapin::{Channel, Connection, ConnectionProperties, options::ConfirmSelectOpt
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::BusError;
+use crate::{BusError, Open};
 
 use super::unavailable;
 
@@ -63,7 +63,7 @@ pub(crate) struct Side {
     /// Bumped by every rebuild: consumers re-open on the new connection.
     pub(crate) generation: watch::Sender<u64>,
     /// Set when the bus closes: nothing is rebuilt or re-opened after.
-    pub(crate) closed: Arc<AtomicBool>,
+    pub(crate) closed: Arc<Open>,
 }
 
 fn properties(client_name: &str, role: &str) -> ConnectionProperties {
@@ -105,7 +105,7 @@ impl Side {
         url: &str,
         client_name: &str,
         confirm: bool,
-        closed: Arc<AtomicBool>,
+        closed: Arc<Open>,
     ) -> Result<Side, BusError> {
         let link = open(url, client_name, role, confirm).await?;
         Ok(Side {
@@ -256,7 +256,7 @@ pub(crate) async fn watch(health: Health, consume: Arc<Side>) {
                 health.blocked.store(false, Ordering::Release);
             }
             _ = tick.tick() => {
-                if health.publish.closed.load(Ordering::Acquire) {
+                if health.publish.closed.is_closed() {
                     return;
                 }
                 let was_down = publishing.down_since.is_some();

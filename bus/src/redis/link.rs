@@ -281,10 +281,18 @@ async fn writer(
                 Target::Channel(channel) => pipe.cmd("PUBLISH").arg(channel).arg(&w.body),
             };
         }
-        match pipe
-            .query_async::<Vec<redis::RedisResult<i64>>>(&mut conn)
+        // The manager makes a command wait for its reconnection (retries
+        // with back-off, seconds long): bound the whole write, so a send
+        // is answered within its bound and the bus is marked down.
+        let query = pipe.query_async::<Vec<redis::RedisResult<i64>>>(&mut conn);
+        let answered = tokio::time::timeout(RESPONSE_TIMEOUT, query)
             .await
-        {
+            .unwrap_or_else(|_| {
+                Err(RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))
+            });
+        match answered {
             Ok(results) => {
                 for (w, result) in batch.drain(..).zip(results) {
                     let outcome = match (result, &w.to) {

@@ -15,7 +15,9 @@
 //!   test, `bus/tests/zmq.rs`, fills them and checks the refusal.)
 //! - `ids` (transports with a server that holds names): one consumer per
 //!   connector id.
-//! - `marker` (the same): a shard-count mismatch is refused.
+//! - `marker` (transports where something holds the deployment's shard
+//!   count: a broker, or the gRPC gateway a game registers with): a
+//!   shard-count mismatch is refused.
 //! - `networked` (transports over the network): a transport that is down
 //!   refuses at once (`unavailable`) and its consumers resume once it is
 //!   back, also under CPU load; closing is bounded while it is down.
@@ -26,6 +28,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod grpc;
 mod proxy;
 mod zeromq;
 
@@ -513,9 +516,13 @@ async fn broadcast_and_single_pushes_keep_their_order<T: Transport>() {
     let game = t.game(&Opts::default()).await.unwrap();
     // A game sends pushes once it consumes its shard.
     let _events = game.subscribe_events().await.unwrap();
-    let side = t.bus(&Opts::default()).await.unwrap();
-    let mut c1 = side.subscribe_pushes(&connector("c1")).await.unwrap();
-    let mut c2 = side.subscribe_pushes(&connector("c2")).await.unwrap();
+    // Two connectors, each a process of its own.
+    let (side1, side2) = (
+        t.bus(&Opts::default()).await.unwrap(),
+        t.bus(&Opts::default()).await.unwrap(),
+    );
+    let mut c1 = side1.subscribe_pushes(&connector("c1")).await.unwrap();
+    let mut c2 = side2.subscribe_pushes(&connector("c2")).await.unwrap();
     let (one, two) = (
         Address::Connector(connector("c1")),
         Address::Connector(connector("c2")),
@@ -638,7 +645,13 @@ async fn a_shard_count_mismatch_is_refused<T: Transport>() {
         shards: 3,
         ..Opts::default()
     };
-    match t.bus(&three).await {
+    // Refused when it opens the bus (a broker keeps the count), or at the
+    // latest when it takes its shard (a gateway refuses its registration).
+    let refused = match t.game(&three).await {
+        Err(e) => Err(e),
+        Ok(game) => game.subscribe_events().await.map(drop),
+    };
+    match refused {
         Err(BusError::Mismatch(m)) => assert!(m.contains("shards"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -887,3 +900,4 @@ conformance!(redis: crate::Redis, fanout, bounded, ids, marker, networked, durab
 conformance!(zmq_pubsub: crate::zeromq::Zmq<{ crate::zeromq::PUBSUB }>, fanout, networked);
 conformance!(zmq_push_server: crate::zeromq::Zmq<{ crate::zeromq::PUSH_SERVER }>, fanout, ids, networked);
 conformance!(zmq_pair: crate::zeromq::Zmq<{ crate::zeromq::PAIR }>, networked);
+conformance!(grpc_gateway: crate::grpc::Grpc, fanout, marker, networked);

@@ -35,11 +35,13 @@ impl Proxy {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
+                // Subscribed before the check: a cut that lands between
+                // the two still ends this connection.
+                let mut cut = accept_cuts.subscribe();
                 if !accept_up.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
                 }
-                let mut cut = accept_cuts.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
@@ -63,5 +65,27 @@ impl Proxy {
 
     pub(crate) fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A free port on loopback (the listener is dropped; the server binds it).
+pub(crate) fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// One address a process serves, and the proxy the others reach it through.
+pub(crate) struct Route {
+    pub(crate) upstream: SocketAddr,
+    pub(crate) proxy: Proxy,
+}
+
+impl Route {
+    pub(crate) async fn new() -> Route {
+        let upstream = free_port();
+        Route {
+            upstream,
+            proxy: Proxy::start(upstream).await,
+        }
     }
 }

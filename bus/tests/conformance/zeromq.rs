@@ -10,29 +10,10 @@ use std::{
 use async_trait::async_trait;
 use warren_bus::{Bus, BusError, PushServer, PushServerSettings, ZmqBus, ZmqLayout, ZmqSettings};
 
-use crate::{Opts, Transport, proxy::Proxy};
-
-/// A free port on loopback (the listener is dropped; ZeroMQ binds it).
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-/// One address a game binds, and the proxy the others reach it through.
-struct Route {
-    upstream: SocketAddr,
-    proxy: Proxy,
-}
-
-impl Route {
-    async fn new() -> Route {
-        let upstream = free_port();
-        Route {
-            upstream,
-            proxy: Proxy::start(upstream).await,
-        }
-    }
-}
+use crate::{
+    Opts, Transport,
+    proxy::{Proxy, Route},
+};
 
 fn tcp(addr: SocketAddr) -> String {
     format!("tcp://{addr}")

@@ -109,7 +109,7 @@ impl Stack {
         } else {
             let ns = unique("warren-test");
             env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
-            env.extend(kind.env(shards));
+            env.extend(kind.env(shards, connectors_wanted));
             namespace = kind.brokered().then_some(ns);
             if full {
                 let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
@@ -213,6 +213,14 @@ impl Bus<'_> {
         all
     }
 
+    /// The settings of the `i`th process that serves a gateway (the gRPC
+    /// gateway's address; the same as every process's elsewhere).
+    fn env_of(&self, i: usize) -> Vec<(String, String)> {
+        let mut env = self.env.to_vec();
+        env.extend(self.kind.gateway_of(self.env, i));
+        env
+    }
+
     fn push_server(&self, s: &mut Started) {
         let mut server = Proc::spawn("push-server", self.dir, &["push-server"], self.env);
         s.push_server = Some(server.wait_ready().addr("push_server"));
@@ -242,14 +250,16 @@ impl Bus<'_> {
         };
         for i in 0..gateways {
             let id = format!("--id=h{i}");
-            let mut gateway = Proc::spawn("http", self.dir, &self.args(&["http", &id]), self.env);
+            let env = self.env_of(i);
+            let mut gateway = Proc::spawn("http", self.dir, &self.args(&["http", &id]), &env);
             s.gateways.push(gateway.wait_ready().addr("http"));
             s.procs.push(gateway);
         }
         for i in 0..self.connectors {
             let id = format!("--id=c{i}");
             let args = self.args(&["connector", &id]);
-            let mut conn = Proc::spawn("connector", self.dir, &args, self.env);
+            let env = self.env_of(self.connectors + i);
+            let mut conn = Proc::spawn("connector", self.dir, &args, &env);
             let ready = conn.wait_ready();
             s.connectors
                 .push((ready.addr("connector"), ready.url("connector")));
