@@ -12,8 +12,7 @@ use warren_bus::{Address, Bus, BusError, Message, ZmqBus, ZmqSettings, send_and_
 use warren_proto::{BusEvent, ConnId, ConnectorId, EventKind, Uid};
 
 fn free_address() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("tcp://{}", l.local_addr().unwrap())
+    format!("tcp://{}", warren_test_support::ports::unused())
 }
 
 fn request(seq: u64) -> Message {
@@ -42,27 +41,30 @@ async fn a_game_that_stops_reading_makes_every_request_refused_at_once() {
     // Consumed, never read.
     let _events = game.subscribe_events().await.unwrap();
     let connector = ZmqBus::connect(settings).await.unwrap();
-    let mut taken = 0u64;
-    let refused = loop {
+    // A full pipe refuses at once. On a busy host the first refusals may
+    // only mean that libzmq's I/O thread has not yet moved the pipe into
+    // TCP, so sending goes on until 100 refusals come in a row; what was
+    // taken by then is bounded, and every answer, taken or refused, is
+    // at once.
+    let (mut taken, mut refusals, mut refused_in_a_row) = (0u64, 0u64, 0);
+    while refused_in_a_row < 100 {
+        let started = Instant::now();
         let sent = send_and_confirm(&connector, Address::Shard(0), request(taken)).await;
+        assert!(started.elapsed() < Duration::from_millis(500));
         match sent {
-            Ok(()) => taken += 1,
-            Err(e) => break e,
+            Ok(()) => {
+                taken += 1;
+                refused_in_a_row = 0;
+            }
+            Err(BusError::Rejected(_)) => {
+                refusals += 1;
+                refused_in_a_row += 1;
+            }
+            Err(e) => panic!("refused as full, not as gone: {e}"),
         }
         assert!(taken < 1_000_000, "a million 1 KiB requests and no refusal");
-    };
-    assert!(
-        matches!(refused, BusError::Rejected(_)),
-        "refused as full, not as gone: {refused}"
-    );
-    eprintln!("{taken} requests of 1 KiB taken before the first refusal");
-    // Full stays full, and each refusal is at once.
-    for seq in 0..100 {
-        let started = Instant::now();
-        let sent = send_and_confirm(&connector, Address::Shard(0), request(taken + seq)).await;
-        assert!(matches!(sent, Err(BusError::Rejected(_))), "{sent:?}");
-        assert!(started.elapsed() < Duration::from_millis(500));
     }
+    eprintln!("{taken} requests of 1 KiB taken, {refusals} refused, the last 100 in a row");
     connector.close().await;
     game.close().await;
 }

@@ -51,7 +51,7 @@ impl BusKind {
     pub(crate) fn env(self, shards: u16, connectors: usize) -> Vec<(String, String)> {
         if self == BusKind::Grpc {
             let list: Vec<String> = (0..connectors * 2)
-                .map(|_| format!("\"http://{}\"", free_port()))
+                .map(|_| format!("\"http://{}\"", crate::ports::unused()))
                 .collect();
             return vec![
                 ("WARREN_BUS__KIND".into(), "grpc".into()),
@@ -66,7 +66,7 @@ impl BusKind {
         };
         let addresses = || {
             let list: Vec<String> = (0..shards)
-                .map(|_| format!("\"tcp://{}\"", free_port()))
+                .map(|_| format!("\"tcp://{}\"", crate::ports::unused()))
                 .collect();
             format!("[{}]", list.join(","))
         };
@@ -77,11 +77,11 @@ impl BusKind {
             ("WARREN_BUS__ZMQ__PUSHES".into(), addresses()),
             (
                 "WARREN_BUS__ZMQ__PUSH_SERVER".into(),
-                format!("tcp://{}", free_port()),
+                format!("tcp://{}", crate::ports::unused()),
             ),
             (
                 "WARREN_BUS__ZMQ__REGISTRY".into(),
-                format!("tcp://{}", free_port()),
+                format!("tcp://{}", crate::ports::unused()),
             ),
         ]
     }
@@ -108,12 +108,6 @@ impl BusKind {
     }
 }
 
-/// A loopback address no one listens on now (the listener is dropped, so
-/// the process under test can bind it).
-fn free_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address")
-}
 
 pub fn amqp_url() -> String {
     std::env::var("WARREN_TEST_AMQP_URL")

@@ -11,6 +11,8 @@
 //!   directory of its own, removed afterwards.
 //! - [`connector`]: playing the connector on a bus (its events in, the
 //!   pushes to its id out), for the runtime's and the game's tests.
+//! - [`ports`]: loopback ports for servers a test starts later, outside
+//!   the ephemeral range so no outgoing connection takes them meanwhile.
 //! - [`redis_server`]: a private `redis-server` a fault test may kill.
 //! - [`stack`]: the whole stack started as real `warren` processes, on
 //!   the buses of `buses` ([`on_every_bus!`], [`on_networked_buses!`]);
@@ -27,6 +29,7 @@ pub mod connector;
 pub mod db;
 pub mod http;
 pub mod load;
+pub mod ports;
 mod process;
 pub mod redis_server;
 pub mod stack;

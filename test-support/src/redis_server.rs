@@ -27,13 +27,8 @@ impl PrivateRedis {
     /// Starts one on a free port, with `args` on top of the defaults
     /// (`--save "" --appendonly no`); returns once it answers.
     pub async fn start(args: &[&str]) -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut server = PrivateRedis {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: crate::ports::unused(),
             dir: TempDir::new("warren-redis"),
             args: args.iter().map(|a| a.to_string()).collect(),
             child: None,

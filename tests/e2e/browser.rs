@@ -27,11 +27,7 @@ impl Driver {
                  (scripts/test.sh does it: apt-get install chromium chromium-driver)"
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = warren_test_support::ports::unused().port();
         let child = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

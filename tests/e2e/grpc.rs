@@ -48,8 +48,7 @@ impl Python {
             .expect("a stack on the gRPC gateway")
             .trim_matches(|c| c == '[' || c == ']')
             .replace('"', "");
-        let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let listen = listen.local_addr().unwrap().to_string();
+        let listen = warren_test_support::ports::unused().to_string();
         let child = Command::new("python3")
             .arg(root.join("examples/services/python/service.py"))
             .args(["--gateways", &gateways, "--listen", &listen])

@@ -68,12 +68,6 @@ impl Proxy {
     }
 }
 
-/// A free port on loopback (the listener is dropped; the server binds it).
-pub(crate) fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 /// One address a process serves, and the proxy the others reach it through.
 pub(crate) struct Route {
     pub(crate) upstream: SocketAddr,
@@ -82,7 +76,7 @@ pub(crate) struct Route {
 
 impl Route {
     pub(crate) async fn new() -> Route {
-        let upstream = free_port();
+        let upstream = warren_test_support::ports::unused();
         Route {
             upstream,
             proxy: Proxy::start(upstream).await,
