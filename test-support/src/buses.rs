@@ -108,7 +108,6 @@ impl BusKind {
     }
 }
 
-
 pub fn amqp_url() -> String {
     std::env::var("WARREN_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
