@@ -98,6 +98,47 @@ pub(crate) fn password_hash(raw: &str) -> Result<&str, GoldError> {
     }
 }
 
+/// A session family id: 16 to 64 of `[A-Za-z0-9_-]`.
+pub(crate) fn family(raw: &str) -> Result<&str, GoldError> {
+    let ok = (16..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(raw)
+    } else {
+        Err(bad("family must be 16 to 64 of A-Z a-z 0-9 _ -"))
+    }
+}
+
+/// A token hash: a SHA-256 in lowercase hex (64 characters).
+pub(crate) fn token_hash(raw: &str) -> Result<&str, GoldError> {
+    let ok = raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if ok {
+        Ok(raw)
+    } else {
+        Err(bad("token hashes are SHA-256 in lowercase hex"))
+    }
+}
+
+/// A ban's reason: 1 to 200 characters.
+pub(crate) fn ban_reason(raw: &str) -> Result<&str, GoldError> {
+    if (1..=200).contains(&raw.chars().count()) {
+        Ok(raw)
+    } else {
+        Err(bad("a ban's reason must have 1 to 200 characters"))
+    }
+}
+
+/// Who acts, for the audit: 1 to 64 characters.
+pub(crate) fn actor(raw: &str) -> Result<&str, GoldError> {
+    if (1..=64).contains(&raw.chars().count()) {
+        Ok(raw)
+    } else {
+        Err(bad("by must have 1 to 64 characters"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +164,13 @@ mod tests {
         assert!(username("good_name-1.x").is_ok());
         assert!(username("no spaces").is_err());
         assert!(password_hash("plain").is_err());
+        assert!(family("short").is_err());
+        assert!(family("abcdefghijklmnop").is_ok());
+        assert!(family("abcdefghijklmno/").is_err());
+        assert!(token_hash(&"a".repeat(64)).is_ok());
+        assert!(token_hash(&"A".repeat(64)).is_err());
+        assert!(token_hash(&"a".repeat(63)).is_err());
+        assert!(ban_reason("").is_err());
+        assert!(actor(&"x".repeat(65)).is_err());
     }
 }

@@ -21,6 +21,12 @@ pub enum GoldError {
     KeyReused,
     #[error("the balance would overflow")]
     Overflow,
+    #[error("the refresh token is unknown, expired or ended; sign in again")]
+    InvalidRefresh,
+    #[error("the refresh token was used before, so its session has ended; sign in again")]
+    RefreshReused,
+    #[error("{0}")]
+    Banned(String),
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -36,6 +42,9 @@ impl GoldError {
             GoldError::InsufficientFunds { .. } => "insufficient_funds",
             GoldError::KeyReused => "idempotency_key_reused",
             GoldError::Overflow => "balance_overflow",
+            GoldError::InvalidRefresh => "invalid_refresh",
+            GoldError::RefreshReused => "refresh_reused",
+            GoldError::Banned(_) => "banned",
             GoldError::Unavailable(_) => "database_unavailable",
             GoldError::Internal(_) => "internal",
         }
@@ -49,6 +58,8 @@ impl GoldError {
             GoldError::InsufficientFunds { .. } | GoldError::KeyReused | GoldError::Overflow => {
                 Code::FailedPrecondition
             }
+            GoldError::InvalidRefresh | GoldError::RefreshReused => Code::Unauthenticated,
+            GoldError::Banned(_) => Code::PermissionDenied,
             GoldError::Unavailable(_) => Code::Unavailable,
             GoldError::Internal(_) => Code::Internal,
         }

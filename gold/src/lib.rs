@@ -1,5 +1,5 @@
 //! gold: the data service. Every database operation of the game database —
-//! accounts, wallets, the ledger — lives here, behind gRPC
+//! accounts, wallets, the ledger, sessions and bans — lives here, behind gRPC
 //! (`proto/proto/gold.proto`). Stateless: any number of gold processes can
 //! serve one database, because every money movement is one database
 //! transaction guarded by row locks and an idempotency key, never by a lock
@@ -21,4 +21,4 @@ mod store;
 pub use error::{GoldError, REASON_KEY, reason};
 pub use server::{GoldSettings, run};
 pub use service::GoldService;
-pub use store::{Applied, Dialect, Entry, Store, Transferred};
+pub use store::{Applied, Ban, BanRecord, Dialect, Entry, MAX_SESSIONS, Store, Transferred};

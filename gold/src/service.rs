@@ -4,9 +4,11 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 use warren_proto::gold::{
-    Account, ApplyDeltaReply, ApplyDeltaRequest, BalanceReply, BalanceRequest, CreateUserRequest,
-    Credentials, GetCredentialsRequest, GuestAccountRequest, HistoryReply, HistoryRequest,
-    LedgerEntry, TransferReply, TransferRequest, gold_server::Gold,
+    Account, ApplyDeltaReply, ApplyDeltaRequest, BalanceReply, BalanceRequest, BanReply,
+    BanRequest, CreateUserRequest, Credentials, EndSessionsReply, EndSessionsRequest,
+    GetCredentialsRequest, GuestAccountRequest, HistoryReply, HistoryRequest, LedgerEntry,
+    LiftBanRequest, RotateSessionRequest, SessionReply, StartSessionRequest, TransferReply,
+    TransferRequest, gold_server::Gold,
 };
 
 use crate::{GoldError, Store, domain};
@@ -24,6 +26,10 @@ impl GoldService {
 
 fn as_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[tonic::async_trait]
@@ -168,6 +174,84 @@ impl Gold for GoldService {
                 })
                 .collect(),
             next_before_id,
+        }))
+    }
+
+    #[instrument(skip_all, fields(uid = req.get_ref().uid))]
+    async fn start_session(
+        &self,
+        req: Request<StartSessionRequest>,
+    ) -> Result<Response<SessionReply>, Status> {
+        let req = req.into_inner();
+        let uid = domain::uid(req.uid, "uid")?;
+        self.store
+            .start_session(uid, &req.family, &req.token_hash, req.expires_at_s)
+            .await?;
+        Ok(Response::new(SessionReply {
+            uid: req.uid,
+            family: req.family,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn rotate_session(
+        &self,
+        req: Request<RotateSessionRequest>,
+    ) -> Result<Response<SessionReply>, Status> {
+        let req = req.into_inner();
+        let uid = self
+            .store
+            .rotate_session(
+                &req.family,
+                &req.token_hash,
+                &req.new_token_hash,
+                req.new_expires_at_s,
+            )
+            .await?;
+        Ok(Response::new(SessionReply {
+            uid: as_u64(uid),
+            family: req.family,
+        }))
+    }
+
+    #[instrument(skip_all, fields(uid = req.get_ref().uid))]
+    async fn end_sessions(
+        &self,
+        req: Request<EndSessionsRequest>,
+    ) -> Result<Response<EndSessionsReply>, Status> {
+        let req = req.into_inner();
+        let uid = domain::uid(req.uid, "uid")?;
+        let family = Some(req.family.as_str()).filter(|f| !f.is_empty());
+        let ended = self.store.end_sessions(uid, family).await?;
+        Ok(Response::new(EndSessionsReply {
+            ended: count(ended),
+        }))
+    }
+
+    #[instrument(skip_all, fields(uid = req.get_ref().uid, by = %req.get_ref().by))]
+    async fn ban(&self, req: Request<BanRequest>) -> Result<Response<BanReply>, Status> {
+        let req = req.into_inner();
+        let uid = domain::uid(req.uid, "uid")?;
+        let until_s = (req.until_s != 0).then_some(req.until_s);
+        let ended = self.store.ban(uid, &req.reason, until_s, &req.by).await?;
+        tracing::info!(uid, until_s, reason = %req.reason, by = %req.by, "banned");
+        Ok(Response::new(BanReply {
+            sessions_ended: count(ended),
+            changed: true,
+        }))
+    }
+
+    #[instrument(skip_all, fields(uid = req.get_ref().uid, by = %req.get_ref().by))]
+    async fn lift_ban(&self, req: Request<LiftBanRequest>) -> Result<Response<BanReply>, Status> {
+        let req = req.into_inner();
+        let uid = domain::uid(req.uid, "uid")?;
+        let changed = self.store.lift_ban(uid, &req.by).await?;
+        if changed {
+            tracing::info!(uid, by = %req.by, "ban lifted");
+        }
+        Ok(Response::new(BanReply {
+            sessions_ended: 0,
+            changed,
         }))
     }
 }

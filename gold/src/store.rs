@@ -21,6 +21,10 @@ use tracing::debug;
 
 use crate::{GoldError, domain};
 
+mod sessions;
+
+pub use sessions::{Ban, BanRecord, MAX_SESSIONS};
+
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 

@@ -5,4 +5,5 @@
 
 mod bank;
 mod helpers;
+mod sessions;
 mod store;
