@@ -90,7 +90,7 @@ pub enum Command {
         /// The player's uid.
         #[arg(long)]
         uid: u64,
-        /// Lifetime in seconds (default: jwt.ttl_secs, 30 days).
+        /// Lifetime in seconds (default: jwt.ttl_secs, 15 min).
         #[arg(long)]
         ttl_secs: Option<u64>,
     },

@@ -75,6 +75,7 @@ mod tests {
             iat: now.saturating_sub(7200),
             iss: iss.into(),
             aud: aud.into(),
+            sid: None,
         };
         let cases = [
             claims(now - 3600, "warren", "warren", "1"),

@@ -338,6 +338,7 @@ pub(crate) async fn token(ctx: &Ctx, i: u64) -> Result<Option<String>, String> {
                 iat: now,
                 iss: issuer.clone(),
                 aud: audience.clone(),
+                sid: None,
             };
             jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key)
                 .map(Some)

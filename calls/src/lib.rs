@@ -19,7 +19,6 @@
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
-mod limits;
 pub mod settings;
 mod tokens;
 
@@ -54,9 +53,9 @@ use warren_proto::{
     json::{body_to_json, json_to_body},
 };
 
-use limits::Limits;
 pub use settings::CallSettings;
 use tokens::VerifiedTokens;
+use warren_kit::limits::Limits;
 
 /// A gateway: build it with [`Gateway::new`] (which starts consuming its
 /// replies), then serve it with [`run`].
@@ -111,9 +110,13 @@ impl Gateway {
             verifier,
             waiting: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(warren_proto::time::unix_ms().wrapping_mul(1_000_000)),
-            by_uid: Limits::new(settings.uid_rate_per_sec, settings.uid_rate_burst, tracked),
+            by_uid: Limits::new(
+                f64::from(settings.uid_rate_per_sec),
+                settings.uid_rate_burst,
+                tracked,
+            ),
             by_address: Limits::new(
-                settings.address_rate_per_sec,
+                f64::from(settings.address_rate_per_sec),
                 settings.address_rate_burst,
                 tracked,
             ),

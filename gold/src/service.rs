@@ -214,16 +214,18 @@ impl Gold for GoldService {
         }))
     }
 
-    #[instrument(skip_all, fields(uid = req.get_ref().uid))]
+    #[instrument(skip_all)]
     async fn end_sessions(
         &self,
         req: Request<EndSessionsRequest>,
     ) -> Result<Response<EndSessionsReply>, Status> {
         let req = req.into_inner();
-        let uid = domain::uid(req.uid, "uid")?;
-        let family = Some(req.family.as_str()).filter(|f| !f.is_empty());
-        let ended = self.store.end_sessions(uid, family).await?;
+        let (uid, ended) = self
+            .store
+            .logout(&req.family, &req.token_hash, req.everywhere)
+            .await?;
         Ok(Response::new(EndSessionsReply {
+            uid: as_u64(uid),
             ended: count(ended),
         }))
     }

@@ -6,11 +6,14 @@
 //!   their name says or in words (`"30s"`).
 //! - [`rate`]: a token bucket (the connector's per-socket limits, the HTTP
 //!   call gateway's per-uid and per-address ones).
+//! - [`limits`]: a token bucket per key (a player, an address, an
+//!   account) in a bounded map: the HTTP call gateway's and login's limits.
 //! - [`SecretUrl`]: a URL that may carry a password, never printed with it.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod duration;
+pub mod limits;
 pub mod password;
 pub mod rate;
 mod url;

@@ -14,10 +14,16 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
+        Self::with_rate(f64::from(rate), burst, now)
+    }
+
+    /// A bucket filling at `per_second` tokens a second, which may be a
+    /// fraction (0.1: six a minute).
+    pub fn with_rate(per_second: f64, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
         Bucket {
             tokens: burst,
-            rate: f64::from(rate),
+            rate: per_second.max(0.0),
             burst,
             last: now,
         }

@@ -1,22 +1,30 @@
 //! The routes of PROTOCOL.md §1 and their error shape:
 //! `{"error": {"code": "<snake_case>", "message": "<human text>"}}`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use axum::{Json, extract::State, http::StatusCode};
-use serde::{Deserialize, Serialize};
+use axum::{
+    Json,
+    extract::{ConnectInfo, State},
+    http::StatusCode,
+};
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tonic::Code;
 use tracing::{error, info};
 use warren_http::{ApiError, JsonBody};
-use warren_proto::{
-    Uid,
-    gold::{CreateUserRequest, GetCredentialsRequest, Gold, GuestAccountRequest},
-};
+use warren_proto::gold::{CreateUserRequest, GetCredentialsRequest, Gold, GuestAccountRequest};
 
-use warren_kit::password;
+use warren_kit::{limits::Limits, password};
 
-use crate::TokenSigner;
+use crate::{TokenSigner, sessions::TokenReply};
+
+/// Who is calling: the peer address of the HTTP connection.
+pub(crate) type Caller = ConnectInfo<SocketAddr>;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -28,6 +36,12 @@ pub(crate) struct App {
     /// Verified when a username does not exist, so both failures cost the
     /// same and the response time does not tell which part was wrong.
     pub(crate) dummy_hash: String,
+    /// Sign-ins, registrations and refreshes per client address ...
+    pub(crate) by_address: Limits<IpAddr>,
+    /// ... and per account (username, device id or sign-in).
+    pub(crate) by_account: Limits<String>,
+    /// Addresses not limited per address (a proxy in front, the bots).
+    pub(crate) unlimited: Vec<IpAddr>,
 }
 
 /// login's own refusals, and a failed call to gold as the HTTP client
@@ -43,6 +57,14 @@ pub(crate) mod refusal {
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "wrong username or password",
+        )
+    }
+
+    pub(crate) fn rate_limited(whose: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many attempts for this {whose}; wait a little and try again"),
         )
     }
 
@@ -62,6 +84,12 @@ pub(crate) mod refusal {
                 "username_taken",
                 "that username is taken",
             ),
+            gold::Failure::Reason(code @ ("invalid_refresh" | "refresh_reused")) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code.to_owned(), status.message())
+            }
+            gold::Failure::Reason("banned") => {
+                ApiError::new(StatusCode::FORBIDDEN, "banned", status.message())
+            }
             gold::Failure::Unavailable => {
                 warn!(error = %status, "gold unreachable");
                 ApiError::unavailable(
@@ -77,24 +105,19 @@ pub(crate) mod refusal {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct TokenReply {
-    uid: u64,
-    token: String,
-    expires_at: u64,
-}
-
 impl App {
-    fn token(&self, uid: u64) -> Result<TokenReply, ApiError> {
-        let (token, expires_at) = self.signer.sign(Uid(uid)).map_err(|e| {
-            error!(error = %e, "signing a token failed");
-            ApiError::internal()
-        })?;
-        Ok(TokenReply {
-            uid,
-            token,
-            expires_at,
-        })
+    /// Takes one attempt from the caller's address and from `account`;
+    /// `rate_limited` if either is spent.
+    pub(crate) fn limit(&self, caller: &Caller, account: &str) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let ip = caller.0.ip();
+        if !self.unlimited.contains(&ip) && !self.by_address.take(&ip, now) {
+            return Err(refusal::rate_limited("address"));
+        }
+        if !self.by_account.take(&account.to_lowercase(), now) {
+            return Err(refusal::rate_limited("account"));
+        }
+        Ok(())
     }
 
     async fn hashing_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
@@ -135,6 +158,7 @@ fn valid_username(name: &str) -> bool {
 /// `POST /v1/guest`: the same device id always gets the same uid.
 pub(crate) async fn guest(
     State(app): State<Arc<App>>,
+    caller: Caller,
     JsonBody(req): JsonBody<GuestRequest>,
 ) -> Result<Json<TokenReply>, ApiError> {
     if !(1..=128).contains(&req.device_id.chars().count()) {
@@ -143,6 +167,7 @@ pub(crate) async fn guest(
             "device_id must have 1 to 128 characters",
         ));
     }
+    app.limit(&caller, &format!("device:{}", req.device_id))?;
     let account = app
         .gold
         .client()
@@ -155,12 +180,13 @@ pub(crate) async fn guest(
     if account.created {
         info!(uid = account.uid, "guest account created");
     }
-    Ok(Json(app.token(account.uid)?))
+    Ok(Json(app.sign_in(account.uid).await?))
 }
 
 /// `POST /v1/register`: 201 with a token, 409 if the name is taken.
 pub(crate) async fn register(
     State(app): State<Arc<App>>,
+    caller: Caller,
     JsonBody(req): JsonBody<CredentialsRequest>,
 ) -> Result<(StatusCode, Json<TokenReply>), ApiError> {
     if !valid_username(&req.username) {
@@ -176,6 +202,7 @@ pub(crate) async fn register(
             "a password has 8 to 128 characters",
         ));
     }
+    app.limit(&caller, &format!("user:{}", req.username))?;
     let hash = {
         let _permit = app.hashing_permit().await?;
         password::hash_off_thread(req.password).await.map_err(|e| {
@@ -194,14 +221,16 @@ pub(crate) async fn register(
         .map_err(refusal::from_gold)?
         .into_inner();
     info!(uid = account.uid, "account registered");
-    Ok((StatusCode::CREATED, Json(app.token(account.uid)?)))
+    Ok((StatusCode::CREATED, Json(app.sign_in(account.uid).await?)))
 }
 
 /// `POST /v1/login`: 401 for a wrong name or password alike.
 pub(crate) async fn login(
     State(app): State<Arc<App>>,
+    caller: Caller,
     JsonBody(req): JsonBody<CredentialsRequest>,
 ) -> Result<Json<TokenReply>, ApiError> {
+    app.limit(&caller, &format!("user:{}", req.username))?;
     let found = app
         .gold
         .client()
@@ -222,7 +251,7 @@ pub(crate) async fn login(
         password::verify_off_thread(req.password, hash).await
     };
     match uid {
-        Some(uid) if matches => Ok(Json(app.token(uid)?)),
+        Some(uid) if matches => Ok(Json(app.sign_in(uid).await?)),
         _ => Err(refusal::invalid_credentials()),
     }
 }

@@ -52,9 +52,15 @@ pub struct JwtSettings {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     #[serde(with = "warren_kit::duration::s")]
     pub leeway_secs: Duration,
-    /// Lifetime of the tokens signed here, in seconds (30 days).
+    /// Lifetime of the access tokens signed here, in seconds (15 min).
+    /// A socket logged in with one stays open after it expires; the
+    /// client gets a new one with its refresh token.
     #[serde(with = "warren_kit::duration::s")]
     pub ttl_secs: Duration,
+    /// Lifetime of a refresh token (login's; 30 days). Each refresh
+    /// returns a new one, valid this long again.
+    #[serde(with = "warren_kit::duration::s")]
+    pub refresh_ttl_secs: Duration,
 }
 
 impl Default for JwtSettings {
@@ -65,7 +71,8 @@ impl Default for JwtSettings {
             issuer: "warren".to_owned(),
             audience: "warren".to_owned(),
             leeway_secs: Duration::from_secs(30),
-            ttl_secs: Duration::from_secs(30 * 24 * 3600),
+            ttl_secs: Duration::from_secs(15 * 60),
+            refresh_ttl_secs: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -133,6 +140,7 @@ pub struct TokenSigner {
     issuer: String,
     audience: String,
     ttl: Duration,
+    refresh_ttl: Duration,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -153,6 +161,7 @@ impl TokenSigner {
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
             ttl: jwt.ttl_secs,
+            refresh_ttl: jwt.refresh_ttl_secs,
         })
     }
 
@@ -164,6 +173,12 @@ impl TokenSigner {
     /// A token for `uid`, valid from now for the configured lifetime;
     /// returns it with its expiry (unix seconds).
     pub fn sign(&self, uid: Uid) -> Result<(String, u64), KeyError> {
+        self.sign_session(uid, None)
+    }
+
+    /// Like [`sign`](Self::sign), for the sign-in `sid` (its refresh-token
+    /// family) when there is one.
+    pub fn sign_session(&self, uid: Uid, sid: Option<&str>) -> Result<(String, u64), KeyError> {
         let iat = unix_now();
         let exp = iat + self.ttl.as_secs();
         self.sign_claims(&Claims {
@@ -172,8 +187,14 @@ impl TokenSigner {
             iat,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            sid: sid.map(str::to_owned),
         })
         .map(|t| (t, exp))
+    }
+
+    /// How long a refresh token made now stays valid.
+    pub fn refresh_ttl(&self) -> Duration {
+        self.refresh_ttl
     }
 
     /// Signs arbitrary claims (tests use it to forge expired tokens).

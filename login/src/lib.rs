@@ -5,8 +5,10 @@
 //! Any number of logins can run side by side: all state is in gold.
 //!
 //! - [`keys`]: the Ed25519 key pair and token signing.
-//! - `api`: the routes and what a refusal looks like (passwords are
-//!   hashed by `warren_kit::password`, off the async threads).
+//! - `api`: the sign-in routes, their rate limits and what a refusal looks
+//!   like (passwords are hashed by `warren_kit::password`, off the async
+//!   threads).
+//! - `sessions`: access and refresh tokens, `/v1/refresh`, `/v1/logout`.
 //! - [`run`]: login's entry point, the HTTP server until shutdown.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
@@ -14,6 +16,7 @@
 mod api;
 pub mod keys;
 mod server;
+mod sessions;
 
 pub use keys::{JwtSettings, TokenSigner};
 pub use server::{LoginSettings, ServeError, run};

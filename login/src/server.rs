@@ -1,6 +1,11 @@
 //! Running login: the axum router on a bound listener, until shutdown.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::post};
 use serde::{Deserialize, Serialize};
@@ -9,11 +14,12 @@ use tracing::info;
 use warren_proto::gold::Gold;
 
 use warren_http::ApiError;
-use warren_kit::password;
+use warren_kit::{limits::Limits, password};
 
 use crate::{
     TokenSigner,
     api::{self, App, refusal},
+    sessions,
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +38,21 @@ pub struct LoginSettings {
     /// (any; safe, as no cookie is involved) or a list like
     /// `["https://play.example.com"]`; empty: none.
     pub cors_origins: Vec<String>,
+    /// Attempts (guest, register, login, refresh, logout) per client
+    /// address a minute, and how many may come at once; more are 429
+    /// `rate_limited`.
+    pub address_per_min: u32,
+    pub address_burst: u32,
+    /// The same per account (a username, a device id, a sign-in).
+    pub account_per_min: u32,
+    pub account_burst: u32,
+    /// Addresses not limited per address: loopback by default (a proxy on
+    /// the same host, whose clients login cannot tell apart; load-test
+    /// bots). Per-account limits still apply.
+    pub unlimited_addresses: Vec<IpAddr>,
+    /// Addresses and accounts tracked at once; when full, the idlest half
+    /// is forgotten (and starts again with a full allowance).
+    pub limits_tracked: usize,
 }
 
 impl Default for LoginSettings {
@@ -42,6 +63,15 @@ impl Default for LoginSettings {
             gold_timeout_ms: Duration::from_millis(5_000),
             max_hashing: 4,
             cors_origins: vec!["*".to_owned()],
+            address_per_min: 60,
+            address_burst: 30,
+            account_per_min: 10,
+            account_burst: 10,
+            unlimited_addresses: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+            limits_tracked: 100_000,
         }
     }
 }
@@ -74,18 +104,32 @@ pub async fn run(
         signer,
         hashing: Semaphore::new(settings.max_hashing.max(1)),
         dummy_hash,
+        by_address: Limits::new(
+            f64::from(settings.address_per_min) / 60.0,
+            settings.address_burst,
+            settings.limits_tracked,
+        ),
+        by_account: Limits::new(
+            f64::from(settings.account_per_min) / 60.0,
+            settings.account_burst,
+            settings.limits_tracked,
+        ),
+        unlimited: settings.unlimited_addresses.clone(),
     });
     let router = Router::new()
         .route("/v1/guest", post(api::guest))
         .route("/v1/register", post(api::register))
         .route("/v1/login", post(api::login))
+        .route("/v1/refresh", post(sessions::refresh))
+        .route("/v1/logout", post(sessions::logout))
         .fallback(async || ApiError::not_found("no such endpoint"))
         .method_not_allowed_fallback(async || refusal::method_not_allowed())
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(app);
     let router = warren_http::cors(router, &settings.cors_origins);
     info!(addr = %listener.local_addr()?, "login serving HTTP");
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

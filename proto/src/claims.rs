@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Registered claims Warren requires. `sub` is the uid as a decimal string.
+/// `sid` names the sign-in (the refresh-token family) a token belongs to;
+/// a token made without one (`warren token`, older logins) has none.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -11,4 +13,6 @@ pub struct Claims {
     pub iat: u64,
     pub iss: String,
     pub aud: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }

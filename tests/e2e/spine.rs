@@ -205,6 +205,7 @@ async fn bad_tokens_are_refused_and_closed(kind: BusKind) {
         iat: now - 7200,
         iss: "warren".into(),
         aud: aud.into(),
+        sid: None,
     };
     let (foreign_private, _) = warren::keys::generate().unwrap();
     let foreign = warren::keys::TokenSigner::from_pem(

@@ -91,6 +91,7 @@ impl Harness {
             iat: now(),
             iss: "warren".into(),
             aud: "warren".into(),
+            sid: None,
         };
         encode(&Header::new(Algorithm::EdDSA), &claims, &self.signing).unwrap()
     }

@@ -187,6 +187,31 @@ impl Store {
             .rows_affected())
     }
 
+    /// Logout: ends `family`, or with `everywhere` every family of its uid,
+    /// if `token_hash` is the family's current token; the uid and how many
+    /// families ended.
+    pub async fn logout(
+        &self,
+        family: &str,
+        token_hash: &str,
+        everywhere: bool,
+    ) -> Result<(i64, u64), GoldError> {
+        let family = domain::family(family)?;
+        let token_hash = domain::token_hash(token_hash)?;
+        let uid: Option<i64> =
+            sqlx::query_scalar("SELECT uid FROM sessions WHERE family = $1 AND token_hash = $2")
+                .bind(family)
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+        let uid = uid.ok_or(GoldError::InvalidRefresh)?;
+        let ended = self
+            .end_sessions(uid, (!everywhere).then_some(family))
+            .await?;
+        Ok((uid, ended))
+    }
+
     /// Ends `family` of `uid`, or every family of the uid; how many.
     pub async fn end_sessions(&self, uid: i64, family: Option<&str>) -> Result<u64, GoldError> {
         let query = match family {

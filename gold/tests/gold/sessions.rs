@@ -131,9 +131,18 @@ async fn sessions_end_one_or_all_and_stay_bounded(db: Db) {
             .unwrap(),
         0
     );
+    // Logout needs the family's current token.
+    let family = &families[10];
+    let wrong = store.logout(family, &hash(11), true).await;
+    assert!(matches!(wrong, Err(GoldError::InvalidRefresh)), "{wrong:?}");
+    assert_eq!(
+        store.logout(family, &hash(10), false).await.unwrap(),
+        (uid, 1)
+    );
     // Everywhere: the rest of this uid's, not the other uid's.
-    let left = u64::try_from(MAX_SESSIONS - 1).unwrap();
-    assert_eq!(store.end_sessions(uid, None).await.unwrap(), left);
+    let left = u64::try_from(MAX_SESSIONS - 2).unwrap();
+    let everywhere = store.logout(&families[11], &hash(11), true).await.unwrap();
+    assert_eq!(everywhere, (uid, left));
     let theirs = rotate(&store, "family-other-0000", 9, 10);
     assert_eq!(theirs.await.unwrap(), other);
     store.close().await;

@@ -1,100 +1,11 @@
 //! login over real HTTP, with a real gold (SQLite) behind it.
 
-#![allow(clippy::unwrap_used)]
-
-use std::{net::SocketAddr, time::Duration};
-
-use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use serde_json::json;
 use warren_connector::TokenVerifier;
-use warren_gold::{GoldSettings, Store};
-use warren_login::{JwtSettings, LoginSettings, TokenSigner, keys};
+use warren_login::{JwtSettings, TokenSigner, keys};
 use warren_proto::Uid;
-use warren_test_support::{Db, TestDb, http::request_http};
 
-struct Stack {
-    login: SocketAddr,
-    public_pem: String,
-    stop: CancellationToken,
-    _db: TestDb,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn start(gold_reachable: bool) -> Stack {
-    let stop = CancellationToken::new();
-    let db = TestDb::new(Db::Sqlite).await;
-    let gold_url = if gold_reachable {
-        let store = Store::connect(&db.url, 1).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let signal = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
-            warren_gold::run(listener, store, &GoldSettings::default(), signal)
-                .await
-                .unwrap();
-        });
-        format!("http://{addr}")
-    } else {
-        // Nothing listens there.
-        let unused = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        format!("http://{unused}")
-    };
-    let (private, public_pem) = keys::generate().unwrap();
-    let signer = TokenSigner::from_pem(private.as_bytes(), &JwtSettings::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let login = listener.local_addr().unwrap();
-    let settings = LoginSettings {
-        gold_timeout_ms: Duration::from_millis(2_000),
-        ..LoginSettings::default()
-    };
-    let signal = stop.clone().cancelled_owned();
-    tokio::spawn(async move {
-        warren_login::run(listener, &settings, &gold_url, signer, signal)
-            .await
-            .unwrap();
-    });
-    Stack {
-        login,
-        public_pem,
-        stop,
-        _db: db,
-    }
-}
-
-/// One request (GET, or POST with `body`); returns the status and the
-/// JSON body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-    let body = (method == "POST").then(|| String::from_utf8(body.to_vec()).unwrap());
-    let (status, body) = request_http(addr, path, None, body).await;
-    let json = serde_json::from_str(&body);
-    (
-        status,
-        json.unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}")),
-    )
-}
-
-async fn post(addr: SocketAddr, path: &str, value: Value) -> (u16, Value) {
-    http(addr, "POST", path, value.to_string().as_bytes()).await
-}
-
-fn error_code(body: &Value) -> &str {
-    let e = &body["error"];
-    assert!(
-        e["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "error shape: {body}"
-    );
-    e["code"].as_str().unwrap()
-}
+use crate::helpers::{error_code, http, post, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_get_the_same_uid_per_device_and_a_token_the_connector_accepts() {
@@ -106,8 +17,11 @@ async fn guests_get_the_same_uid_per_device_and_a_token_the_connector_accepts() 
     assert_eq!(a["uid"], again["uid"]);
     assert_ne!(a["uid"], other["uid"]);
     let now = keys::unix_now();
+    // An access token for 15 minutes, a refresh token for 30 days.
     let expires = a["expires_at"].as_u64().unwrap();
-    assert!(expires > now + 29 * 24 * 3600 && expires <= now + 30 * 24 * 3600 + 5);
+    assert!(expires > now + 14 * 60 && expires <= now + 15 * 60 + 5);
+    let refresh_expires = a["refresh_expires_at"].as_u64().unwrap();
+    assert!(refresh_expires > now + 29 * 24 * 3600 && refresh_expires <= now + 30 * 24 * 3600 + 5);
 
     let jwt = JwtSettings::default();
     let verifier = TokenVerifier::from_ed_pem(
