@@ -53,6 +53,18 @@ fn admin_call(
     Ok((status, body))
 }
 
+/// POSTs `body` to the game's admin endpoint (`admin`, or the one the
+/// settings name); the status and the body.
+pub(crate) fn post_game(
+    settings: &Settings,
+    admin: Option<String>,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<(ureq::http::StatusCode, String)> {
+    let base = admin_base(settings, admin);
+    admin_call(settings, "game", &base, path, Some(body))
+}
+
 /// `warren debug`: a connector (`--connector URL`), one service
 /// (`--service NAME`), a tracing switch (`--trace NAME=on|off`), or every
 /// service of the game.

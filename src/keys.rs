@@ -76,6 +76,7 @@ mod tests {
             iss: iss.into(),
             aud: aud.into(),
             sid: None,
+            iat_ms: None,
         };
         let cases = [
             claims(now - 3600, "warren", "warren", "1"),

@@ -5,7 +5,8 @@
 //! - `app`: the command dispatch; `modes/`: one file per run mode; `parts`:
 //!   starting each server part, shared by the modes; [`ready`]: the
 //!   readiness contract (`--ready-file`).
-//! - `admin_client`: `warren debug` and `warren announce`; `staff`:
+//! - `admin_client`: `warren debug` and `warren announce`; `ban`: `warren
+//!   ban`; `staff`:
 //!   `warren config-admin`; [`keys`]: the token key pair.
 //! - `web_page`: the example web page (`examples/web/`) the embedded
 //!   default serves.
@@ -19,6 +20,7 @@ use tracing_subscriber as _;
 
 mod admin_client;
 pub mod app;
+mod ban;
 pub mod cli;
 pub mod keys;
 mod modes;

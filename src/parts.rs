@@ -269,7 +269,10 @@ pub(crate) async fn start_config(
     Ok((url, part))
 }
 
-/// Starts login, reaching gold at `gold_url` and signing with `private`.
+/// Starts login, reaching gold at `gold_url`, signing with `private` and
+/// sending logouts on through the game's admin endpoint at `game_admin`
+/// (`login.game_admin`, else this process's game, else
+/// `game.admin_listen`).
 pub(crate) async fn start_login(
     settings: &Settings,
     gold_url: &str,
@@ -277,6 +280,12 @@ pub(crate) async fn start_login(
     ready: &mut Ready,
 ) -> anyhow::Result<Background> {
     let signer = TokenSigner::from_file(private, &settings.jwt)?;
+    let game_admin = match (&settings.login.game_admin, ready.url(Role::GameAdmin)) {
+        (Some(url), _) => url.clone(),
+        (None, Some(url)) => url.to_owned(),
+        (None, None) => format!("http://{}", shown(settings.game.admin_listen)),
+    };
+    let revoker = warren_login::Revoker::new(&game_admin, admin_token(settings)?);
     let listener = bind(settings.login.listen, "login").await?;
     let url = http_url(&listener)?;
     println!("warren: login listening on {url}");
@@ -284,7 +293,15 @@ pub(crate) async fn start_login(
     let login_settings = settings.login.clone();
     let gold_url = gold_url.to_owned();
     Ok(Background::spawn(|signal| async move {
-        warren_login::run(listener, &login_settings, &gold_url, signer, signal).await?;
+        warren_login::run(
+            listener,
+            &login_settings,
+            &gold_url,
+            signer,
+            Some(revoker),
+            signal,
+        )
+        .await?;
         Ok(())
     }))
 }
@@ -395,7 +412,8 @@ fn verifier(settings: &Settings, public: &Path) -> anyhow::Result<Arc<TokenVerif
     })?;
     let jwt = &settings.jwt;
     let v = TokenVerifier::from_ed_pem(&pem, &jwt.issuer, &jwt.audience, jwt.leeway_secs)
-        .with_context(|| format!("{} is not an Ed25519 public key in PEM", public.display()))?;
+        .with_context(|| format!("{} is not an Ed25519 public key in PEM", public.display()))?
+        .keeping_revocations_for(jwt.ttl_secs);
     Ok(Arc::new(v))
 }
 

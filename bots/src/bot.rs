@@ -339,6 +339,7 @@ pub(crate) async fn token(ctx: &Ctx, i: u64) -> Result<Option<String>, String> {
                 iss: issuer.clone(),
                 aud: audience.clone(),
                 sid: None,
+                iat_ms: None,
             };
             jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key)
                 .map(Some)

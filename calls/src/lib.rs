@@ -173,10 +173,14 @@ async fn pump(mut replies: Subscription<BusPush>, shared: std::sync::Weak<Shared
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let (Target::Conn { conn, .. }, PushKind::Frame { cmd, body, .. }) =
-            (push.target, push.kind)
-        else {
-            continue;
+        let (conn, cmd, body) = match (push.target, push.kind) {
+            (Target::Conn { conn, .. }, PushKind::Frame { cmd, body, .. }) => (conn, cmd, body),
+            (Target::Uid(uid), PushKind::Revoke { not_before_ms, .. }) => {
+                shared.verifier.revoke(uid, not_before_ms);
+                shared.tokens.forget(uid);
+                continue;
+            }
+            _ => continue,
         };
         let waiter = shared.waiting().remove(&conn.0);
         if let Some(tx) = waiter {

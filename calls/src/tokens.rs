@@ -4,7 +4,7 @@
 //! with exactly the same token (the whole string, signature included) skips
 //! the check. Bounded: at most `capacity` tokens; a full cache first drops
 //! the expired ones, then, if still full, everything (the next calls check
-//! their tokens again).
+//! their tokens again). A revocation of a player forgets its tokens.
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -47,6 +47,13 @@ impl VerifiedTokens {
             }
         }
         map.insert(token.into(), (uid, until));
+    }
+
+    /// Forgets every token of `uid` (revoked: logout, ban), so its next
+    /// call is checked again.
+    pub(crate) fn forget(&self, uid: Uid) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, &mut (u, _)| u != uid);
     }
 
     #[cfg(test)]

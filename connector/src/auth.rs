@@ -3,12 +3,20 @@
 //! One algorithm is pinned (EdDSA); a token that names any other, `none`
 //! included, is refused. `exp`, `iat`, `iss`, `aud` and `sub` are required;
 //! `iss` and `aud` must match the configured values; `exp` and `nbf` are
-//! checked with an explicit leeway.
+//! checked with an explicit leeway. A token of a player revoked since it
+//! was issued (logout, ban: see `revoked`) is refused too.
 
 use std::fmt;
 
+use std::time::{Duration, Instant};
+
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use warren_proto::{Claims, Uid};
+
+use crate::revoked::Revoked;
+
+/// How long a revocation is kept unless told ([`TokenVerifier::keeping_revocations_for`]).
+const DEFAULT_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Why a token was refused. The client only ever sees `unauthorized`; the
 /// variant goes to the log.
@@ -18,11 +26,25 @@ pub enum AuthError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("token subject {0:?} is not a uid")]
     BadSubject(String),
+    #[error("the token was revoked (logout or ban) after it was issued")]
+    Revoked,
+}
+
+/// A verified token: whose, until when, and which sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub uid: Uid,
+    /// Until when (unix seconds, exclusive) the token stays valid: its
+    /// `exp` plus the leeway.
+    pub until: u64,
+    /// The sign-in it belongs to (login's refresh-token family), if any.
+    pub sid: Option<String>,
 }
 
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    revoked: Revoked,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -51,7 +73,25 @@ impl TokenVerifier {
         validation.leeway = leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        Ok(TokenVerifier { key, validation })
+        Ok(TokenVerifier {
+            key,
+            validation,
+            revoked: Revoked::new(DEFAULT_KEEP + leeway),
+        })
+    }
+
+    /// Keeps each revocation for `ttl` (the longest lifetime of the
+    /// tokens it must refuse: `jwt.ttl_secs`) plus the leeway, instead of
+    /// 30 days.
+    pub fn keeping_revocations_for(mut self, ttl: Duration) -> Self {
+        let leeway = Duration::from_secs(self.validation.leeway);
+        self.revoked = Revoked::new(ttl + leeway);
+        self
+    }
+
+    /// Refuses `uid`'s tokens issued before `not_before_ms` (unix ms).
+    pub fn revoke(&self, uid: Uid, not_before_ms: u64) {
+        self.revoked.revoke(uid, not_before_ms, Instant::now());
     }
 
     pub fn verify(&self, token: &str) -> Result<Uid, AuthError> {
@@ -61,10 +101,27 @@ impl TokenVerifier {
     /// Like [`verify`](Self::verify), and until when (unix seconds,
     /// exclusive) the token stays valid: its `exp` plus the leeway.
     pub fn verify_until(&self, token: &str) -> Result<(Uid, u64), AuthError> {
-        let data = decode::<Claims>(token.as_bytes(), &self.key, &self.validation)?;
-        let until = data.claims.exp.saturating_add(self.validation.leeway);
-        let uid = data.claims.sub.parse::<Uid>();
-        uid.map(|uid| (uid, until))
-            .map_err(|_| AuthError::BadSubject(data.claims.sub))
+        self.verify_session(token).map(|v| (v.uid, v.until))
+    }
+
+    /// Like [`verify`](Self::verify), with until when the token stays
+    /// valid and its sign-in.
+    pub fn verify_session(&self, token: &str) -> Result<Verified, AuthError> {
+        let claims = decode::<Claims>(token.as_bytes(), &self.key, &self.validation)?.claims;
+        let until = claims.exp.saturating_add(self.validation.leeway);
+        let Ok(uid) = claims.sub.parse::<Uid>() else {
+            return Err(AuthError::BadSubject(claims.sub));
+        };
+        if self
+            .revoked
+            .refuses(uid, claims.issued_ms(), Instant::now())
+        {
+            return Err(AuthError::Revoked);
+        }
+        Ok(Verified {
+            uid,
+            until,
+            sid: claims.sid,
+        })
     }
 }

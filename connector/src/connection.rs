@@ -327,11 +327,14 @@ impl Conn<'_> {
             .and_then(|req| {
                 self.shared
                     .verifier
-                    .verify(&req.token)
+                    .verify_session(&req.token)
                     .map_err(|e| e.to_string())
             });
         let uid = match verified {
-            Ok(uid) => uid,
+            Ok(verified) => {
+                self.handle.logged_in_with(verified.sid);
+                verified.uid
+            }
             Err(why) => {
                 Stats::inc(&stats.auth_failures);
                 info!(peer = %self.peer, reason = %why, "login refused");

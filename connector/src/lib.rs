@@ -9,7 +9,8 @@
 //! a service command is forwarded as `(seq, cmd, body bytes)` unread.
 //!
 //! - [`settings`]: what can be tuned, with defaults.
-//! - [`auth`]: token verification.
+//! - [`auth`]: token verification; `revoked`: the players whose older
+//!   tokens no longer log in (logout, bans), learnt through the bus.
 //! - `registry`: which sockets are live and which uid each holds.
 //! - `connection`: the life of one socket.
 //! - `server`: the accept loop, the push pump, shutdown; [`run`], the
@@ -22,11 +23,12 @@ mod admin;
 pub mod auth;
 mod connection;
 mod registry;
+mod revoked;
 mod server;
 pub mod settings;
 mod stats;
 
-pub use auth::{AuthError, TokenVerifier};
+pub use auth::{AuthError, TokenVerifier, Verified};
 pub use server::{Connector, Listeners, RunError, run};
 pub use settings::ConnectorSettings;
 pub use stats::StatsSnapshot;

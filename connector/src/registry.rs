@@ -40,6 +40,8 @@ pub(crate) struct ConnHandle {
     /// Bytes in the outbound queue now, and the most allowed.
     queued_bytes: std::sync::atomic::AtomicUsize,
     max_queued_bytes: usize,
+    /// The sign-in the socket logged in with (its token's `sid`).
+    sid: std::sync::OnceLock<Option<String>>,
 }
 
 /// The requests of one socket that wait for an answer, with their
@@ -66,7 +68,23 @@ impl ConnHandle {
             pending: Mutex::new(Pending::default()),
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             max_queued_bytes: max_queued_bytes.max(1),
+            sid: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records the sign-in the socket logged in with (once).
+    pub(crate) fn logged_in_with(&self, sid: Option<String>) {
+        let _ = self.sid.set(sid);
+    }
+
+    /// Whether a revocation of sign-in `sid` (None: every sign-in) covers
+    /// this socket.
+    pub(crate) fn signed_in_as(&self, sid: Option<&str>) -> bool {
+        sid.is_none_or(|sid| {
+            self.sid
+                .get()
+                .is_some_and(|own| own.as_deref() == Some(sid))
+        })
     }
 
     /// The writer took `len` bytes off the outbound queue.

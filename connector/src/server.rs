@@ -278,6 +278,14 @@ async fn push_pump(shared: Arc<Shared>, mut pushes: Subscription<BusPush>) {
 }
 
 fn deliver(shared: &Shared, push: BusPush) {
+    if let PushKind::Revoke {
+        not_before_ms,
+        sid,
+        reason,
+    } = &push.kind
+    {
+        return revoke(shared, &push.target, *not_before_ms, sid.as_deref(), reason);
+    }
     let targets: Vec<Arc<ConnHandle>> = match &push.target {
         Target::Uid(uid) => shared.registry.by_uid(*uid).into_iter().collect(),
         Target::Uids(uids) => uids
@@ -311,5 +319,24 @@ fn deliver(shared: &Shared, push: BusPush) {
                 }
             }
         }
+        PushKind::Revoke { .. } => {}
+    }
+}
+
+/// A logout or a ban: the player's older tokens no longer log in here, and
+/// its socket, if here and of that sign-in, is kicked with `reason`.
+fn revoke(shared: &Shared, target: &Target, not_before_ms: u64, sid: Option<&str>, reason: &str) {
+    let Target::Uid(uid) = target else {
+        warn!(?target, "a revocation names no single player; ignored");
+        return;
+    };
+    shared.verifier.revoke(*uid, not_before_ms);
+    Stats::inc(&shared.stats.revocations);
+    if let Some(handle) = shared.registry.by_uid(*uid)
+        && handle.signed_in_as(sid)
+        && handle.stop(Exit::Kick(reason.to_owned()))
+    {
+        info!(%uid, reason, "kicked: revoked");
+        Stats::inc(&shared.stats.kicked_by_game);
     }
 }

@@ -46,7 +46,8 @@ counters! {
     kicked_idle: "Sockets kicked for silence.",
     kicked_slow: "Sockets kicked for not reading (outbound queue full).",
     kicked_rate: "Sockets kicked for sending faster than the rate limit.",
-    kicked_by_game: "Sockets kicked by a kick push from the game.",
+    kicked_by_game: "Sockets kicked by a kick push from the game (or a revocation).",
+    revocations: "Revocations (logout, ban) received: the player's older tokens no longer log in.",
     bus_errors: "Requests answered `unavailable` because the bus refused them.",
     undeliverable_pushes: "Pushes for a uid or connection this connector does not hold.",
 }

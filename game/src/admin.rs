@@ -13,6 +13,12 @@
 //! - `POST /v1/services/{name}/trace` `{"on": bool}` → logs every message
 //!   that service handles (target `warren::trace`), or stops
 //!   (`warren debug --trace NAME=on|off`).
+//! - `POST /v1/revoke` `{uid, reason: "banned" | "logged_out", sid?,
+//!   not_before_ms?}` → 200 `{"revoked": uid}` once the bus took it: every
+//!   connector refuses the player's tokens issued before `not_before_ms`
+//!   (unix ms; default now) and kicks its socket with `reason` (only
+//!   the socket of sign-in `sid`, when given). login (logout) and `warren
+//!   ban` call it; 503 `unavailable` while the bus is down.
 //! - `GET /metrics` → the same figures for Prometheus (send the token as a
 //!   bearer token in the scrape config).
 //!
@@ -94,6 +100,53 @@ async fn status(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("no such announcement"))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Revoke {
+    uid: u64,
+    reason: String,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    not_before_ms: Option<u64>,
+}
+
+async fn revoke(
+    State(admin): State<Arc<Admin>>,
+    JsonBody(req): JsonBody<Revoke>,
+) -> Result<Response, ApiError> {
+    use warren_proto::cmd::kick;
+    if ![kick::BANNED, kick::LOGGED_OUT].contains(&req.reason.as_str()) {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "reason must be \"banned\" or \"logged_out\"",
+        ));
+    }
+    if req.uid == 0 {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "uid must be a uid (not 0)",
+        ));
+    }
+    let not_before_ms = req
+        .not_before_ms
+        .unwrap_or_else(warren_proto::time::unix_ms);
+    admin
+        .game
+        .revoke(
+            warren_proto::Uid(req.uid),
+            not_before_ms,
+            req.sid,
+            &req.reason,
+        )
+        .await
+        .map_err(|e| {
+            ApiError::unavailable("unavailable", format!("the bus did not take it: {e}"))
+        })?;
+    info!(uid = req.uid, reason = %req.reason, "revoked");
+    Ok(Json(serde_json::json!({ "revoked": req.uid })).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -282,6 +335,7 @@ pub(crate) async fn serve_admin(
     let routes = Router::new()
         .route("/v1/announcements", post(announce))
         .route("/v1/announcements/{id}", get(status))
+        .route("/v1/revoke", post(revoke))
         .route("/v1/services", get(services))
         .route("/v1/services/{name}", get(service))
         .route("/v1/services/{name}/trace", post(trace))

@@ -136,6 +136,12 @@ unit_module!(
     "A setting named `…_s` or `…_secs`: `#[serde(with = \"warren_kit::duration::s\")]`."
 );
 
+/// A duration in words ("7days", "12h", "1m 30s"), for the command line.
+pub fn parse_words(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}): write e.g. \"7days\" or \"12h\""))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

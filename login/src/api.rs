@@ -42,6 +42,8 @@ pub(crate) struct App {
     pub(crate) by_account: Limits<String>,
     /// Addresses not limited per address (a proxy in front, the bots).
     pub(crate) unlimited: Vec<IpAddr>,
+    /// Where a logout is sent on to the connectors (None: nowhere).
+    pub(crate) revoker: Option<crate::Revoker>,
 }
 
 /// login's own refusals, and a failed call to gold as the HTTP client

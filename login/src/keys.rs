@@ -179,7 +179,8 @@ impl TokenSigner {
     /// Like [`sign`](Self::sign), for the sign-in `sid` (its refresh-token
     /// family) when there is one.
     pub fn sign_session(&self, uid: Uid, sid: Option<&str>) -> Result<(String, u64), KeyError> {
-        let iat = unix_now();
+        let iat_ms = warren_proto::time::unix_ms();
+        let iat = iat_ms / 1000;
         let exp = iat + self.ttl.as_secs();
         self.sign_claims(&Claims {
             sub: uid.to_string(),
@@ -188,6 +189,7 @@ impl TokenSigner {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sid: sid.map(str::to_owned),
+            iat_ms: Some(iat_ms),
         })
         .map(|t| (t, exp))
     }

@@ -8,15 +8,18 @@
 //! - `api`: the sign-in routes, their rate limits and what a refusal looks
 //!   like (passwords are hashed by `warren_kit::password`, off the async
 //!   threads).
-//! - `sessions`: access and refresh tokens, `/v1/refresh`, `/v1/logout`.
+//! - `sessions`: access and refresh tokens, `/v1/refresh`, `/v1/logout`;
+//!   [`Revoker`]: a logout reaches the connectors through a game.
 //! - [`run`]: login's entry point, the HTTP server until shutdown.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod api;
 pub mod keys;
+mod revoke;
 mod server;
 mod sessions;
 
 pub use keys::{JwtSettings, TokenSigner};
+pub use revoke::Revoker;
 pub use server::{LoginSettings, ServeError, run};

@@ -53,6 +53,10 @@ pub struct LoginSettings {
     /// Addresses and accounts tracked at once; when full, the idlest half
     /// is forgotten (and starts again with a full allowance).
     pub limits_tracked: usize,
+    /// A game's admin endpoint (`http://host:port`) a logout is sent on
+    /// to, so connectors kick the socket and refuse the older tokens.
+    /// Unset: the game of this process, else `game.admin_listen`.
+    pub game_admin: Option<String>,
 }
 
 impl Default for LoginSettings {
@@ -72,6 +76,7 @@ impl Default for LoginSettings {
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
             limits_tracked: 100_000,
+            game_admin: None,
         }
     }
 }
@@ -87,12 +92,15 @@ pub enum ServeError {
 }
 
 /// Serves login on `listener` until `shutdown`, reaching gold at
-/// `gold_url`; in-flight requests finish first.
+/// `gold_url` and sending logouts on through `revoker` (None: a logout
+/// ends the sign-in, and live sockets stay until they close); in-flight
+/// requests finish first.
 pub async fn run(
     listener: TcpListener,
     settings: &LoginSettings,
     gold_url: &str,
     signer: TokenSigner,
+    revoker: Option<crate::Revoker>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let gold = Gold::lazy(gold_url, settings.gold_timeout_ms).map_err(ServeError::GoldUrl)?;
@@ -115,6 +123,7 @@ pub async fn run(
             settings.limits_tracked,
         ),
         unlimited: settings.unlimited_addresses.clone(),
+        revoker,
     });
     let router = Router::new()
         .route("/v1/guest", post(api::guest))

@@ -18,6 +18,7 @@ use tracing::{error, info};
 use warren_http::{ApiError, JsonBody};
 use warren_proto::{
     Uid,
+    cmd::kick::LOGGED_OUT,
     gold::{EndSessionsRequest, RotateSessionRequest, StartSessionRequest},
 };
 
@@ -183,6 +184,9 @@ pub(crate) struct LogoutRequest {
 pub(crate) struct LogoutReply {
     /// Sign-ins ended.
     ended: u32,
+    /// Whether the connectors were told (they refuse the player's older
+    /// access tokens and kick the socket of the sign-in).
+    revoked: bool,
 }
 
 /// `POST /v1/logout`: ends the sign-in of a current refresh token (or,
@@ -205,13 +209,22 @@ pub(crate) async fn logout(
         .await
         .map_err(refusal::from_gold)?
         .into_inner();
+    let sid = (!req.everywhere).then_some(refresh.family);
+    let revoked = match &app.revoker {
+        Some(revoker) => revoker.revoke(ended.uid, sid, LOGGED_OUT).await,
+        None => false,
+    };
     info!(
         uid = ended.uid,
         ended = ended.ended,
         everywhere = req.everywhere,
+        revoked,
         "logged out"
     );
-    Ok(Json(LogoutReply { ended: ended.ended }))
+    Ok(Json(LogoutReply {
+        ended: ended.ended,
+        revoked,
+    }))
 }
 
 #[cfg(test)]

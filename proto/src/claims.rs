@@ -15,4 +15,16 @@ pub struct Claims {
     pub aud: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// When it was issued, in unix ms (`iat` is whole seconds): a logout
+    /// revokes the tokens issued before it, and a sign-in a moment later
+    /// must not fall in the same second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<u64>,
+}
+
+impl Claims {
+    /// When the token was issued, in unix ms: `iat_ms`, else `iat`.
+    pub fn issued_ms(&self) -> u64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
+    }
 }

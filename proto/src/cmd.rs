@@ -37,4 +37,8 @@ pub mod kick {
     pub const SLOW_CONSUMER: &str = "slow_consumer";
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const SHUTDOWN: &str = "shutdown";
+    /// An operator banned the player (`warren ban`).
+    pub const BANNED: &str = "banned";
+    /// The player logged out (this sign-in, or everywhere).
+    pub const LOGGED_OUT: &str = "logged_out";
 }

@@ -76,6 +76,16 @@ pub enum PushKind {
     Frame { seq: u64, cmd: u32, body: Bytes },
     /// Send a kick frame with this reason, then close the socket.
     Kick { reason: String },
+    /// The player's tokens issued before `not_before_ms` (unix ms) no
+    /// longer log in, on any connector; its socket is kicked with
+    /// `reason` if it logged in with the sign-in `sid` (any sign-in when
+    /// `sid` is None). Sent to every connector with [`Target::Uid`]:
+    /// logout, ban.
+    Revoke {
+        not_before_ms: u64,
+        sid: Option<String>,
+        reason: String,
+    },
 }
 
 #[derive(Serialize)]

@@ -176,6 +176,33 @@ impl GameHandle {
         }
     }
 
+    /// Tells every connector (and HTTP call gateway) that `uid`'s tokens
+    /// issued before `not_before_ms` (unix ms) no longer log in, and to
+    /// kick its socket with `reason` if it logged in with sign-in `sid`
+    /// (any sign-in when None). Done once the bus has taken it.
+    pub async fn revoke(
+        &self,
+        uid: warren_proto::Uid,
+        not_before_ms: u64,
+        sid: Option<String>,
+        reason: &str,
+    ) -> Result<(), warren_bus::BusError> {
+        let push = warren_proto::BusPush {
+            target: warren_proto::Target::Uid(uid),
+            kind: warren_proto::PushKind::Revoke {
+                not_before_ms,
+                sid,
+                reason: reason.to_owned(),
+            },
+        };
+        warren_bus::send_and_confirm(
+            &*self.bus,
+            warren_bus::Address::EveryConnector,
+            warren_bus::Message::Push(push),
+        )
+        .await
+    }
+
     /// Sends `msg` to a service's mailbox, as another service would; it
     /// arrives in its `mail` callback, and must be of its `Service::Mail`
     /// type. Never blocks: a full mailbox is an error.

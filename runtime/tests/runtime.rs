@@ -64,7 +64,7 @@ async fn next(pushes: &mut Subscription<BusPush>) -> (u64, u32, Option<String>, 
             });
             (seq, cmd, code, push.target)
         }
-        PushKind::Kick { reason } => panic!("unexpected kick {reason}"),
+        other => panic!("unexpected {other:?}"),
     }
 }
 

@@ -27,9 +27,9 @@ pub(crate) async fn all(
     let (config_url, config) = parts::start_config(&settings, &mut ready).await?;
     settings.config_svc.url = config_url;
     parts::config_cache(&mut settings);
-    let login = parts::start_login(&settings, &gold_url, &private, &mut ready).await?;
     let bus = parts::open_bus(&settings, "all", false).await?;
     let game = parts::start_game(&settings, bus.clone(), &mut ready).await?;
+    let login = parts::start_login(&settings, &gold_url, &private, &mut ready).await?;
     let (connector, listeners) =
         parts::prepare_connector(&settings, bus.clone(), &public, &mut ready).await?;
     let page = web_page(&settings, &ready)?;

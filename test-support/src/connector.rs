@@ -31,6 +31,6 @@ pub async fn next_push(pushes: &mut Subscription<BusPush>) -> BusPush {
 pub async fn next_frame(pushes: &mut Subscription<BusPush>) -> (u64, u32, bytes::Bytes) {
     match next_push(pushes).await.kind {
         PushKind::Frame { seq, cmd, body } => (seq, cmd, body),
-        PushKind::Kick { reason } => panic!("unexpected kick {reason}"),
+        other => panic!("unexpected {other:?}"),
     }
 }

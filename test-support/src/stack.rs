@@ -41,6 +41,8 @@ pub struct Stack {
     pub addr: SocketAddr,
     /// The HTTP login, when the stack runs one.
     pub login: Option<SocketAddr>,
+    /// gold's URL, where the stack runs one (`warren ban` reaches it).
+    pub gold: Option<String>,
     /// The game's admin endpoint (of shard 0).
     pub admin: SocketAddr,
     /// The HTTP call gateway (in the all-in-one process, or its own).
@@ -115,6 +117,11 @@ impl Stack {
         Self::launch(kind, extra, false, n, order).await
     }
 
+    /// The full stack with `n` connectors (and as many call gateways).
+    pub async fn start_full_connectors(kind: BusKind, n: usize) -> Stack {
+        Self::launch(kind, &[], true, n, Order::GameFirst).await
+    }
+
     /// The full stack with extra `WARREN_*` settings.
     pub async fn start_full_with(kind: BusKind, extra: &[(&str, &str)]) -> Stack {
         Self::launch(kind, extra, true, 1, Order::GameFirst).await
@@ -182,7 +189,8 @@ impl Stack {
         self.warren_admin("announce", args)
     }
 
-    /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint.
+    /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint
+    /// (and its gold, in a full stack).
     pub fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {
         let out = Command::new(warren_binary())
             .arg(command)
@@ -191,6 +199,7 @@ impl Stack {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
+            .envs(self.gold.iter().map(|url| ("WARREN_GOLD__URL", url)))
             .output()
             .unwrap();
         (

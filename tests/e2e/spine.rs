@@ -206,6 +206,7 @@ async fn bad_tokens_are_refused_and_closed(kind: BusKind) {
         iss: "warren".into(),
         aud: aud.into(),
         sid: None,
+        iat_ms: None,
     };
     let (foreign_private, _) = warren::keys::generate().unwrap();
     let foreign = warren::keys::TokenSigner::from_pem(

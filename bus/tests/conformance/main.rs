@@ -401,7 +401,7 @@ fn seq_of(ev: &BusEvent) -> Option<u64> {
 fn cmd_of(p: &BusPush) -> u32 {
     match p.kind {
         PushKind::Frame { cmd, .. } => cmd,
-        PushKind::Kick { .. } => 0,
+        PushKind::Kick { .. } | PushKind::Revoke { .. } => 0,
     }
 }
 

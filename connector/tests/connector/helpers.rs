@@ -92,6 +92,7 @@ impl Harness {
             iss: "warren".into(),
             aud: "warren".into(),
             sid: None,
+            iat_ms: None,
         };
         encode(&Header::new(Algorithm::EdDSA), &claims, &self.signing).unwrap()
     }

@@ -73,7 +73,10 @@ async fn logout_ends_one_sign_in_or_every_one() {
         post(s.login, "/v1/logout", body)
     };
     let (status, reply) = logout(&phone["refresh_token"], false).await;
-    assert_eq!((status, &reply), (200, &json!({"ended": 1})));
+    assert_eq!(
+        (status, &reply),
+        (200, &json!({"ended": 1, "revoked": false}))
+    );
     let (status, body) = refresh(&s, &phone["refresh_token"]).await;
     assert_eq!((status, error_code(&body)), (401, "invalid_refresh"));
     // The tablet's sign-in is untouched.
@@ -81,7 +84,10 @@ async fn logout_ends_one_sign_in_or_every_one() {
     assert_eq!(status, 200, "{tablet}");
     let laptop = guest(&s, "family-device").await;
     let (status, reply) = logout(&tablet["refresh_token"], true).await;
-    assert_eq!((status, &reply), (200, &json!({"ended": 2})));
+    assert_eq!(
+        (status, &reply),
+        (200, &json!({"ended": 2, "revoked": false}))
+    );
     let (status, body) = refresh(&s, &laptop["refresh_token"]).await;
     assert_eq!((status, error_code(&body)), (401, "invalid_refresh"));
     let (status, body) = logout(&tablet["refresh_token"], false).await;

@@ -92,6 +92,7 @@ impl Stack {
             .find(|(k, _)| *k == "WARREN_BUS__SHARDS")
             .map_or(1, |(_, v)| v.parse().unwrap());
         let mut login = None;
+        let mut gold_at = None;
         let (mut config, mut config_page) = (None, None);
         let mut s = Started::default();
         if kind == BusKind::InProcess {
@@ -100,6 +101,7 @@ impl Stack {
             config = Some(ready.addr("config"));
             config_page = Some(ready.addr("config_page"));
             login = Some(ready.addr("login"));
+            gold_at = Some(ready.url("gold"));
             s.admin = Some(ready.addr("game_admin"));
             s.gateways.push(ready.addr("http"));
             s.connectors
@@ -111,10 +113,17 @@ impl Stack {
             env.push(("WARREN_BUS__NAMESPACE".into(), ns.clone()));
             env.extend(kind.env(shards, connectors_wanted));
             namespace = kind.brokered().then_some(ns);
+            // In a full stack login sends logouts on to the first game's
+            // admin endpoint, so that one's address is known in advance.
+            let first_game_admin = full.then(crate::ports::unused);
+            if let Some(admin) = first_game_admin {
+                env.push(("WARREN_LOGIN__GAME_ADMIN".into(), format!("http://{admin}")));
+            }
             if full {
                 let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
                 let gold_url = gold.wait_ready().url("gold");
-                env.push(("WARREN_GOLD__URL".into(), gold_url));
+                env.push(("WARREN_GOLD__URL".into(), gold_url.clone()));
+                gold_at = Some(gold_url);
                 let mut login_proc = Proc::spawn("login", &dir, &["login"], &env);
                 login = Some(login_proc.wait_ready().addr("login"));
                 s.procs.push(gold);
@@ -138,6 +147,7 @@ impl Stack {
                 env: &env,
                 shards,
                 connectors: connectors_wanted,
+                first_game_admin,
             };
             let push_server = kind == BusKind::ZmqPushServer;
             if push_server && order != Order::PushServerLast {
@@ -172,6 +182,7 @@ impl Stack {
             kind,
             addr,
             login,
+            gold: gold_at,
             admin: s.admin.expect("a game was started"),
             // The pair layout has no call gateway.
             http: s
@@ -204,6 +215,8 @@ struct Bus<'a> {
     env: &'a [(String, String)],
     shards: u16,
     connectors: usize,
+    /// Where the first game serves its admin endpoint (default: any port).
+    first_game_admin: Option<SocketAddr>,
 }
 
 impl Bus<'_> {
@@ -228,7 +241,11 @@ impl Bus<'_> {
     }
 
     fn games(&self, s: &mut Started) {
-        let mut game = Proc::spawn("game", self.dir, &self.args(&["game"]), self.env);
+        let mut env = self.env.to_vec();
+        if let Some(admin) = self.first_game_admin {
+            env.push(("WARREN_GAME__ADMIN_LISTEN".into(), admin.to_string()));
+        }
+        let mut game = Proc::spawn("game", self.dir, &self.args(&["game"]), &env);
         s.admin = Some(game.wait_ready().addr("game_admin"));
         s.procs.push(game);
         for shard in 1..self.shards {
