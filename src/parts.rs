@@ -21,6 +21,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::info;
 use warren_bus::{AmqpBus, Bus, GrpcBus, MemoryBus, RedisBus, ZmqBus};
 use warren_connector::{Connector, TokenVerifier};
+use warren_kit::tls::Tls;
 
 use crate::{
     keys::TokenSigner,
@@ -85,6 +86,57 @@ pub(crate) async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpList
 
 pub(crate) fn http_url(listener: &TcpListener) -> anyhow::Result<String> {
     Ok(format!("http://{}", shown(listener.local_addr()?)))
+}
+
+/// The process's TLS (`tls.cert`, `tls.key`), or None for plain text.
+pub(crate) fn tls(settings: &Settings) -> anyhow::Result<Option<Tls>> {
+    Tls::load(&settings.tls).context("loading the TLS certificate (tls.cert, tls.key)")
+}
+
+/// Refuses to serve `what` in plain text on `addr` unless it is loopback
+/// or `tls.allow_plain` says so.
+pub(crate) fn check_plain(
+    settings: &Settings,
+    what: &str,
+    addr: SocketAddr,
+    tls: Option<&Tls>,
+) -> anyhow::Result<()> {
+    Ok(warren_kit::tls::check_plain(
+        what,
+        addr,
+        tls,
+        &settings.tls,
+    )?)
+}
+
+/// Which listeners take the certificate: the players' (login, the call
+/// gateway, the connector). The operators' admin endpoints stay plain
+/// text (on loopback, or with `tls.allow_plain`) until the command line
+/// and login can reach them over TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Facing {
+    Players,
+    Operators,
+}
+
+/// Binds an HTTP API of `what` on `addr`, with TLS when the settings
+/// give a certificate and it faces players; the listener and its URL.
+pub(crate) async fn bind_http(
+    settings: &Settings,
+    addr: SocketAddr,
+    what: &str,
+    facing: Facing,
+) -> anyhow::Result<(warren_http::Listener, String)> {
+    let tls = match facing {
+        Facing::Players => tls(settings)?,
+        Facing::Operators => None,
+    };
+    check_plain(settings, what, addr, tls.as_ref())?;
+    let listener = bind(addr, what).await?;
+    let local = shown(listener.local_addr()?);
+    let listener = warren_http::Listener::new(listener, tls)?;
+    let url = format!("{}://{local}", listener.scheme());
+    Ok((listener, url))
 }
 
 /// The bus `bus.kind` names. `alone`: this process runs only the
@@ -212,6 +264,7 @@ pub(crate) async fn start_gold(
     let store = warren_gold::Store::connect(url.expose(), settings.gold.max_connections)
         .await
         .with_context(|| format!("opening gold's database {url}"))?;
+    check_plain(settings, "gold (gRPC)", settings.gold.listen, None)?;
     let listener = bind(settings.gold.listen, "gold").await?;
     let gold_url = http_url(&listener)?;
     println!("warren: gold listening on {gold_url} (database {url})");
@@ -248,8 +301,14 @@ pub(crate) async fn start_config(
     let no_staff = store.staff_count().await? == 0;
     let server = warren_config::Server::open(store, cs, &admin_token(settings)?).await?;
     let listeners = warren_config::Listeners {
-        grpc: bind(cs.listen, "config-svc").await?,
-        page: bind(cs.admin_listen, "the config admin page").await?,
+        grpc: {
+            check_plain(settings, "config-svc (gRPC)", cs.listen, None)?;
+            bind(cs.listen, "config-svc").await?
+        },
+        page: {
+            check_plain(settings, "the config admin page", cs.admin_listen, None)?;
+            bind(cs.admin_listen, "the config admin page").await?
+        },
     };
     let url = http_url(&listeners.grpc)?;
     let page_url = http_url(&listeners.page)?;
@@ -286,8 +345,8 @@ pub(crate) async fn start_login(
         (None, None) => format!("http://{}", shown(settings.game.admin_listen)),
     };
     let revoker = warren_login::Revoker::new(&game_admin, admin_token(settings)?);
-    let listener = bind(settings.login.listen, "login").await?;
-    let url = http_url(&listener)?;
+    let (listener, url) =
+        bind_http(settings, settings.login.listen, "login", Facing::Players).await?;
     println!("warren: login listening on {url}");
     ready.listening(Role::Login, &url);
     let login_settings = settings.login.clone();
@@ -319,8 +378,13 @@ pub(crate) async fn start_calls(
         warren_calls::Gateway::new(settings.http.clone(), bus, verifier(settings, public)?)
             .await
             .context("starting the HTTP call gateway")?;
-    let listener = bind(settings.http.listen, "the HTTP call gateway").await?;
-    let url = http_url(&listener)?;
+    let (listener, url) = bind_http(
+        settings,
+        settings.http.listen,
+        "the HTTP call gateway",
+        Facing::Players,
+    )
+    .await?;
     println!(
         "warren: http calls listening on {url} (id {}; POST /v1/call/{{cmd}})",
         gateway.id()
@@ -350,8 +414,13 @@ pub(crate) async fn start_game(
     };
     let game = warren_game::start(&settings.game, &upstreams, bus).await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();
-    let listener = bind(settings.game.admin_listen, "the game admin endpoint").await?;
-    let url = http_url(&listener)?;
+    let (listener, url) = bind_http(
+        settings,
+        settings.game.admin_listen,
+        "the game admin endpoint",
+        Facing::Operators,
+    )
+    .await?;
     println!(
         "warren: game serving {} (shard {} of {})",
         names.join(", "),
@@ -382,17 +451,28 @@ pub(crate) async fn prepare_connector(
         .subscribe()
         .await
         .context("taking the connector's pushes from the bus")?;
+    let tls = tls(settings)?;
+    check_plain(
+        settings,
+        "the connector",
+        settings.connector.listen,
+        tls.as_ref(),
+    )?;
+    let (admin, admin_url) = bind_http(
+        settings,
+        settings.connector.admin_listen,
+        "the connector admin endpoint",
+        Facing::Operators,
+    )
+    .await?;
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let listeners = warren_connector::Listeners {
         ws: bind(settings.connector.listen, "the connector").await?,
-        admin: bind(
-            settings.connector.admin_listen,
-            "the connector admin endpoint",
-        )
-        .await?,
+        tls,
+        admin,
     };
     let addr = listeners.ws.local_addr()?;
-    let url = format!("ws://{}{}", shown(addr), settings.connector.path);
-    let admin_url = http_url(&listeners.admin)?;
+    let url = format!("{scheme}://{}{}", shown(addr), settings.connector.path);
     println!(
         "warren: connector listening on {url} (id {}, bound to {addr})",
         connector.id()

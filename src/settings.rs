@@ -39,6 +39,9 @@ pub struct Settings {
     pub config_svc: ConfigSettings,
     /// The HTTP call gateway (`warren http`; `WARREN_HTTP__…`).
     pub http: CallSettings,
+    /// TLS for the process's websocket and HTTP listeners
+    /// (`WARREN_TLS__…`).
+    pub tls: warren_kit::tls::TlsSettings,
 }
 
 /// Which transport carries the bus.
@@ -254,6 +257,7 @@ impl Default for Settings {
             login: LoginSettings::default(),
             config_svc: ConfigSettings::default(),
             http: CallSettings::default(),
+            tls: warren_kit::tls::TlsSettings::default(),
         }
     }
 }

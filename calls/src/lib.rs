@@ -41,7 +41,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use warren_bus::{Address, Bus, BusError, Done, Subscription};
 use warren_connector::TokenVerifier;
@@ -156,11 +156,11 @@ impl Gateway {
 /// merged with other routes) on `listener` until `shutdown`, then finishes
 /// the calls in flight (each bounded by its time-out).
 pub async fn run(
-    listener: TcpListener,
+    listener: warren_http::Listener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<warren_http::Peer>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -198,7 +198,7 @@ impl Shared {
 /// `POST /v1/call/{cmd}`.
 async fn call(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(warren_http::Peer(peer)): ConnectInfo<warren_http::Peer>,
     Path(cmd): Path<String>,
     headers: HeaderMap,
     req: Request,

@@ -45,7 +45,7 @@ pub struct CallSettings {
 impl Default for CallSettings {
     fn default() -> Self {
         CallSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7006)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7006)),
             id: None,
             request_timeout_ms: Duration::from_millis(10_000),
             max_body_bytes: 64 * 1024,

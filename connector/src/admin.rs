@@ -11,7 +11,6 @@ use axum::{
     routing::get,
 };
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tracing::info;
 use warren_http::{
     ApiError,
@@ -113,7 +112,7 @@ async fn metrics(admin: axum::extract::State<Arc<Admin>>) -> Response {
 
 /// Serves the connector's admin endpoint on `listener` until `shutdown`.
 pub(crate) async fn serve_admin(
-    listener: TcpListener,
+    listener: warren_http::Listener,
     connector: Connector,
     token: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -125,7 +124,8 @@ pub(crate) async fn serve_admin(
     let router = require_bearer(routes, token)
         .fallback(async || ApiError::not_found("no such endpoint"))
         .with_state(admin);
-    info!(addr = %listener.local_addr()?, "connector admin endpoint serving");
+    let addr = axum::serve::Listener::local_addr(&listener)?;
+    info!(%addr, tls = listener.tls(), "connector admin endpoint serving");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

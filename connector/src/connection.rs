@@ -26,7 +26,10 @@ use tokio_tungstenite::{
 };
 use tracing::{debug, info, warn};
 use warren_bus::{Address, BusError, Done, send_and_confirm};
-use warren_kit::rate::Bucket;
+use warren_kit::{
+    rate::Bucket,
+    tls::{Stream, Tls},
+};
 use warren_proto::{
     BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, LoginReply, LoginRequest, Uid,
     cmd::{self, code, kick},
@@ -45,14 +48,20 @@ use crate::{
     stats::Stats,
 };
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Stream>;
 
 #[tracing::instrument(level = "debug", name = "socket", skip_all, fields(conn = %id, %peer))]
-pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, id: ConnId) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    tls: Option<Tls>,
+    peer: SocketAddr,
+    id: ConnId,
+) {
     // The handshake, the login and the goodbye are boxed: they run once, and
     // inline they would make every socket's long-lived task as large as
     // their biggest state for its whole life.
-    let Some((ws, format)) = Box::pin(handshake(&shared, tcp, peer)).await else {
+    let Some((ws, format)) = Box::pin(handshake(&shared, tcp, tls, peer)).await else {
         Stats::inc(&shared.stats.handshake_failures);
         return;
     };
@@ -94,7 +103,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
     Box::pin(linger(stream, sink, shared.settings.close_timeout_ms)).await;
 }
 
-async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<(Ws, Format)> {
+/// The TLS handshake (when the connector has a certificate), then the
+/// websocket's, both within `connector.handshake_timeout_ms`.
+async fn handshake(
+    shared: &Shared,
+    tcp: TcpStream,
+    tls: Option<Tls>,
+    peer: SocketAddr,
+) -> Option<(Ws, Format)> {
     let _ = tcp.set_nodelay(true);
     let path = shared.settings.path.clone();
     let mut format = Format::default();
@@ -127,10 +143,14 @@ async fn handshake(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let deadline = shared.settings.handshake_timeout_ms;
-    let ws = match timeout(
-        deadline,
-        accept_hdr_async_with_config(tcp, check, Some(config)),
-    )
+    let ws = match timeout(deadline, async {
+        let stream = Stream::accept(tcp, tls.as_ref())
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        accept_hdr_async_with_config(stream, check, Some(config))
+            .await
+            .map_err(|e| e.to_string())
+    })
     .await
     {
         Ok(Ok(ws)) => ws,

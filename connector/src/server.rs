@@ -14,6 +14,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info, warn};
 use warren_bus::{Bus, BusError, Subscription};
+use warren_kit::tls::Tls;
 use warren_proto::{
     BusEvent, BusPush, ConnId, ConnectorId, EventKind, Frame, PushKind, Target, Uid,
 };
@@ -110,12 +111,14 @@ impl Connector {
         self.shared.bus.state()
     }
 
-    /// Serves until `shutdown` resolves, then kicks every socket with
-    /// `shutdown`, waits for them to close (up to `shutdown_grace_ms`) and
-    /// returns. Fails only if the push queue cannot be consumed.
+    /// Serves websockets on `listener` (with TLS when given) until
+    /// `shutdown` resolves, then kicks every socket with `shutdown`, waits
+    /// for them to close (up to `shutdown_grace_ms`) and returns. Fails
+    /// only if the push queue cannot be consumed.
     pub async fn run(
         &self,
         listener: TcpListener,
+        tls: Option<Tls>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), BusError> {
         let shared = &self.shared;
@@ -138,7 +141,7 @@ impl Connector {
             "connector accepting websockets"
         );
         tokio::select! {
-            _ = accept_loop(shared, &listener, &tracker) => {}
+            _ = accept_loop(shared, &listener, tls, &tracker) => {}
             _ = shutdown => info!("connector shutting down"),
         }
         drop(listener);
@@ -170,10 +173,12 @@ pub enum RunError {
 /// The connector's two listeners.
 #[derive(Debug)]
 pub struct Listeners {
-    /// Players' websockets.
+    /// Players' websockets ...
     pub ws: TcpListener,
+    /// ... with TLS (`wss://`) when given.
+    pub tls: Option<Tls>,
     /// The operators' endpoint (counters, Prometheus).
-    pub admin: TcpListener,
+    pub admin: warren_http::Listener,
 }
 
 /// The connector's entry point: serves players on `listeners.ws` and the
@@ -192,14 +197,19 @@ pub async fn run(
         admin_token,
         stop.clone().cancelled_owned(),
     ));
-    let served = connector.run(listeners.ws, shutdown).await;
+    let served = connector.run(listeners.ws, listeners.tls, shutdown).await;
     stop.cancel();
     let admin = admin.await.map_err(std::io::Error::other)?;
     served?;
     Ok(admin?)
 }
 
-async fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, tracker: &TaskTracker) {
+async fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: &TcpListener,
+    tls: Option<Tls>,
+    tracker: &TaskTracker,
+) {
     let limit = Arc::new(Semaphore::new(shared.settings.max_connections));
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -224,9 +234,9 @@ async fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, tracker: &Tas
             continue;
         };
         let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
-        let shared = shared.clone();
+        let (shared, tls) = (shared.clone(), tls.clone());
         tracker.spawn(async move {
-            connection::serve(shared, tcp, peer, id).await;
+            connection::serve(shared, tcp, tls, peer, id).await;
             drop(permit);
         });
     }

@@ -78,7 +78,7 @@ pub struct ConnectorSettings {
 impl Default for ConnectorSettings {
     fn default() -> Self {
         ConnectorSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7001)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7001)),
             path: "/ws".to_owned(),
             id: None,
             handshake_timeout_ms: Duration::from_millis(5_000),

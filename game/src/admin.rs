@@ -36,7 +36,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::sync::oneshot;
 use tracing::info;
 use warren_http::{
     ApiError, JsonBody,
@@ -326,7 +326,7 @@ pub enum AdminError {
 
 /// Serves the admin endpoint on `listener` until `shutdown`.
 pub(crate) async fn serve_admin(
-    listener: TcpListener,
+    listener: warren_http::Listener,
     game: GameHandle,
     token: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -344,7 +344,8 @@ pub(crate) async fn serve_admin(
         .fallback(async || ApiError::not_found("no such endpoint"))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .with_state(admin);
-    info!(addr = %listener.local_addr()?, "game admin endpoint serving");
+    let addr = axum::serve::Listener::local_addr(&listener)?;
+    info!(%addr, tls = listener.tls(), "game admin endpoint serving");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -17,7 +17,6 @@ pub mod settings;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
 use warren_bus::Bus;
 
 use warren_config::{ClientSettings, ConfigClient, Live};
@@ -107,7 +106,7 @@ pub async fn start(
 /// service finishes its mailbox and its `stop`, what they sent is published
 /// — and returns.
 pub async fn run(
-    admin: TcpListener,
+    admin: warren_http::Listener,
     game: Game,
     admin_token: String,
     shutdown: impl Future<Output = ()>,

@@ -9,10 +9,14 @@
 //!   router, checked in constant time; a request without it is 401.
 //! - [`metrics`]: Prometheus' text format for `/metrics`.
 //! - [`cors`]: the CORS answer a web page on another origin needs.
+//! - [`Listener`]: where an API listens, plain or TLS.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod listener;
 pub mod metrics;
+
+pub use listener::{HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKES, Peer};
 
 use std::borrow::Cow;
 

@@ -8,6 +8,8 @@
 //!   call gateway's per-uid and per-address ones).
 //! - [`limits`]: a token bucket per key (a player, an address, an
 //!   account) in a bounded map: the HTTP call gateway's and login's limits.
+//! - [`tls`]: TLS for every listener (rustls), with the certificate
+//!   reloaded when its files change, and the plain-text-on-loopback rule.
 //! - [`SecretUrl`]: a URL that may carry a password, never printed with it.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
@@ -16,6 +18,7 @@ pub mod duration;
 pub mod limits;
 pub mod password;
 pub mod rate;
+pub mod tls;
 mod url;
 
 pub use url::SecretUrl;

@@ -2,7 +2,7 @@
 //! `{"error": {"code": "<snake_case>", "message": "<human text>"}}`.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -24,7 +24,7 @@ use warren_kit::{limits::Limits, password};
 use crate::{TokenSigner, sessions::TokenReply};
 
 /// Who is calling: the peer address of the HTTP connection.
-pub(crate) type Caller = ConnectInfo<SocketAddr>;
+pub(crate) type Caller = ConnectInfo<warren_http::Peer>;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -112,7 +112,7 @@ impl App {
     /// `rate_limited` if either is spent.
     pub(crate) fn limit(&self, caller: &Caller, account: &str) -> Result<(), ApiError> {
         let now = Instant::now();
-        let ip = caller.0.ip();
+        let ip = caller.0.0.ip();
         if !self.unlimited.contains(&ip) && !self.by_address.take(&ip, now) {
             return Err(refusal::rate_limited("address"));
         }

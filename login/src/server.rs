@@ -9,7 +9,7 @@ use std::{
 
 use axum::{Router, extract::DefaultBodyLimit, routing::post};
 use serde::{Deserialize, Serialize};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::sync::Semaphore;
 use tracing::info;
 use warren_proto::gold::Gold;
 
@@ -62,7 +62,7 @@ pub struct LoginSettings {
 impl Default for LoginSettings {
     fn default() -> Self {
         LoginSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7000)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7000)),
             max_body_bytes: 16 * 1024,
             gold_timeout_ms: Duration::from_millis(5_000),
             max_hashing: 4,
@@ -96,7 +96,7 @@ pub enum ServeError {
 /// ends the sign-in, and live sockets stay until they close); in-flight
 /// requests finish first.
 pub async fn run(
-    listener: TcpListener,
+    listener: warren_http::Listener,
     settings: &LoginSettings,
     gold_url: &str,
     signer: TokenSigner,
@@ -136,8 +136,8 @@ pub async fn run(
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(app);
     let router = warren_http::cors(router, &settings.cors_origins);
-    info!(addr = %listener.local_addr()?, "login serving HTTP");
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    info!(addr = %axum::serve::Listener::local_addr(&listener)?, tls = listener.tls(), "login serving HTTP");
+    let service = router.into_make_service_with_connect_info::<warren_http::Peer>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -18,6 +18,7 @@
 //!   the buses of `buses` ([`on_every_bus!`], [`on_networked_buses!`]);
 //!   [`client`]: a websocket client that speaks
 //!   PROTOCOL.md.
+//! - [`tls`]: certificates made for a test, and a TLS client.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // Test support: a failed set-up is a failed test.
@@ -33,6 +34,7 @@ pub mod ports;
 mod process;
 pub mod redis_server;
 pub mod stack;
+pub mod tls;
 
 use std::{
     path::{Path, PathBuf},

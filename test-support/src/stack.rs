@@ -189,6 +189,22 @@ impl Stack {
         self.warren_admin("announce", args)
     }
 
+    /// Runs `warren ARGS` on its own (no stack) with `env` in a clean
+    /// environment; whether it exited successfully, and its stderr.
+    pub fn warren_alone(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+        let out = Command::new(warren_binary())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint
     /// (and its gold, in a full stack).
     pub fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {

@@ -24,6 +24,7 @@ mod revoke;
 mod sessions;
 mod shards;
 mod spine;
+mod tls;
 mod wallet;
 mod web;
 mod zmq;

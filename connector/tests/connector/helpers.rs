@@ -63,7 +63,7 @@ pub(crate) async fn start_with(settings: ConnectorSettings) -> Harness {
         let (connector, stop) = (connector.clone(), stop.clone());
         tokio::spawn(async move {
             connector
-                .run(listener, stop.cancelled_owned())
+                .run(listener, None, stop.cancelled_owned())
                 .await
                 .unwrap();
         })

@@ -60,6 +60,7 @@ pub(crate) async fn start_with(gold_reachable: bool, settings: LoginSettings) ->
     };
     let signal = stop.clone().cancelled_owned();
     tokio::spawn(async move {
+        let listener = warren_http::Listener::new(listener, None).unwrap();
         warren_login::run(listener, &settings, &gold_url, signer, None, signal)
             .await
             .unwrap();

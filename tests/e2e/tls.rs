@@ -1,0 +1,155 @@
+//! TLS in Warren itself: `wss://` on the connector and HTTPS on login with
+//! a certificate from the settings, a wrong hostname refused, the
+//! certificate swapped under a live socket, and plain text refused off
+//! loopback.
+
+use std::path::Path;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use warren_proto::{Frame, cmd};
+use warren_test_support::{
+    TempDir,
+    stack::eventually,
+    tls::{cert_der, client_config, connect, make_cert, peer_cert},
+};
+
+use crate::helpers::{BusKind, Stack, body};
+
+/// `POST path` with a JSON body over an open connection; the JSON answer.
+async fn post_json(mut io: impl AsyncRead + AsyncWrite + Unpin, path: &str, json: &str) -> Value {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    io.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    io.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
+}
+
+/// Writes `from`'s certificate and key over `to`'s, each file replaced at
+/// once (renamed into place), the key first.
+fn swap(
+    from: &(std::path::PathBuf, std::path::PathBuf),
+    to: &(std::path::PathBuf, std::path::PathBuf),
+) {
+    for (src, dst) in [(&from.1, &to.1), (&from.0, &to.0)] {
+        let tmp = dst.with_extension("new");
+        std::fs::copy(src, &tmp).unwrap();
+        std::fs::rename(&tmp, dst).unwrap();
+    }
+}
+
+fn joined(dir: &Path, a: &Path, b: &Path) -> std::path::PathBuf {
+    let both = dir.join("both.pem");
+    let pem = std::fs::read_to_string(a).unwrap() + &std::fs::read_to_string(b).unwrap();
+    std::fs::write(&both, pem).unwrap();
+    both
+}
+
+// Long: one connection's story, told in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_only() {
+    let dir = TempDir::new("warren-tls");
+    let live = make_cert(dir.path(), "live", "warren-first");
+    let first = cert_der(&live.0);
+    let (cert, key) = (live.0.display().to_string(), live.1.display().to_string());
+    let env = [
+        ("WARREN_TLS__CERT", cert.as_str()),
+        ("WARREN_TLS__KEY", key.as_str()),
+    ];
+    let stack = Stack::start_with(BusKind::InProcess, &env).await;
+    assert!(stack.url.starts_with("wss://"), "{}", stack.url);
+    let trusts_first = client_config(&live.0);
+
+    // HTTPS: a guest token from login.
+    let login = stack.login.unwrap();
+    let io = connect(login, "localhost", trusts_first.clone())
+        .await
+        .unwrap();
+    let reply = post_json(io, "/v1/guest", r#"{"device_id": "tls-phone"}"#).await;
+    let token = reply["token"].as_str().unwrap().to_owned();
+
+    // wss: log in and echo.
+    let io = connect(stack.addr, "localhost", trusts_first.clone())
+        .await
+        .unwrap();
+    assert_eq!(peer_cert(&io), first);
+    let (mut ws, _) = tokio_tungstenite::client_async(stack.url.clone(), io)
+        .await
+        .unwrap();
+    let mut exchange = async |seq: u64, cmd: u32, payload: Vec<u8>| {
+        let frame = Frame::new(seq, cmd, bytes::Bytes::from(payload)).encode();
+        ws.send(Message::Binary(frame.into())).await.unwrap();
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Binary(bytes) => return Frame::decode(&bytes).unwrap(),
+                _ => continue,
+            }
+        }
+    };
+    let hello = exchange(1, cmd::LOGIN, body(&serde_json::json!({"token": token}))).await;
+    assert_eq!(hello.cmd, cmd::LOGIN, "{hello:?}");
+    assert_eq!(
+        exchange(2, cmd::ECHO, b"\x80".to_vec()).await.body.as_ref(),
+        b"\x80"
+    );
+
+    // The certificate names localhost and 127.0.0.1, nothing else.
+    assert!(
+        connect(stack.addr, "wrong.example", trusts_first.clone())
+            .await
+            .is_err()
+    );
+    assert!(
+        connect(login, "wrong.example", trusts_first.clone())
+            .await
+            .is_err()
+    );
+
+    // A renewed certificate replaces the files: new connections get it...
+    let next = make_cert(dir.path(), "next", "warren-second");
+    let second = cert_der(&next.0);
+    assert_ne!(first, second);
+    let trusts_both = client_config(&joined(dir.path(), &live.0, &next.0));
+    swap(&next, &live);
+    eventually("the new certificate in service", async || {
+        let io = connect(stack.addr, "localhost", trusts_both.clone())
+            .await
+            .ok()?;
+        (peer_cert(&io) == second).then_some(())
+    })
+    .await;
+    let io = connect(login, "localhost", trusts_both.clone())
+        .await
+        .unwrap();
+    assert_eq!(peer_cert(&io), second);
+    // ...and the socket opened before goes on as it was.
+    assert_eq!(
+        exchange(3, cmd::ECHO, b"\x81".to_vec()).await.body.as_ref(),
+        b"\x81"
+    );
+}
+
+#[test]
+fn plain_text_off_loopback_is_refused() {
+    let dir = TempDir::new("warren-plain");
+    warren_login::keys::write_pair(dir.path()).unwrap();
+    let data = dir.path().display().to_string();
+    let public = [
+        ("WARREN_DATA_DIR", data.as_str()),
+        ("WARREN_LOGIN__LISTEN", "0.0.0.0:0"),
+    ];
+    let (ok, stderr) = Stack::warren_alone(&["login"], &public);
+    assert!(!ok);
+    assert!(
+        stderr.contains("not loopback") && stderr.contains("tls.allow_plain"),
+        "{stderr}"
+    );
+}
