@@ -8,21 +8,19 @@ use anyhow::{Context as _, bail};
 
 use crate::{
     keys,
-    parts::{admin_token, shown},
+    parts::{admin_token, admin_url},
     settings::Settings,
 };
 
-/// An HTTP client for the game's admin endpoint.
-fn admin_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into()
+/// An HTTP client for the admin endpoints (trusting `tls.ca`, else
+/// `tls.cert`, over HTTPS).
+fn admin_agent(settings: &Settings) -> anyhow::Result<ureq::Agent> {
+    let timeout = std::time::Duration::from_secs(30);
+    Ok(warren_kit::tls::client_agent(&settings.tls, timeout)?)
 }
 
 fn admin_base(settings: &Settings, admin: Option<String>) -> String {
-    admin.unwrap_or_else(|| format!("http://{}", shown(settings.game.admin_listen)))
+    admin.unwrap_or_else(|| admin_url(settings, settings.game.admin_listen))
 }
 
 /// Calls an admin endpoint (`what` names whose, for the error): `GET` when
@@ -37,11 +35,11 @@ fn admin_call(
     let auth = format!("Bearer {}", admin_token(settings)?);
     let url = format!("{base}{path}");
     let resp = match json {
-        None => admin_agent()
+        None => admin_agent(settings)?
             .get(&url)
             .header("Authorization", &auth)
             .call(),
-        Some(body) => admin_agent()
+        Some(body) => admin_agent(settings)?
             .post(&url)
             .header("Authorization", &auth)
             .send_json(&body),

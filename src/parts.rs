@@ -88,6 +88,17 @@ pub(crate) fn http_url(listener: &TcpListener) -> anyhow::Result<String> {
     Ok(format!("http://{}", shown(listener.local_addr()?)))
 }
 
+/// The URL of an admin endpoint on `addr` of a process with these
+/// settings: `https` when they give a certificate.
+pub(crate) fn admin_url(settings: &Settings, addr: SocketAddr) -> String {
+    let scheme = if settings.tls.cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}", shown(addr))
+}
+
 /// The process's TLS (`tls.cert`, `tls.key`), or None for plain text.
 pub(crate) fn tls(settings: &Settings) -> anyhow::Result<Option<Tls>> {
     Tls::load(&settings.tls).context("loading the TLS certificate (tls.cert, tls.key)")
@@ -109,28 +120,14 @@ pub(crate) fn check_plain(
     )?)
 }
 
-/// Which listeners take the certificate: the players' (login, the call
-/// gateway, the connector). The operators' admin endpoints stay plain
-/// text (on loopback, or with `tls.allow_plain`) until the command line
-/// and login can reach them over TLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Facing {
-    Players,
-    Operators,
-}
-
 /// Binds an HTTP API of `what` on `addr`, with TLS when the settings
-/// give a certificate and it faces players; the listener and its URL.
+/// give a certificate; the listener and its URL.
 pub(crate) async fn bind_http(
     settings: &Settings,
     addr: SocketAddr,
     what: &str,
-    facing: Facing,
 ) -> anyhow::Result<(warren_http::Listener, String)> {
-    let tls = match facing {
-        Facing::Players => tls(settings)?,
-        Facing::Operators => None,
-    };
+    let tls = tls(settings)?;
     check_plain(settings, what, addr, tls.as_ref())?;
     let listener = bind(addr, what).await?;
     let local = shown(listener.local_addr()?);
@@ -342,11 +339,11 @@ pub(crate) async fn start_login(
     let game_admin = match (&settings.login.game_admin, ready.url(Role::GameAdmin)) {
         (Some(url), _) => url.clone(),
         (None, Some(url)) => url.to_owned(),
-        (None, None) => format!("http://{}", shown(settings.game.admin_listen)),
+        (None, None) => admin_url(settings, settings.game.admin_listen),
     };
-    let revoker = warren_login::Revoker::new(&game_admin, admin_token(settings)?);
-    let (listener, url) =
-        bind_http(settings, settings.login.listen, "login", Facing::Players).await?;
+    let revoker =
+        warren_login::Revoker::new(&game_admin, admin_token(settings)?, settings.tls.clone());
+    let (listener, url) = bind_http(settings, settings.login.listen, "login").await?;
     println!("warren: login listening on {url}");
     ready.listening(Role::Login, &url);
     let login_settings = settings.login.clone();
@@ -378,13 +375,8 @@ pub(crate) async fn start_calls(
         warren_calls::Gateway::new(settings.http.clone(), bus, verifier(settings, public)?)
             .await
             .context("starting the HTTP call gateway")?;
-    let (listener, url) = bind_http(
-        settings,
-        settings.http.listen,
-        "the HTTP call gateway",
-        Facing::Players,
-    )
-    .await?;
+    let (listener, url) =
+        bind_http(settings, settings.http.listen, "the HTTP call gateway").await?;
     println!(
         "warren: http calls listening on {url} (id {}; POST /v1/call/{{cmd}})",
         gateway.id()
@@ -418,7 +410,6 @@ pub(crate) async fn start_game(
         settings,
         settings.game.admin_listen,
         "the game admin endpoint",
-        Facing::Operators,
     )
     .await?;
     println!(
@@ -462,7 +453,6 @@ pub(crate) async fn prepare_connector(
         settings,
         settings.connector.admin_listen,
         "the connector admin endpoint",
-        Facing::Operators,
     )
     .await?;
     let scheme = if tls.is_some() { "wss" } else { "ws" };

@@ -50,6 +50,10 @@ pub struct TlsSettings {
     /// these authorities (PEM). For Warren's own processes talking to each
     /// other (gold, config-svc); players' clients have none.
     pub client_ca: Option<PathBuf>,
+    /// What Warren's own clients (the command line, login's logout
+    /// forwarding) trust when they call its HTTPS endpoints: this
+    /// authority (PEM). Unset: exactly `cert` (a self-signed certificate).
+    pub ca: Option<PathBuf>,
     /// Allow plain text on an address that is not loopback (behind a TLS
     /// proxy, say). Off: such a listener refuses to start.
     pub allow_plain: bool,
@@ -248,6 +252,31 @@ async fn watch(reloading: std::sync::Weak<Reloading>) {
         };
         reloading.reload_if_changed();
     }
+}
+
+/// An HTTP client for Warren's own endpoints (`http://` or `https://`),
+/// every call bounded by `timeout`, statuses not turned into errors. Over
+/// TLS it trusts `tls.ca`, else exactly `tls.cert`; with neither, only
+/// plain `http://` URLs work.
+pub fn client_agent(settings: &TlsSettings, timeout: Duration) -> Result<ureq::Agent, TlsError> {
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout));
+    if let Some(roots) = settings.ca.as_ref().or(settings.cert.as_ref()) {
+        let certs = CertificateDer::pem_file_iter(roots)
+            .map_err(|e| file_error(roots, e))?
+            .map(|c| {
+                c.map(|c| ureq::tls::Certificate::from_der(&c).to_owned())
+                    .map_err(|e| file_error(roots, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))
+            .unversioned_rustls_crypto_provider(Arc::new(ring::default_provider()))
+            .build();
+        config = config.tls_config(tls);
+    }
+    Ok(config.build().into())
 }
 
 /// A connection, plain or TLS.

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use serde_json::json;
 use tracing::warn;
+use warren_kit::tls::{TlsSettings, client_agent};
 
 /// A game's admin endpoint and its bearer token.
 #[derive(Clone)]
 pub struct Revoker {
     url: String,
     token: String,
-    agent: ureq::Agent,
+    tls: TlsSettings,
 }
 
 impl std::fmt::Debug for Revoker {
@@ -24,21 +25,19 @@ impl std::fmt::Debug for Revoker {
     }
 }
 
-/// The longest a logout waits for the game's admin endpoint.
-const TIMEOUT: Duration = Duration::from_secs(3);
-
 impl Revoker {
-    /// The admin endpoint at `url` (`http://host:port`), with `token`.
-    pub fn new(url: &str, token: String) -> Revoker {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
-            .build()
-            .into();
+    /// The longest a logout waits for the game's admin endpoint.
+    pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+    /// The admin endpoint at `url` (`http://` or `https://host:port`),
+    /// with `token`; over HTTPS it trusts what `tls` says (`tls.ca`, else
+    /// `tls.cert`, read again for each call, so a renewed certificate is
+    /// trusted without a restart).
+    pub fn new(url: &str, token: String, tls: TlsSettings) -> Revoker {
         Revoker {
             url: format!("{}/v1/revoke", url.trim_end_matches('/')),
             token,
-            agent,
+            tls,
         }
     }
 
@@ -52,7 +51,8 @@ impl Revoker {
         let body = json!({"uid": uid, "sid": sid, "reason": reason, "not_before_ms": now});
         let this = self.clone();
         let sent = tokio::task::spawn_blocking(move || {
-            this.agent
+            client_agent(&this.tls, Self::TIMEOUT)
+                .map_err(|e| e.to_string())?
                 .post(&this.url)
                 .header("Authorization", &format!("Bearer {}", this.token))
                 .send_json(&body)

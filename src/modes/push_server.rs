@@ -40,14 +40,12 @@ pub(crate) async fn push_server(
         .route("/v1/stats", get(stats))
         .with_state(server.clone());
     let console = warren_http::require_bearer(console, admin_token(&settings)?);
-    parts::check_plain(
+    let (listener, url) = parts::bind_http(
         &settings,
-        "the push server's console",
         zmq.push_server_admin,
-        None,
-    )?;
-    let listener = parts::bind(zmq.push_server_admin, "the push server's console").await?;
-    let url = parts::http_url(&listener)?;
+        "the push server's console",
+    )
+    .await?;
     println!(
         "warren: push server taking pushes on {} and registrations on {}; console on {url}",
         zmq.push_server, zmq.registry

@@ -1,7 +1,7 @@
 //! TLS in Warren itself: `wss://` on the connector and HTTPS on login with
 //! a certificate from the settings, a wrong hostname refused, the
-//! certificate swapped under a live socket, and plain text refused off
-//! loopback.
+//! certificate swapped under a live socket, a logout forwarded to the
+//! game's admin endpoint over HTTPS, and plain text refused off loopback.
 
 use std::path::Path;
 
@@ -16,7 +16,7 @@ use warren_test_support::{
     tls::{cert_der, client_config, connect, make_cert, peer_cert},
 };
 
-use crate::helpers::{BusKind, Stack, body};
+use crate::helpers::{BusKind, KickBody, Stack, body, decode};
 
 /// `POST path` with a JSON body over an open connection; the JSON answer.
 async fn post_json(mut io: impl AsyncRead + AsyncWrite + Unpin, path: &str, json: &str) -> Value {
@@ -75,6 +75,7 @@ async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_o
         .unwrap();
     let reply = post_json(io, "/v1/guest", r#"{"device_id": "tls-phone"}"#).await;
     let token = reply["token"].as_str().unwrap().to_owned();
+    let refresh = reply["refresh_token"].as_str().unwrap().to_owned();
 
     // wss: log in and echo.
     let io = connect(stack.addr, "localhost", trusts_first.clone())
@@ -135,6 +136,22 @@ async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_o
         exchange(3, cmd::ECHO, b"\x81".to_vec()).await.body.as_ref(),
         b"\x81"
     );
+
+    // A logout goes from login to the game's admin endpoint over HTTPS
+    // too (trusting the renewed certificate), and kicks the socket.
+    let io = connect(login, "localhost", trusts_both.clone())
+        .await
+        .unwrap();
+    let json = format!(r#"{{"refresh_token": "{refresh}"}}"#);
+    let reply = post_json(io, "/v1/logout", &json).await;
+    assert_eq!(reply["revoked"], true, "{reply}");
+    let kick = loop {
+        if let Message::Binary(bytes) = ws.next().await.unwrap().unwrap() {
+            break Frame::decode(&bytes).unwrap();
+        }
+    };
+    assert_eq!(kick.cmd, cmd::KICK, "{kick:?}");
+    assert_eq!(decode::<KickBody>(&kick).reason, "logged_out");
 }
 
 #[test]
