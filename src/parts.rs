@@ -297,18 +297,16 @@ pub(crate) async fn start_config(
     let (store, database) = config_store(settings).await?;
     let no_staff = store.staff_count().await? == 0;
     let server = warren_config::Server::open(store, cs, &admin_token(settings)?).await?;
+    let page = bind_http(settings, cs.admin_listen, "the config admin page").await?;
     let listeners = warren_config::Listeners {
         grpc: {
             check_plain(settings, "config-svc (gRPC)", cs.listen, None)?;
             bind(cs.listen, "config-svc").await?
         },
-        page: {
-            check_plain(settings, "the config admin page", cs.admin_listen, None)?;
-            bind(cs.admin_listen, "the config admin page").await?
-        },
+        page: page.0,
     };
     let url = http_url(&listeners.grpc)?;
-    let page_url = http_url(&listeners.page)?;
+    let page_url = page.1;
     println!("warren: config-svc listening on {url} (database {database})");
     if no_staff {
         println!(

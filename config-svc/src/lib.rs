@@ -126,8 +126,8 @@ mod server {
     pub struct Listeners {
         /// gRPC, for services.
         pub grpc: TcpListener,
-        /// The admin page, for staff.
-        pub page: TcpListener,
+        /// The admin page, for staff (HTTPS with a certificate).
+        pub page: warren_http::Listener,
     }
 
     /// config-svc, ready to serve: its store (seeded if the settings say

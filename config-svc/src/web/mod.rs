@@ -27,7 +27,6 @@ mod signin;
 mod views;
 
 use std::{
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -42,7 +41,7 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use maud::Markup;
 use serde::de::DeserializeOwned;
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use auth::{Limiter, csrf_matches, token, token_hash};
@@ -289,15 +288,16 @@ async fn not_found(State(web): State<Web>, jar: CookieJar) -> Response {
 
 /// Serves the admin page on `listener` until `shutdown` resolves.
 pub async fn serve(
-    listener: TcpListener,
+    listener: warren_http::Listener,
     web: Web,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "config admin page serving");
+    let addr = axum::serve::Listener::local_addr(&listener)?;
+    info!(%addr, tls = listener.tls(), "config admin page serving");
     axum::serve(
         listener,
         web.router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
+            .into_make_service_with_connect_info::<warren_http::Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -65,7 +65,7 @@ pub(super) struct SigninForm {
 /// where it is decided.
 pub(super) async fn submit(
     State(web): State<Web>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(warren_http::Peer(peer)): ConnectInfo<warren_http::Peer>,
     jar: CookieJar,
     Form(f): Form<SigninForm>,
 ) -> Response {

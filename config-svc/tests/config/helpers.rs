@@ -55,6 +55,7 @@ impl Server {
         let web = Web::new(store.clone(), hub.clone(), &settings).unwrap();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
+            let admin_listener = warren_http::Listener::new(admin_listener, None).unwrap();
             warren_config::web::serve(admin_listener, web, signal)
                 .await
                 .unwrap();
