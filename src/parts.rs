@@ -293,7 +293,10 @@ pub(crate) async fn start_config(
     settings: &Settings,
     ready: &mut Ready,
 ) -> anyhow::Result<(String, Background)> {
-    let cs = &settings.config_svc;
+    // Served over HTTPS by Warren itself, the page's cookies are secure.
+    let mut cs = settings.config_svc.clone();
+    cs.secure_cookies |= settings.tls.cert.is_some();
+    let cs = &cs;
     let (store, database) = config_store(settings).await?;
     let no_staff = store.staff_count().await? == 0;
     let server = warren_config::Server::open(store, cs, &admin_token(settings)?).await?;

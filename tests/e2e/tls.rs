@@ -102,19 +102,25 @@ async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_o
         b"\x80"
     );
 
-    // The staff's config page is HTTPS too.
+    // The staff's config page is HTTPS too, its cookies marked secure.
     let page = stack
         .config_page
         .expect("the embedded default runs config-svc");
     let mut io = connect(page, "localhost", trusts_first.clone())
         .await
         .unwrap();
-    io.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    io.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    let mut head = String::new();
-    io.read_to_string(&mut head).await.unwrap();
-    assert!(head.starts_with("HTTP/1.1 "), "{head}");
+    let mut response = String::new();
+    io.read_to_string(&mut response).await.unwrap();
+    let (head, _) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(cookie.contains("Secure"), "{cookie}");
 
     // The certificate names localhost and 127.0.0.1, nothing else.
     assert!(
