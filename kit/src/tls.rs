@@ -1,7 +1,6 @@
 //! TLS for every listener of a Warren process (rustls, no OpenSSL).
 //!
-//! - [`TlsSettings`]: the certificate chain and key (PEM files), and for
-//!   mutual TLS the authority client certificates must chain to.
+//! - [`TlsSettings`]: the certificate chain and key (PEM files).
 //! - [`Tls`]: a server configuration whose certificate is **reloaded** when
 //!   its files change (looked at every [`RELOAD_EVERY`]): a renewed
 //!   certificate is served to new connections without a restart, and the
@@ -22,10 +21,10 @@ use std::{
 };
 
 use rustls::{
-    RootCertStore, ServerConfig,
+    ServerConfig,
     crypto::ring,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
+    server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
 use serde::{Deserialize, Serialize};
@@ -46,10 +45,6 @@ pub struct TlsSettings {
     pub cert: Option<PathBuf>,
     /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: Option<PathBuf>,
-    /// Mutual TLS: clients must show a certificate that chains to one of
-    /// these authorities (PEM). For Warren's own processes talking to each
-    /// other (gold, config-svc); players' clients have none.
-    pub client_ca: Option<PathBuf>,
     /// What Warren's own clients (the command line, login's logout
     /// forwarding) trust when they call its HTTPS endpoints: this
     /// authority (PEM). Unset: exactly `cert` (a self-signed certificate).
@@ -202,25 +197,11 @@ impl Tls {
             key,
         });
         let provider = Arc::new(ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone())
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = match &settings.client_ca {
-            None => builder.with_no_client_auth(),
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(ca).map_err(|e| file_error(ca, e))? {
-                    roots
-                        .add(cert.map_err(|e| file_error(ca, e))?)
-                        .map_err(|e| file_error(ca, e))?;
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .map_err(|e| file_error(ca, e))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let mut config = builder.with_cert_resolver(reloading.clone());
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(reloading.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let tls = Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
