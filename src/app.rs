@@ -45,24 +45,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             Some(url) => admin_client::debug_push_server(&settings, json, &url),
             None => admin_client::debug_command(&settings, json, admin, connector, service, trace),
         },
-        Command::Ban {
-            uid,
-            reason,
-            until,
-            lift,
-            by,
-            admin,
-        } => crate::ban::ban(
-            &settings,
-            crate::ban::BanArgs {
-                uid,
-                reason,
-                until,
-                lift,
-                by,
-                admin,
-            },
-        ),
+        Command::Ban(args) => crate::ban::ban(&settings, args),
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
             println!(

@@ -10,18 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use warren_proto::gold::{BanRequest, Gold, LiftBanRequest};
 
-use crate::{admin_client, keys, settings::Settings};
-
-/// What `warren ban` was asked.
-#[derive(Debug)]
-pub(crate) struct BanArgs {
-    pub(crate) uid: u64,
-    pub(crate) reason: Option<String>,
-    pub(crate) until: Option<String>,
-    pub(crate) lift: bool,
-    pub(crate) by: Option<String>,
-    pub(crate) admin: Option<String>,
-}
+use crate::{admin_client, cli::BanArgs, keys, settings::Settings};
 
 /// `--until`: unix seconds, or a duration from now.
 fn until(raw: &str) -> anyhow::Result<i64> {

@@ -119,27 +119,7 @@ pub enum Command {
     /// ones; every connector then refuses the player's tokens and kicks
     /// its socket (reason `banned`) through the game's admin endpoint.
     /// Prints the outcome as JSON.
-    Ban {
-        /// The player's uid.
-        #[arg(long)]
-        uid: u64,
-        /// Why (1 to 200 characters); the player is told.
-        #[arg(long, required_unless_present = "lift")]
-        reason: Option<String>,
-        /// Until when: unix seconds, or a duration from now ("7days",
-        /// "12h"). Unset: for good.
-        #[arg(long, conflicts_with = "lift")]
-        until: Option<String>,
-        /// Lift the player's ban instead.
-        #[arg(long)]
-        lift: bool,
-        /// Who bans, for the audit (default: $USER).
-        #[arg(long)]
-        by: Option<String>,
-        /// The game's admin endpoint (default: http://<game.admin_listen>).
-        #[arg(long)]
-        admin: Option<String>,
-    },
+    Ban(BanArgs),
     /// Show a running game's services: thread, mailbox depth, messages,
     /// handler times, CPU, panics, restarts, stuck handlers.
     Debug {
@@ -221,4 +201,28 @@ pub struct PartArgs {
     /// sqlite://path?mode=rwc (default: SQLite in the data directory).
     #[arg(long)]
     pub database: Option<String>,
+}
+
+/// What `warren ban` is asked.
+#[derive(Debug, clap::Args)]
+pub struct BanArgs {
+    /// The player's uid.
+    #[arg(long)]
+    pub uid: u64,
+    /// Why (1 to 200 characters); the player is told.
+    #[arg(long, required_unless_present = "lift")]
+    pub reason: Option<String>,
+    /// Until when: unix seconds, or a duration from now ("7days",
+    /// "12h"). Unset: for good.
+    #[arg(long, conflicts_with = "lift")]
+    pub until: Option<String>,
+    /// Lift the player's ban instead.
+    #[arg(long)]
+    pub lift: bool,
+    /// Who bans, for the audit (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// The game's admin endpoint (default: http://<game.admin_listen>).
+    #[arg(long)]
+    pub admin: Option<String>,
 }
