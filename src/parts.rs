@@ -99,9 +99,19 @@ pub(crate) fn admin_url(settings: &Settings, addr: SocketAddr) -> String {
     format!("{scheme}://{}", shown(addr))
 }
 
-/// The process's TLS (`tls.cert`, `tls.key`), or None for plain text.
+/// The process's TLS (`tls.cert`, `tls.key`), or None for plain text:
+/// loaded once and shared by every listener of the process (one watcher
+/// of the files, one reload when they change).
 pub(crate) fn tls(settings: &Settings) -> anyhow::Result<Option<Tls>> {
-    Tls::load(&settings.tls).context("loading the TLS certificate (tls.cert, tls.key)")
+    static LOADED: std::sync::Mutex<Option<Option<Tls>>> = std::sync::Mutex::new(None);
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(tls) = &*loaded {
+        return Ok(tls.clone());
+    }
+    let tls =
+        Tls::load(&settings.tls).context("loading the TLS certificate (tls.cert, tls.key)")?;
+    *loaded = Some(tls.clone());
+    Ok(tls)
 }
 
 /// Refuses to serve `what` in plain text on `addr` unless it is loopback

@@ -129,25 +129,22 @@ impl Reloading {
         [modified(&self.cert), modified(&self.key)]
     }
 
-    /// Loads the files again if they changed since the last look; whether
-    /// a new certificate went into service.
-    fn reload_if_changed(&self) -> bool {
+    /// Loads the files again if they changed since the last look.
+    fn reload_if_changed(&self) {
         let stamps = self.stamps();
         let seen = self.current.read().unwrap_or_else(|p| p.into_inner()).1;
         if stamps == seen {
-            return false;
+            return;
         }
         match load_key(&self.cert, &self.key) {
             Ok(key) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = (key, stamps);
                 tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
-                true
             }
             Err(e) => {
                 // Keep serving the old one; say so once per change.
                 self.current.write().unwrap_or_else(|p| p.into_inner()).1 = stamps;
                 tracing::error!(error = %e, "the changed TLS certificate does not load; the old one stays in service");
-                false
             }
         }
     }
@@ -209,12 +206,6 @@ impl Tls {
         };
         tokio::spawn(watch(Arc::downgrade(&tls.reloading)));
         Ok(Some(tls))
-    }
-
-    /// Loads the certificate files again if they changed (the watcher does
-    /// this every [`RELOAD_EVERY`]; SIGHUP handlers may call it at once).
-    pub fn reload_if_changed(&self) -> bool {
-        self.reloading.reload_if_changed()
     }
 
     /// The TLS handshake on an accepted connection.
