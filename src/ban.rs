@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use warren_proto::gold::{BanRequest, Gold, LiftBanRequest};
+use warren_proto::gold::{BanRequest, LiftBanRequest};
 
 use crate::{admin_client, cli::BanArgs, keys, settings::Settings};
 
@@ -37,7 +37,7 @@ pub(crate) fn ban(settings: &Settings, args: BanArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let recorded = runtime.block_on(async {
-        let client = Gold::lazy(&gold, Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+        let client = crate::parts::gold(settings, &gold, Duration::from_secs(10))?;
         let reply = if args.lift {
             let req = LiftBanRequest { uid: args.uid, by };
             client.client().lift_ban(client.request(req)).await

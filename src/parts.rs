@@ -84,8 +84,32 @@ pub(crate) async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpList
         .with_context(|| format!("binding {what} to {addr}"))
 }
 
-pub(crate) fn http_url(listener: &TcpListener) -> anyhow::Result<String> {
-    Ok(format!("http://{}", shown(listener.local_addr()?)))
+/// Binds a gRPC service of `what` on `addr`: TLS with the process's
+/// certificate unless on loopback (`warren_kit::grpc::Listener`), plain
+/// text off loopback refused unless allowed. The listener and its URL.
+pub(crate) async fn bind_grpc(
+    settings: &Settings,
+    addr: SocketAddr,
+    what: &str,
+) -> anyhow::Result<(warren_kit::grpc::Listener, String)> {
+    let tls = tls(settings)?;
+    let listener = warren_kit::grpc::Listener::new(bind(addr, what).await?, tls.as_ref())?;
+    check_plain(settings, what, addr, listener.tls())?;
+    let url = format!("{}://{}", listener.scheme(), shown(listener.local_addr()));
+    Ok((listener, url))
+}
+
+/// A client of gold at `url` (`https://`: TLS as `tls.ca` and
+/// `tls.client_cert` say), connected on first use, every call bounded by
+/// `timeout`.
+pub(crate) fn gold(
+    settings: &Settings,
+    url: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<warren_proto::gold::Gold> {
+    let channel = warren_kit::grpc::lazy(url, &settings.tls, timeout)
+        .map_err(|e| anyhow::anyhow!("gold.url: {e}"))?;
+    Ok(warren_proto::gold::Gold::new(channel, timeout))
 }
 
 /// The URL of an admin endpoint on `addr` of a process with these
@@ -190,14 +214,15 @@ pub(crate) async fn open_bus(
             Ok(Arc::new(bus))
         }
         BusKind::Grpc if role == "game" => {
-            let grpc = settings.bus.grpc(settings.game.shard);
+            let grpc = grpc_bus(settings, settings.bus.grpc.listen, "the game's Upstream (gRPC)")?;
             let bus = GrpcBus::service(grpc)
                 .await
                 .context("starting the gRPC gateway bus")?;
             Ok(Arc::new(bus))
         }
         BusKind::Grpc if alone => {
-            let bus = GrpcBus::gateway(settings.bus.grpc(settings.game.shard))
+            let grpc = grpc_bus(settings, settings.bus.grpc.gateway, "the gRPC gateway")?;
+            let bus = GrpcBus::gateway(grpc)
                 .await
                 .context("serving the gRPC gateway")?;
             Ok(Arc::new(bus))
@@ -214,6 +239,22 @@ pub(crate) async fn open_bus(
             Ok(Arc::new(bus))
         }
     }
+}
+
+/// The gRPC bus's settings, with the process's TLS for the listener of
+/// `what` on `addr` (plain text off loopback refused unless allowed) and
+/// for its calls.
+fn grpc_bus(
+    settings: &Settings,
+    addr: SocketAddr,
+    what: &str,
+) -> anyhow::Result<warren_bus::GrpcSettings> {
+    let mut grpc = settings.bus.grpc(settings.game.shard);
+    grpc.tls = tls(settings)?;
+    let serves_tls = grpc.tls.as_ref().filter(|_| !addr.ip().is_loopback());
+    check_plain(settings, what, addr, serves_tls)?;
+    grpc.client_tls = settings.tls.clone();
+    Ok(grpc)
 }
 
 /// The admin endpoints' token: the configured one, or the one in the data
@@ -271,9 +312,7 @@ pub(crate) async fn start_gold(
     let store = warren_gold::Store::connect(url.expose(), settings.gold.max_connections)
         .await
         .with_context(|| format!("opening gold's database {url}"))?;
-    check_plain(settings, "gold (gRPC)", settings.gold.listen, None)?;
-    let listener = bind(settings.gold.listen, "gold").await?;
-    let gold_url = http_url(&listener)?;
+    let (listener, gold_url) = bind_grpc(settings, settings.gold.listen, "gold (gRPC)").await?;
     println!("warren: gold listening on {gold_url} (database {url})");
     ready.listening(Role::Gold, &gold_url);
     let gold_settings = settings.gold.clone();
@@ -311,14 +350,12 @@ pub(crate) async fn start_config(
     let no_staff = store.staff_count().await? == 0;
     let server = warren_config::Server::open(store, cs, &admin_token(settings)?).await?;
     let page = bind_http(settings, cs.admin_listen, "the config admin page").await?;
+    let grpc = bind_grpc(settings, cs.listen, "config-svc (gRPC)").await?;
     let listeners = warren_config::Listeners {
-        grpc: {
-            check_plain(settings, "config-svc (gRPC)", cs.listen, None)?;
-            bind(cs.listen, "config-svc").await?
-        },
+        grpc: grpc.0,
         page: page.0,
     };
-    let url = http_url(&listeners.grpc)?;
+    let url = grpc.1;
     let page_url = page.1;
     println!("warren: config-svc listening on {url} (database {database})");
     if no_staff {
@@ -358,12 +395,12 @@ pub(crate) async fn start_login(
     println!("warren: login listening on {url}");
     ready.listening(Role::Login, &url);
     let login_settings = settings.login.clone();
-    let gold_url = gold_url.to_owned();
+    let gold = gold(settings, gold_url, settings.login.gold_timeout_ms)?;
     Ok(Background::spawn(|signal| async move {
         warren_login::run(
             listener,
             &login_settings,
-            &gold_url,
+            gold,
             signer,
             Some(revoker),
             signal,
@@ -414,6 +451,7 @@ pub(crate) async fn start_game(
     let upstreams = warren_game::Upstreams {
         gold_url: settings.gold.url.clone(),
         config_url: settings.config_svc.url.clone(),
+        tls: settings.tls.clone(),
     };
     let game = warren_game::start(&settings.game, &upstreams, bus).await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();

@@ -387,6 +387,9 @@ impl BusSettings {
             buffer: self.grpc.buffer,
             queue: self.grpc.queue,
             lease: self.grpc.lease_ms,
+            // The process's TLS: set where it is loaded (parts::grpc_bus).
+            tls: None,
+            client_tls: warren_kit::tls::TlsSettings::default(),
         }
     }
 

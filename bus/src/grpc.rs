@@ -128,9 +128,9 @@ impl GrpcBus {
                 settings.gateway
             ))
         })?;
-        let bound = listener
-            .local_addr()
+        let listener = warren_kit::grpc::Listener::new(listener, settings.tls.as_ref())
             .map_err(|e| BusError::Mismatch(e.to_string()))?;
+        let bound = listener.local_addr();
         let boot = boot();
         let side = Arc::new(GatewaySide::new(
             boot,
@@ -138,16 +138,14 @@ impl GrpcBus {
             settings.lease,
             limits(&settings),
             settings.buffer,
+            warren_kit::grpc::Connector::new(&settings.client_tls),
         ));
         let stop = CancellationToken::new();
         let server = tonic::transport::Server::builder()
             .add_service(GatewayServer::new(gateway::GatewayServer {
                 side: side.clone(),
             }))
-            .serve_with_incoming_shutdown(
-                warren_proto::grpc_incoming(listener),
-                stop.clone().cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(listener.incoming(), stop.clone().cancelled_owned());
         let server = tokio::spawn(async move {
             if let Err(e) = server.await {
                 warn!(error = %e, "the gRPC gateway stopped");
@@ -164,7 +162,7 @@ impl GrpcBus {
                 }
             }
         });
-        info!(%bound, shards = settings.shards, "gRPC gateway serving");
+        info!(%bound, tls = settings.tls.is_some() && !bound.ip().is_loopback(), shards = settings.shards, "gRPC gateway serving");
         let bus = GrpcBus {
             settings,
             side: Side::Gateway(side),
@@ -189,7 +187,10 @@ impl GrpcBus {
         let links = settings
             .gateways
             .iter()
-            .map(|url| Link::new(url, boot, limits(&settings), learned.clone()).map(Arc::new))
+            .map(|url| {
+                let connector = warren_kit::grpc::Connector::new(&settings.client_tls);
+                Link::new(url, boot, limits(&settings), learned.clone(), connector).map(Arc::new)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if links.is_empty() {
             return Err(BusError::Mismatch(
@@ -391,12 +392,12 @@ impl GrpcBus {
                 s.listen
             ))
         })?;
-        let bound = listener
-            .local_addr()
+        let listener = warren_kit::grpc::Listener::new(listener, s.tls.as_ref())
             .map_err(|e| BusError::Mismatch(e.to_string()))?;
+        let bound = listener.local_addr();
         let _ = self.bound.set(bound);
         let address = if s.advertise.is_empty() {
-            format!("http://{bound}")
+            format!("{}://{bound}", listener.scheme())
         } else {
             s.advertise.clone()
         };
@@ -407,10 +408,7 @@ impl GrpcBus {
         };
         let server = tonic::transport::Server::builder()
             .add_service(upstream_server::UpstreamServer::new(upstream))
-            .serve_with_incoming_shutdown(
-                warren_proto::grpc_incoming(listener),
-                self.stop.clone().cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(listener.incoming(), self.stop.clone().cancelled_owned());
         *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::spawn(async move {
             if let Err(e) = server.await {
                 warn!(error = %e, "Upstream stopped");

@@ -17,6 +17,7 @@
 //!     url: "http://127.0.0.1:7003".into(),
 //!     cache_dir: Some("warren-data/config-cache".into()),
 //!     names: vec!["chat".into()],
+//!     tls: Default::default(),
 //! });
 //! let chat = client.typed("chat", Chat { max_message_len: 1024 });
 //! // In a service, on every message: the current value, never blocking.
@@ -34,7 +35,6 @@ use std::{
 
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
 use tracing::{error, info, warn};
 use warren_proto::config::{Document, WatchRequest, config_client::ConfigClient as Grpc};
 
@@ -44,13 +44,17 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::fro
 
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
-    /// config-svc's gRPC address, e.g. `http://127.0.0.1:7003`.
+    /// config-svc's gRPC address, e.g. `http://127.0.0.1:7003`
+    /// (`https://` for TLS).
     pub url: String,
     /// Where the last known copies are kept (`<name>.json` each). None: no
     /// local copies.
     pub cache_dir: Option<PathBuf>,
     /// The documents to fetch and watch.
     pub names: Vec<String>,
+    /// What an `https://` URL trusts and the certificate it shows
+    /// (`tls.ca`, `tls.client_cert`).
+    pub tls: warren_kit::tls::TlsSettings,
 }
 
 /// A stored copy of a document.
@@ -290,13 +294,13 @@ async fn watch_once(
     settings: &ClientSettings,
     tx: &watch::Sender<BTreeMap<String, Arc<Document>>>,
 ) -> Result<bool, (String, bool)> {
-    let endpoint = Endpoint::from_shared(settings.url.clone())
-        .map_err(|e| (format!("bad config-svc URL: {e}"), false))?
+    let endpoint = warren_kit::grpc::endpoint(&settings.url)
+        .map_err(|e| (format!("config-svc: {e}"), false))?
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
     let channel = endpoint
-        .connect()
+        .connect_with_connector(warren_kit::grpc::Connector::new(&settings.tls))
         .await
         .map_err(|e| (e.to_string(), false))?;
     let mut grpc = Grpc::new(channel);

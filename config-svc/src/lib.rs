@@ -38,7 +38,6 @@ mod server {
     use std::{net::SocketAddr, time::Duration};
 
     use serde::{Deserialize, Serialize};
-    use tokio::net::TcpListener;
     use tracing::info;
     use warren_proto::config::config_server::ConfigServer;
 
@@ -124,8 +123,8 @@ mod server {
     /// config-svc's two listeners.
     #[derive(Debug)]
     pub struct Listeners {
-        /// gRPC, for services.
-        pub grpc: TcpListener,
+        /// gRPC, for services (TLS with a certificate, off loopback).
+        pub grpc: warren_kit::grpc::Listener,
         /// The admin page, for staff (HTTPS with a certificate).
         pub page: warren_http::Listener,
     }
@@ -213,7 +212,7 @@ mod server {
     /// Serves gRPC (with its health service) on `listener` until `shutdown`
     /// resolves.
     pub async fn serve_grpc(
-        listener: TcpListener,
+        listener: warren_kit::grpc::Listener,
         service: ConfigService,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
@@ -224,11 +223,11 @@ mod server {
         };
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<ConfigServer<ConfigService>>().await;
-        info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "config-svc serving gRPC");
+        info!(addr = %listener.local_addr(), tls = listener.tls().is_some(), "config-svc serving gRPC");
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(ConfigServer::new(service))
-            .serve_with_incoming_shutdown(warren_proto::grpc_incoming(listener), shutdown)
+            .serve_with_incoming_shutdown(listener.incoming(), shutdown)
             .await
     }
 }

@@ -30,11 +30,13 @@ pub use warren_runtime::{
 
 /// Where the game reaches the services it calls: gold (the settings'
 /// `gold.url`) and config-svc (`config_svc.url`; empty: none, and
-/// `chat_max_text` and `daily_reward` stay as set).
+/// `chat_max_text` and `daily_reward` stay as set), and what an
+/// `https://` URL among them trusts (`tls`).
 #[derive(Clone, Debug)]
 pub struct Upstreams {
     pub gold_url: String,
     pub config_url: String,
+    pub tls: warren_kit::tls::TlsSettings,
 }
 
 /// The configuration the built-in services read: from config-svc when
@@ -43,7 +45,7 @@ pub struct Upstreams {
 /// the defaults used until config-svc has been reached once.
 fn live_config(
     s: &GameSettings,
-    config_url: &str,
+    upstreams: &Upstreams,
 ) -> (Live<services::ChatConfig>, Live<services::EconomyConfig>) {
     let chat = services::ChatConfig {
         max_message_len: s.chat_max_text,
@@ -51,6 +53,7 @@ fn live_config(
     let economy = services::EconomyConfig {
         daily_reward: s.daily_reward,
     };
+    let config_url = &upstreams.config_url;
     if config_url.is_empty() {
         return (Live::fixed(chat), Live::fixed(economy));
     }
@@ -58,6 +61,7 @@ fn live_config(
         url: config_url.to_owned(),
         cache_dir: s.config_cache.clone(),
         names: vec!["chat".into(), "economy".into()],
+        tls: upstreams.tls.clone(),
     });
     (client.typed("chat", chat), client.typed("economy", economy))
 }
@@ -66,14 +70,12 @@ fn live_config(
 /// chat, announce and wallet, plus `faults` when `fault_injection` is on.
 /// Call inside a tokio runtime (the wallet's gold client needs one).
 pub fn builder(s: &GameSettings, upstreams: &Upstreams) -> Result<GameBuilder, GameError> {
-    let (chat, economy) = live_config(s, &upstreams.config_url);
-    let wallet = services::Wallet::new(
-        &upstreams.gold_url,
-        economy,
-        s.shop_items.clone(),
-        s.gold_timeout_ms,
-    )
-    .map_err(GameError::Setup)?;
+    let (chat, economy) = live_config(s, upstreams);
+    let gold = warren_kit::grpc::lazy(&upstreams.gold_url, &upstreams.tls, s.gold_timeout_ms)
+        .map_err(|e| GameError::Setup(format!("gold: {e}")))?;
+    let gold = warren_proto::gold::Gold::new(gold, s.gold_timeout_ms);
+    let wallet = services::Wallet::new(gold, economy, s.shop_items.clone())
+        .map_err(GameError::Setup)?;
     let expiry = s.connector_expiry_ms.max(Duration::from_millis(1));
     let b = GameBuilder::new(s.runtime())
         .service("echo", services::Echo::CMDS, || services::Echo)

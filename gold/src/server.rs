@@ -3,10 +3,9 @@
 use std::{future::Future, net::SocketAddr};
 
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tracing::info;
-use warren_kit::SecretUrl;
+use warren_kit::{SecretUrl, grpc::Listener};
 use warren_proto::gold::gold_server::GoldServer;
 
 use crate::{GoldService, Store};
@@ -39,21 +38,21 @@ impl Default for GoldSettings {
     }
 }
 
-/// Serves `store` on `listener` until `shutdown` resolves, then finishes the
-/// calls in flight and returns.
+/// Serves `store` on `listener` (plain or TLS) until `shutdown` resolves,
+/// then finishes the calls in flight and returns.
 pub async fn run(
-    listener: TcpListener,
+    listener: Listener,
     store: Store,
     settings: &GoldSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GoldServer<GoldService>>().await;
-    info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "gold serving gRPC");
+    info!(addr = %listener.local_addr(), tls = listener.tls().is_some(), "gold serving gRPC");
     Server::builder()
         .concurrency_limit_per_connection(settings.concurrency_per_connection)
         .add_service(health_service)
         .add_service(GoldServer::new(GoldService::new(store)))
-        .serve_with_incoming_shutdown(warren_proto::grpc_incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(listener.incoming(), shutdown)
         .await
 }

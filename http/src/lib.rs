@@ -16,7 +16,7 @@
 mod listener;
 pub mod metrics;
 
-pub use listener::{HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKES, Peer};
+pub use listener::{Listener, Peer};
 
 use std::borrow::Cow;
 

@@ -1,24 +1,13 @@
 //! Where an HTTP API listens: a bound TCP listener, plain or with TLS,
 //! as an [`axum::serve::Listener`].
 //!
-//! With TLS, handshakes do not hold up the accept loop: each runs on a
-//! task of its own, at most [`MAX_HANDSHAKES`] at once (more connections
-//! wait in the kernel's backlog) and each within [`HANDSHAKE_TIMEOUT`];
-//! one that fails or takes longer is dropped (and logged at debug level).
+//! With TLS, handshakes do not hold up the accept loop
+//! ([`warren_kit::tls::accepting`]).
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, time::Duration};
 
-use tokio::{
-    net::TcpListener,
-    sync::{Semaphore, mpsc},
-};
-use warren_kit::tls::{Stream, Tls};
-
-/// TLS handshakes in progress at once, per listener.
-pub const MAX_HANDSHAKES: usize = 256;
-
-/// The longest a TLS handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use tokio::{net::TcpListener, sync::mpsc};
+use warren_kit::tls::{Stream, Tls, accepting};
 
 /// A listener for `axum::serve`: plain, or TLS with [`Listener::tls`].
 #[derive(Debug)]
@@ -39,11 +28,7 @@ impl Listener {
         let local = listener.local_addr()?;
         let inner = match tls {
             None => Inner::Plain(listener),
-            Some(tls) => {
-                let (tx, rx) = mpsc::channel(MAX_HANDSHAKES);
-                tokio::spawn(handshakes(listener, tls, tx));
-                Inner::Tls(rx)
-            }
+            Some(tls) => Inner::Tls(accepting(listener, Some(tls))),
         };
         Ok(Listener { local, inner })
     }
@@ -56,41 +41,6 @@ impl Listener {
     /// `http` or `https`, for the URL this listener serves.
     pub fn scheme(&self) -> &'static str {
         if self.tls() { "https" } else { "http" }
-    }
-}
-
-/// Accepts connections and hands each, after its handshake, to `tx`;
-/// ends when the listener (the receiving side) is dropped.
-async fn handshakes(listener: TcpListener, tls: Tls, tx: mpsc::Sender<(Stream, SocketAddr)>) {
-    let limit = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        let (tcp, peer) = tokio::select! {
-            accepted = TcpListener::accept(&listener) => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = tx.closed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        let (tls, tx) = (tls.clone(), tx.clone());
-        tokio::spawn(async move {
-            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await;
-            drop(permit);
-            match done {
-                Ok(Ok(stream)) => {
-                    let _ = tx.send((Stream::Tls(Box::new(stream)), peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
     }
 }
 

@@ -10,11 +10,15 @@
 //!   account) in a bounded map: the HTTP call gateway's and login's limits.
 //! - [`tls`]: TLS for every listener (rustls), with the certificate
 //!   reloaded when its files change, and the plain-text-on-loopback rule.
+//! - [`grpc`] (feature `grpc`): gRPC listeners and clients between
+//!   Warren's processes, plain or TLS (mutual when asked).
 //! - [`SecretUrl`]: a URL that may carry a password, never printed with it.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod duration;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod limits;
 pub mod password;
 pub mod rate;

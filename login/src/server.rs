@@ -83,8 +83,6 @@ impl Default for LoginSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{0}")]
-    GoldUrl(String),
     #[error("hashing the timing decoy failed: {0}")]
     Decoy(String),
     #[error(transparent)]
@@ -92,18 +90,17 @@ pub enum ServeError {
 }
 
 /// Serves login on `listener` until `shutdown`, reaching gold at
-/// `gold_url` and sending logouts on through `revoker` (None: a logout
+/// `gold` and sending logouts on through `revoker` (None: a logout
 /// ends the sign-in, and live sockets stay until they close); in-flight
 /// requests finish first.
 pub async fn run(
     listener: warren_http::Listener,
     settings: &LoginSettings,
-    gold_url: &str,
+    gold: Gold,
     signer: TokenSigner,
     revoker: Option<crate::Revoker>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let gold = Gold::lazy(gold_url, settings.gold_timeout_ms).map_err(ServeError::GoldUrl)?;
     let dummy_hash = password::hash_off_thread("not a real password, only a timing decoy".into())
         .await
         .map_err(ServeError::Decoy)?;

@@ -71,16 +71,6 @@ pub mod gateway {
     tonic::include_proto!("warren.gateway.v1");
 }
 
-/// The accepted connections of a gRPC server, with Nagle's algorithm off.
-/// tonic's `serve_with_incoming*` ignores `Server::tcp_nodelay`: without
-/// this, a small reply waits for the peer's delayed ack (40 ms tails).
-#[cfg(feature = "grpc")]
-pub fn grpc_incoming(
-    listener: impl Into<tonic::transport::server::TcpIncoming>,
-) -> tonic::transport::server::TcpIncoming {
-    listener.into().with_nodelay(Some(true))
-}
-
 /// The gRPC contract of config-svc (`proto/config.proto`), with its tonic
 /// client and server.
 #[cfg(feature = "grpc")]

@@ -92,6 +92,8 @@ pub(crate) struct GatewaySide {
     lease: Duration,
     limits: Limits,
     services: RwLock<Vec<Arc<Service>>>,
+    /// How `Deliver` reaches a service (TLS for an `https://` address).
+    connector: warren_kit::grpc::Connector,
     /// Told whenever a registration comes or goes.
     pub(crate) changed: Notify,
     pub(crate) pushes: Inbound<BusPush>,
@@ -105,6 +107,7 @@ impl GatewaySide {
         lease: Duration,
         limits: Limits,
         buffer: usize,
+        connector: warren_kit::grpc::Connector,
     ) -> Self {
         let (pushes, rx) = Inbound::new(buffer, limits.deadline);
         GatewaySide {
@@ -117,6 +120,7 @@ impl GatewaySide {
             lease,
             limits,
             services: RwLock::new(Vec::new()),
+            connector,
             changed: Notify::new(),
             pushes,
             pushes_rx: Mutex::new(Some(rx)),
@@ -355,11 +359,10 @@ impl GatewaySide {
     }
 
     fn service(&self, r: &RegisterRequest) -> Result<Service, Status> {
-        let channel = tonic::transport::Endpoint::from_shared(r.address.clone())
-            .map_err(|e| Status::invalid_argument(format!("address '{}': {e}", r.address)))?
+        let channel = warren_kit::grpc::endpoint(&r.address)
+            .map_err(|e| Status::invalid_argument(format!("address: {e}")))?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .connect_with_connector_lazy(self.connector.clone());
         let what = format!("service '{}' at {}", r.name, r.address);
         let limits = Limits {
             single: r.format() == Format::Single,

@@ -2,6 +2,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use warren_kit::tls::{Tls, TlsSettings};
+
 use crate::{BusError, batch::MAX_BATCH_ITEMS};
 
 /// The gRPC gateway's settings (`bus.grpc`).
@@ -12,10 +14,12 @@ pub struct GrpcSettings {
     /// Where a game serves `Upstream` (port 0: any free one).
     pub listen: SocketAddr,
     /// The address a game gives the gateways for `Deliver`; empty:
-    /// `http://` and the address it bound (set it when `listen` is a
-    /// wildcard or behind NAT).
+    /// `http://` (`https://` with TLS) and the address it bound (set it
+    /// when `listen` is a wildcard or behind NAT, and with TLS to the
+    /// name its certificate carries).
     pub advertise: String,
-    /// Every gateway a game registers with (`http://host:port`).
+    /// Every gateway a game registers with (`http://host:port`, or
+    /// `https://` for TLS).
     pub gateways: Vec<String>,
     /// Game shards in the deployment.
     pub shards: u16,
@@ -35,6 +39,12 @@ pub struct GrpcSettings {
     pub queue: usize,
     /// A registration lapses this long after its last renewal.
     pub lease: Duration,
+    /// The process's certificate: `Gateway` and `Upstream` serve TLS
+    /// with it on any address but loopback (mutual with `tls.client_ca`).
+    pub tls: Option<Tls>,
+    /// What this process's calls to an `https://` gateway or service
+    /// trust, and the certificate they show (`tls.ca`, `tls.client_cert`).
+    pub client_tls: TlsSettings,
 }
 
 impl GrpcSettings {
@@ -54,6 +64,8 @@ impl GrpcSettings {
             buffer: 16_384,
             queue: 4096,
             lease: Duration::from_secs(3),
+            tls: None,
+            client_tls: TlsSettings::default(),
         }
     }
 

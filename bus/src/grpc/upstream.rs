@@ -64,12 +64,12 @@ impl Link {
         sender: u64,
         limits: Limits,
         learned: Arc<tokio::sync::Notify>,
+        connector: warren_kit::grpc::Connector,
     ) -> Result<Self, BusError> {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-            .map_err(|e| BusError::Mismatch(format!("bus.grpc.gateways: '{url}': {e}")))?
+        let channel = warren_kit::grpc::endpoint(url)
+            .map_err(|e| BusError::Mismatch(format!("bus.grpc.gateways: {e}")))?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .connect_with_connector_lazy(connector);
         let client = GatewayClient::new(channel);
         let what = format!("the gateway at {url}");
         let pushes = Outbound::start(

@@ -39,6 +39,7 @@ async fn a_service_gets_typed_values_that_follow_publishes() {
         url: server.url(),
         cache_dir: Some(cache.path().to_owned()),
         names: vec!["chat".into()],
+        tls: Default::default(),
     });
     let chat: Live<Chat> = client.typed("chat", Chat { max_message_len: 3 });
     until("the first version", Duration::from_secs(5), || {
@@ -76,6 +77,7 @@ async fn config_svc_down_at_start_means_the_saved_copy_then_reconnection() {
             url: server.url(),
             cache_dir: Some(cache.path().to_owned()),
             names: vec!["chat".into()],
+            tls: Default::default(),
         });
         let chat = client.typed("chat", Chat { max_message_len: 3 });
         until("version 2", Duration::from_secs(5), || chat.version() == 2).await;
@@ -93,6 +95,7 @@ async fn config_svc_down_at_start_means_the_saved_copy_then_reconnection() {
         url: format!("http://{addr}"),
         cache_dir: Some(cache.path().to_owned()),
         names: vec!["chat".into(), "economy".into()],
+        tls: Default::default(),
     });
     let chat = client.typed("chat", Chat { max_message_len: 3 });
     assert_eq!((chat.version(), chat.get().max_message_len), (2, 42));

@@ -46,6 +46,7 @@ impl Server {
         let service = ConfigService::new(store.clone(), hub.clone(), TOKEN);
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
+            let listener = warren_kit::grpc::Listener::new(listener, None).unwrap();
             warren_config::serve_grpc(listener, service, signal)
                 .await
                 .unwrap();

@@ -19,7 +19,7 @@
 //! Calls to gold block this service's own thread (never an async thread), up
 //! to `gold_timeout_ms`; gold being down is error `unavailable`.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use tokio::runtime::Handle;
@@ -57,15 +57,13 @@ impl Wallet {
     /// The cmds the wallet owns.
     pub const CMDS: [u32; 4] = [BALANCE, DAILY, BUY, ITEMS];
 
-    /// `gold_url` is reached lazily: the game starts (and its other services
+    /// `gold` is reached lazily: the game starts (and its other services
     /// serve) while gold is down. Must be called inside a tokio runtime.
     pub fn new(
-        gold_url: &str,
+        gold: Gold,
         economy: Live<EconomyConfig>,
         items: BTreeMap<String, i64>,
-        timeout: Duration,
     ) -> Result<Self, String> {
-        let gold = Gold::lazy(gold_url, timeout)?;
         let rt = Handle::try_current().map_err(|e| e.to_string())?;
         Ok(Wallet {
             gold,

@@ -32,6 +32,7 @@ impl Server {
         let stop = CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
+            let listener = warren_kit::grpc::Listener::new(listener, None).unwrap();
             warren_gold::run(listener, store, &GoldSettings::default(), signal)
                 .await
                 .unwrap();

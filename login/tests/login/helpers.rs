@@ -36,6 +36,7 @@ pub(crate) async fn start_with(gold_reachable: bool, settings: LoginSettings) ->
         let addr = listener.local_addr().unwrap();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
+            let listener = warren_kit::grpc::Listener::new(listener, None).unwrap();
             warren_gold::run(listener, store, &GoldSettings::default(), signal)
                 .await
                 .unwrap();
@@ -61,7 +62,10 @@ pub(crate) async fn start_with(gold_reachable: bool, settings: LoginSettings) ->
     let signal = stop.clone().cancelled_owned();
     tokio::spawn(async move {
         let listener = warren_http::Listener::new(listener, None).unwrap();
-        warren_login::run(listener, &settings, &gold_url, signer, None, signal)
+        let timeout = settings.gold_timeout_ms;
+        let channel = warren_kit::grpc::lazy(&gold_url, &Default::default(), timeout).unwrap();
+        let gold = warren_proto::gold::Gold::new(channel, timeout);
+        warren_login::run(listener, &settings, gold, signer, None, signal)
             .await
             .unwrap();
     });

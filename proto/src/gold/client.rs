@@ -1,7 +1,8 @@
-//! The one client of gold, for login and the game's wallet: a lazily
-//! connected channel (callers start, and serve what does not need gold,
-//! while gold is down), a deadline on every call, and what a failure
-//! means to the caller.
+//! The one client of gold, for login, the game's wallet and `warren ban`:
+//! on a lazily connected channel (callers start, and serve what does not
+//! need gold, while gold is down; `warren_kit::grpc::lazy` makes one,
+//! plain or TLS), a deadline on every call, and what a failure means to
+//! the caller.
 
 use std::time::Duration;
 
@@ -34,17 +35,12 @@ pub enum Failure<'a> {
 }
 
 impl Gold {
-    /// Gold at `url` (connected on first use), every call — and every
-    /// attempt to connect — bounded by `timeout`.
-    pub fn lazy(url: &str, timeout: Duration) -> Result<Gold, String> {
-        let channel = Channel::from_shared(url.to_owned())
-            .map_err(|e| format!("bad gold URL {url:?}: {e}"))?
-            .connect_timeout(timeout)
-            .connect_lazy();
-        Ok(Gold {
+    /// Gold on `channel`, every call bounded by `timeout`.
+    pub fn new(channel: Channel, timeout: Duration) -> Gold {
+        Gold {
             client: GoldClient::new(channel),
             timeout,
-        })
+        }
     }
 
     /// The generated client, to call with [`Gold::request`]s.

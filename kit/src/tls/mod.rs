@@ -1,37 +1,42 @@
 //! TLS for every listener of a Warren process (rustls, no OpenSSL).
 //!
-//! - [`TlsSettings`]: the certificate chain and key (PEM files).
+//! - [`TlsSettings`]: the certificate chain and key (PEM files), and the
+//!   authority of mutual TLS between Warren's processes.
 //! - [`Tls`]: a server configuration whose certificate is **reloaded** when
 //!   its files change (looked at every [`RELOAD_EVERY`]): a renewed
 //!   certificate is served to new connections without a restart, and the
 //!   connections already open keep theirs. A file that does not load keeps
 //!   the old certificate in service, and the error is logged.
-//! - [`Stream`]: a plain or a TLS connection, one type for the code above.
+//! - [`Stream`]: a plain or a TLS connection, one type for the code above,
+//!   and [`accepting`]: the accept loop with handshakes off its path.
+//! - [`client_agent`] and [`client_config`]: Warren's own clients (HTTPS
+//!   to the admin endpoints, gRPC to its services).
 //! - [`check_plain`]: plain text is for loopback; on any other address a
 //!   listener needs TLS, or `tls.allow_plain` said explicitly.
+
+mod client;
+mod stream;
+
+pub use client::{client_agent, client_config};
+pub use stream::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, Stream, accepting};
 
 use std::{
     io,
     net::SocketAddr,
     path::{Path, PathBuf},
-    pin::Pin,
     sync::{Arc, RwLock},
-    task::{Context, Poll},
     time::{Duration, SystemTime},
 };
 
 use rustls::{
     ServerConfig,
     crypto::ring,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::{ClientHello, ResolvesServerCert},
+    pki_types::{PrivateKeyDer, pem::PemObject},
+    server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
     sign::CertifiedKey,
 };
 use serde::{Deserialize, Serialize};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
 /// How often the certificate files are looked at for a change.
@@ -46,9 +51,20 @@ pub struct TlsSettings {
     /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: Option<PathBuf>,
     /// What Warren's own clients (the command line, login's logout
-    /// forwarding) trust when they call its HTTPS endpoints: this
-    /// authority (PEM). Unset: exactly `cert` (a self-signed certificate).
+    /// forwarding, the gRPC clients of gold, config-svc and the gRPC
+    /// gateway) trust when they call an `https://` URL: this authority
+    /// (PEM). Unset: exactly `cert` (a self-signed certificate).
     pub ca: Option<PathBuf>,
+    /// Mutual TLS between Warren's processes: the gRPC listeners (gold,
+    /// config-svc, the gRPC gateway) accept only clients showing a
+    /// certificate this authority (PEM) signed. Unset: any client. Read
+    /// when the process starts.
+    pub client_ca: Option<PathBuf>,
+    /// The certificate Warren's gRPC clients show a server that asks for
+    /// one (mutual TLS). Unset: `cert`.
+    pub client_cert: Option<PathBuf>,
+    /// Its private key. Unset: `key`.
+    pub client_key: Option<PathBuf>,
     /// Allow plain text on an address that is not loopback (behind a TLS
     /// proxy, say). Off: such a listener refuses to start.
     pub allow_plain: bool,
@@ -60,6 +76,15 @@ pub enum TlsError {
     File { path: PathBuf, why: String },
     #[error("tls.cert and tls.key go together: set both, or neither")]
     Half,
+    #[error("tls.client_cert and tls.client_key go together: set both, or neither")]
+    HalfClient,
+    #[error(
+        "an https:// URL needs to know whom to trust: set tls.ca (the authority of Warren's \
+         certificates) or tls.cert"
+    )]
+    NoTrust,
+    #[error("tls.client_ca is set, so the gRPC listeners need a certificate: set tls.cert and tls.key")]
+    MutualWithoutCert,
     #[error("the certificate and key do not make a TLS configuration: {0}")]
     Config(String),
     #[error(
@@ -96,13 +121,7 @@ fn file_error(path: &Path, why: impl std::fmt::Display) -> TlsError {
 
 /// Loads a chain and key into a signing key rustls can serve.
 fn load_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| file_error(cert, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(cert, e))?;
-    if chain.is_empty() {
-        return Err(file_error(cert, "no certificate in the file"));
-    }
+    let chain = client::certs(cert)?;
     let der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
     let signing = ring::sign::any_supported_type(&der).map_err(|e| file_error(key, e))?;
     let certified = CertifiedKey::new(chain, signing);
@@ -167,6 +186,8 @@ impl ResolvesServerCert for Reloading {
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
+    /// For the gRPC listeners ([`Tls::for_services`]).
+    services: TlsAcceptor,
     reloading: Arc<Reloading>,
 }
 
@@ -183,6 +204,9 @@ impl Tls {
     /// Starts watching the files (needs a tokio runtime).
     pub fn load(settings: &TlsSettings) -> Result<Option<Tls>, TlsError> {
         let (cert, key) = match (&settings.cert, &settings.key) {
+            (None, None) if settings.client_ca.is_some() => {
+                return Err(TlsError::MutualWithoutCert);
+            }
             (None, None) => return Ok(None),
             (Some(cert), Some(key)) => (cert.clone(), key.clone()),
             _ => return Err(TlsError::Half),
@@ -193,19 +217,42 @@ impl Tls {
             cert,
             key,
         });
-        let provider = Arc::new(ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(reloading.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let tls = Tls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            reloading,
+        let config = |alpn: &[&[u8]], client_ca: Option<&Path>| {
+            let provider = Arc::new(ring::default_provider());
+            let builder = ServerConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            let builder = match client_ca {
+                None => builder.with_no_client_auth(),
+                Some(path) => {
+                    let roots = Arc::new(client::roots(path)?);
+                    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
+                        .build()
+                        .map_err(|e| file_error(path, e))?;
+                    builder.with_client_cert_verifier(verifier)
+                }
+            };
+            let mut config = builder.with_cert_resolver(reloading.clone());
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            Ok::<_, TlsError>(TlsAcceptor::from(Arc::new(config)))
         };
-        tokio::spawn(watch(Arc::downgrade(&tls.reloading)));
+        let tls = Tls {
+            acceptor: config(&[b"h2", b"http/1.1"], None)?,
+            services: config(&[b"h2"], settings.client_ca.as_deref())?,
+            reloading: reloading.clone(),
+        };
+        tokio::spawn(watch(Arc::downgrade(&reloading)));
         Ok(Some(tls))
+    }
+
+    /// The same certificate, for the gRPC listeners of Warren's own
+    /// services: HTTP/2 only, and with `tls.client_ca` set, only clients
+    /// whose certificate that authority signed (mutual TLS).
+    pub fn for_services(&self) -> Tls {
+        Tls {
+            acceptor: self.services.clone(),
+            ..self.clone()
+        }
     }
 
     /// The TLS handshake on an accepted connection.
@@ -223,106 +270,6 @@ async fn watch(reloading: std::sync::Weak<Reloading>) {
             return;
         };
         reloading.reload_if_changed();
-    }
-}
-
-/// An HTTP client for Warren's own endpoints (`http://` or `https://`),
-/// every call bounded by `timeout`, statuses not turned into errors. Over
-/// TLS it trusts `tls.ca`, else exactly `tls.cert`; with neither, only
-/// plain `http://` URLs work.
-pub fn client_agent(settings: &TlsSettings, timeout: Duration) -> Result<ureq::Agent, TlsError> {
-    let mut config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout));
-    if let Some(roots) = settings.ca.as_ref().or(settings.cert.as_ref()) {
-        let certs = CertificateDer::pem_file_iter(roots)
-            .map_err(|e| file_error(roots, e))?
-            .map(|c| {
-                c.map(|c| ureq::tls::Certificate::from_der(&c).to_owned())
-                    .map_err(|e| file_error(roots, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))
-            .unversioned_rustls_crypto_provider(Arc::new(ring::default_provider()))
-            .build();
-        config = config.tls_config(tls);
-    }
-    Ok(config.build().into())
-}
-
-/// A connection, plain or TLS.
-#[derive(Debug)]
-pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    /// `tcp` as it is (no TLS), or after the TLS handshake.
-    pub async fn accept(tcp: TcpStream, tls: Option<&Tls>) -> io::Result<Stream> {
-        match tls {
-            None => Ok(Stream::Plain(tcp)),
-            Some(tls) => Ok(Stream::Tls(Box::new(tls.accept(tcp).await?))),
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
     }
 }
 
