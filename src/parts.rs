@@ -214,7 +214,11 @@ pub(crate) async fn open_bus(
             Ok(Arc::new(bus))
         }
         BusKind::Grpc if role == "game" => {
-            let grpc = grpc_bus(settings, settings.bus.grpc.listen, "the game's Upstream (gRPC)")?;
+            let grpc = grpc_bus(
+                settings,
+                settings.bus.grpc.listen,
+                "the game's Upstream (gRPC)",
+            )?;
             let bus = GrpcBus::service(grpc)
                 .await
                 .context("starting the gRPC gateway bus")?;

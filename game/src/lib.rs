@@ -74,8 +74,8 @@ pub fn builder(s: &GameSettings, upstreams: &Upstreams) -> Result<GameBuilder, G
     let gold = warren_kit::grpc::lazy(&upstreams.gold_url, &upstreams.tls, s.gold_timeout_ms)
         .map_err(|e| GameError::Setup(format!("gold: {e}")))?;
     let gold = warren_proto::gold::Gold::new(gold, s.gold_timeout_ms);
-    let wallet = services::Wallet::new(gold, economy, s.shop_items.clone())
-        .map_err(GameError::Setup)?;
+    let wallet =
+        services::Wallet::new(gold, economy, s.shop_items.clone()).map_err(GameError::Setup)?;
     let expiry = s.connector_expiry_ms.max(Duration::from_millis(1));
     let b = GameBuilder::new(s.runtime())
         .service("echo", services::Echo::CMDS, || services::Echo)

@@ -229,6 +229,8 @@ pub fn endpoint(url: &str) -> Result<Endpoint, String> {
         Endpoint::from_shared(url.to_owned()).map_err(|e| format!("bad URL {url:?}: {e}"))?;
     match endpoint.uri().scheme_str() {
         Some("http" | "https") => Ok(endpoint),
-        _ => Err(format!("bad URL {url:?}: it starts with http:// or https://")),
+        _ => Err(format!(
+            "bad URL {url:?}: it starts with http:// or https://"
+        )),
     }
 }

@@ -27,17 +27,28 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) async fn start(store: Store) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(store, "127.0.0.1:0", None).await.0
+    }
+
+    /// On `addr`, serving `tls` where `warren_kit::grpc::Listener` does
+    /// (off loopback); also whether it does.
+    pub(crate) async fn start_on(
+        store: Store,
+        addr: &str,
+        tls: Option<&warren_kit::tls::Tls>,
+    ) -> (Server, bool) {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let listener = warren_kit::grpc::Listener::new(listener, tls).unwrap();
+        let serves_tls = listener.tls().is_some();
         let stop = CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
-            let listener = warren_kit::grpc::Listener::new(listener, None).unwrap();
             warren_gold::run(listener, store, &GoldSettings::default(), signal)
                 .await
                 .unwrap();
         });
-        Server { addr, stop }
+        (Server { addr, stop }, serves_tls)
     }
 
     pub(crate) fn url(&self) -> String {

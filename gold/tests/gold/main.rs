@@ -7,3 +7,4 @@ mod bank;
 mod helpers;
 mod sessions;
 mod store;
+mod tls;

@@ -83,7 +83,9 @@ pub enum TlsError {
          certificates) or tls.cert"
     )]
     NoTrust,
-    #[error("tls.client_ca is set, so the gRPC listeners need a certificate: set tls.cert and tls.key")]
+    #[error(
+        "tls.client_ca is set, so the gRPC listeners need a certificate: set tls.cert and tls.key"
+    )]
     MutualWithoutCert,
     #[error("the certificate and key do not make a TLS configuration: {0}")]
     Config(String),
