@@ -206,16 +206,22 @@ impl Stack {
     }
 
     /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint
-    /// (and its gold, in a full stack).
+    /// (and its gold, in a full stack), with the stack's TLS settings.
     pub fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {
+        let scheme = match self.setting("WARREN_TLS__CERT") {
+            Some(_) => "https",
+            None => "http",
+        };
+        let tls = self.env.iter().filter(|(k, _)| k.starts_with("WARREN_TLS__"));
         let out = Command::new(warren_binary())
             .arg(command)
             .args(args)
-            .arg(format!("--admin=http://{}", self.admin))
+            .arg(format!("--admin={scheme}://{}", self.admin))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
             .envs(self.gold.iter().map(|url| ("WARREN_GOLD__URL", url)))
+            .envs(tls.map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         (

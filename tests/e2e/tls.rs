@@ -1,7 +1,8 @@
 //! TLS in Warren itself: `wss://` on the connector and HTTPS on login with
 //! a certificate from the settings, a wrong hostname refused, the
 //! certificate swapped under a live socket, a logout forwarded to the
-//! game's admin endpoint over HTTPS, and plain text refused off loopback.
+//! game's admin endpoint over HTTPS, plain text refused off loopback, and
+//! the full stack's gRPC (gold, config-svc) over mutual TLS.
 
 use std::path::Path;
 
@@ -9,17 +10,27 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-use warren_proto::{Frame, cmd};
+use warren_proto::{Frame, LoginReply, cmd};
 use warren_test_support::{
     TempDir,
-    stack::eventually,
-    tls::{cert_der, client_config, connect, make_cert, peer_cert},
+    stack::{STEP, eventually},
+    tls::{cert_der, client_config, connect, make_ca, make_cert, make_signed, peer_cert},
 };
 
 use crate::helpers::{BusKind, KickBody, Stack, body, decode};
 
-/// `POST path` with a JSON body over an open connection; the JSON answer.
-async fn post_json(mut io: impl AsyncRead + AsyncWrite + Unpin, path: &str, json: &str) -> Value {
+/// `POST path` with a JSON body over an open connection; the JSON answer
+/// of a 200.
+async fn post_json(io: impl AsyncRead + AsyncWrite + Unpin, path: &str, json: &str) -> Value {
+    let response = post_any(io, path, json).await;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
+}
+
+/// `POST path` with a JSON body over an open connection; the whole
+/// response.
+async fn post_any(mut io: impl AsyncRead + AsyncWrite + Unpin, path: &str, json: &str) -> String {
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{json}",
@@ -28,9 +39,7 @@ async fn post_json(mut io: impl AsyncRead + AsyncWrite + Unpin, path: &str, json
     io.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     io.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).unwrap()
+    response
 }
 
 /// Writes `from`'s certificate and key over `to`'s, each file replaced at
@@ -189,4 +198,110 @@ fn plain_text_off_loopback_is_refused() {
         stderr.contains("not loopback") && stderr.contains("tls.allow_plain"),
         "{stderr}"
     );
+}
+
+// Long: one stack's story, told in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_stack_talks_grpc_over_mutual_tls() {
+    let dir = TempDir::new("warren-mtls");
+    let ca = make_ca(dir.path(), "ca", "warren-test-ca");
+    let cert = make_signed(dir.path(), "warren", "warren", &ca);
+    let paths = [&cert.0, &cert.1, &ca.0].map(|p| p.display().to_string());
+    // gold and config-svc on every address (so TLS), clients of either
+    // showing the certificate the authority signed.
+    let env = [
+        ("WARREN_TLS__CERT", paths[0].as_str()),
+        ("WARREN_TLS__KEY", paths[1].as_str()),
+        ("WARREN_TLS__CA", paths[2].as_str()),
+        ("WARREN_TLS__CLIENT_CA", paths[2].as_str()),
+        ("WARREN_GOLD__LISTEN", "0.0.0.0:0"),
+        ("WARREN_CONFIG_SVC__LISTEN", "0.0.0.0:0"),
+        ("WARREN_TLS__ALLOW_PLAIN", "false"),
+    ];
+    let stack = Stack::start_full_with(BusKind::RabbitMq, &env).await;
+    let gold = stack.gold.clone().unwrap();
+    assert!(gold.starts_with("https://"), "{gold}");
+    let trusts = client_config(&ca.0);
+
+    // login → gold: a guest sign-in.
+    let login = stack.login.unwrap();
+    let io = connect(login, "localhost", trusts.clone()).await.unwrap();
+    let reply = post_json(io, "/v1/guest", r#"{"device_id": "mtls-phone"}"#).await;
+    let token = reply["token"].as_str().unwrap().to_owned();
+
+    // wss → game → gold: the wallet's balance.
+    let io = connect(stack.addr, "localhost", trusts.clone())
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(stack.url.clone(), io)
+        .await
+        .unwrap();
+    let mut exchange = async |seq: u64, cmd: u32, payload: Vec<u8>| {
+        let frame = Frame::new(seq, cmd, bytes::Bytes::from(payload)).encode();
+        ws.send(Message::Binary(frame.into())).await.unwrap();
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Binary(bytes) => return Frame::decode(&bytes).unwrap(),
+                _ => continue,
+            }
+        }
+    };
+    let hello = exchange(1, cmd::LOGIN, body(&serde_json::json!({"token": token}))).await;
+    let uid = decode::<LoginReply>(&hello).uid;
+    let balance = exchange(2, 3001, body(&serde_json::json!({}))).await;
+    assert_eq!(balance.cmd, 3001, "{balance:?}");
+    let balance: Value = decode(&balance);
+    assert_eq!(balance["balance"], 0, "{balance}");
+
+    // game → config-svc: the game watches its documents.
+    eventually("the game watching config-svc", async || {
+        stack
+            .game_log()
+            .contains("watching config-svc")
+            .then_some(())
+    })
+    .await;
+
+    // The command line → gold: a ban, then login refuses the player.
+    let uid_arg = uid.to_string();
+    let (ok, out) = stack.warren_admin("ban", &["--uid", &uid_arg, "--reason", "e2e"]);
+    assert!(ok, "warren ban failed: {out}");
+    let io = connect(login, "localhost", trusts.clone()).await.unwrap();
+    let refused = post_any(io, "/v1/guest", r#"{"device_id": "mtls-phone"}"#).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+
+    // A client without a certificate reaches neither gold nor config-svc.
+    let bare = warren_kit::tls::TlsSettings {
+        ca: Some(ca.0.clone()),
+        ..Default::default()
+    };
+    let config = format!("https://127.0.0.1:{}", stack.config.unwrap().port());
+    for url in [gold, config] {
+        let channel = warren_kit::grpc::lazy(&url, &bare, STEP).unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let checked = health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await;
+        assert!(checked.is_err(), "{url}: {checked:?}");
+        // The same with the certificate: serving.
+        let channel = warren_kit::grpc::lazy(&url, &signed(&ca, &cert), STEP).unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let checked = health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await;
+        assert!(checked.is_ok(), "{url}: {checked:?}");
+    }
+}
+
+/// A client trusting `ca` and showing `cert`.
+fn signed(
+    ca: &(std::path::PathBuf, std::path::PathBuf),
+    cert: &(std::path::PathBuf, std::path::PathBuf),
+) -> warren_kit::tls::TlsSettings {
+    warren_kit::tls::TlsSettings {
+        ca: Some(ca.0.clone()),
+        client_cert: Some(cert.0.clone()),
+        client_key: Some(cert.1.clone()),
+        ..Default::default()
+    }
 }

@@ -87,6 +87,7 @@ impl Stack {
             .find(|(k, _)| *k == "WARREN_BUS__REDIS__URL")
             .map_or_else(redis_url, |(_, v)| v.to_string());
         let mut namespace = None;
+        let tls = extra.iter().any(|(k, _)| *k == "WARREN_TLS__CERT");
         let shards: u16 = extra
             .iter()
             .find(|(k, _)| *k == "WARREN_BUS__SHARDS")
@@ -117,7 +118,11 @@ impl Stack {
             // admin endpoint, so that one's address is known in advance.
             let first_game_admin = full.then(crate::ports::unused);
             if let Some(admin) = first_game_admin {
-                env.push(("WARREN_LOGIN__GAME_ADMIN".into(), format!("http://{admin}")));
+                let scheme = if tls { "https" } else { "http" };
+                env.push((
+                    "WARREN_LOGIN__GAME_ADMIN".into(),
+                    format!("{scheme}://{admin}"),
+                ));
             }
             if full {
                 let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
@@ -130,10 +135,9 @@ impl Stack {
                 s.procs.push(login_proc);
                 let mut config_proc = Proc::spawn("config-svc", &dir, &["config-svc"], &env);
                 let ready = config_proc.wait_ready();
-                let grpc = ready.addr("config");
+                config = Some(ready.addr("config"));
                 config_page = Some(ready.addr("config_page"));
-                config = Some(grpc);
-                env.push(("WARREN_CONFIG_SVC__URL".into(), format!("http://{grpc}")));
+                env.push(("WARREN_CONFIG_SVC__URL".into(), ready.url("config")));
                 s.procs.push(config_proc);
             } else {
                 // No config-svc in this stack: the game runs on its
