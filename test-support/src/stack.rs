@@ -212,7 +212,10 @@ impl Stack {
             Some(_) => "https",
             None => "http",
         };
-        let tls = self.env.iter().filter(|(k, _)| k.starts_with("WARREN_TLS__"));
+        let tls = self
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("WARREN_TLS__"));
         let out = Command::new(warren_binary())
             .arg(command)
             .args(args)
