@@ -29,10 +29,12 @@ async fn balance(url: &str, tls: &TlsSettings) -> Result<i64, tonic::Status> {
     Ok(gold.client().balance(request).await?.into_inner().balance)
 }
 
-/// Whether the call failed in the connection, not in gold.
+/// Whether the call failed in the connection, not in gold: what its
+/// callers hear as `unavailable`.
 fn transport_failed(status: &tonic::Status) -> bool {
-    std::error::Error::source(status)
-        .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some())
+    let failed = std::error::Error::source(status)
+        .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+    failed && warren_proto::gold::failure(status) == warren_proto::gold::Failure::Unavailable
 }
 
 /// A client trusting `ca`, showing `identity` if any.

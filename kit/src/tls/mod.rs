@@ -190,6 +190,11 @@ pub struct Tls {
     acceptor: TlsAcceptor,
     /// For the gRPC listeners ([`Tls::for_services`]).
     services: TlsAcceptor,
+    /// Whether a failed handshake is worth a warning: on a gRPC
+    /// listener only Warren's own processes connect, and one that fails
+    /// is misconfigured (on a public listener it is a scanner, or a
+    /// player's network: debug level).
+    pub(crate) warn_on_failure: bool,
     reloading: Arc<Reloading>,
 }
 
@@ -241,6 +246,7 @@ impl Tls {
         let tls = Tls {
             acceptor: config(&[b"h2", b"http/1.1"], None)?,
             services: config(&[b"h2"], settings.client_ca.as_deref())?,
+            warn_on_failure: false,
             reloading: reloading.clone(),
         };
         tokio::spawn(watch(Arc::downgrade(&reloading)));
@@ -253,6 +259,7 @@ impl Tls {
     pub fn for_services(&self) -> Tls {
         Tls {
             acceptor: self.services.clone(),
+            warn_on_failure: true,
             ..self.clone()
         }
     }

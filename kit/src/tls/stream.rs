@@ -49,7 +49,8 @@ impl Stream {
 /// handshake. Handshakes run on tasks of their own, at most
 /// [`MAX_HANDSHAKES`] at once (more connections wait in the kernel's
 /// backlog), each within [`HANDSHAKE_TIMEOUT`]; one that fails or takes
-/// longer is dropped and logged at debug level. Accepting stops when the
+/// longer is dropped and logged (at debug level, a warning on a gRPC
+/// listener). Accepting stops when the
 /// receiver is dropped.
 pub fn accepting(listener: TcpListener, tls: Option<Tls>) -> mpsc::Receiver<(Stream, SocketAddr)> {
     let (tx, rx) = mpsc::channel(MAX_HANDSHAKES);
@@ -93,6 +94,9 @@ async fn accept_loop(
             match done {
                 Ok(Ok(stream)) => {
                     let _ = tx.send((Stream::Tls(Box::new(stream)), peer)).await;
+                }
+                Ok(Err(e)) if tls.warn_on_failure => {
+                    tracing::warn!(%peer, error = %e, "TLS handshake failed (a Warren process with the wrong certificate or authority?)");
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

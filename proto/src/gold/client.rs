@@ -63,6 +63,13 @@ impl Gold {
 
 /// What `status` (from gold) means to the caller.
 pub fn failure(status: &Status) -> Failure<'_> {
+    // The connection failed (gold down, or a TLS handshake it refused,
+    // which TLS 1.3 reports only on the first read): gold never answered.
+    let transport = std::error::Error::source(status)
+        .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+    if transport {
+        return Failure::Unavailable;
+    }
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Failure::Unavailable,
         Code::InvalidArgument => Failure::BadRequest(status.message()),
