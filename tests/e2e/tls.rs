@@ -131,17 +131,22 @@ async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_o
         .unwrap_or_else(|| panic!("no cookie: {head}"));
     assert!(cookie.contains("Secure"), "{cookie}");
 
-    // The certificate names localhost and 127.0.0.1, nothing else.
-    assert!(
-        connect(stack.addr, "wrong.example", trusts_first.clone())
-            .await
-            .is_err()
-    );
-    assert!(
-        connect(login, "wrong.example", trusts_first.clone())
-            .await
-            .is_err()
-    );
+    // Every listener of the process shakes hands under the certificate,
+    // which names localhost and 127.0.0.1, nothing else.
+    let listeners = [
+        ("connector", stack.addr),
+        ("login", login),
+        ("call gateway", stack.http),
+        ("game admin", stack.admin),
+        ("connector admin", stack.connector_admins[0]),
+        ("config page", page),
+    ];
+    for (what, addr) in listeners {
+        let io = connect(addr, "localhost", trusts_first.clone()).await;
+        assert_eq!(peer_cert(&io.unwrap()), first, "{what}");
+        let wrong = connect(addr, "wrong.example", trusts_first.clone()).await;
+        assert!(wrong.is_err(), "{what} passed as wrong.example");
+    }
 
     // A renewed certificate replaces the files: new connections get it...
     let next = make_cert(dir.path(), "next", "warren-second");
