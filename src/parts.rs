@@ -186,7 +186,7 @@ pub(crate) async fn open_bus(
         ),
         BusKind::Memory => Ok(Arc::new(MemoryBus::new(settings.bus.memory_capacity))),
         BusKind::Amqp => {
-            let Some(url) = &settings.bus.amqp_url else {
+            let Some(url) = settings.bus.amqp_first() else {
                 bail!(
                     "`warren {role}` runs on RabbitMQ: give --amqp URL or set WARREN_BUS__AMQP_URL"
                 );

@@ -206,6 +206,16 @@ pub struct BusSettings {
     pub kind: Option<BusKind>,
     /// RabbitMQ URL (`bus.kind = "amqp"`).
     pub amqp_url: Option<SecretUrl>,
+    /// A RabbitMQ cluster's nodes (URLs that differ only in host and
+    /// port), after `amqp_url` if it is set: every connection and every
+    /// recovery dials the node that answered last, then the others in
+    /// turn, so losing a node costs a reconnection, not the service.
+    pub amqp_urls: Vec<SecretUrl>,
+    /// RabbitMQ: the request queues and the shard marker are quorum
+    /// queues, replicated over the cluster (the durable mode's already
+    /// are), so they outlive a node. Set it for a cluster; the same on
+    /// every process of a namespace (switching is refused with what to do).
+    pub quorum: bool,
     /// The Redis bus (`bus.kind = "redis"`).
     pub redis: RedisBusSettings,
     /// The ZeroMQ bus (`bus.kind = "zmq"`).
@@ -268,6 +278,8 @@ impl Default for BusSettings {
         BusSettings {
             kind: None,
             amqp_url: None,
+            amqp_urls: Vec::new(),
+            quorum: false,
             redis: RedisBusSettings::default(),
             zmq: ZmqBusSettings::default(),
             grpc: GrpcBusSettings::default(),
@@ -289,7 +301,7 @@ impl BusSettings {
     /// that acknowledges (the in-process bus keeps nothing across a
     /// restart, so it refuses the mode rather than pretend).
     pub fn transport(&self) -> Result<BusKind, String> {
-        let kind = match (self.kind, &self.amqp_url, &self.redis.url) {
+        let kind = match (self.kind, self.amqp_first(), &self.redis.url) {
             (Some(kind), ..) => kind,
             (None, Some(_), Some(_)) => {
                 return Err(
@@ -303,9 +315,9 @@ impl BusSettings {
             (None, None, None) => BusKind::Memory,
         };
         match kind {
-            BusKind::Amqp if self.amqp_url.is_none() => {
-                Err("bus.kind = \"amqp\" needs bus.amqp_url (or --amqp URL)".into())
-            }
+            BusKind::Amqp if self.amqp_first().is_none() => Err(
+                "bus.kind = \"amqp\" needs bus.amqp_url or bus.amqp_urls (or --amqp URL)".into(),
+            ),
             BusKind::Redis if self.redis.url.is_none() => {
                 Err("bus.kind = \"redis\" needs bus.redis.url (or --redis URL)".into())
             }
@@ -335,11 +347,26 @@ impl BusSettings {
         }
     }
 
+    /// The RabbitMQ URL in force: `amqp_url`, else the first of
+    /// `amqp_urls`.
+    pub fn amqp_first(&self) -> Option<&SecretUrl> {
+        self.amqp_url.as_ref().or(self.amqp_urls.first())
+    }
+
     /// The RabbitMQ bus settings of a process that consumes `shard`'s
-    /// requests (any shard for a process that consumes none).
+    /// requests (any shard for a process that consumes none), on `url`
+    /// and the other nodes of `amqp_urls`.
     pub fn amqp(&self, url: &SecretUrl, client_name: &str, shard: u16) -> AmqpSettings {
+        let mut nodes: Vec<SecretUrl> = Vec::new();
+        for node in &self.amqp_urls {
+            if node.expose() != url.expose() && !nodes.iter().any(|n| n.expose() == node.expose()) {
+                nodes.push(node.clone());
+            }
+        }
         AmqpSettings {
             url: url.clone(),
+            nodes,
+            quorum: self.quorum,
             namespace: self.namespace.clone(),
             prefetch: self.prefetch,
             max_queue_length: self.max_queue_length,

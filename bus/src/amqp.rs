@@ -214,9 +214,15 @@ impl AmqpBus {
         // are refused at once meanwhile, and one that does not recover is
         // rebuilt.
         let closed = Arc::new(Open::default());
-        let (url, name) = (settings.url.expose(), &settings.client_name);
-        let publish = Arc::new(Side::connect("publish", url, name, true, closed.clone()).await?);
-        let consume = Arc::new(Side::connect("consume", url, name, false, closed.clone()).await?);
+        let name = &settings.client_name;
+        let urls: Vec<&str> = std::iter::once(&settings.url)
+            .chain(&settings.nodes)
+            .map(warren_kit::SecretUrl::expose)
+            .collect();
+        let nodes = Arc::new(link::Nodes::new(&urls)?);
+        let publish =
+            Arc::new(Side::connect("publish", nodes.clone(), name, true, closed.clone()).await?);
+        let consume = Arc::new(Side::connect("consume", nodes, name, false, closed.clone()).await?);
         let health = Health::new(publish.clone());
         let watcher = tokio::spawn(link::watch(health.clone(), consume.clone()));
         let batcher = Batcher::start(
@@ -282,6 +288,16 @@ impl AmqpBus {
             "x-max-length".into(),
             AMQPValue::LongLongInt(i64::from(shards)),
         );
+        // On a cluster the marker must outlive a node too: a classic
+        // durable queue whose node is down cannot even be declared again
+        // (rabbitmq-server #2454), which would stop every process.
+        let quorum = self.settings.quorum;
+        if quorum {
+            marker.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
         let durable_queue = QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -292,9 +308,12 @@ impl AmqpBus {
                 if e.to_string().contains("PRECONDITION") {
                     BusError::Mismatch(format!(
                         "namespace {} on this broker was set up for another number of game shards \
-                         than this process's {shards} (bus.shards must be the same everywhere; \
-                         see docs/deploy.md)",
-                        self.settings.namespace
+                         or another queue type than this process's (bus.shards = {shards}, \
+                         bus.quorum = {quorum}): both must be the same on every process of a \
+                         namespace. To switch a namespace's queue type, stop its processes and \
+                         delete its queues ({}.*), or use a new namespace (bus.namespace); see \
+                         docs/deploy.md",
+                        self.settings.namespace, self.settings.namespace
                     ))
                 } else {
                     unavailable(e)
@@ -320,14 +339,16 @@ impl AmqpBus {
                 "x-overflow".into(),
                 AMQPValue::LongString("drop-head".into()),
             );
+            if quorum {
+                dead_args.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString("quorum".into()),
+                );
+            }
             ch.queue_declare(t.dead_queue.as_str().into(), durable_queue, dead_args)
                 .await
                 .map_err(unavailable)?;
             bind(ch, &t.dead_queue, &t.dead_exchange, "").await?;
-            request_args.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString("quorum".into()),
-            );
             request_args.insert(
                 "x-delivery-limit".into(),
                 AMQPValue::LongLongInt(i64::from(self.settings.delivery_limit.max(1))),
@@ -335,6 +356,12 @@ impl AmqpBus {
             request_args.insert(
                 "x-dead-letter-exchange".into(),
                 AMQPValue::LongString(t.dead_exchange.as_str().into()),
+            );
+        }
+        if self.settings.durable || quorum {
+            request_args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
             );
         }
         for shard in 0..shards {
@@ -345,9 +372,10 @@ impl AmqpBus {
                     if e.to_string().contains("PRECONDITION") {
                         BusError::Mismatch(format!(
                             "request queue {queue} exists with other settings than this \
-                             process's (bus.durable = {}, bus.delivery_limit = {}, \
-                             bus.max_queue_length = {}): these must be the same on every \
-                             process of namespace {}, or use a new namespace",
+                             process's (bus.durable = {}, bus.quorum = {quorum}, \
+                             bus.delivery_limit = {}, bus.max_queue_length = {}): these must \
+                             be the same on every process of namespace {}, or use a new \
+                             namespace",
                             self.settings.durable,
                             self.settings.delivery_limit,
                             self.settings.max_queue_length,

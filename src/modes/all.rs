@@ -36,7 +36,7 @@ pub(crate) async fn all(
     let calls = parts::start_calls(&settings, bus.clone(), &public, &mut ready, Some(page)).await?;
     match settings.bus.transport() {
         Ok(BusKind::Amqp) => {
-            let url = settings.bus.amqp_url.as_ref().map(ToString::to_string);
+            let url = settings.bus.amqp_first().map(ToString::to_string);
             println!("warren: bus: RabbitMQ at {}", url.unwrap_or_default());
         }
         Ok(BusKind::Redis) => {

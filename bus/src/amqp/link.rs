@@ -15,12 +15,17 @@
 //!   answers TCP again, is torn down and rebuilt on a new connection, said
 //!   in the log; consumers follow their side to the new connection
 //!   ([`Side::generation`]).
+//!
+//! A cluster's nodes ([`Nodes`]): every connection and every recovery
+//! attempt dials the node that answered last, then the others in turn,
+//! so a connection lost with its node comes back on another one through
+//! lapin's own recovery.
 
 use std::{
     future::Future,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -41,6 +46,95 @@ const WATCH_TICK: Duration = Duration::from_millis(50);
 /// rebuilt on a new connection.
 pub(crate) const REBUILD_AFTER: Duration = Duration::from_secs(10);
 
+/// The longest a TCP connection to one node may take before the next
+/// node is tried (a host that is gone does not answer at all).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The nodes of one RabbitMQ (a cluster's, or one), dialled in turn.
+#[derive(Debug)]
+pub(crate) struct Nodes {
+    uris: Vec<lapin::uri::AMQPUri>,
+    /// The node to dial first: the one that answered last.
+    next: AtomicUsize,
+}
+
+impl Nodes {
+    /// `urls` (at least one), which must name the same user and vhost:
+    /// lapin logs in with the first one's whatever node it dials.
+    pub(crate) fn new(urls: &[&str]) -> Result<Nodes, BusError> {
+        let uris = urls
+            .iter()
+            .map(|url| {
+                url.parse::<lapin::uri::AMQPUri>()
+                    .map_err(|e| BusError::Mismatch(format!("a RabbitMQ URL does not parse: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = uris.first() else {
+            return Err(BusError::Mismatch("no RabbitMQ URL".into()));
+        };
+        if let Some(other) = uris
+            .iter()
+            .find(|u| u.vhost != first.vhost || u.authority.userinfo != first.authority.userinfo)
+        {
+            return Err(BusError::Mismatch(format!(
+                "the RabbitMQ URLs of one cluster differ only in host and port: {}:{} has another \
+                 user or vhost than {}:{}",
+                other.authority.host, other.authority.port, first.authority.host, first.authority.port
+            )));
+        }
+        Ok(Nodes {
+            uris,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The node that answered last, then the others, in turn; each attempt
+    /// within [`DIAL_TIMEOUT`].
+    async fn dial<RK>(
+        &self,
+        runtime: &async_rs::Runtime<RK>,
+    ) -> lapin::Result<lapin::AsyncTcpStream<<RK as async_rs::traits::Reactor>::TcpStream>>
+    where
+        RK: async_rs::traits::RuntimeKit + Send + Sync + Clone + 'static,
+    {
+        use lapin::tcp::{AMQPUriTcpExt, OwnedTLSConfig};
+        let start = self.next.load(Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..self.uris.len() {
+            let at = (start + i) % self.uris.len();
+            let uri = &self.uris[at];
+            let tls = OwnedTLSConfig::default();
+            let dialled =
+                tokio::time::timeout(DIAL_TIMEOUT, uri.connect_with_config_async(tls.as_ref(), runtime))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            match dialled {
+                Ok(stream) => {
+                    if at != start {
+                        info!(node = %format!("{}:{}", uri.authority.host, uri.authority.port), "connecting to another RabbitMQ node");
+                    }
+                    self.next.store(at, Ordering::Relaxed);
+                    return Ok(stream);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()).into())
+    }
+
+    /// Whether any node accepts TCP connections.
+    async fn reachable(&self) -> bool {
+        for uri in &self.uris {
+            let addr = (uri.authority.host.clone(), uri.authority.port);
+            let dialled = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr));
+            if matches!(dialled.await, Ok(Ok(_))) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 /// One connection, and the publishing side's confirm-mode channel.
 pub(crate) struct Link {
     pub(crate) conn: Connection,
@@ -57,7 +151,7 @@ impl Link {
 /// One side of the bus: its current connection, replaced when rebuilt.
 pub(crate) struct Side {
     pub(crate) role: &'static str,
-    url: String,
+    nodes: Arc<Nodes>,
     client_name: String,
     link: RwLock<Arc<Link>>,
     /// Bumped by every rebuild: consumers re-open on the new connection.
@@ -80,10 +174,22 @@ fn properties(client_name: &str, role: &str) -> ConnectionProperties {
         .enable_auto_recover()
 }
 
-async fn open(url: &str, client_name: &str, role: &str, confirm: bool) -> Result<Link, BusError> {
-    let conn = Connection::connect(url, properties(client_name, role))
-        .await
-        .map_err(unavailable)?;
+async fn open(
+    nodes: &Arc<Nodes>,
+    client_name: &str,
+    role: &str,
+    confirm: bool,
+) -> Result<Link, BusError> {
+    let runtime = lapin::runtime::default_runtime().map_err(unavailable)?;
+    let dialler = nodes.clone();
+    let conn = Connection::connector(
+        nodes.uris[0].clone(),
+        runtime,
+        async move |_uri, runtime| dialler.dial(&runtime).await,
+        properties(client_name, role),
+    )
+    .await
+    .map_err(unavailable)?;
     let channel = if confirm {
         let channel = conn.create_channel().await.map_err(unavailable)?;
         channel
@@ -102,15 +208,15 @@ impl Side {
     /// channel in confirm mode.
     pub(crate) async fn connect(
         role: &'static str,
-        url: &str,
+        nodes: Arc<Nodes>,
         client_name: &str,
         confirm: bool,
         closed: Arc<Open>,
     ) -> Result<Side, BusError> {
-        let link = open(url, client_name, role, confirm).await?;
+        let link = open(&nodes, client_name, role, confirm).await?;
         Ok(Side {
             role,
-            url: url.to_owned(),
+            nodes,
             client_name: client_name.to_owned(),
             link: RwLock::new(Arc::new(link)),
             generation: watch::channel(0).0,
@@ -131,7 +237,7 @@ impl Side {
     /// back, it is closed then.
     async fn rebuild(&self) -> Result<(), BusError> {
         let confirm = self.link().channel.is_some();
-        let new = open(&self.url, &self.client_name, self.role, confirm).await?;
+        let new = open(&self.nodes, &self.client_name, self.role, confirm).await?;
         let old = std::mem::replace(
             &mut *self.link.write().unwrap_or_else(|p| p.into_inner()),
             Arc::new(new),
@@ -211,20 +317,6 @@ struct Watch {
     tried_at: Option<Instant>,
 }
 
-/// Whether the broker accepts TCP connections (a side is rebuilt only
-/// then: while the broker is away, lapin's own retries are the right
-/// thing).
-async fn reachable(url: &str) -> bool {
-    let Ok(uri) = url.parse::<lapin::uri::AMQPUri>() else {
-        return false;
-    };
-    let addr = (uri.authority.host.clone(), uri.authority.port);
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await,
-        Ok(Ok(_))
-    )
-}
-
 /// Watches both sides until the bus closes (see the module documentation).
 pub(crate) async fn watch(health: Health, consume: Arc<Side>) {
     let mut tick = tokio::time::interval(WATCH_TICK);
@@ -297,7 +389,9 @@ async fn look(side: &Side, w: &mut Watch) -> bool {
     let due = w.tried_at.unwrap_or(since).elapsed() >= REBUILD_AFTER;
     if due {
         w.tried_at = Some(Instant::now());
-        if reachable(&side.url).await {
+        // Rebuilt only while some node answers: while the broker is away,
+        // lapin's own retries are the right thing.
+        if side.nodes.reachable().await {
             warn!(
                 side = side.role,
                 down_for = ?since.elapsed(),

@@ -11,6 +11,15 @@ use warren_proto::ConnectorId;
 pub struct AmqpSettings {
     /// `amqp://user:pass@host:port/vhost`; printed without its password.
     pub url: SecretUrl,
+    /// The other nodes of the same cluster (URLs that differ from `url`
+    /// only in host and port): every connection and recovery dials the
+    /// node that answered last, then the others in turn.
+    pub nodes: Vec<SecretUrl>,
+    /// Request queues and the shard marker are quorum queues (replicated
+    /// over the cluster's nodes, so they outlive one), as in the durable
+    /// mode; set it for a cluster. Every process of a namespace must
+    /// agree.
+    pub quorum: bool,
     /// Prefix of every exchange and queue name.
     pub namespace: String,
     /// Unacknowledged deliveries the broker may send each consumer.
@@ -39,6 +48,8 @@ impl AmqpSettings {
     pub fn new(url: &str, namespace: &str) -> AmqpSettings {
         AmqpSettings {
             url: url.into(),
+            nodes: Vec::new(),
+            quorum: false,
             namespace: namespace.to_owned(),
             prefetch: 256,
             max_queue_length: 100_000,

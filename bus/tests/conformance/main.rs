@@ -169,6 +169,8 @@ fn amqp_url(addr: &str) -> String {
 fn amqp_settings(url: String, namespace: &str, o: &Opts) -> AmqpSettings {
     AmqpSettings {
         url: url.into(),
+        nodes: Vec::new(),
+        quorum: false,
         namespace: namespace.to_owned(),
         prefetch: 64,
         max_queue_length: o.max_queue_length,
