@@ -29,7 +29,10 @@ use std::{
 };
 
 use warren_proto::cmd;
-use warren_test_support::stack::{BusKind, ErrorBody, Event, Stack, decode};
+use warren_test_support::{
+    stack::{BusKind, Event, Stack},
+    steady::steady,
+};
 
 fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl")
@@ -101,71 +104,6 @@ async fn the_players_stay_while_the_broker_restarts_five_times() {
     eprintln!(
         "broker restarts: service back after {recoveries:?}; {refused} requests refused while it was away; {timed_out} answered `timeout` while the connections recovered; 0 disconnects"
     );
-}
-
-/// What one steady player saw.
-#[derive(Debug, Default)]
-struct Seen {
-    answers: BTreeMap<String, usize>,
-    /// Requests not answered within the connector's time-out plus 5 s.
-    late: usize,
-    /// The socket ended.
-    ended: Option<String>,
-}
-
-/// Sends an echo every 50 ms until `stop`, then waits for the answers
-/// still due; classifies every answer.
-async fn steady(mut p: warren_test_support::stack::Client, stop: Arc<AtomicBool>) -> Seen {
-    const EVERY: Duration = Duration::from_millis(50);
-    const DUE: Duration = Duration::from_secs(2 + 5);
-    let mut seen = Seen::default();
-    let mut pending: BTreeMap<u64, Instant> = BTreeMap::new();
-    let mut next_send = Instant::now();
-    let mut stopping_since: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        if stop.load(Ordering::Relaxed) {
-            let since = *stopping_since.get_or_insert(now);
-            if pending.is_empty() || now.duration_since(since) > DUE {
-                break;
-            }
-        } else if now >= next_send {
-            let seq = p.seq();
-            if let Err(e) = p.send_frame(seq, cmd::ECHO, b"\x80".to_vec()).await {
-                seen.ended = Some(e);
-                break;
-            }
-            pending.insert(seq, now);
-            next_send += EVERY;
-        }
-        let wait = next_send
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(5));
-        match p.try_next_event(wait).await {
-            Some(Event::Frame(f)) => {
-                if pending.remove(&f.seq).is_none() {
-                    continue;
-                }
-                let kind = if f.cmd == cmd::ECHO {
-                    "echo".to_owned()
-                } else {
-                    decode::<ErrorBody>(&f).code
-                };
-                *seen.answers.entry(kind).or_default() += 1;
-            }
-            Some(other) => {
-                seen.ended = Some(format!("{other:?}"));
-                break;
-            }
-            None => {}
-        }
-        let now = Instant::now();
-        let before = pending.len();
-        pending.retain(|_, sent| now.duration_since(*sent) <= DUE);
-        seen.late += before - pending.len();
-    }
-    seen.late += pending.len();
-    seen
 }
 
 // Long: one scenario, told in order.

@@ -22,12 +22,12 @@ pub enum BusKind {
 
 impl BusKind {
     /// The flags that put a separate `warren connector` or `warren game`
-    /// on this bus (Redis at `redis`).
-    pub(crate) fn args(self, redis: &str) -> Vec<String> {
+    /// on this bus (RabbitMQ or Redis at `broker`).
+    pub(crate) fn args(self, broker: &str) -> Vec<String> {
         match self {
             BusKind::InProcess => Vec::new(),
-            BusKind::RabbitMq => vec!["--amqp".into(), amqp_url()],
-            BusKind::Redis => vec!["--redis".into(), redis.to_owned()],
+            BusKind::RabbitMq => vec!["--amqp".into(), broker.to_owned()],
+            BusKind::Redis => vec!["--redis".into(), broker.to_owned()],
             BusKind::Zmq | BusKind::ZmqPushServer | BusKind::ZmqPair | BusKind::Grpc => Vec::new(),
         }
     }
@@ -122,15 +122,19 @@ pub fn redis_url() -> String {
 /// runtime of its own: it is called from `Drop`, perhaps inside the
 /// test's. A test that is already failing reports its own failure, not a
 /// cleanup's.
+/// The longest a stack's cleanup may wait for its broker.
+const CLEANUP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(crate) fn delete_namespace(
     kind: BusKind,
     ns: &str,
-    redis: &str,
+    broker: &str,
     shards: u16,
     durable: Option<u32>,
     max_queue_length: Option<i64>,
+    quorum: bool,
 ) {
-    let (ns, redis) = (ns.to_owned(), redis.to_owned());
+    let (ns, broker) = (ns.to_owned(), broker.to_owned());
     let panicking = std::thread::panicking();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -138,14 +142,17 @@ pub(crate) fn delete_namespace(
             .build()
             .unwrap();
         if kind == BusKind::Redis {
-            if let Err(e) = rt.block_on(RedisBus::delete_namespace(&redis, &ns)) {
-                assert!(panicking, "cleaning namespace {ns} up on {redis}: {e}");
-                eprintln!("namespace {ns} left on {redis}: {e}");
+            if let Err(e) = rt.block_on(RedisBus::delete_namespace(&broker, &ns)) {
+                assert!(panicking, "cleaning namespace {ns} up on {broker}: {e}");
+                eprintln!("namespace {ns} left on {broker}: {e}");
             }
             return;
         }
-        rt.block_on(async {
-            let mut settings = AmqpSettings::new(&amqp_url(), &ns);
+        // Bounded: a broker that stays away (a cluster node a failed test
+        // left stopped) must not hang the test binary.
+        let cleaned = rt.block_on(tokio::time::timeout(CLEANUP_WITHIN, async {
+            let mut settings = AmqpSettings::new(&broker, &ns);
+            settings.quorum = quorum;
             settings.client_name = "warren-test-cleanup".to_owned();
             settings.shards = shards;
             settings.durable = durable.is_some();
@@ -156,7 +163,14 @@ pub(crate) fn delete_namespace(
                 .expect("broker reachable for cleanup");
             bus.delete_topology().await.expect("topology deleted");
             bus.close().await;
-        });
+        }));
+        if cleaned.is_err() {
+            assert!(
+                panicking,
+                "namespace {ns} left on {broker}: it did not answer"
+            );
+            eprintln!("namespace {ns} left on {broker}: it did not answer");
+        }
     })
     .join()
     .unwrap();

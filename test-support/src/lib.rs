@@ -32,8 +32,10 @@ pub mod http;
 pub mod load;
 pub mod ports;
 mod process;
+pub mod rabbit_cluster;
 pub mod redis_server;
 pub mod stack;
+pub mod steady;
 pub mod tls;
 
 use std::{

@@ -76,7 +76,9 @@ pub struct Stack {
     namespace: Option<String>,
     /// The Redis the stack runs on: the shared one, or a test's private
     /// server (`WARREN_BUS__REDIS__URL` among the extra settings).
-    redis: String,
+    broker: String,
+    /// The namespace's queues are quorum queues (cleanup declares them so).
+    quorum: bool,
 }
 
 impl Stack {
@@ -239,7 +241,7 @@ impl Stack {
     pub fn run_game_with(&self, extra: &[(&str, &str)]) -> (bool, String) {
         let mut cmd = Command::new(warren_binary());
         cmd.arg("game")
-            .args(self.kind.args(&self.redis))
+            .args(self.kind.args(&self.broker))
             .env_clear()
             .envs(
                 self.env
@@ -358,7 +360,7 @@ impl Stack {
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut args = vec!["game".to_owned()];
-        args.extend(self.kind.args(&self.redis));
+        args.extend(self.kind.args(&self.broker));
         let mut game = Proc::spawn("game-again", &self.dir, &args, &env);
         game.wait_ready();
         self.procs.push(game);
@@ -383,9 +385,9 @@ impl Stack {
             .as_deref()
             .expect("a stack on a networked bus");
         if self.kind == BusKind::Redis {
-            return RedisBus::dead_letters(&self.redis, ns).await.unwrap() as u32;
+            return RedisBus::dead_letters(&self.broker, ns).await.unwrap() as u32;
         }
-        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        let conn = lapin::Connection::connect(&self.broker, lapin::ConnectionProperties::default())
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
@@ -475,10 +477,11 @@ impl Drop for Stack {
             delete_namespace(
                 self.kind,
                 &ns,
-                &self.redis,
+                &self.broker,
                 self.shards,
                 self.durable,
                 self.max_queue_length,
+                self.quorum,
             );
         }
         let _ = std::fs::remove_dir_all(&self.dir);

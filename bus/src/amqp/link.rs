@@ -79,7 +79,10 @@ impl Nodes {
             return Err(BusError::Mismatch(format!(
                 "the RabbitMQ URLs of one cluster differ only in host and port: {}:{} has another \
                  user or vhost than {}:{}",
-                other.authority.host, other.authority.port, first.authority.host, first.authority.port
+                other.authority.host,
+                other.authority.port,
+                first.authority.host,
+                first.authority.port
             )));
         }
         Ok(Nodes {
@@ -104,10 +107,12 @@ impl Nodes {
             let at = (start + i) % self.uris.len();
             let uri = &self.uris[at];
             let tls = OwnedTLSConfig::default();
-            let dialled =
-                tokio::time::timeout(DIAL_TIMEOUT, uri.connect_with_config_async(tls.as_ref(), runtime))
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            let dialled = tokio::time::timeout(
+                DIAL_TIMEOUT,
+                uri.connect_with_config_async(tls.as_ref(), runtime),
+            )
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
             match dialled {
                 Ok(stream) => {
                     if at != start {
@@ -119,14 +124,17 @@ impl Nodes {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()).into())
+        Err(last
+            .unwrap_or_else(|| std::io::ErrorKind::NotFound.into())
+            .into())
     }
 
     /// Whether any node accepts TCP connections.
     async fn reachable(&self) -> bool {
         for uri in &self.uris {
             let addr = (uri.authority.host.clone(), uri.authority.port);
-            let dialled = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr));
+            let dialled =
+                tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr));
             if matches!(dialled.await, Ok(Ok(_))) {
                 return true;
             }

@@ -7,7 +7,7 @@ use warren_login::{JwtSettings, TokenSigner};
 
 use super::Stack;
 use crate::{
-    buses::{BusKind, redis_url},
+    buses::{BusKind, amqp_url, redis_url},
     process::Proc,
     unique,
 };
@@ -82,10 +82,16 @@ impl Stack {
         let signer = TokenSigner::from_file(&private, &JwtSettings::default()).unwrap();
         let mut env = base_env(&dir);
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let redis = extra
-            .iter()
-            .find(|(k, _)| *k == "WARREN_BUS__REDIS__URL")
-            .map_or_else(redis_url, |(_, v)| v.to_string());
+        // The broker: the shared one, or a test's own (its URL among the
+        // extra settings: a private Redis, a RabbitMQ cluster's first node).
+        let setting = |key: &str| extra.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let broker = match kind {
+            BusKind::RabbitMq => {
+                setting("WARREN_BUS__AMQP_URL").map_or_else(amqp_url, str::to_owned)
+            }
+            _ => setting("WARREN_BUS__REDIS__URL").map_or_else(redis_url, str::to_owned),
+        };
+        let quorum = setting("WARREN_BUS__QUORUM") == Some("true");
         let mut namespace = None;
         let tls = extra.iter().any(|(k, _)| *k == "WARREN_TLS__CERT");
         let shards: u16 = extra
@@ -146,7 +152,7 @@ impl Stack {
             }
             let bus = Bus {
                 kind,
-                redis: &redis,
+                broker: &broker,
                 dir: &dir,
                 env: &env,
                 shards,
@@ -206,7 +212,8 @@ impl Stack {
             signer,
             procs: s.procs,
             namespace,
-            redis,
+            broker,
+            quorum,
         }
     }
 }
@@ -214,7 +221,7 @@ impl Stack {
 /// Starting the processes of a networked bus.
 struct Bus<'a> {
     kind: BusKind,
-    redis: &'a str,
+    broker: &'a str,
     dir: &'a std::path::Path,
     env: &'a [(String, String)],
     shards: u16,
@@ -226,7 +233,7 @@ struct Bus<'a> {
 impl Bus<'_> {
     fn args(&self, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        all.extend(self.kind.args(self.redis));
+        all.extend(self.kind.args(self.broker));
         all
     }
 

@@ -1,0 +1,81 @@
+//! A steady player for fault tests: an echo every 50 ms while something
+//! breaks, every answer classified (the echo, or the error's code), and
+//! whatever was never answered counted.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use warren_proto::cmd;
+
+use crate::client::{Client, ErrorBody, Event, decode};
+
+/// What one steady player saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub answers: BTreeMap<String, usize>,
+    /// Requests not answered within the connector's time-out plus 5 s.
+    pub late: usize,
+    /// The socket ended.
+    pub ended: Option<String>,
+}
+
+/// Sends an echo every 50 ms until `stop`, then waits for the answers
+/// still due; classifies every answer.
+pub async fn steady(mut p: Client, stop: Arc<AtomicBool>) -> Seen {
+    const EVERY: Duration = Duration::from_millis(50);
+    const DUE: Duration = Duration::from_secs(2 + 5);
+    let mut seen = Seen::default();
+    let mut pending: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut next_send = Instant::now();
+    let mut stopping_since: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed) {
+            let since = *stopping_since.get_or_insert(now);
+            if pending.is_empty() || now.duration_since(since) > DUE {
+                break;
+            }
+        } else if now >= next_send {
+            let seq = p.seq();
+            if let Err(e) = p.send_frame(seq, cmd::ECHO, b"\x80".to_vec()).await {
+                seen.ended = Some(e);
+                break;
+            }
+            pending.insert(seq, now);
+            next_send += EVERY;
+        }
+        let wait = next_send
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(5));
+        match p.try_next_event(wait).await {
+            Some(Event::Frame(f)) => {
+                if pending.remove(&f.seq).is_none() {
+                    continue;
+                }
+                let kind = if f.cmd == cmd::ECHO {
+                    "echo".to_owned()
+                } else {
+                    decode::<ErrorBody>(&f).code
+                };
+                *seen.answers.entry(kind).or_default() += 1;
+            }
+            Some(other) => {
+                seen.ended = Some(format!("{other:?}"));
+                break;
+            }
+            None => {}
+        }
+        let now = Instant::now();
+        let before = pending.len();
+        pending.retain(|_, sent| now.duration_since(*sent) <= DUE);
+        seen.late += before - pending.len();
+    }
+    seen.late += pending.len();
+    seen
+}

@@ -1,0 +1,154 @@
+//! A RabbitMQ cluster that loses a node: a private three-node cluster
+//! (`warren_test_support::rabbit_cluster`, started once for this binary
+//! and stopped at its end), a connector and a game on it with
+//! `bus.amqp_urls` naming every node and quorum queues, and 200 players
+//! sending an echo every 50 ms each throughout.
+//!
+//! - The node every process is connected to stops: no socket is dropped,
+//!   every request is answered (the echo, or `unavailable` / `timeout`
+//!   while the connections move to another node), and service is back
+//!   within 10 s.
+//! - A node nobody is connected to stops: no effect at all (every answer
+//!   is the echo).
+//!
+//! Its own test binary: the cluster's ports are fixed, and its scenarios
+//! stop nodes, so they run one after the other in one test.
+//!
+//! **Unfinished (issue 20)**: not yet in `scripts/test.sh`, so it runs only
+//! with `cargo test --features cluster-tests --test cluster`. Service comes
+//! back 0.05 to 9.5 s after the node is gone (the connections themselves
+//! move to another node in about 0.3 s): the bound holds only just, and
+//! why the rest takes seconds is not understood yet. The hot standby and
+//! the durable-mode figures are not built.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::task::JoinHandle;
+use warren_proto::cmd;
+use warren_test_support::{
+    rabbit_cluster::RabbitCluster,
+    stack::{BusKind, Client, Event, Stack},
+    steady::{Seen, steady},
+};
+
+const PLAYERS: u64 = 200;
+
+/// Echoes until one is served; how long that took. Every try is
+/// answered (the probe's socket stays open).
+async fn served_after(probe: &mut Client, what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: no service after 30 s"
+        );
+        let seq = probe.seq();
+        probe
+            .send_frame(seq, cmd::ECHO, b"\x80".to_vec())
+            .await
+            .unwrap();
+        let answer = loop {
+            match probe.next_event_within(Duration::from_secs(10)).await {
+                Event::Frame(f) if f.seq == seq => break f,
+                Event::Frame(_) => {}
+                other => panic!("{what}: the probe's socket: {other:?}"),
+            }
+        };
+        if answer.cmd == cmd::ECHO {
+            return started.elapsed();
+        }
+        // Refused at once while the bus reconnects: ask again shortly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Players sending steadily until stopped.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    players: Vec<JoinHandle<Seen>>,
+}
+
+impl Traffic {
+    async fn start(stack: &Stack, first_uid: u64) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut players = Vec::new();
+        for uid in first_uid..first_uid + PLAYERS {
+            let p = stack.player(uid).await;
+            players.push(tokio::spawn(steady(p, stop.clone())));
+        }
+        Traffic { stop, players }
+    }
+
+    /// Stops sending; every answer of every player, after checking that no
+    /// socket ended and no request went unanswered.
+    async fn finish(self, what: &str) -> BTreeMap<String, usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = BTreeMap::new();
+        for (i, p) in self.players.into_iter().enumerate() {
+            let seen = p.await.unwrap();
+            assert_eq!(seen.ended, None, "{what}: player {i}'s socket ended");
+            assert_eq!(seen.late, 0, "{what}: player {i}: unanswered: {seen:?}");
+            for (k, n) in seen.answers {
+                *total.entry(k).or_default() += n;
+            }
+        }
+        total
+    }
+}
+
+// Long: the cluster's scenarios, told in order on one cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_outlives_a_rabbitmq_node() {
+    let cluster = tokio::task::block_in_place(RabbitCluster::start);
+    let (first, all) = (cluster.url(0), cluster.urls_setting());
+    let env = [
+        ("WARREN_BUS__AMQP_URL", first.as_str()),
+        ("WARREN_BUS__AMQP_URLS", all.as_str()),
+        ("WARREN_BUS__QUORUM", "true"),
+        ("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000"),
+    ];
+    let stack = Stack::start_connectors(BusKind::RabbitMq, 1, &env).await;
+    let mut probe = stack.player(10_000).await;
+
+    // The node every process dialled first, and is connected to, stops.
+    let traffic = Traffic::start(&stack, 1).await;
+    let stopping = Instant::now();
+    tokio::task::block_in_place(|| cluster.stop(0));
+    let took = stopping.elapsed();
+    let back = served_after(&mut probe, "node 1 stopped").await;
+    let answers = traffic.finish("node 1 stopped").await;
+    assert!(
+        back < Duration::from_secs(10),
+        "service back {back:?} after node 1 stopped"
+    );
+    eprintln!(
+        "cluster: the connected node stopped ({took:?} to stop it): service back {back:?} after \
+         it was gone; answers {answers:?}; 0 sockets dropped, 0 requests unanswered"
+    );
+    tokio::task::block_in_place(|| cluster.restart(0));
+
+    // A node nobody is connected to stops: nothing changes for anyone.
+    // (A new probe: the first sat idle while node 1 restarted.)
+    let mut probe = stack.player(10_001).await;
+    let traffic = Traffic::start(&stack, 1_000).await;
+    tokio::task::block_in_place(|| cluster.stop(2));
+    probe.echo(b"\x80").await;
+    let answers = traffic.finish("node 3 stopped").await;
+    assert_eq!(
+        answers.keys().collect::<Vec<_>>(),
+        ["echo"],
+        "node 3 stopped: {answers:?}"
+    );
+    eprintln!("cluster: an idle node stopped: answers {answers:?}");
+    tokio::task::block_in_place(|| cluster.restart(2));
+    drop(stack);
+}
