@@ -150,20 +150,23 @@ pub(crate) fn delete_namespace(
         }
         // Bounded: a broker that stays away (a cluster node a failed test
         // left stopped) must not hang the test binary.
-        let cleaned = rt.block_on(tokio::time::timeout(CLEANUP_WITHIN, async {
-            let mut settings = AmqpSettings::new(&broker, &ns);
-            settings.quorum = quorum;
-            settings.client_name = "warren-test-cleanup".to_owned();
-            settings.shards = shards;
-            settings.durable = durable.is_some();
-            settings.delivery_limit = durable.unwrap_or(settings.delivery_limit);
-            settings.max_queue_length = max_queue_length.unwrap_or(settings.max_queue_length);
-            let bus = AmqpBus::connect(settings)
-                .await
-                .expect("broker reachable for cleanup");
-            bus.delete_topology().await.expect("topology deleted");
-            bus.close().await;
-        }));
+        let cleaned = rt.block_on(async {
+            tokio::time::timeout(CLEANUP_WITHIN, async {
+                let mut settings = AmqpSettings::new(&broker, &ns);
+                settings.quorum = quorum;
+                settings.client_name = "warren-test-cleanup".to_owned();
+                settings.shards = shards;
+                settings.durable = durable.is_some();
+                settings.delivery_limit = durable.unwrap_or(settings.delivery_limit);
+                settings.max_queue_length = max_queue_length.unwrap_or(settings.max_queue_length);
+                let bus = AmqpBus::connect(settings)
+                    .await
+                    .expect("broker reachable for cleanup");
+                bus.delete_topology().await.expect("topology deleted");
+                bus.close().await;
+            })
+            .await
+        });
         if cleaned.is_err() {
             assert!(
                 panicking,

@@ -11,7 +11,7 @@
 //! - while the publishing side is down, sends are refused at once
 //!   ([`Health::ready`]), and writes or confirms caught by the loss fail at
 //!   once (lapin would hold them until it recovers, or forever);
-//! - a side still down [`REBUILD_AFTER`] after it was lost, once the broker
+//! - a side still down [`REBUILD_AFTER`] (3 s) after it was lost, once the broker
 //!   answers TCP again, is torn down and rebuilt on a new connection, said
 //!   in the log; consumers follow their side to the new connection
 //!   ([`Side::generation`]).
@@ -44,7 +44,7 @@ const WATCH_TICK: Duration = Duration::from_millis(50);
 
 /// How long a side may stay down while the broker answers before it is
 /// rebuilt on a new connection.
-pub(crate) const REBUILD_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const REBUILD_AFTER: Duration = Duration::from_secs(3);
 
 /// The longest a TCP connection to one node may take before the next
 /// node is tried (a host that is gone does not answer at all).
