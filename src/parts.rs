@@ -255,8 +255,8 @@ fn grpc_bus(
 ) -> anyhow::Result<warren_bus::GrpcSettings> {
     let mut grpc = settings.bus.grpc(settings.game.shard);
     grpc.tls = tls(settings)?;
-    let serves_tls = grpc.tls.as_ref().filter(|_| !addr.ip().is_loopback());
-    check_plain(settings, what, addr, serves_tls)?;
+    let serves = warren_kit::grpc::serves(addr, grpc.tls.as_ref());
+    check_plain(settings, what, addr, serves.as_ref())?;
     grpc.client_tls = settings.tls.clone();
     Ok(grpc)
 }

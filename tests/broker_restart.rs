@@ -28,9 +28,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use warren_proto::cmd;
 use warren_test_support::{
-    stack::{BusKind, Event, Stack},
+    stack::{BusKind, Stack},
     steady::steady,
 };
 
@@ -133,28 +132,9 @@ async fn the_connector_never_wedges_while_the_broker_restarts_ten_times_under_lo
         let started = Instant::now();
         rabbitmqctl(&["start_app"]);
         // Service comes back: an echo through the game succeeds again.
-        loop {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "round {round}: no service 30 s after the broker came back"
-            );
-            let seq = probe.seq();
-            probe
-                .send_frame(seq, cmd::ECHO, b"\x80".to_vec())
-                .await
-                .unwrap();
-            let answer = loop {
-                match probe.next_event_within(Duration::from_secs(10)).await {
-                    Event::Frame(f) if f.seq == seq => break f,
-                    Event::Frame(_) => {}
-                    other => panic!("round {round}: the probe's socket: {other:?}"),
-                }
-            };
-            if answer.cmd == cmd::ECHO {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        probe
+            .echo_until_served(Duration::from_secs(30), &format!("round {round}"))
+            .await;
         recoveries.push(started.elapsed());
     }
     stop.store(true, Ordering::Relaxed);

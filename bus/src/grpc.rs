@@ -130,7 +130,7 @@ impl GrpcBus {
         })?;
         let listener = warren_kit::grpc::Listener::new(listener, settings.tls.as_ref())
             .map_err(|e| BusError::Mismatch(e.to_string()))?;
-        let bound = listener.local_addr();
+        let (bound, tls) = (listener.local_addr(), listener.tls().is_some());
         let boot = boot();
         let side = Arc::new(GatewaySide::new(
             boot,
@@ -162,7 +162,7 @@ impl GrpcBus {
                 }
             }
         });
-        info!(%bound, tls = settings.tls.is_some() && !bound.ip().is_loopback(), shards = settings.shards, "gRPC gateway serving");
+        info!(%bound, tls, shards = settings.shards, "gRPC gateway serving");
         let bus = GrpcBus {
             settings,
             side: Side::Gateway(side),

@@ -8,7 +8,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use warren_bus::{Address, Bus, GrpcBus, GrpcSettings, Message, send_and_confirm};
+use warren_bus::{Address, Bus, GrpcBus, GrpcSettings, Message, Subscription, send_and_confirm};
 use warren_kit::tls::{Tls, TlsSettings};
 use warren_proto::{BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Target, Uid};
 use warren_test_support::{
@@ -44,6 +44,14 @@ fn bus(gateway: SocketAddr, tls: &TlsSettings) -> GrpcSettings {
     }
 }
 
+/// The next message of `sub`, within 10 s.
+async fn next<T>(sub: &mut Subscription<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a message within 10 s")
+        .expect("the subscription is open")
+}
+
 fn request(seq: u64) -> BusEvent {
     BusEvent {
         connector: ConnectorId::parse("c1").unwrap(),
@@ -77,10 +85,7 @@ async fn a_game_registers_and_serves_over_mutual_tls() {
     send_and_confirm(&*gateway, Address::Shard(0), Message::Event(request(1)))
         .await
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut events).await;
     assert!(
         matches!(&got.kind, EventKind::Message { body, .. } if &body[..] == b"over tls"),
         "{got:?}"
@@ -98,10 +103,7 @@ async fn a_game_registers_and_serves_over_mutual_tls() {
     send_and_confirm(&*game, Address::EveryConnector, Message::Push(push))
         .await
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), pushes.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut pushes).await;
     assert!(
         matches!(got.kind, PushKind::Frame { cmd: 1002, .. }),
         "{got:?}"

@@ -47,9 +47,7 @@ impl Listener {
     /// name an address no certificate needs to carry.
     pub fn new(tcp: TcpListener, tls: Option<&Tls>) -> io::Result<Listener> {
         let local = tcp.local_addr()?;
-        let tls = tls
-            .filter(|_| !local.ip().is_loopback())
-            .map(Tls::for_services);
+        let tls = serves(local, tls);
         Ok(Listener { tcp, local, tls })
     }
 
@@ -72,6 +70,14 @@ impl Listener {
     pub fn incoming(self) -> Incoming {
         Incoming(accepting(self.tcp, self.tls))
     }
+}
+
+/// The TLS a gRPC listener on `addr` serves given the process's `tls`:
+/// none on loopback (see [`Listener::new`]), else `tls` for Warren's
+/// services ([`Tls::for_services`]).
+pub fn serves(addr: SocketAddr, tls: Option<&Tls>) -> Option<Tls> {
+    tls.filter(|_| !addr.ip().is_loopback())
+        .map(Tls::for_services)
 }
 
 /// A gRPC server's accepted connections.

@@ -9,7 +9,7 @@ use std::path::Path;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
 use warren_proto::{Frame, LoginReply, cmd};
 use warren_test_support::{
     TempDir,
@@ -40,6 +40,27 @@ async fn post_any(mut io: impl AsyncRead + AsyncWrite + Unpin, path: &str, json:
     let mut response = String::new();
     io.read_to_string(&mut response).await.unwrap();
     response
+}
+
+/// The next binary frame on `ws`.
+async fn next_frame(ws: &mut WebSocketStream<impl AsyncRead + AsyncWrite + Unpin>) -> Frame {
+    loop {
+        if let Message::Binary(bytes) = ws.next().await.unwrap().unwrap() {
+            return Frame::decode(&bytes).unwrap();
+        }
+    }
+}
+
+/// Sends a frame on `ws`; the next binary frame.
+async fn exchange(
+    ws: &mut WebSocketStream<impl AsyncRead + AsyncWrite + Unpin>,
+    seq: u64,
+    cmd: u32,
+    payload: Vec<u8>,
+) -> Frame {
+    let frame = Frame::new(seq, cmd, bytes::Bytes::from(payload)).encode();
+    ws.send(Message::Binary(frame.into())).await.unwrap();
+    next_frame(ws).await
 }
 
 /// Writes `from`'s certificate and key over `to`'s, each file replaced at
@@ -94,20 +115,19 @@ async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_o
     let (mut ws, _) = tokio_tungstenite::client_async(stack.url.clone(), io)
         .await
         .unwrap();
-    let mut exchange = async |seq: u64, cmd: u32, payload: Vec<u8>| {
-        let frame = Frame::new(seq, cmd, bytes::Bytes::from(payload)).encode();
-        ws.send(Message::Binary(frame.into())).await.unwrap();
-        loop {
-            match ws.next().await.unwrap().unwrap() {
-                Message::Binary(bytes) => return Frame::decode(&bytes).unwrap(),
-                _ => continue,
-            }
-        }
-    };
-    let hello = exchange(1, cmd::LOGIN, body(&serde_json::json!({"token": token}))).await;
+    let hello = exchange(
+        &mut ws,
+        1,
+        cmd::LOGIN,
+        body(&serde_json::json!({"token": token})),
+    )
+    .await;
     assert_eq!(hello.cmd, cmd::LOGIN, "{hello:?}");
     assert_eq!(
-        exchange(2, cmd::ECHO, b"\x80".to_vec()).await.body.as_ref(),
+        exchange(&mut ws, 2, cmd::ECHO, b"\x80".to_vec())
+            .await
+            .body
+            .as_ref(),
         b"\x80"
     );
 
@@ -167,7 +187,10 @@ async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_o
     assert_eq!(peer_cert(&io), second);
     // ...and the socket opened before goes on as it was.
     assert_eq!(
-        exchange(3, cmd::ECHO, b"\x81".to_vec()).await.body.as_ref(),
+        exchange(&mut ws, 3, cmd::ECHO, b"\x81".to_vec())
+            .await
+            .body
+            .as_ref(),
         b"\x81"
     );
 
@@ -179,11 +202,7 @@ async fn wss_and_https_serve_and_a_swapped_certificate_reaches_new_connections_o
     let json = format!(r#"{{"refresh_token": "{refresh}"}}"#);
     let reply = post_json(io, "/v1/logout", &json).await;
     assert_eq!(reply["revoked"], true, "{reply}");
-    let kick = loop {
-        if let Message::Binary(bytes) = ws.next().await.unwrap().unwrap() {
-            break Frame::decode(&bytes).unwrap();
-        }
-    };
+    let kick = next_frame(&mut ws).await;
     assert_eq!(kick.cmd, cmd::KICK, "{kick:?}");
     assert_eq!(decode::<KickBody>(&kick).reason, "logged_out");
 }
@@ -241,19 +260,15 @@ async fn the_full_stack_talks_grpc_over_mutual_tls() {
     let (mut ws, _) = tokio_tungstenite::client_async(stack.url.clone(), io)
         .await
         .unwrap();
-    let mut exchange = async |seq: u64, cmd: u32, payload: Vec<u8>| {
-        let frame = Frame::new(seq, cmd, bytes::Bytes::from(payload)).encode();
-        ws.send(Message::Binary(frame.into())).await.unwrap();
-        loop {
-            match ws.next().await.unwrap().unwrap() {
-                Message::Binary(bytes) => return Frame::decode(&bytes).unwrap(),
-                _ => continue,
-            }
-        }
-    };
-    let hello = exchange(1, cmd::LOGIN, body(&serde_json::json!({"token": token}))).await;
+    let hello = exchange(
+        &mut ws,
+        1,
+        cmd::LOGIN,
+        body(&serde_json::json!({"token": token})),
+    )
+    .await;
     let uid = decode::<LoginReply>(&hello).uid;
-    let balance = exchange(2, 3001, body(&serde_json::json!({}))).await;
+    let balance = exchange(&mut ws, 2, 3001, body(&serde_json::json!({}))).await;
     assert_eq!(balance.cmd, 3001, "{balance:?}");
     let balance: Value = decode(&balance);
     assert_eq!(balance["balance"], 0, "{balance}");
