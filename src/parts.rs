@@ -21,6 +21,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::info;
 use warren_bus::{AmqpBus, Bus, GrpcBus, MemoryBus, RedisBus, ZmqBus};
 use warren_connector::{Connector, TokenVerifier};
+use warren_game::Holding;
 use warren_kit::tls::Tls;
 
 use crate::{
@@ -457,16 +458,30 @@ pub(crate) async fn start_game(
         config_url: settings.config_svc.url.clone(),
         tls: settings.tls.clone(),
     };
+    if settings.game.standby && settings.bus.transport().ok() == Some(BusKind::Memory) {
+        bail!(
+            "game.standby is for a game process of its own (`warren game`) on a networked bus; \
+             the in-process bus has one game"
+        );
+    }
     let game = warren_game::start(&settings.game, &upstreams, bus).await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();
+    if settings.game.standby {
+        tell_holding(game.role().watch(), settings.game.shard);
+    }
     let (listener, url) = bind_http(
         settings,
         settings.game.admin_listen,
         "the game admin endpoint",
     )
     .await?;
+    let doing = if settings.game.standby {
+        "started as a possible standby with"
+    } else {
+        "serving"
+    };
     println!(
-        "warren: game serving {} (shard {} of {})",
+        "warren: game {doing} {} (shard {} of {})",
         names.join(", "),
         settings.game.shard,
         settings.bus.shards
@@ -479,6 +494,26 @@ pub(crate) async fn start_game(
     Ok(Background::spawn(|signal| async move {
         Ok(warren_game::run(listener, game, token, signal).await?)
     }))
+}
+
+/// Says on the console when a standby waits for its shard and when it
+/// takes it over (and when it loses it), as long as the game runs.
+fn tell_holding(mut holding: tokio::sync::watch::Receiver<Holding>, shard: u16) {
+    tokio::spawn(async move {
+        loop {
+            match *holding.borrow_and_update() {
+                Holding::Standby => println!(
+                    "warren: game standby for shard {shard}: another game serves it; \
+                     this one takes over when it goes"
+                ),
+                Holding::Serving => println!("warren: game serving shard {shard}"),
+                Holding::Asking => {}
+            }
+            if holding.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Builds the connector and binds its listeners; `run` them with

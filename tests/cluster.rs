@@ -21,20 +21,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    collections::BTreeMap,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
 use warren_test_support::{
     rabbit_cluster::RabbitCluster,
     stack::{BusKind, Client, Stack},
-    steady::{Seen, steady},
+    steady::Traffic,
 };
 
 const PLAYERS: u64 = 200;
@@ -45,40 +37,6 @@ async fn served_after(probe: &mut Client, what: &str) -> Duration {
     let started = Instant::now();
     probe.echo_until_served(Duration::from_secs(30), what).await;
     started.elapsed()
-}
-
-/// Players sending steadily until stopped.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    players: Vec<JoinHandle<Seen>>,
-}
-
-impl Traffic {
-    async fn start(stack: &Stack, first_uid: u64) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut players = Vec::new();
-        for uid in first_uid..first_uid + PLAYERS {
-            let p = stack.player(uid).await;
-            players.push(tokio::spawn(steady(p, stop.clone())));
-        }
-        Traffic { stop, players }
-    }
-
-    /// Stops sending; every answer of every player, after checking that no
-    /// socket ended and no request went unanswered.
-    async fn finish(self, what: &str) -> BTreeMap<String, usize> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut total = BTreeMap::new();
-        for (i, p) in self.players.into_iter().enumerate() {
-            let seen = p.await.unwrap();
-            assert_eq!(seen.ended, None, "{what}: player {i}'s socket ended");
-            assert_eq!(seen.late, 0, "{what}: player {i}: unanswered: {seen:?}");
-            for (k, n) in seen.answers {
-                *total.entry(k).or_default() += n;
-            }
-        }
-        total
-    }
 }
 
 // Long: the cluster's scenarios, told in order on one cluster.
@@ -96,7 +54,7 @@ async fn the_service_outlives_a_rabbitmq_node() {
 
     // The node every process dialled first, and is connected to, stops.
     // (Each probe logs in after the players: an idle socket is kicked.)
-    let traffic = Traffic::start(&stack, 1).await;
+    let traffic = Traffic::start(&stack, 1, PLAYERS).await;
     let mut probe = stack.player(10_000).await;
     let stopping = Instant::now();
     tokio::task::block_in_place(|| cluster.stop(0));
@@ -114,7 +72,7 @@ async fn the_service_outlives_a_rabbitmq_node() {
     tokio::task::block_in_place(|| cluster.restart(0));
 
     // A node nobody is connected to stops: nothing changes for anyone.
-    let traffic = Traffic::start(&stack, 1_000).await;
+    let traffic = Traffic::start(&stack, 1_000, PLAYERS).await;
     let mut probe = stack.player(10_001).await;
     tokio::task::block_in_place(|| cluster.stop(2));
     probe.echo(b"\x80").await;

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `<ns>.requests` | topic exchange | connectors publish events here |
 //! | `<ns>.requests.<i>` | durable queue per game shard, bound `shard.<i>` | game shard `i` consumes it, exclusively |
+//! | `<ns>.requests.<i>.owner` | exclusive queue, never used | shard `i`'s lock: held by the connection of the game that serves it |
 //! | `<ns>.shards` | durable queue, never used | its `x-max-length` is the shard count |
 //! | `<ns>.push` | direct exchange | pushes for one connector, routing key = its id |
 //! | `<ns>.broadcast` | fanout exchange | pushes for every connector |
@@ -28,8 +29,11 @@
 //! shard's key by the batcher, in its place among the requests. All
 //! processes on a namespace must agree on the shard count: the marker queue
 //! makes the broker refuse one that does not. A shard's queue has one
-//! consumer: a game consumes it exclusively, and a second game for the same
-//! shard is refused at start.
+//! consumer: the game that holds the shard's lock, an exclusive queue of
+//! its consuming connection (a quorum queue ignores the exclusive flag of
+//! a consumer, so the lock is what the broker enforces). A second game
+//! for the same shard is refused ([`BusError::AlreadyConsumed`]): at start,
+//! or, as a standby, until the first one's connection goes.
 //!
 //! Every queue is bounded (`x-max-length`, `x-overflow: reject-publish`): a
 //! publish into a full queue is refused by a negative confirm, which the
@@ -113,6 +117,11 @@ impl Opener {
         self.side.closed.is_closed()
     }
 
+    /// Whether the queue is consumed exclusively (a shard's requests).
+    pub(crate) fn exclusive(&self) -> bool {
+        self.exclusive.is_some()
+    }
+
     /// A channel with the prefetch, and a consumer of the queue on it, on
     /// the side's current connection.
     pub(crate) async fn open(&self) -> Result<(Channel, lapin::Consumer), BusError> {
@@ -150,6 +159,27 @@ impl Opener {
             ] {
                 bind(&channel, q, exchange, key).await?;
             }
+        }
+        if let Some(owner) = &self.exclusive {
+            // The shard's lock: a queue exclusive to this connection, gone
+            // with it. The broker enforces it on every queue type (a
+            // quorum queue does not enforce an exclusive consumer).
+            channel
+                .queue_declare(
+                    format!("{q}.owner").as_str().into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| match e.kind() {
+                    lapin::ErrorKind::ProtocolError(_) => {
+                        BusError::AlreadyConsumed(format!("{owner} ({e})"))
+                    }
+                    _ => unavailable(e),
+                })?;
         }
         let consumer = channel
             .basic_consume(

@@ -339,6 +339,7 @@ impl GrpcBus {
         &self,
         links: &Arc<Vec<Arc<Link>>>,
         request: RegisterRequest,
+        attempt: &CancellationToken,
     ) -> Result<(), BusError> {
         let s = &self.settings;
         let mut answers = Vec::new();
@@ -349,7 +350,7 @@ impl GrpcBus {
                 link.clone(),
                 request.clone(),
                 s.lease,
-                self.stop.clone(),
+                attempt.clone(),
                 tx,
             )));
             answers.push((link.url.clone(), rx));
@@ -358,7 +359,7 @@ impl GrpcBus {
             match rx.await {
                 Ok(First::Refused(code, reason)) => {
                     // Leave the gateways that took it before saying so.
-                    self.stop.cancel();
+                    attempt.cancel();
                     let _ =
                         tokio::time::timeout(CLOSE_TIMEOUT, futures_util::future::join_all(tasks))
                             .await;
@@ -380,12 +381,14 @@ impl GrpcBus {
     }
 
     /// Binds `Upstream`, registers with every gateway and waits for their
-    /// first answers: a refusal is this game's error.
+    /// first answers: a refusal is this game's error, after which nothing
+    /// of the attempt is left (a standby asks again later).
     async fn serve_upstream(
         &self,
         links: &Arc<Vec<Arc<Link>>>,
     ) -> Result<Subscription<BusEvent>, BusError> {
         let s = &self.settings;
+        let attempt = self.stop.child_token();
         let listener = TcpListener::bind(s.listen).await.map_err(|e| {
             BusError::Mismatch(format!(
                 "cannot serve Upstream at {} (bus.grpc.listen): {e}",
@@ -395,7 +398,6 @@ impl GrpcBus {
         let listener = warren_kit::grpc::Listener::new(listener, s.tls.as_ref())
             .map_err(|e| BusError::Mismatch(e.to_string()))?;
         let bound = listener.local_addr();
-        let _ = self.bound.set(bound);
         let address = if s.advertise.is_empty() {
             format!("{}://{bound}", listener.scheme())
         } else {
@@ -408,12 +410,12 @@ impl GrpcBus {
         };
         let server = tonic::transport::Server::builder()
             .add_service(upstream_server::UpstreamServer::new(upstream))
-            .serve_with_incoming_shutdown(listener.incoming(), self.stop.clone().cancelled_owned());
-        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::spawn(async move {
+            .serve_with_incoming_shutdown(listener.incoming(), attempt.clone().cancelled_owned());
+        let server = tokio::spawn(async move {
             if let Err(e) = server.await {
                 warn!(error = %e, "Upstream stopped");
             }
-        }));
+        });
         let request = RegisterRequest {
             name: "game".into(),
             address: address.clone(),
@@ -425,7 +427,14 @@ impl GrpcBus {
             format: Format::Packed as i32,
             leave: false,
         };
-        self.register_everywhere(links, request).await?;
+        if let Err(e) = self.register_everywhere(links, request, &attempt).await {
+            // The listener closes with the server.
+            attempt.cancel();
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, server).await;
+            return Err(e);
+        }
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
+        let _ = self.bound.set(bound);
         info!(shard = s.shard, %address, "serving shard {}'s requests over the gRPC gateway", s.shard);
         Ok(Subscription::channel(rx))
     }
@@ -516,7 +525,11 @@ impl Bus for GrpcBus {
                 self.settings.shard
             )));
         }
-        self.serve_upstream(links).await
+        let served = self.serve_upstream(links).await;
+        if served.is_err() {
+            consuming.store(false, Ordering::Release);
+        }
+        served
     }
 
     fn state(&self) -> BusState {

@@ -27,7 +27,7 @@ use warren_proto::DecodeError;
 
 use warren_proto::batch::{BATCH_MARKER, open};
 
-use crate::{Ack, Acknowledger, Decision, redis::RedisSource, zeromq::ZmqSource};
+use crate::{Ack, Acknowledger, BusError, Decision, redis::RedisSource, zeromq::ZmqSource};
 
 /// A RabbitMQ delivery's acknowledgement, told to the broker from the
 /// runtime the delivery came from.
@@ -200,6 +200,13 @@ impl<T> AmqpSource<T> {
                     self.consumer = consumer;
                     info!(queue = %self.queue, "consuming again on a rebuilt connection");
                     return true;
+                }
+                // A shard's queue taken meanwhile (a standby took over):
+                // this subscription ends, and its game waits for the shard.
+                Err(BusError::AlreadyConsumed(e)) if self.opener.exclusive() => {
+                    warn!(queue = %self.queue, error = %e, "another consumer took the queue while the connection was rebuilt");
+                    self.ended = true;
+                    return false;
                 }
                 Err(e) => {
                     warn!(queue = %self.queue, error = %e, "could not consume on the rebuilt connection; trying again in 1 s");

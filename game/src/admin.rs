@@ -43,7 +43,7 @@ use warren_http::{
     metrics::{self, Family, Kind},
     require_bearer,
 };
-use warren_runtime::{GameHandle, ServiceStats};
+use warren_runtime::{GameHandle, Holding, ServiceStats};
 
 use crate::services::announce::{AnnounceRequest, Announcement, Outcome};
 
@@ -272,7 +272,11 @@ async fn services(
             } else {
                 "DOWN (requests are refused: unavailable)"
             };
-            let footer = format!("\nbus: {state}; connections rebuilt: {}\n", bus.rebuilds);
+            let footer = format!(
+                "\nbus: {state}; connections rebuilt: {}\n{}\n",
+                bus.rebuilds,
+                admin.game.role().describe()
+            );
             (services_text(&stats) + &footer).into_response()
         }
         _ => Json(stats).into_response(),
@@ -315,7 +319,26 @@ async fn trace(
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
     let stats = admin.game.stats();
-    metrics::response(&metrics_families(&stats))
+    let mut families = metrics_families(&stats);
+    let role = admin.game.role();
+    families.extend([
+        Family {
+            name: "warren_game_serving",
+            kind: Kind::Gauge,
+            help: "1 while this game serves its shard, 0 while it stands by.",
+            samples: vec![(
+                Vec::new(),
+                f64::from(u8::from(role.holding() == Holding::Serving)),
+            )],
+        },
+        Family {
+            name: "warren_game_takeovers_total",
+            kind: Kind::Counter,
+            help: "Times this game took its shard over after standing by.",
+            samples: vec![(Vec::new(), role.takeovers() as f64)],
+        },
+    ]);
+    metrics::response(&families)
 }
 
 #[derive(Debug, thiserror::Error)]

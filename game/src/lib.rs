@@ -24,8 +24,8 @@ use warren_config::{ClientSettings, ConfigClient, Live};
 pub use admin::AdminError;
 pub use settings::{GameSettings, Secret};
 pub use warren_runtime::{
-    Context, Game, GameBuilder, GameError, GameHandle, NoMail, RESTART_STORM_EXIT, Request,
-    SendError, Service, ServiceStats, SessionEvent, TimerId,
+    Context, Game, GameBuilder, GameError, GameHandle, Holding, NoMail, RESTART_STORM_EXIT,
+    Request, SendError, Service, ServiceStats, SessionEvent, TimerId,
 };
 
 /// Where the game reaches the services it calls: gold (the settings'

@@ -51,6 +51,13 @@ pub struct GameSettings {
     /// serves the players whose uid % shards is this, and the chat rooms
     /// whose name hashes to it.
     pub shard: u16,
+    /// A hot standby for the shard: when another game process already
+    /// serves it, this one starts everything but waits, and takes the
+    /// shard's requests over the moment that one goes (its console and
+    /// `warren debug` say "standby for shard N"). Without it a second game
+    /// for a shard is refused at start. Give both games of a shard this
+    /// setting: whichever starts first serves. Needs a networked bus.
+    pub standby: bool,
     /// Where the operators' admin endpoint (announcements) listens.
     pub admin_listen: SocketAddr,
     /// The bearer token the admin endpoint requires. Unset: the one in
@@ -87,6 +94,7 @@ impl Default for GameSettings {
             chat_max_text: 1024,
             connector_expiry_ms: Duration::from_millis(15_000),
             shard: 0,
+            standby: false,
             restart_intensity: 10,
             restart_period_ms: Duration::from_millis(5_000),
             restart_storm: 5,
@@ -112,6 +120,7 @@ impl GameSettings {
     pub fn runtime(&self) -> RuntimeSettings {
         RuntimeSettings {
             shard: self.shard,
+            standby: self.standby,
             mailbox: self.mailbox,
             mailbox_warn: self.mailbox_warn,
             outbox: self.outbox,

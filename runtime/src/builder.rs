@@ -16,11 +16,12 @@ use warren_proto::cmd;
 use crate::{
     Context, Game, RuntimeSettings, Service,
     context::Directory,
-    dispatcher::{self, Routes},
+    dispatcher::Routes,
     game::Running,
     mailbox::{Inbox, MailboxTx, mailbox},
     outbox::{self, AbortAt, Outgoing},
     sessions::Sessions,
+    shard::{Serving, ShardRole},
     supervisor::RestartPolicy,
     thread::ServiceThread,
     watchdog::Watchdog,
@@ -176,9 +177,23 @@ impl GameBuilder {
                 source,
             }
         })?;
-        let events = bus.subscribe_events().await?;
+        // A game whose shard another one serves is refused now, unless it
+        // is a standby: that one waits for the shard in the background.
+        let first = match bus.subscribe_events().await {
+            Ok(events) => Some(events),
+            Err(BusError::AlreadyConsumed(_)) if settings.standby => None,
+            Err(e) => return Err(e.into()),
+        };
         let stop = CancellationToken::new();
-        let dispatcher = tokio::spawn(dispatcher::run(events, routes, outbox_tx, stop.clone()));
+        let role = Arc::new(ShardRole::new(settings.shard));
+        let serving = Serving {
+            bus: bus.clone(),
+            routes,
+            outbox: outbox_tx,
+            stop: stop.clone(),
+            role: role.clone(),
+        };
+        let dispatcher = tokio::spawn(serving.run(first));
         let outbox = tokio::spawn(outbox::run(
             outbox_rx,
             bus.clone(),
@@ -188,10 +203,12 @@ impl GameBuilder {
         ));
         info!(
             services = ?threads.iter().map(|t| t.name).collect::<Vec<_>>(),
-            "game serving"
+            standby = settings.standby,
+            "game started"
         );
         Ok(Game {
             bus,
+            role,
             services: threads,
             sessions,
             dispatcher,

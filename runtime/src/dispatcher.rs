@@ -38,11 +38,13 @@ pub(crate) struct Routes {
     pub(crate) sessions: Option<MailboxTx>,
 }
 
+/// Routes events until `stop` or until the subscription ends (the bus
+/// closed, or the shard's consumer was lost for good).
 pub(crate) async fn run(
     mut events: Subscription<BusEvent>,
-    routes: Routes,
-    outbox: mpsc::Sender<Outgoing>,
-    stop: CancellationToken,
+    routes: &Routes,
+    outbox: &mpsc::Sender<Outgoing>,
+    stop: &CancellationToken,
 ) {
     loop {
         let delivery = tokio::select! {
@@ -54,7 +56,7 @@ pub(crate) async fn run(
         };
         let Some((event, ack)) = delivery else {
             if !stop.is_cancelled() {
-                warn!("the request consumer ended: no more requests will be served");
+                warn!("the request consumer ended");
             }
             break;
         };
@@ -85,7 +87,7 @@ pub(crate) async fn run(
         let (Some(mailbox), None) = (owner, &refusal) else {
             let message = refusal.unwrap_or_default();
             debug!(%uid, cmd, http, %message, "request refused");
-            error(&outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &message, ack).await;
+            error(outbox, &origin, seq, cmd::code::UNKNOWN_CMD, &message, ack).await;
             continue;
         };
         let durable = ack.is_manual();
@@ -108,7 +110,7 @@ pub(crate) async fn run(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let message = format!("service {} is overloaded, try again", mailbox.name);
             let ack = warren_bus::Ack::none();
-            error(&outbox, &origin, seq, cmd::code::OVERLOADED, &message, ack).await;
+            error(outbox, &origin, seq, cmd::code::OVERLOADED, &message, ack).await;
         }
     }
 }

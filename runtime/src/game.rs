@@ -15,6 +15,7 @@ use crate::{
     mail::{Control, Mail},
     mailbox::MailboxTx,
     sessions::Sessions,
+    shard::ShardRole,
     stats::Counters,
     watchdog::Watchdog,
 };
@@ -47,6 +48,7 @@ impl Running {
 /// A running game process.
 pub struct Game {
     pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) role: Arc<ShardRole>,
     pub(crate) services: Vec<Running>,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) dispatcher: tokio::task::JoinHandle<()>,
@@ -73,6 +75,7 @@ impl Game {
     pub fn handle(&self) -> GameHandle {
         GameHandle {
             bus: self.bus.clone(),
+            role: self.role.clone(),
             mailboxes: Arc::new(
                 self.services
                     .iter()
@@ -80,6 +83,11 @@ impl Game {
                     .collect(),
             ),
         }
+    }
+
+    /// Whether this process serves its shard now, or stands by.
+    pub fn role(&self) -> &ShardRole {
+        &self.role
     }
 
     /// Players this process knows to be online.
@@ -124,6 +132,7 @@ pub struct GameHandle {
     /// scan).
     mailboxes: Arc<Vec<(&'static str, MailboxTx)>>,
     bus: Arc<dyn Bus>,
+    role: Arc<ShardRole>,
 }
 
 impl GameHandle {
@@ -132,6 +141,11 @@ impl GameHandle {
             .iter()
             .find(|(name, _)| *name == service)
             .map(|(_, mailbox)| mailbox)
+    }
+
+    /// Whether this process serves its shard now, or stands by.
+    pub fn role(&self) -> &ShardRole {
+        &self.role
     }
 
     /// The bus as the debug console shows it.

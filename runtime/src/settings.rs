@@ -7,6 +7,10 @@ use std::time::Duration;
 pub struct RuntimeSettings {
     /// Which game shard this process is, from 0 to the bus's shards - 1.
     pub shard: u16,
+    /// A hot standby: when another game already consumes this shard's
+    /// requests, wait (its console says "standby for shard N") and take
+    /// over when that one goes, instead of refusing to start.
+    pub standby: bool,
     /// Messages a service's mailbox holds. When full, a request is answered
     /// with error `overloaded` at once; session events wait for room.
     pub mailbox: usize,
@@ -37,6 +41,7 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         RuntimeSettings {
             shard: 0,
+            standby: false,
             mailbox: 1024,
             mailbox_warn: 256,
             outbox: 8192,

@@ -37,6 +37,8 @@ pub(crate) struct Proc {
     pub(crate) child: Child,
     pub(crate) ready: PathBuf,
     pub(crate) log: PathBuf,
+    /// Its stdout: the console lines.
+    pub(crate) console: PathBuf,
 }
 
 /// The listeners a process's ready file names, by role.
@@ -71,6 +73,7 @@ impl Proc {
         let tag = unique(name);
         let log = dir.join(format!("{tag}.log"));
         let ready = dir.join(format!("{tag}.ready.json"));
+        let console = dir.join(format!("{tag}.out"));
         let mut cmd = Command::new(warren_binary());
         cmd.arg("--ready-file")
             .arg(&ready)
@@ -82,7 +85,7 @@ impl Proc {
                 std::env::var("WARREN_TEST_LOG").unwrap_or("info,warren_connector=debug".into()),
             )
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
+            .stdout(std::fs::File::create(&console).unwrap())
             .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
@@ -93,6 +96,7 @@ impl Proc {
             child,
             ready,
             log,
+            console,
         }
     }
 

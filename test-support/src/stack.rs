@@ -210,6 +210,17 @@ impl Stack {
     /// Runs `warren COMMAND ARGS` against this stack's game admin endpoint
     /// (and its gold, in a full stack), with the stack's TLS settings.
     pub fn warren_admin(&self, command: &str, args: &[&str]) -> (bool, String) {
+        self.warren_admin_at(self.admin, command, args)
+    }
+
+    /// Runs `warren COMMAND ARGS` against the game admin endpoint at
+    /// `admin` (another game of this stack).
+    pub fn warren_admin_at(
+        &self,
+        admin: SocketAddr,
+        command: &str,
+        args: &[&str],
+    ) -> (bool, String) {
         let scheme = match self.setting("WARREN_TLS__CERT") {
             Some(_) => "https",
             None => "http",
@@ -221,7 +232,7 @@ impl Stack {
         let out = Command::new(warren_binary())
             .arg(command)
             .args(args)
-            .arg(format!("--admin={scheme}://{}", self.admin))
+            .arg(format!("--admin={scheme}://{admin}"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WARREN_DATA_DIR", &self.dir)
@@ -316,10 +327,9 @@ impl Stack {
         );
     }
 
-    /// Kills the (first) game process with SIGKILL: no goodbye, nothing
-    /// acknowledged that was not already.
-    /// Kills the game with SIGKILL: the last one started again, else the
-    /// first (shard 0's).
+    /// Kills a game with SIGKILL (no goodbye, nothing acknowledged that
+    /// was not already): the last one started again, else the first
+    /// (shard 0's).
     pub fn kill_game(&mut self) {
         let i = self
             .procs
@@ -327,6 +337,21 @@ impl Stack {
             .rposition(|p| p.name == "game-again")
             .or_else(|| self.procs.iter().position(|p| p.name == "game"))
             .expect("a separate game process");
+        self.kill_proc(i);
+    }
+
+    /// Kills the stack's own first game (shard 0's) with SIGKILL, however
+    /// many were started again.
+    pub fn kill_first_game(&mut self) {
+        let i = self
+            .procs
+            .iter()
+            .position(|p| p.name == "game")
+            .expect("a separate game process");
+        self.kill_proc(i);
+    }
+
+    fn kill_proc(&mut self, i: usize) {
         let p = &mut self.procs[i];
         p.child.kill().unwrap();
         p.child.wait().unwrap();
@@ -351,19 +376,23 @@ impl Stack {
 
     /// Starts another game process with the stack's settings.
     pub fn start_game(&mut self) {
-        self.start_game_with(&[]);
+        let _ = self.start_game_with(&[]);
     }
 
     /// Starts another game process with the stack's settings and `extra`
-    /// on top.
-    pub fn start_game_with(&mut self, extra: &[(&str, &str)]) {
+    /// on top; where it is.
+    pub fn start_game_with(&mut self, extra: &[(&str, &str)]) -> AddedGame {
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut args = vec!["game".to_owned()];
         args.extend(self.kind.args(&self.broker));
         let mut game = Proc::spawn("game-again", &self.dir, &args, &env);
-        game.wait_ready();
+        let added = AddedGame {
+            admin: game.wait_ready().addr("game_admin"),
+            console: game.console.clone(),
+        };
         self.procs.push(game);
+        added
     }
 
     /// Waits until the game process (the first one named `game`) ends by
@@ -485,6 +514,22 @@ impl Drop for Stack {
             );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A game started again by [`Stack::start_game_with`].
+#[derive(Debug)]
+pub struct AddedGame {
+    /// Its admin endpoint (`warren debug --admin`).
+    pub admin: SocketAddr,
+    /// Its stdout: what its console said.
+    pub console: std::path::PathBuf,
+}
+
+impl AddedGame {
+    /// What its console has said so far.
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
     }
 }
 

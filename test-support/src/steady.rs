@@ -79,3 +79,39 @@ pub async fn steady(mut p: Client, stop: Arc<AtomicBool>) -> Seen {
     seen.late += pending.len();
     seen
 }
+
+/// Steady players on a stack, sending until [`Traffic::finish`].
+#[derive(Debug)]
+pub struct Traffic {
+    stop: Arc<AtomicBool>,
+    players: Vec<tokio::task::JoinHandle<Seen>>,
+}
+
+impl Traffic {
+    /// `n` players, uids from `first_uid`, logged in and sending.
+    pub async fn start(stack: &crate::stack::Stack, first_uid: u64, n: u64) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut players = Vec::new();
+        for uid in first_uid..first_uid + n {
+            let p = stack.player(uid).await;
+            players.push(tokio::spawn(steady(p, stop.clone())));
+        }
+        Traffic { stop, players }
+    }
+
+    /// Stops sending; every answer of every player by kind, after checking
+    /// that no socket ended and no request went unanswered.
+    pub async fn finish(self, what: &str) -> BTreeMap<String, usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = BTreeMap::new();
+        for (i, p) in self.players.into_iter().enumerate() {
+            let seen = p.await.expect("a steady player panicked");
+            assert_eq!(seen.ended, None, "{what}: player {i}'s socket ended");
+            assert_eq!(seen.late, 0, "{what}: player {i}: unanswered: {seen:?}");
+            for (k, n) in seen.answers {
+                *total.entry(k).or_default() += n;
+            }
+        }
+        total
+    }
+}

@@ -74,7 +74,31 @@ async fn guest_with_daily(stack: &Stack, device: &str) -> (crate::helpers::Clien
 }
 
 async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once(kind: BusKind) {
+    killed_mid_stream(kind, Successor::Restarted).await;
+}
+
+/// With a hot standby beside it, the killed game's requests go to the
+/// standby: none lost, each charged once, and no process started.
+async fn a_standby_loses_no_request_of_a_game_killed_mid_stream(kind: BusKind) {
+    killed_mid_stream(kind, Successor::Standby).await;
+}
+
+/// Who serves the shard after the kill.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Successor {
+    /// A new game, started 300 ms after the kill.
+    Restarted,
+    /// A hot standby, started before the stream.
+    Standby,
+}
+
+// Long: one scenario in order — the stream, the kill mid-stream, the successor, then every answer and the balance checked.
+async fn killed_mid_stream(kind: BusKind, successor: Successor) {
     let mut stack = Stack::start_full_with(kind, &DURABLE).await;
+    let standby = match successor {
+        Successor::Standby => Some(crate::standby::start_standby(&mut stack).await),
+        Successor::Restarted => None,
+    };
     crate::config::publish(&stack, "economy", json!({"daily_reward": 1_000_000})).await;
     crate::config::wallet_takes_daily_reward(&stack, 1_000_000).await;
     let (mut c, start) = guest_with_daily(&stack, "durable").await;
@@ -86,6 +110,9 @@ async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once(kind: B
     const N: usize = 300;
     let mut replies: BTreeMap<u64, Vec<warren_proto::Frame>> = BTreeMap::new();
     let mut seqs = Vec::new();
+    // The kill, and the first answer after it (an upper bound of the
+    // takeover: answers are read between sends).
+    let (mut killed, mut first_after) = (None::<Instant>, None::<Instant>);
     for i in 0..N {
         let seq = c
             .send(
@@ -105,19 +132,32 @@ async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once(kind: B
                     other => panic!("no answer before the kill: {other:?}"),
                 }
             }
-            stack.kill_game();
             let answered = replies.len();
-            eprintln!("game killed after {} requests, {answered} answered", i + 1);
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            stack.start_game();
+            killed = Some(Instant::now());
+            if standby.is_some() {
+                stack.kill_first_game();
+            } else {
+                stack.kill_game();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                stack.start_game();
+            }
+            eprintln!(
+                "{kind:?}: game killed after {} requests, {answered} answered",
+                i + 1
+            );
         }
         if i >= 200 {
             while let Some(Event::Frame(f)) = c.try_next_event(Duration::from_millis(2)).await {
                 replies.entry(f.seq).or_default().push(f);
+                first_after.get_or_insert_with(Instant::now);
             }
         }
     }
+    let before = replies.len();
     await_answers(&mut c, &seqs, &mut replies).await;
+    if replies.len() > before {
+        first_after.get_or_insert_with(Instant::now);
+    }
     let mut twice = 0;
     for seq in &seqs {
         let answers = &replies[seq];
@@ -132,9 +172,14 @@ async fn a_game_killed_mid_stream_loses_no_request_and_charges_each_once(kind: B
             assert_eq!(decode::<Bought>(f).item, "potion");
         }
     }
+    let served = first_after.zip(killed).map(|(a, k)| a - k);
     eprintln!(
-        "{N} purchases answered; {twice} answered twice (handled by the killed game, then delivered again)"
+        "{kind:?}, {successor:?}: {N} purchases answered, 0 lost; {twice} answered twice (handled \
+         by the killed game, then delivered again); first answer {served:?} after the kill"
     );
+    if let Some(standby) = &standby {
+        crate::standby::serves_after_one_takeover(&stack, standby);
+    }
     let (r, _) = c.request(3001, &json!({})).await;
     let balance = decode::<Balance>(&r).balance;
     assert_eq!(
@@ -228,6 +273,7 @@ async fn a_request_that_keeps_failing_ends_in_the_dead_letter_queue(kind: BusKin
 
 on_durable_buses!(
     a_game_killed_mid_stream_loses_no_request_and_charges_each_once,
+    a_standby_loses_no_request_of_a_game_killed_mid_stream,
     a_game_that_dies_before_its_replies_are_confirmed_loses_no_answer,
     a_request_that_keeps_failing_ends_in_the_dead_letter_queue,
 );

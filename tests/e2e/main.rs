@@ -24,6 +24,7 @@ mod revoke;
 mod sessions;
 mod shards;
 mod spine;
+mod standby;
 mod tls;
 mod wallet;
 mod web;
