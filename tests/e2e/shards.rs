@@ -8,7 +8,7 @@ use warren_proto::cmd;
 
 use crate::{
     helpers::{BusKind, Room, Said, Say, Stack, decode},
-    on_networked_buses,
+    on_durable_buses, on_networked_buses,
 };
 
 const TWO_SHARDS: &[(&str, &str)] = &[("WARREN_BUS__SHARDS", "2")];
@@ -105,7 +105,18 @@ async fn a_process_with_another_shard_count_is_refused_at_start(kind: BusKind) {
 }
 
 async fn a_second_game_for_a_served_shard_is_refused_at_start(kind: BusKind) {
-    let stack = Stack::start_connectors(kind, 1, TWO_SHARDS).await;
+    a_second_game_is_refused(kind, &[]).await;
+}
+
+/// In the durable mode too: RabbitMQ's quorum request queues ignore an
+/// exclusive consumer, so the shard's lock queue is what refuses it.
+async fn a_second_game_for_a_served_durable_shard_is_refused_at_start(kind: BusKind) {
+    a_second_game_is_refused(kind, &[("WARREN_BUS__DURABLE", "true")]).await;
+}
+
+async fn a_second_game_is_refused(kind: BusKind, extra: &[(&str, &str)]) {
+    let settings = [TWO_SHARDS, extra].concat();
+    let stack = Stack::start_connectors(kind, 1, &settings).await;
     let (ok, output) =
         stack.run_game_with(&[("WARREN_BUS__SHARDS", "2"), ("WARREN_GAME__SHARD", "1")]);
     assert!(!ok, "a second game for shard 1 must not start");
@@ -125,3 +136,5 @@ on_networked_buses!(
     a_process_with_another_shard_count_is_refused_at_start,
     a_second_game_for_a_served_shard_is_refused_at_start,
 );
+
+on_durable_buses!(a_second_game_for_a_served_durable_shard_is_refused_at_start);
