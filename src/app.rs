@@ -10,6 +10,7 @@ use warren_proto::Uid;
 use crate::{
     admin_client::{self, announce},
     cli::{Cli, Command, ConfigAdmin, PartArgs},
+    health,
     keys::{self, TokenSigner},
     modes,
     parts::shutdown_signal,
@@ -46,6 +47,15 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             None => admin_client::debug_command(&settings, json, admin, connector, service, trace),
         },
         Command::Ban(args) => crate::ban::ban(&settings, args),
+        Command::Health => {
+            let Some(ready_file) = cli.ready_file else {
+                anyhow::bail!(
+                    "warren health reads a ready file: give --ready-file PATH or set WARREN_READY_FILE"
+                );
+            };
+            println!("warren: {}", health::check(&ready_file)?);
+            Ok(())
+        }
         Command::Keygen { out } => {
             let (private, public) = keys::write_pair(&out)?;
             println!(

@@ -145,6 +145,10 @@ pub enum Command {
         #[arg(long, value_name = "NAME=on|off", conflicts_with_all = ["connector", "push_server", "service"])]
         trace: Option<String>,
     },
+    /// The health check of a container: exits 0 when the process behind
+    /// the ready file (--ready-file or WARREN_READY_FILE) runs and every
+    /// listener it names accepts a connection, 1 otherwise, saying why.
+    Health,
     /// Write a new Ed25519 key pair for signing tokens.
     Keygen {
         /// Directory to write jwt-private.pem and jwt-public.pem into.

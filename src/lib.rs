@@ -22,6 +22,7 @@ mod admin_client;
 pub mod app;
 mod ban;
 pub mod cli;
+mod health;
 pub mod keys;
 mod modes;
 mod parts;

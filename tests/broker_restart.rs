@@ -119,7 +119,12 @@ async fn the_connector_never_wedges_while_the_broker_restarts_ten_times_under_lo
     let mut players = Vec::new();
     for uid in 1..=50 {
         let p = stack.player(uid).await;
-        players.push(tokio::spawn(steady(p, stop.clone())));
+        players.push(tokio::spawn(steady(
+            p,
+            stop.clone(),
+            Duration::from_millis(50),
+            Duration::from_secs(2 + 5),
+        )));
     }
     let mut probe = stack.player(1000).await;
     let load = Load::start();

@@ -161,6 +161,27 @@ impl Opener {
             }
         }
         if let Some(owner) = &self.exclusive {
+            // Someone consumes it: refused without touching the lock (a
+            // refused lock closes the channel, which lapin logs as an
+            // error: a standby asks several times a second).
+            let queue = channel
+                .queue_declare(
+                    q.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+            if queue.consumer_count() > 0 {
+                let _ = channel.close(200, "shard taken".into()).await;
+                return Err(BusError::AlreadyConsumed(format!(
+                    "{owner} ({} consumer on the queue)",
+                    queue.consumer_count()
+                )));
+            }
             // The shard's lock: a queue exclusive to this connection, gone
             // with it. The broker enforces it on every queue type (a
             // quorum queue does not enforce an exclusive consumer).

@@ -19,17 +19,16 @@ use crate::client::{Client, ErrorBody, Event, decode};
 #[derive(Debug, Default)]
 pub struct Seen {
     pub answers: BTreeMap<String, usize>,
-    /// Requests not answered within the connector's time-out plus 5 s.
+    /// Requests not answered within `due` (the connector's time-out
+    /// plus 5 s).
     pub late: usize,
     /// The socket ended.
     pub ended: Option<String>,
 }
 
-/// Sends an echo every 50 ms until `stop`, then waits for the answers
-/// still due; classifies every answer.
-pub async fn steady(mut p: Client, stop: Arc<AtomicBool>) -> Seen {
-    const EVERY: Duration = Duration::from_millis(50);
-    const DUE: Duration = Duration::from_secs(2 + 5);
+/// Sends an echo every `every` until `stop`, then waits for the answers
+/// still due; classifies every answer. An answer is due within `due`.
+pub async fn steady(mut p: Client, stop: Arc<AtomicBool>, every: Duration, due: Duration) -> Seen {
     let mut seen = Seen::default();
     let mut pending: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut next_send = Instant::now();
@@ -38,7 +37,7 @@ pub async fn steady(mut p: Client, stop: Arc<AtomicBool>) -> Seen {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed) {
             let since = *stopping_since.get_or_insert(now);
-            if pending.is_empty() || now.duration_since(since) > DUE {
+            if pending.is_empty() || now.duration_since(since) > due {
                 break;
             }
         } else if now >= next_send {
@@ -48,7 +47,7 @@ pub async fn steady(mut p: Client, stop: Arc<AtomicBool>) -> Seen {
                 break;
             }
             pending.insert(seq, now);
-            next_send += EVERY;
+            next_send += every;
         }
         let wait = next_send
             .saturating_duration_since(Instant::now())
@@ -73,7 +72,7 @@ pub async fn steady(mut p: Client, stop: Arc<AtomicBool>) -> Seen {
         }
         let now = Instant::now();
         let before = pending.len();
-        pending.retain(|_, sent| now.duration_since(*sent) <= DUE);
+        pending.retain(|_, sent| now.duration_since(*sent) <= due);
         seen.late += before - pending.len();
     }
     seen.late += pending.len();
@@ -88,13 +87,29 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// `n` players, uids from `first_uid`, logged in and sending.
+    /// `n` players, uids from `first_uid`, logged in and sending an echo
+    /// every 50 ms each; an answer is due within the stack's request
+    /// time-out plus 5 s.
     pub async fn start(stack: &crate::stack::Stack, first_uid: u64, n: u64) -> Traffic {
+        Self::start_every(stack, first_uid, n, Duration::from_millis(50)).await
+    }
+
+    /// The same, each player sending every `every`.
+    pub async fn start_every(
+        stack: &crate::stack::Stack,
+        first_uid: u64,
+        n: u64,
+        every: Duration,
+    ) -> Traffic {
+        let timeout = stack
+            .setting("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS")
+            .map_or(10_000, |ms| ms.parse().expect("a request time-out in ms"));
+        let due = Duration::from_millis(timeout) + Duration::from_secs(5);
         let stop = Arc::new(AtomicBool::new(false));
         let mut players = Vec::new();
         for uid in first_uid..first_uid + n {
             let p = stack.player(uid).await;
-            players.push(tokio::spawn(steady(p, stop.clone())));
+            players.push(tokio::spawn(steady(p, stop.clone(), every, due)));
         }
         Traffic { stop, players }
     }

@@ -1,8 +1,15 @@
 //! The RabbitMQ side of the batcher: writes a batch's body to the exchange
 //! its address names, on the publishing channel (publisher confirms on).
 
+use std::{future::Future, sync::Arc, time::Duration};
+
 use async_trait::async_trait;
-use lapin::{BasicProperties, options::BasicPublishOptions, types::ShortString};
+use lapin::{
+    BasicProperties, Confirmation, PublisherConfirm, options::BasicPublishOptions,
+    types::ShortString,
+};
+use tokio::time::Instant;
+use tracing::warn;
 use warren_proto::batch::BATCH_CONTENT_TYPE;
 
 use super::{link::Health, topology::shard_key, unavailable};
@@ -16,6 +23,77 @@ pub(super) struct AmqpSink {
     pub(super) push_exchange: ShortString,
     pub(super) broadcast_exchange: ShortString,
     pub(super) durable: bool,
+}
+
+/// Durable mode: how long a message to a connector whose push queue is
+/// missing (the connector is moving to another node, or restarting) is
+/// published again, every [`RETURN_RETRY`], before it is dropped as it
+/// would be without the durable mode. Beyond a connector's request
+/// time-out (10 s by default), a reply has no one waiting for it.
+const RETURNED_FOR: Duration = Duration::from_secs(10);
+const RETURN_RETRY: Duration = Duration::from_millis(100);
+
+/// One publish: where, what, and whether an unroutable message comes back.
+#[derive(Clone)]
+struct Publish {
+    exchange: ShortString,
+    key: ShortString,
+    body: Arc<Vec<u8>>,
+    properties: BasicProperties,
+    mandatory: bool,
+}
+
+impl Publish {
+    /// Writes it on the current publishing channel; the broker's confirm.
+    async fn write(&self, health: &Health) -> Result<PublisherConfirm, BusError> {
+        let lost = health.next_loss();
+        let link = health.publish.link();
+        let Some(channel) = link.channel.as_ref() else {
+            return Err(BusError::Unavailable("no publishing channel".into()));
+        };
+        let publish = channel.basic_publish(
+            self.exchange.clone(),
+            self.key.clone(),
+            BasicPublishOptions {
+                mandatory: self.mandatory,
+                ..Default::default()
+            },
+            &self.body,
+            self.properties.clone(),
+        );
+        tokio::select! {
+            written = publish => written.map_err(unavailable),
+            _ = lost => Err(BusError::Unavailable(
+                "the connection to RabbitMQ was lost while writing".into(),
+            )),
+        }
+    }
+}
+
+/// How the broker answered one publish.
+enum Answer {
+    Taken,
+    /// Unroutable (a mandatory publish came back).
+    Returned,
+}
+
+async fn confirmed(
+    confirm: PublisherConfirm,
+    lost: impl Future<Output = ()>,
+) -> Result<Answer, BusError> {
+    tokio::select! {
+        confirmed = confirm => match confirmed {
+            Ok(c) if c.is_nack() => Err(BusError::Rejected(
+                "the broker refused the message (queue full?)".into(),
+            )),
+            Ok(Confirmation::Ack(Some(_))) => Ok(Answer::Returned),
+            Ok(_) => Ok(Answer::Taken),
+            Err(e) => Err(unavailable(e)),
+        },
+        _ = lost => Err(BusError::Unavailable(
+            "the connection to RabbitMQ was lost before the broker confirmed".into(),
+        )),
+    }
 }
 
 #[async_trait]
@@ -39,38 +117,32 @@ impl Sink for AmqpSink {
             // Persistent, one per message (acknowledged one by one).
             properties = properties.with_delivery_mode(2);
         }
-        let lost = self.health.next_loss();
-        let link = self.health.publish.link();
-        let Some(channel) = link.channel.as_ref() else {
-            return Err(BusError::Unavailable("no publishing channel".into()));
-        };
-        let publish = channel.basic_publish(
-            exchange.clone(),
+        let publish = Publish {
+            exchange: exchange.clone(),
             key,
-            BasicPublishOptions::default(),
-            &body,
+            body: Arc::new(body),
             properties,
-        );
-        let mut lost = Box::pin(lost);
-        let confirm = tokio::select! {
-            written = publish => written.map_err(unavailable)?,
-            _ = &mut lost => return Err(BusError::Unavailable(
-                "the connection to RabbitMQ was lost while writing".into(),
-            )),
+            // Durable mode: a reply to a connector whose push queue is
+            // missing for a moment comes back, and is published again.
+            mandatory: self.durable && matches!(to, Address::Connector(_)),
         };
+        let health = self.health.clone();
+        let lost = health.next_loss();
+        let confirm = publish.write(&health).await?;
         Ok(Box::pin(async move {
-            tokio::select! {
-                confirmed = confirm => match confirmed {
-                    Ok(c) if c.is_nack() => Err(BusError::Rejected(
-                        "the broker refused the message (queue full?)".into(),
-                    )),
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(unavailable(e)),
-                },
-                _ = lost => Err(BusError::Unavailable(
-                    "the connection to RabbitMQ was lost before the broker confirmed".into(),
-                )),
+            let mut answer = confirmed(confirm, lost).await?;
+            let deadline = Instant::now() + RETURNED_FOR;
+            while let Answer::Returned = answer {
+                if Instant::now() >= deadline {
+                    warn!(connector = %publish.key, "no push queue for this connector for {RETURNED_FOR:?}: its messages are dropped");
+                    return Ok(());
+                }
+                tokio::time::sleep(RETURN_RETRY).await;
+                let lost = health.next_loss();
+                let confirm = publish.write(&health).await?;
+                answer = confirmed(confirm, lost).await?;
             }
+            Ok(())
         }))
     }
 

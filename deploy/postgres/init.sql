@@ -1,0 +1,2 @@
+-- gold's database is POSTGRES_DB (warren); config-svc keeps its own.
+CREATE DATABASE warren_config;
