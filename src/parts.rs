@@ -320,13 +320,53 @@ pub(crate) async fn start_gold(
     let (listener, gold_url) = bind_grpc(settings, settings.gold.listen, "gold (gRPC)").await?;
     println!("warren: gold listening on {gold_url} (database {url})");
     ready.listening(Role::Gold, &gold_url);
+    let (admin, admin_url) = bind_http(
+        settings,
+        settings.gold.admin_listen,
+        "gold's metrics endpoint",
+    )
+    .await?;
+    println!("warren: gold metrics on {admin_url}/metrics");
+    ready.listening(Role::GoldAdmin, &admin_url);
+    let calls = warren_http::calls::Calls::default();
+    let token = admin_token(settings)?;
     let gold_settings = settings.gold.clone();
     let gold = Background::spawn(|signal| async move {
-        warren_gold::run(listener, store.clone(), &gold_settings, signal).await?;
+        let stop_metrics = CancellationToken::new();
+        let metrics = tokio::spawn(serve_metrics(
+            admin,
+            calls.clone(),
+            token,
+            stop_metrics.clone().cancelled_owned(),
+        ));
+        let served =
+            warren_gold::run(listener, store.clone(), &gold_settings, &calls, signal).await;
+        stop_metrics.cancel();
         store.close().await;
+        metrics.await??;
+        served?;
         Ok(())
     });
     Ok((gold_url, gold))
+}
+
+/// `/metrics` of a service that has only its calls counted (gold), behind
+/// the operators' token, on `listener` until `shutdown`.
+async fn serve_metrics(
+    listener: warren_http::Listener,
+    calls: warren_http::calls::Calls,
+    token: String,
+    shutdown: WaitForCancellationFutureOwned,
+) -> std::io::Result<()> {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(async move || calls.response()),
+    );
+    let router = warren_http::require_bearer(router, token)
+        .fallback(async || warren_http::ApiError::not_found("no such endpoint"));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Opens config-svc's database; returns it and its URL (which prints
@@ -394,8 +434,8 @@ pub(crate) async fn start_login(
         (None, Some(url)) => url.to_owned(),
         (None, None) => admin_url(settings, settings.game.admin_listen),
     };
-    let revoker =
-        warren_login::Revoker::new(&game_admin, admin_token(settings)?, settings.tls.clone());
+    let token = admin_token(settings)?;
+    let revoker = warren_login::Revoker::new(&game_admin, token.clone(), settings.tls.clone());
     let (listener, url) = bind_http(settings, settings.login.listen, "login").await?;
     println!("warren: login listening on {url}");
     ready.listening(Role::Login, &url);
@@ -408,6 +448,7 @@ pub(crate) async fn start_login(
             gold,
             signer,
             Some(revoker),
+            Some(token),
             signal,
         )
         .await?;

@@ -39,6 +39,7 @@ mod server {
 
     use serde::{Deserialize, Serialize};
     use tracing::info;
+    use warren_http::calls::Calls;
     use warren_proto::config::config_server::ConfigServer;
 
     pub use crate::error::ConfigError;
@@ -138,6 +139,8 @@ mod server {
         hub: Hub,
         service: ConfigService,
         web: crate::web::Web,
+        /// Every call, gRPC and page, for the page's `/metrics`.
+        calls: Calls,
     }
 
     impl Server {
@@ -152,12 +155,15 @@ mod server {
             }
             let hub = Hub::new(&store).await?;
             let service = ConfigService::new(store.clone(), hub.clone(), admin_token);
-            let web = crate::web::Web::new(store.clone(), hub.clone(), settings)?;
+            let calls = Calls::default();
+            let web = crate::web::Web::new(store.clone(), hub.clone(), settings)?
+                .with_metrics(calls.clone(), admin_token.to_owned());
             Ok(Server {
                 store,
                 hub,
                 service,
                 web,
+                calls,
             })
         }
     }
@@ -184,6 +190,7 @@ mod server {
             hub,
             service,
             web,
+            calls,
         } = server;
         let stop = tokio_util::sync::CancellationToken::new();
         let poller = tokio::spawn({
@@ -200,7 +207,7 @@ mod server {
             web,
             stop.clone().cancelled_owned(),
         ));
-        let served = serve_grpc(listeners.grpc, service, shutdown).await;
+        let served = serve_grpc(listeners.grpc, service, &calls, shutdown).await;
         stop.cancel();
         let _ = poller.await;
         let paged = page.await;
@@ -210,10 +217,11 @@ mod server {
     }
 
     /// Serves gRPC (with its health service) on `listener` until `shutdown`
-    /// resolves.
+    /// resolves, counting every call in `calls`.
     pub async fn serve_grpc(
         listener: warren_kit::grpc::Listener,
         service: ConfigService,
+        calls: &Calls,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
         let hub = service.hub().clone();
@@ -225,6 +233,7 @@ mod server {
         health.set_serving::<ConfigServer<ConfigService>>().await;
         info!(addr = %listener.local_addr(), tls = listener.tls().is_some(), "config-svc serving gRPC");
         tonic::transport::Server::builder()
+            .layer(calls.layer())
             .add_service(health_service)
             .add_service(ConfigServer::new(service))
             .serve_with_incoming_shutdown(listener.incoming(), shutdown)

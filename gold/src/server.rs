@@ -5,6 +5,7 @@ use std::{future::Future, net::SocketAddr};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Server;
 use tracing::info;
+use warren_http::calls::Calls;
 use warren_kit::{SecretUrl, grpc::Listener};
 use warren_proto::gold::gold_server::GoldServer;
 
@@ -15,6 +16,9 @@ use crate::{GoldService, Store};
 pub struct GoldSettings {
     /// Where gold serves gRPC.
     pub listen: SocketAddr,
+    /// Where gold serves `/metrics` (every RPC counted), behind the
+    /// operators' token (`game.admin_token`).
+    pub admin_listen: SocketAddr,
     /// Where others (login, the game's wallet) reach gold.
     pub url: String,
     /// `postgres://…` or `sqlite://path?mode=rwc`. Unset: SQLite in the data
@@ -30,6 +34,7 @@ impl Default for GoldSettings {
     fn default() -> Self {
         GoldSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 7002)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 7010)),
             url: "http://127.0.0.1:7002".to_owned(),
             database: None,
             max_connections: 16,
@@ -39,11 +44,13 @@ impl Default for GoldSettings {
 }
 
 /// Serves `store` on `listener` (plain or TLS) until `shutdown` resolves,
-/// then finishes the calls in flight and returns.
+/// then finishes the calls in flight and returns. Every call is counted
+/// in `calls`.
 pub async fn run(
     listener: Listener,
     store: Store,
     settings: &GoldSettings,
+    calls: &Calls,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -51,6 +58,7 @@ pub async fn run(
     info!(addr = %listener.local_addr(), tls = listener.tls().is_some(), "gold serving gRPC");
     Server::builder()
         .concurrency_limit_per_connection(settings.concurrency_per_connection)
+        .layer(calls.layer())
         .add_service(health_service)
         .add_service(GoldServer::new(GoldService::new(store)))
         .serve_with_incoming_shutdown(listener.incoming(), shutdown)

@@ -8,11 +8,13 @@
 //! - [`require_bearer`]: the operators' bearer token on every route of a
 //!   router, checked in constant time; a request without it is 401.
 //! - [`metrics`]: Prometheus' text format for `/metrics`.
+//! - [`calls`]: calls counted per route, for the services' `/metrics`.
 //! - [`cors`]: the CORS answer a web page on another origin needs.
 //! - [`Listener`]: where an API listens, plain or TLS.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod calls;
 mod listener;
 pub mod metrics;
 

@@ -7,13 +7,17 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, extract::DefaultBodyLimit, routing::post};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tracing::info;
 use warren_proto::gold::Gold;
 
-use warren_http::ApiError;
+use warren_http::{ApiError, calls::Calls};
 use warren_kit::{limits::Limits, password};
 
 use crate::{
@@ -99,6 +103,7 @@ pub async fn run(
     gold: Gold,
     signer: TokenSigner,
     revoker: Option<crate::Revoker>,
+    metrics_token: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let dummy_hash = password::hash_off_thread("not a real password, only a timing decoy".into())
@@ -122,7 +127,15 @@ pub async fn run(
         unlimited: settings.unlimited_addresses.clone(),
         revoker,
     });
-    let router = Router::new()
+    // `/metrics` (behind the operators' token): every call counted.
+    let calls = Calls::default();
+    let mut router = Router::new();
+    if let Some(token) = metrics_token {
+        let counts = calls.clone();
+        let metrics = Router::new().route("/metrics", get(async move || counts.response()));
+        router = router.merge(warren_http::require_bearer(metrics, token));
+    }
+    let router = router
         .route("/v1/guest", post(api::guest))
         .route("/v1/register", post(api::register))
         .route("/v1/login", post(api::login))
@@ -131,6 +144,7 @@ pub async fn run(
         .fallback(async || ApiError::not_found("no such endpoint"))
         .method_not_allowed_fallback(async || refusal::method_not_allowed())
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(calls.layer())
         .with_state(app);
     let router = warren_http::cors(router, &settings.cors_origins);
     info!(addr = %axum::serve::Listener::local_addr(&listener)?, tls = listener.tls(), "login serving HTTP");

@@ -43,6 +43,7 @@ use maud::Markup;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
+use warren_http::calls::Calls;
 
 use auth::{Limiter, csrf_matches, token, token_hash};
 pub use auth::{check_password, check_username, hash_password};
@@ -56,6 +57,8 @@ const SIGNIN_COOKIE: &str = "warren_signin";
 #[derive(Clone, Debug)]
 pub struct Web {
     inner: Arc<Inner>,
+    /// `/metrics` behind the operators' token, and the calls it counts.
+    metrics: Option<(Calls, String)>,
 }
 
 #[derive(Debug)]
@@ -167,10 +170,33 @@ impl Web {
                 dummy_hash,
                 hashing: Semaphore::new(4),
             }),
+            metrics: None,
         })
     }
 
+    /// Counts every call of the page in `calls`, and serves them all
+    /// (the gRPC side's too) at `/metrics` behind `token`.
+    pub fn with_metrics(self, calls: Calls, token: String) -> Web {
+        Web {
+            metrics: Some((calls, token)),
+            ..self
+        }
+    }
+
     pub fn router(self) -> Router {
+        let metrics = self.metrics.clone();
+        let page = self.routes();
+        let Some((calls, token)) = metrics else {
+            return page;
+        };
+        let counts = calls.clone();
+        let metrics = Router::new().route("/metrics", get(async move || counts.response()));
+        warren_http::require_bearer(metrics, token)
+            .merge(page)
+            .layer(calls.layer())
+    }
+
+    fn routes(self) -> Router {
         Router::new()
             .route("/", get(documents::list))
             .route("/login", get(signin::page).post(signin::submit))

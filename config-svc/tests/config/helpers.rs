@@ -47,7 +47,7 @@ impl Server {
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
             let listener = warren_kit::grpc::Listener::new(listener, None).unwrap();
-            warren_config::serve_grpc(listener, service, signal)
+            warren_config::serve_grpc(listener, service, &Default::default(), signal)
                 .await
                 .unwrap();
         });

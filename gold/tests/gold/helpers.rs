@@ -44,9 +44,15 @@ impl Server {
         let stop = CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
-            warren_gold::run(listener, store, &GoldSettings::default(), signal)
-                .await
-                .unwrap();
+            warren_gold::run(
+                listener,
+                store,
+                &GoldSettings::default(),
+                &Default::default(),
+                signal,
+            )
+            .await
+            .unwrap();
         });
         (Server { addr, stop }, serves_tls)
     }

@@ -9,6 +9,9 @@ use warren_gold::{GoldSettings, Store};
 use warren_login::{JwtSettings, LoginSettings, TokenSigner, keys};
 use warren_test_support::{Db, TestDb, http::request_http};
 
+/// The operators' token of the login under test (its `/metrics`).
+pub(crate) const METRICS_TOKEN: &str = "metrics-token";
+
 pub(crate) struct Stack {
     pub(crate) login: SocketAddr,
     pub(crate) public_pem: String,
@@ -37,9 +40,15 @@ pub(crate) async fn start_with(gold_reachable: bool, settings: LoginSettings) ->
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
             let listener = warren_kit::grpc::Listener::new(listener, None).unwrap();
-            warren_gold::run(listener, store, &GoldSettings::default(), signal)
-                .await
-                .unwrap();
+            warren_gold::run(
+                listener,
+                store,
+                &GoldSettings::default(),
+                &Default::default(),
+                signal,
+            )
+            .await
+            .unwrap();
         });
         format!("http://{addr}")
     } else {
@@ -65,9 +74,17 @@ pub(crate) async fn start_with(gold_reachable: bool, settings: LoginSettings) ->
         let timeout = settings.gold_timeout_ms;
         let channel = warren_kit::grpc::lazy(&gold_url, &Default::default(), timeout).unwrap();
         let gold = warren_proto::gold::Gold::new(channel, timeout);
-        warren_login::run(listener, &settings, gold, signer, None, signal)
-            .await
-            .unwrap();
+        warren_login::run(
+            listener,
+            &settings,
+            gold,
+            signer,
+            None,
+            Some(METRICS_TOKEN.to_owned()),
+            signal,
+        )
+        .await
+        .unwrap();
     });
     Stack {
         login,

@@ -5,7 +5,9 @@ use warren_connector::TokenVerifier;
 use warren_login::{JwtSettings, TokenSigner, keys};
 use warren_proto::Uid;
 
-use crate::helpers::{error_code, http, post, start};
+use warren_test_support::http::request_http;
+
+use crate::helpers::{METRICS_TOKEN, error_code, http, post, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_get_the_same_uid_per_device_and_a_token_the_connector_accepts() {
@@ -122,4 +124,27 @@ async fn gold_down_is_503_not_a_hang() {
     let s = start(false).await;
     let (status, body) = post(s.login, "/v1/guest", json!({"device_id": "d"})).await;
     assert_eq!((status, error_code(&body)), (503, "unavailable"));
+}
+
+/// `/metrics` behind the operators' token: each call counted under its
+/// route as taken, refused (4xx) or failed (5xx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_every_call_by_route_and_outcome() {
+    let stack = start(true).await;
+    let (status, _) = post(stack.login, "/v1/guest", json!({"device_id": "metrics-1"})).await;
+    assert_eq!(status, 200);
+    let (status, _) = post(stack.login, "/v1/login", json!({"username": "nobody"})).await;
+    assert!((400..500).contains(&status), "{status}");
+    let (status, _) = request_http(stack.login, "/metrics", None, None).await;
+    assert_eq!(status, 401, "no token, no metrics");
+    let (status, text) = request_http(stack.login, "/metrics", Some(METRICS_TOKEN), None).await;
+    assert_eq!(status, 200, "{text}");
+    for line in [
+        "warren_rpc_calls_total{method=\"/v1/guest\"} 1",
+        "warren_rpc_calls_total{method=\"/v1/login\"} 1",
+        "warren_rpc_refused_total{method=\"/v1/login\"} 1",
+        "warren_rpc_errors_total{method=\"/v1/guest\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
 }

@@ -32,6 +32,7 @@ fn base_env(dir: &std::path::Path) -> Vec<(String, String)> {
     for key in [
         "CONNECTOR__LISTEN",
         "GOLD__LISTEN",
+        "GOLD__ADMIN_LISTEN",
         "LOGIN__LISTEN",
         "HTTP__LISTEN",
         "GAME__ADMIN_LISTEN",
