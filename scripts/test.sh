@@ -104,6 +104,32 @@ if ! command -v openssl >/dev/null 2>&1; then
   exit 1
 fi
 
+# The Docker layout (deploy/docker-compose.yml) is checked with
+# `docker-compose config` (Debian's docker-compose package; no Docker
+# engine needed).
+if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing docker-compose to check deploy/docker-compose.yml..." >&2
+  as_root=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y docker-compose >&2 \
+    || { $as_root apt-get update >&2 && $as_root env DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y docker-compose >&2; } || true
+fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "docker-compose is needed to check deploy/docker-compose.yml and could not be installed:" >&2
+  echo "apt-get install docker-compose" >&2
+  exit 1
+fi
+
+# The cluster test (tests/cluster.rs) starts three private RabbitMQ nodes
+# (warren1..3@localhost, ports 5673-5675): it needs rabbitmq-server and
+# rabbitmqctl (installed with the shared broker above) and root, to give
+# the nodes' directories to the rabbitmq user.
+if ! command -v rabbitmqctl >/dev/null 2>&1; then
+  echo "rabbitmqctl is needed for the cluster test: apt-get install rabbitmq-server" >&2
+  exit 1
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

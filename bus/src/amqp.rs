@@ -54,8 +54,8 @@ use async_trait::async_trait;
 use lapin::{
     Channel, ExchangeKind,
     options::{
-        BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
-        ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+        BasicCancelOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
@@ -63,10 +63,13 @@ use tracing::{debug, info, warn};
 use warren_proto::{BusEvent, BusPush, ConnectorId, DecodeError, decode_event, decode_push};
 
 mod link;
+mod opener;
 mod sink;
 mod topology;
 
 use link::{Health, Side};
+pub(crate) use opener::Opener;
+use opener::PushQueue;
 use sink::AmqpSink;
 pub use topology::AmqpSettings;
 use topology::Topology;
@@ -87,140 +90,12 @@ pub struct AmqpBus {
     consume: Arc<Side>,
     batcher: Batcher,
     consumers: Mutex<Vec<(Channel, ShortString)>>,
+    /// The durable mode: this connector's push queue, which outlives the
+    /// connection, deleted at a clean close.
+    push_queue: Mutex<Option<String>>,
     closed: Arc<Open>,
     health: Health,
     watcher: tokio::task::JoinHandle<()>,
-}
-
-/// How a consumer is opened: at first, and again on a rebuilt connection.
-pub(crate) struct Opener {
-    side: Arc<Side>,
-    pub(crate) queue: String,
-    prefetch: u16,
-    /// A shard's queue: consumed exclusively; the message says who owns it.
-    exclusive: Option<String>,
-    /// A connector's push queue: declared (exclusive to the connection)
-    /// and bound before it is consumed.
-    push: Option<PushQueue>,
-}
-
-struct PushQueue {
-    push_exchange: String,
-    broadcast_exchange: String,
-    id: String,
-    args: FieldTable,
-}
-
-impl Opener {
-    /// Whether the bus is closing: nothing is re-opened then.
-    pub(crate) fn closed(&self) -> bool {
-        self.side.closed.is_closed()
-    }
-
-    /// Whether the queue is consumed exclusively (a shard's requests).
-    pub(crate) fn exclusive(&self) -> bool {
-        self.exclusive.is_some()
-    }
-
-    /// A channel with the prefetch, and a consumer of the queue on it, on
-    /// the side's current connection.
-    pub(crate) async fn open(&self) -> Result<(Channel, lapin::Consumer), BusError> {
-        let link = self.side.link();
-        let channel = link.conn.create_channel().await.map_err(unavailable)?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
-        let q = &self.queue;
-        if let Some(p) = &self.push {
-            // Exclusive: the queue lives as long as this connector's
-            // consuming connection, so a dead connector leaves nothing.
-            channel
-                .queue_declare(
-                    q.as_str().into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..Default::default()
-                    },
-                    p.args.clone(),
-                )
-                .await
-                .map_err(|e| match e.kind() {
-                    lapin::ErrorKind::ProtocolError(_) => BusError::AlreadyConsumed(format!(
-                        "push queue {q} is held by another connection: is connector id {} already running? ({e})",
-                        p.id
-                    )),
-                    _ => unavailable(e),
-                })?;
-            for (exchange, key) in [
-                (&p.push_exchange, p.id.as_str()),
-                (&p.broadcast_exchange, ""),
-            ] {
-                bind(&channel, q, exchange, key).await?;
-            }
-        }
-        if let Some(owner) = &self.exclusive {
-            // Someone consumes it: refused without touching the lock (a
-            // refused lock closes the channel, which lapin logs as an
-            // error: a standby asks several times a second).
-            let queue = channel
-                .queue_declare(
-                    q.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(unavailable)?;
-            if queue.consumer_count() > 0 {
-                let _ = channel.close(200, "shard taken".into()).await;
-                return Err(BusError::AlreadyConsumed(format!(
-                    "{owner} ({} consumer on the queue)",
-                    queue.consumer_count()
-                )));
-            }
-            // The shard's lock: a queue exclusive to this connection, gone
-            // with it. The broker enforces it on every queue type (a
-            // quorum queue does not enforce an exclusive consumer).
-            channel
-                .queue_declare(
-                    format!("{q}.owner").as_str().into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| match e.kind() {
-                    lapin::ErrorKind::ProtocolError(_) => {
-                        BusError::AlreadyConsumed(format!("{owner} ({e})"))
-                    }
-                    _ => unavailable(e),
-                })?;
-        }
-        let consumer = channel
-            .basic_consume(
-                q.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    exclusive: self.exclusive.is_some(),
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| match (&self.exclusive, e.kind()) {
-                (Some(owner), lapin::ErrorKind::ProtocolError(_)) => {
-                    BusError::AlreadyConsumed(format!("{owner} ({e})"))
-                }
-                _ => unavailable(e),
-            })?;
-        Ok((channel, consumer))
-    }
 }
 
 impl fmt::Debug for AmqpBus {
@@ -294,6 +169,7 @@ impl AmqpBus {
             consume,
             batcher,
             consumers: Mutex::new(Vec::new()),
+            push_queue: Mutex::new(None),
             closed,
             health,
             watcher,
@@ -534,6 +410,9 @@ impl Bus for AmqpBus {
         connector: &ConnectorId,
     ) -> Result<Subscription<BusPush>, BusError> {
         let queue = self.topology.push_queue(connector);
+        if self.settings.durable {
+            *self.push_queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(queue.clone());
+        }
         let t = self.topology.clone();
         let args = self.queue_args();
         self.consume(
@@ -547,6 +426,7 @@ impl Bus for AmqpBus {
                     broadcast_exchange: t.broadcast_exchange,
                     id: connector.to_string(),
                     args,
+                    replicated: self.settings.durable,
                 }),
             },
             decode_push,
@@ -608,6 +488,21 @@ impl AmqpBus {
             let _ = channel
                 .basic_cancel(tag.clone(), BasicCancelOptions::default())
                 .await;
+        }
+        let push_queue = self
+            .push_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let (Some(queue), Ok(channel)) = (push_queue, self.publisher()) {
+            // Nobody will read it again: gone now rather than when it
+            // expires.
+            let deleted = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+            if let Err(e) = deleted {
+                debug!(%queue, error = %e, "deleting the push queue");
+            }
         }
         // Publish what the batcher holds, and let outstanding confirms
         // arrive before the connection goes.
