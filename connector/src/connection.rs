@@ -218,6 +218,7 @@ impl Conn<'_> {
                     let now = Instant::now();
                     for seq in self.handle.expired(now) {
                         Stats::inc(&stats.request_timeouts);
+                        debug!(uid = ?self.uid, seq, "no answer in time: timeout");
                         self.reply_error(
                             seq,
                             code::TIMEOUT,
@@ -508,7 +509,7 @@ impl Conn<'_> {
 /// A request the bus did not take: it is no longer awaited, and the client
 /// hears why.
 fn not_forwarded(shared: &Shared, handle: &ConnHandle, uid: Uid, seq: u64, cmd: u32, e: BusError) {
-    handle.answered(seq);
+    let _ = handle.answered(seq);
     Stats::inc(&shared.stats.bus_errors);
     warn!(%uid, cmd, error = %e, "request not forwarded");
     let (code, message) = match e {

@@ -105,10 +105,15 @@ impl ConnHandle {
     }
 
     /// A frame with this seq came from the game: its request is answered.
-    pub(crate) fn answered(&self, seq: u64) {
+    /// False if it was not waited for (answered already, or timed out).
+    pub(crate) fn answered(&self, seq: u64) -> bool {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = p.order.iter().position(|&(s, _)| s == seq) {
-            p.order.remove(i);
+        match p.order.iter().position(|&(s, _)| s == seq) {
+            Some(i) => {
+                p.order.remove(i);
+                true
+            }
+            None => false,
         }
     }
 

@@ -12,7 +12,7 @@ use std::{
 use bytes::Bytes;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use warren_bus::{Bus, BusError, Subscription};
 use warren_kit::tls::Tls;
 use warren_proto::{
@@ -316,8 +316,8 @@ fn deliver(shared: &Shared, push: BusPush) {
         PushKind::Frame { seq, cmd, body } => {
             let bytes: Bytes = Frame::new(seq, cmd, body).encode().into();
             for handle in targets {
-                if seq != 0 {
-                    handle.answered(seq);
+                if seq != 0 && !handle.answered(seq) {
+                    debug!(seq, conn = %handle.id, "a reply to a request no longer waited for (answered, or timed out)");
                 }
                 handle.send(bytes.clone(), &shared.stats);
             }

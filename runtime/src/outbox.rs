@@ -17,9 +17,13 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::{
+    sync::{Semaphore, mpsc},
+    time::Instant,
+};
 use tracing::{debug, error, warn};
 use warren_bus::{Ack, Address, Bus, Decision, Message};
 use warren_proto::{BusEvent, BusPush, PushKind, Target};
@@ -125,12 +129,12 @@ pub(crate) async fn run(
                     abort.reply().await;
                 }
                 for (to, push) in resolve(&sessions, push) {
-                    send(&*bus, &unconfirmed, to, Message::Push(push), settle.clone()).await;
+                    send(&bus, &unconfirmed, to, Message::Push(push), settle.clone()).await;
                 }
             }
             Item::Forward(event, shard) => {
                 send(
-                    &*bus,
+                    &bus,
                     &unconfirmed,
                     Address::Shard(shard),
                     Message::Event(event),
@@ -146,7 +150,7 @@ pub(crate) async fn run(
 
 /// Hands one message to the bus once fewer than the window are unconfirmed.
 async fn send(
-    bus: &dyn Bus,
+    bus: &Arc<dyn Bus>,
     unconfirmed: &Arc<Semaphore>,
     to: Address,
     msg: Message,
@@ -155,20 +159,59 @@ async fn send(
     let Ok(permit) = unconfirmed.clone().acquire_owned().await else {
         return;
     };
+    let deadline = Instant::now() + UNAVAILABLE_FOR;
+    hand_over(bus.clone(), to, msg, settle, permit, deadline).await;
+}
+
+/// Durable mode: how long a message the bus refused as unavailable (a
+/// connection moving to another node, a broker restarting) is handed to it
+/// again, every [`RETRY_EVERY`], before its request is delivered again
+/// instead. Without it every attempt at the request would fail at once and
+/// it would reach the dead letters within the outage.
+const UNAVAILABLE_FOR: Duration = Duration::from_secs(10);
+const RETRY_EVERY: Duration = Duration::from_millis(100);
+
+/// Hands `msg` to the bus; its outcome settles the request's
+/// acknowledgement (durable mode), after retrying while the bus is
+/// unavailable.
+fn hand_over(
+    bus: Arc<dyn Bus>,
+    to: Address,
+    msg: Message,
+    settle: Option<Arc<Settle>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    deadline: Instant,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     let kind = match &msg {
         Message::Push(_) => "push",
         Message::Event(_) => "forwarded request",
     };
+    // Kept to hand over again (durable mode only: nothing else retries).
+    let again = settle
+        .as_ref()
+        .map(|_| (bus.clone(), to.clone(), msg.clone()));
     let done = Box::new(move |outcome: Result<(), warren_bus::BusError>| {
-        drop(permit);
-        if let Err(e) = outcome {
-            warn!(error = %e, kind, "the bus did not take a message");
-            if let Some(settle) = &settle {
-                settle.retry();
+        let Err(e) = outcome else { return };
+        match (again, settle) {
+            (Some((bus, to, msg)), Some(settle))
+                if matches!(e, warren_bus::BusError::Unavailable(_))
+                    && Instant::now() < deadline =>
+            {
+                debug!(error = %e, kind, "the bus is unavailable: handing the message over again");
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_EVERY).await;
+                    hand_over(bus, to, msg, Some(settle), permit, deadline).await;
+                });
+            }
+            (_, settle) => {
+                warn!(error = %e, kind, "the bus did not take a message");
+                if let Some(settle) = &settle {
+                    settle.retry();
+                }
             }
         }
     });
-    bus.send(to, msg, done).await;
+    Box::pin(async move { bus.send(to, msg, done).await })
 }
 
 fn resolve(sessions: &Sessions, push: BusPush) -> Vec<(Address, BusPush)> {

@@ -43,6 +43,8 @@ pub struct Stack {
     pub login: Option<SocketAddr>,
     /// gold's URL, where the stack runs one (`warren ban` reaches it).
     pub gold: Option<String>,
+    /// gold's `/metrics` endpoint, where the stack runs gold.
+    pub gold_admin: Option<SocketAddr>,
     /// The game's admin endpoint (of shard 0).
     pub admin: SocketAddr,
     /// The HTTP call gateway (in the all-in-one process, or its own).
@@ -513,7 +515,12 @@ impl Drop for Stack {
                 self.quorum,
             );
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // WARREN_TEST_KEEP=1: a failed test's logs stay, for a look.
+        if std::thread::panicking() && std::env::var_os("WARREN_TEST_KEEP").is_some() {
+            eprintln!("---- the logs stay in {} ----", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

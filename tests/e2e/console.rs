@@ -1,6 +1,11 @@
 //! The game's debug console: `warren debug` and Prometheus `/metrics`.
 
+use std::time::Duration;
+
 use warren_test_support::eventually;
+
+/// How long the scrape waits for a call to be counted.
+const STEP: Duration = Duration::from_secs(15);
 
 use crate::{
     helpers::{BusKind, Stack, http_get},
@@ -144,4 +149,43 @@ async fn one_service_tells_its_state_and_can_be_traced(kind: BusKind) {
     assert!(ok && out.contains("\"tracing\":false"), "{out}");
     let (ok, _) = stack.warren_admin("debug", &["--trace", "echo=maybe"]);
     assert!(!ok);
+}
+
+/// gold and config-svc serve `/metrics` too (behind the operators' token),
+/// every call counted per RPC: a guest sign-in calls gold, the game's
+/// configuration watch calls config-svc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gold_and_config_svc_count_their_calls_for_prometheus() {
+    let stack = Stack::start_full(BusKind::RabbitMq).await;
+    let (status, reply) = crate::helpers::http_post(
+        stack.login.unwrap(),
+        "/v1/guest",
+        &serde_json::json!({"device_id": "metrics"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let token = stack.admin_token();
+    let gold = stack.gold_admin.unwrap();
+    let (status, text) = http_get(gold, "/metrics", &token).await;
+    assert_eq!(status, 200, "{text}");
+    let guest = text
+        .lines()
+        .find(|l| l.starts_with("warren_rpc_calls_total{method=\"/warren.gold.v1.Gold/"))
+        .unwrap_or_else(|| panic!("no gold RPC counted:\n{text}"));
+    assert!(!guest.ends_with(" 0"), "{guest}");
+    let (status, _) = http_get(gold, "/metrics", "wrong-token").await;
+    assert_eq!(status, 401);
+
+    let page = stack.config_page.unwrap();
+    let text = eventually("config-svc counts the game's watch", STEP, async || {
+        let (status, text) = http_get(page, "/metrics", &token).await;
+        assert_eq!(status, 200, "{text}");
+        text.contains("warren_rpc_calls_total{method=\"/warren.config.v1.Config/")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains("# TYPE warren_rpc_errors_total counter"),
+        "{text}"
+    );
 }

@@ -10,7 +10,10 @@ use lapin::{
 
 use super::{Side, bind, unavailable};
 use crate::BusError;
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
+
+/// The longest opening a consumer may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a durable connector's push queue outlives its consumer (the
 /// connector restarting, or moving to another node): then it is deleted.
@@ -53,8 +56,21 @@ impl Opener {
     }
 
     /// A channel with the prefetch, and a consumer of the queue on it, on
-    /// the side's current connection.
+    /// the side's current connection; refused as unavailable after
+    /// [`OPEN_TIMEOUT`] (a connection lost meanwhile and rebuilt instead of
+    /// recovered would hold the broker's answers forever).
     pub(crate) async fn open(&self) -> Result<(Channel, lapin::Consumer), BusError> {
+        tokio::time::timeout(OPEN_TIMEOUT, self.open_now())
+            .await
+            .unwrap_or_else(|_| {
+                Err(BusError::Unavailable(format!(
+                    "RabbitMQ did not answer within {OPEN_TIMEOUT:?} while opening a consumer of {}",
+                    self.queue
+                )))
+            })
+    }
+
+    async fn open_now(&self) -> Result<(Channel, lapin::Consumer), BusError> {
         let link = self.side.link();
         let channel = link.conn.create_channel().await.map_err(unavailable)?;
         channel

@@ -101,6 +101,7 @@ impl Stack {
             .map_or(1, |(_, v)| v.parse().unwrap());
         let mut login = None;
         let mut gold_at = None;
+        let mut gold_admin = None;
         let (mut config, mut config_page) = (None, None);
         let mut s = Started::default();
         if kind == BusKind::InProcess {
@@ -110,6 +111,7 @@ impl Stack {
             config_page = Some(ready.addr("config_page"));
             login = Some(ready.addr("login"));
             gold_at = Some(ready.url("gold"));
+            gold_admin = Some(ready.addr("gold_admin"));
             s.admin = Some(ready.addr("game_admin"));
             s.gateways.push(ready.addr("http"));
             s.connectors
@@ -133,7 +135,9 @@ impl Stack {
             }
             if full {
                 let mut gold = Proc::spawn("gold", &dir, &["gold"], &env);
-                let gold_url = gold.wait_ready().url("gold");
+                let ready = gold.wait_ready();
+                let gold_url = ready.url("gold");
+                gold_admin = Some(ready.addr("gold_admin"));
                 env.push(("WARREN_GOLD__URL".into(), gold_url.clone()));
                 gold_at = Some(gold_url);
                 let mut login_proc = Proc::spawn("login", &dir, &["login"], &env);
@@ -194,6 +198,7 @@ impl Stack {
             addr,
             login,
             gold: gold_at,
+            gold_admin,
             admin: s.admin.expect("a game was started"),
             // The pair layout has no call gateway.
             http: s
