@@ -191,7 +191,11 @@ fn hand_over(
         .as_ref()
         .map(|_| (bus.clone(), to.clone(), msg.clone()));
     let done = Box::new(move |outcome: Result<(), warren_bus::BusError>| {
-        let Err(e) = outcome else { return };
+        // The window's permit is held until the message's last outcome.
+        let Err(e) = outcome else {
+            drop(permit);
+            return;
+        };
         match (again, settle) {
             (Some((bus, to, msg)), Some(settle))
                 if matches!(e, warren_bus::BusError::Unavailable(_))
@@ -204,6 +208,7 @@ fn hand_over(
                 });
             }
             (_, settle) => {
+                drop(permit);
                 warn!(error = %e, kind, "the bus did not take a message");
                 if let Some(settle) = &settle {
                     settle.retry();
