@@ -25,7 +25,7 @@ use std::{
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use warren_bus::{Bus, BusError, Subscription};
 use warren_proto::BusEvent;
 
@@ -164,6 +164,7 @@ impl Serving {
                 BusError::AlreadyConsumed(_) => Holding::Standby,
                 _ => Holding::Asking,
             });
+            debug!(shard = self.role.shard, error = %refusal, "the shard is not ours yet");
             // Said once per kind of refusal, not every poll.
             let kind = std::mem::discriminant(&refusal);
             let text = format!("{kind:?}");

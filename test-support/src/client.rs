@@ -257,6 +257,21 @@ impl Client {
     /// earlier try is skipped). Returns how many tries were answered
     /// `timeout`.
     pub async fn echo_until_served(&mut self, within: Duration, what: &str) -> usize {
+        self.echo_until_served_or(within, Duration::from_secs(5), what, &[])
+            .await
+    }
+
+    /// [`Client::echo_until_served`], each try answered within `per_try`
+    /// (the connector's request time-out and some), taking the error codes
+    /// in `also` as answers too (the durable mode on a cluster refuses a
+    /// request the broker would not take with `overloaded`).
+    pub async fn echo_until_served_or(
+        &mut self,
+        within: Duration,
+        per_try: Duration,
+        what: &str,
+        also: &[&str],
+    ) -> usize {
         let started = std::time::Instant::now();
         let mut timed_out = 0;
         loop {
@@ -269,7 +284,7 @@ impl Client {
                 .await
                 .unwrap();
             let answer = loop {
-                match self.next_event_within(Duration::from_secs(5)).await {
+                match self.next_event_within(per_try).await {
                     Event::Frame(f) if f.seq == seq => break f,
                     Event::Frame(f) if f.cmd == cmd::ECHO => {}
                     other => panic!("{what}: try {seq} unanswered: {other:?}"),
@@ -281,6 +296,7 @@ impl Client {
             match decode::<ErrorBody>(&answer).code.as_str() {
                 "unavailable" => {}
                 "timeout" => timed_out += 1,
+                other if also.contains(&other) => {}
                 other => panic!("{what}: {other}"),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

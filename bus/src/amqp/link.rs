@@ -166,6 +166,10 @@ pub(crate) struct Side {
     pub(crate) generation: watch::Sender<u64>,
     /// Set when the bus closes: nothing is rebuilt or re-opened after.
     pub(crate) closed: Arc<Open>,
+    /// The connection says it is connected but did not answer an
+    /// operation in time (lapin's recovery can leave it so): the watcher
+    /// rebuilds it at its next look.
+    wedged: AtomicBool,
 }
 
 fn properties(client_name: &str, role: &str) -> ConnectionProperties {
@@ -229,6 +233,7 @@ impl Side {
             link: RwLock::new(Arc::new(link)),
             generation: watch::channel(0).0,
             closed,
+            wedged: AtomicBool::new(false),
         })
     }
 
@@ -238,6 +243,12 @@ impl Side {
 
     fn connected(&self) -> bool {
         self.link().connected()
+    }
+
+    /// Reports that the connection did not answer in time though it says
+    /// it is connected: it is rebuilt at the watcher's next look.
+    pub(crate) fn wedged(&self) {
+        self.wedged.store(true, Ordering::Release);
     }
 
     /// Replaces the connection with a new one. The old one is left to
@@ -375,6 +386,19 @@ pub(crate) async fn watch(health: Health, consume: Arc<Side>) {
 /// stays down while the broker answers. Returns whether it is up (steadily
 /// for two looks).
 async fn look(side: &Side, w: &mut Watch) -> bool {
+    if side.wedged.swap(false, Ordering::AcqRel) && side.nodes.reachable().await {
+        warn!(
+            side = side.role,
+            "RabbitMQ does not answer on this connection, though it says it is connected: rebuilding it"
+        );
+        match side.rebuild().await {
+            Ok(()) => info!(side = side.role, "RabbitMQ connection rebuilt"),
+            Err(e) => {
+                warn!(side = side.role, error = %e, "rebuilding the RabbitMQ connection failed");
+                side.wedged();
+            }
+        }
+    }
     if side.connected() {
         w.up_looks += 1;
         if w.up_looks >= 2

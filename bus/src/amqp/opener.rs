@@ -63,6 +63,7 @@ impl Opener {
         tokio::time::timeout(OPEN_TIMEOUT, self.open_now())
             .await
             .unwrap_or_else(|_| {
+                self.side.wedged();
                 Err(BusError::Unavailable(format!(
                     "RabbitMQ did not answer within {OPEN_TIMEOUT:?} while opening a consumer of {}",
                     self.queue
