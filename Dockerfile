@@ -19,9 +19,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/warren /out/warren
 
 # --- run ---------------------------------------------------------------
+# The binary needs glibc, libgcc_s and libstdc++ (the bundled libzmq is
+# C++); scripts/docker-steps.sh checks that list.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/warren --create-home warren
 COPY --from=build /out/warren /usr/local/bin/warren

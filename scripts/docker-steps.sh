@@ -2,13 +2,15 @@
 # The Dockerfile's steps, run outside Docker (this machine has no Docker
 # engine): the build stage's command, then the runtime stage's checks —
 # the binary runs as an unprivileged user in an empty directory, links
-# only what debian:bookworm-slim has (glibc, libgcc_s), and its health
+# only what the runtime stage has (glibc, libgcc_s, and libstdc++6, which
+# it installs), and its health
 # check passes against a running process and fails once it is gone.
 #   scripts/docker-steps.sh      (a release build: about 11 minutes cold)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 out=$(mktemp -d)
+chmod 755 "$out"
 trap 'rm -rf "$out"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT
 
 echo "== build stage: cargo build --release --locked --bin warren" >&2
@@ -20,8 +22,8 @@ libs=$(ldd "$out/usr/local/bin/warren" | awk '{print $1}' | sed 's/.*\///' | sor
 echo "$libs" >&2
 for lib in $libs; do
   case "$lib" in
-    linux-vdso.so.1|ld-linux-*|libc.so.6|libm.so.6|libgcc_s.so.1|libpthread.so.0|libdl.so.2|librt.so.1) ;;
-    *) echo "the binary needs $lib, which debian:bookworm-slim does not have" >&2; exit 1 ;;
+    linux-vdso.so.1|ld-linux-*|libc.so.6|libm.so.6|libgcc_s.so.1|libstdc++.so.6|libpthread.so.0|libdl.so.2|librt.so.1) ;;
+    *) echo "the binary needs $lib, which the runtime stage does not install" >&2; exit 1 ;;
   esac
 done
 
