@@ -270,11 +270,8 @@ async fn serve_metrics(
     token: String,
     shutdown: WaitForCancellationFutureOwned,
 ) -> std::io::Result<()> {
-    let router = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(async move || calls.response()),
-    );
-    let router = warren_http::require_bearer(router, token)
+    let router = calls
+        .metrics_route(token)
         .fallback(async || warren_http::ApiError::not_found("no such endpoint"));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
@@ -419,9 +416,6 @@ pub(crate) async fn start_game(
     }
     let game = warren_game::start(&settings.game, &upstreams, bus).await?;
     let names: Vec<&str> = game.stats().iter().map(|s| s.name).collect();
-    if settings.game.standby {
-        tell_holding(game.role().watch(), settings.game.shard);
-    }
     let (listener, url) = bind_http(
         settings,
         settings.game.admin_listen,
@@ -444,6 +438,10 @@ pub(crate) async fn start_game(
         settings.data_dir.join("admin-token").display()
     );
     ready.listening(Role::GameAdmin, &url);
+    // After the lines above, so the console reads in order.
+    if settings.game.standby {
+        tell_holding(game.role().watch(), settings.game.shard);
+    }
     Ok(Background::spawn(|signal| async move {
         Ok(warren_game::run(listener, game, token, signal).await?)
     }))

@@ -19,18 +19,13 @@
 use warren_test_support::Load;
 
 use std::{
-    collections::BTreeMap,
     process::Command,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 use warren_test_support::{
     stack::{BusKind, Stack},
-    steady::steady,
+    steady::Traffic,
 };
 
 fn rabbitmqctl(args: &[&str]) {
@@ -115,17 +110,7 @@ async fn the_connector_never_wedges_while_the_broker_restarts_ten_times_under_lo
         &[("WARREN_CONNECTOR__REQUEST_TIMEOUT_MS", "2000")],
     )
     .await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut players = Vec::new();
-    for uid in 1..=50 {
-        let p = stack.player(uid).await;
-        players.push(tokio::spawn(steady(
-            p,
-            stop.clone(),
-            Duration::from_millis(50),
-            Duration::from_secs(2 + 5),
-        )));
-    }
+    let traffic = Traffic::start(&stack, 1, 50).await;
     let mut probe = stack.player(1000).await;
     let load = Load::start();
     let mut recoveries = Vec::new();
@@ -142,19 +127,7 @@ async fn the_connector_never_wedges_while_the_broker_restarts_ten_times_under_lo
             .await;
         recoveries.push(started.elapsed());
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut total: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, p) in players.into_iter().enumerate() {
-        let seen = p.await.unwrap();
-        assert_eq!(seen.ended, None, "player {i}'s socket ended: {seen:?}");
-        assert_eq!(
-            seen.late, 0,
-            "player {i}: requests left unanswered: {seen:?}"
-        );
-        for (k, n) in seen.answers {
-            *total.entry(k).or_default() += n;
-        }
-    }
+    let total = traffic.finish("10 broker restarts").await;
     drop(load);
     // Every player is still connected and served, and the console says
     // the bus is up (and whether a connection had to be rebuilt).

@@ -19,8 +19,10 @@ use std::{
 };
 
 use axum::{
+    Router,
     http::{Request, Response, StatusCode},
     response::Response as AxumResponse,
+    routing::get,
 };
 
 use crate::metrics::{Family, Kind};
@@ -66,6 +68,14 @@ impl Calls {
             Outcome::Refused => tally.refused += 1,
             Outcome::Failed => tally.failed += 1,
         }
+    }
+
+    /// `GET /metrics` (the [`Calls::response`]) behind the operators'
+    /// `token`, to merge into a service's router.
+    pub fn metrics_route<S: Clone + Send + Sync + 'static>(&self, token: String) -> Router<S> {
+        let calls = self.clone();
+        let route = Router::new().route("/metrics", get(async move || calls.response()));
+        crate::require_bearer(route, token)
     }
 
     /// `/metrics`: `warren_rpc_calls_total`, `warren_rpc_refused_total`

@@ -7,11 +7,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    routing::{get, post},
-};
+use axum::{Router, extract::DefaultBodyLimit, routing::post};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tracing::info;
@@ -131,9 +127,7 @@ pub async fn run(
     let calls = Calls::default();
     let mut router = Router::new();
     if let Some(token) = metrics_token {
-        let counts = calls.clone();
-        let metrics = Router::new().route("/metrics", get(async move || counts.response()));
-        router = router.merge(warren_http::require_bearer(metrics, token));
+        router = router.merge(calls.metrics_route(token));
     }
     let router = router
         .route("/v1/guest", post(api::guest))

@@ -1,8 +1,8 @@
 //! Holding the shard: a game serves its shard's requests only while it is
 //! the shard's one consumer, and a hot standby waits for its turn.
 //!
-//! Every bus lets one consumer take a shard's requests (RabbitMQ: an
-//! exclusive consumer; Redis: a lease; ZeroMQ: the bound address; the gRPC
+//! Every bus lets one consumer take a shard's requests (RabbitMQ: the
+//! shard's lock queue; Redis: a lease; ZeroMQ: the bound address; the gRPC
 //! gateway: one registration) and refuses a second with
 //! [`BusError::AlreadyConsumed`]. A game started without `standby` is
 //! refused at start then, as before. A standby starts its services, its
@@ -34,8 +34,9 @@ use crate::{
     outbox::Outgoing,
 };
 
-/// How often a waiting game asks for its shard again: one basic.consume
-/// (or lease read) each, and at most this much added to a takeover.
+/// How often a waiting game asks for its shard again: one look at the
+/// shard's queue (or lease) each, and at most this much added to a
+/// takeover.
 pub(crate) const STANDBY_POLL: Duration = Duration::from_millis(200);
 
 /// What this process is to its shard.
@@ -150,7 +151,8 @@ impl Serving {
     /// Asks for the shard every [`STANDBY_POLL`] until it is ours; None
     /// when stopped or the bus closed.
     async fn wait(&self) -> Option<Subscription<BusEvent>> {
-        let mut said = None::<String>;
+        // Said once per kind of refusal, not every poll.
+        let mut said = None;
         loop {
             let refusal = tokio::select! {
                 _ = self.stop.cancelled() => return None,
@@ -165,10 +167,8 @@ impl Serving {
                 _ => Holding::Asking,
             });
             debug!(shard = self.role.shard, error = %refusal, "the shard is not ours yet");
-            // Said once per kind of refusal, not every poll.
             let kind = std::mem::discriminant(&refusal);
-            let text = format!("{kind:?}");
-            if said.as_deref() != Some(text.as_str()) {
+            if said != Some(kind) {
                 match &refusal {
                     BusError::AlreadyConsumed(_) => info!(
                         shard = self.role.shard,
@@ -179,7 +179,7 @@ impl Serving {
                         warn!(shard = self.role.shard, error = %e, "waiting for the shard: the bus refused")
                     }
                 }
-                said = Some(text);
+                said = Some(kind);
             }
             tokio::select! {
                 _ = self.stop.cancelled() => return None,

@@ -28,7 +28,7 @@ pub struct Seen {
 
 /// Sends an echo every `every` until `stop`, then waits for the answers
 /// still due; classifies every answer. An answer is due within `due`.
-pub async fn steady(mut p: Client, stop: Arc<AtomicBool>, every: Duration, due: Duration) -> Seen {
+async fn steady(mut p: Client, stop: Arc<AtomicBool>, every: Duration, due: Duration) -> Seen {
     let mut seen = Seen::default();
     let mut pending: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut next_send = Instant::now();

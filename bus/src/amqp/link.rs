@@ -391,12 +391,8 @@ async fn look(side: &Side, w: &mut Watch) -> bool {
             side = side.role,
             "RabbitMQ does not answer on this connection, though it says it is connected: rebuilding it"
         );
-        match side.rebuild().await {
-            Ok(()) => info!(side = side.role, "RabbitMQ connection rebuilt"),
-            Err(e) => {
-                warn!(side = side.role, error = %e, "rebuilding the RabbitMQ connection failed");
-                side.wedged();
-            }
+        if !rebuilt(side).await {
+            side.wedged();
         }
     }
     if side.connected() {
@@ -429,13 +425,23 @@ async fn look(side: &Side, w: &mut Watch) -> bool {
                 down_for = ?since.elapsed(),
                 "RabbitMQ answers again but this connection has not recovered: rebuilding it"
             );
-            match side.rebuild().await {
-                Ok(()) => info!(side = side.role, "RabbitMQ connection rebuilt"),
-                Err(e) => {
-                    warn!(side = side.role, error = %e, "rebuilding the RabbitMQ connection failed; trying again")
-                }
-            }
+            rebuilt(side).await;
         }
     }
     false
+}
+
+/// Rebuilds `side` on a new connection, saying how it went; whether it
+/// worked.
+async fn rebuilt(side: &Side) -> bool {
+    match side.rebuild().await {
+        Ok(()) => {
+            info!(side = side.role, "RabbitMQ connection rebuilt");
+            true
+        }
+        Err(e) => {
+            warn!(side = side.role, error = %e, "rebuilding the RabbitMQ connection failed; trying again");
+            false
+        }
+    }
 }

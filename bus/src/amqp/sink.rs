@@ -1,7 +1,7 @@
 //! The RabbitMQ side of the batcher: writes a batch's body to the exchange
 //! its address names, on the publishing channel (publisher confirms on).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, time::Duration};
 
 use async_trait::async_trait;
 use lapin::{
@@ -34,11 +34,10 @@ const RETURNED_FOR: Duration = Duration::from_secs(10);
 const RETURN_RETRY: Duration = Duration::from_millis(100);
 
 /// One publish: where, what, and whether an unroutable message comes back.
-#[derive(Clone)]
 struct Publish {
     exchange: ShortString,
     key: ShortString,
-    body: Arc<Vec<u8>>,
+    body: Vec<u8>,
     properties: BasicProperties,
     mandatory: bool,
 }
@@ -120,7 +119,7 @@ impl Sink for AmqpSink {
         let publish = Publish {
             exchange: exchange.clone(),
             key,
-            body: Arc::new(body),
+            body,
             properties,
             // Durable mode: a reply to a connector whose push queue is
             // missing for a moment comes back, and is published again.

@@ -189,11 +189,7 @@ impl Web {
         let Some((calls, token)) = metrics else {
             return page;
         };
-        let counts = calls.clone();
-        let metrics = Router::new().route("/metrics", get(async move || counts.response()));
-        warren_http::require_bearer(metrics, token)
-            .merge(page)
-            .layer(calls.layer())
+        calls.metrics_route(token).merge(page).layer(calls.layer())
     }
 
     fn routes(self) -> Router {
