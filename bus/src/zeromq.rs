@@ -26,8 +26,9 @@
 //! socket holds when its process dies is lost, and the connector's request
 //! time-out still answers every request. Every socket's queue is bounded
 //! by its high-water marks (`send_hwm`, `receive_hwm`). A request towards
-//! a full queue is refused at once (`Rejected`: the client hears
-//! `overloaded`); towards a game that is not connected (`ZMQ_IMMEDIATE`:
+//! a full queue is refused (`Rejected`: the client hears `overloaded`)
+//! after at most 100 ms, in which its game's monitor may still say the
+//! game has just gone; towards a game that is not connected (`ZMQ_IMMEDIATE`:
 //! nothing queues for a missing peer) it is refused at once too
 //! (`Unavailable`), except that a bus that has just started waits up to
 //! [`SEND_WAIT`](crate::SEND_WAIT) for its first connection to a shard,
@@ -403,8 +404,13 @@ impl Bus for ZmqBus {
     }
 }
 
-/// Writes the batcher's bodies: never waits, so a full or missing peer is
-/// an answer at once.
+/// How long a send refused while its game still reads as connected waits
+/// for the monitor to say the game has gone, or for room, before it is
+/// refused as full.
+const PEER_SETTLE: Duration = Duration::from_millis(100);
+
+/// Writes the batcher's bodies: waits only for [`PEER_SETTLE`] on a
+/// refused send, so a full or missing peer is an answer at once.
 struct ZmqSink {
     links: Arc<Links>,
 }
@@ -428,7 +434,21 @@ impl Sink for ZmqSink {
                     .shards
                     .get(usize::from(*s))
                     .ok_or_else(|| BusError::Mismatch(format!("no shard {s}")))?;
-                let sent = lock(&link.socket).send(body, zmq::DONTWAIT);
+                let gone = || {
+                    Err(BusError::Unavailable(format!(
+                        "shard {s}'s game is not connected ({})",
+                        link.address
+                    )))
+                };
+                let mut sent = lock(&link.socket).send(&body[..], zmq::DONTWAIT);
+                if matches!(sent, Err(zmq::Error::EAGAIN)) {
+                    // Full, or the game has just gone and the monitor has
+                    // not said so yet: wait a moment for either to show.
+                    if !link.peer.still_connected(PEER_SETTLE).await {
+                        return gone();
+                    }
+                    sent = lock(&link.socket).send(&body[..], zmq::DONTWAIT);
+                }
                 match sent {
                     Ok(()) => Ok(taken()),
                     Err(e) if link.peer.connected() => refused(
@@ -436,10 +456,7 @@ impl Sink for ZmqSink {
                         BusError::Rejected(format!("shard {s}'s queue is full (bus.zmq.send_hwm)")),
                         BusError::Unavailable(format!("shard {s} is not connected")),
                     ),
-                    Err(_) => Err(BusError::Unavailable(format!(
-                        "shard {s}'s game is not connected ({})",
-                        link.address
-                    ))),
+                    Err(_) => gone(),
                 }
             }
             Address::Connector(_) | Address::EveryConnector => {

@@ -118,6 +118,19 @@ impl Peer {
         }
     }
 
+    /// Whether the peer is still connected after `bound`, or after its
+    /// monitor reports a change, whichever comes first. A send refused
+    /// the moment a peer dies is refused before the monitor has said so;
+    /// this tells "gone" from "full" without guessing.
+    pub(super) async fn still_connected(&self, bound: Duration) -> bool {
+        let changed = self.changed.notified();
+        if !self.connected() {
+            return false;
+        }
+        let _ = tokio::time::timeout(bound, changed).await;
+        self.connected()
+    }
+
     fn set(&self, up: bool) {
         self.connected.store(up, Ordering::Release);
         if up {
