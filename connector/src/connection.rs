@@ -31,12 +31,14 @@ use warren_kit::{
     tls::{Stream, Tls},
 };
 use warren_proto::{
-    BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, LoginReply, LoginRequest, Uid,
+    BusEvent, ConnId, ErrorBody, EventKind, Frame, HeartbeatReply, HeartbeatRequest, LoginReply,
+    LoginRequest, Uid,
     cmd::{self, code, kick},
     decode_body, encode_body,
 };
 
 mod format;
+mod resume;
 mod writer;
 
 use format::Format;
@@ -90,13 +92,12 @@ pub(crate) async fn serve(
         peer,
         format,
         uid: None,
+        left: false,
     };
     let (stream, event) = conn.read_loop(stream).await;
 
-    if let Some(uid) = conn.uid
-        && shared.registry.unbind(uid, id)
-    {
-        conn.publish_lifecycle(uid, event).await;
+    if let Some(uid) = conn.uid {
+        conn.socket_gone(uid, event).await;
     }
     handle.stop(Exit::Gone);
     let Ok(sink) = writer.await else { return };
@@ -172,6 +173,9 @@ struct Conn<'a> {
     peer: SocketAddr,
     format: Format,
     uid: Option<Uid>,
+    /// The client closed with 1000: it left on purpose (its session, if
+    /// resumable, ends at once).
+    left: bool,
 }
 
 impl Conn<'_> {
@@ -235,7 +239,13 @@ impl Conn<'_> {
                     if deadline <= now {
                         let exit = if self.uid.is_some() {
                             Stats::inc(&stats.kicked_idle);
-                            Exit::Kick(kick::IDLE_TIMEOUT.to_owned())
+                            if self.handle.session().is_some() {
+                                // Most likely a dead network: the session
+                                // waits for the client to resume.
+                                Exit::Close(CloseCode::Away, kick::IDLE_TIMEOUT)
+                            } else {
+                                Exit::Kick(kick::IDLE_TIMEOUT.to_owned())
+                            }
                         } else {
                             Stats::inc(&stats.login_timeouts);
                             Exit::Close(CloseCode::Policy, "login timeout")
@@ -276,7 +286,17 @@ impl Conn<'_> {
                     continue;
                 }
                 Some(Ok(Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(_))) | None => {
+                Some(Ok(Message::Close(close))) => {
+                    self.left = close.is_some_and(|c| c.code == CloseCode::Normal);
+                    self.handle.stop(Exit::Gone);
+                    return (
+                        stream,
+                        EventKind::Close {
+                            reason: "client_closed".into(),
+                        },
+                    );
+                }
+                None => {
                     self.handle.stop(Exit::Gone);
                     return (
                         stream,
@@ -318,8 +338,12 @@ impl Conn<'_> {
                     }
                     last_seen = Instant::now();
                     // The idle deadline replaces the login one, and may
-                    // come first (an idle time-out shorter than the login's).
+                    // come first (an idle time-out shorter than the login's);
+                    // a resumed session may have requests waiting.
                     timer.at_most(last_seen + settings.idle_timeout_ms);
+                    if let Some(answer_by) = self.handle.next_deadline() {
+                        timer.at_most(answer_by);
+                    }
                 }
                 None => Stats::inc(&stats.dropped_before_login),
                 Some(uid) => {
@@ -340,21 +364,20 @@ impl Conn<'_> {
     }
 
     /// Verifies the token, binds the uid (kicking an older socket of the same
-    /// uid), announces Connect and replies. An error is the way out.
+    /// uid), announces Connect and replies; resumes a session instead when
+    /// asked to and able to (`resume`). An error is the way out.
     async fn login(&mut self, frame: Frame) -> Result<(), Exit> {
         let stats = &self.shared.stats;
         let verified = decode_body::<LoginRequest>("a login body", &frame.body)
             .map_err(|e| e.to_string())
             .and_then(|req| {
-                self.shared
-                    .verifier
-                    .verify_session(&req.token)
-                    .map_err(|e| e.to_string())
+                let verified = self.shared.verifier.verify_session(&req.token);
+                verified.map(|v| (req, v)).map_err(|e| e.to_string())
             });
-        let uid = match verified {
-            Ok(verified) => {
+        let (req, uid) = match verified {
+            Ok((req, verified)) => {
                 self.handle.logged_in_with(verified.sid);
-                verified.uid
+                (req, verified.uid)
             }
             Err(why) => {
                 Stats::inc(&stats.auth_failures);
@@ -373,22 +396,19 @@ impl Conn<'_> {
             self.reply_error(frame.seq, kick::RATE_LIMITED, message);
             return Err(Exit::Close(CloseCode::Policy, "rate_limited"));
         }
-        if let Some(old) = self.shared.registry.bind(uid, self.handle.clone()) {
-            if old.stop(Exit::Kick(kick::DUPLICATE_LOGIN.to_owned())) {
-                Stats::inc(&stats.kicked_duplicate);
-            }
-            // The game sees the old socket's Close before the new Connect.
-            let close = self.event_for(
-                old.id,
-                uid,
-                EventKind::Close {
-                    reason: kick::DUPLICATE_LOGIN.into(),
-                },
-            );
-            if let Err(e) = publish(self.shared, close).await {
-                warn!(%uid, error = %e, "could not announce the displaced socket's close");
+        let mut resync = false;
+        if let Some(token) = &req.resume {
+            match self.resume(uid, frame.seq, token, req.last.unwrap_or(0)).await {
+                Ok(()) => return Ok(()),
+                Err(why) => {
+                    Stats::inc(&stats.resyncs);
+                    info!(%uid, peer = %self.peer, why, "cannot resume: a new session (resync)");
+                    resync = true;
+                }
             }
         }
+        let session = (req.resumable || resync).then(|| self.open_session(uid));
+        self.bind_new(uid).await;
         self.uid = Some(uid);
         let connect = self.event(
             uid,
@@ -398,23 +418,66 @@ impl Conn<'_> {
         );
         if let Err(e) = publish(self.shared, connect).await {
             warn!(%uid, error = %e, "could not announce a login");
-            self.shared.registry.unbind(uid, self.handle.id);
+            self.shared.registry.unbind(uid, self.handle);
+            if let Some(session) = &session {
+                session.end("unavailable");
+            }
             self.uid = None;
-            self.reply_error(
-                frame.seq,
-                code::UNAVAILABLE,
-                "the game is unavailable, try again",
+            // A session's own frames are numbered: this one is not its.
+            self.handle.enqueue(
+                error_frame(frame.seq, code::UNAVAILABLE, "the game is unavailable, try again"),
+                stats,
             );
             return Err(Exit::Close(CloseCode::Again, "unavailable"));
         }
         Stats::inc(&stats.logins);
-        debug!(%uid, conn = %self.handle.id, peer = %self.peer, "logged in");
-        self.reply(
-            frame.seq,
-            cmd::LOGIN,
-            encode_body(&LoginReply { uid: uid.0 }),
-        );
+        debug!(%uid, conn = %self.handle.id(), peer = %self.peer, "logged in");
+        let mut reply = LoginReply {
+            uid: uid.0,
+            ..LoginReply::default()
+        };
+        let Some(session) = session else {
+            self.reply(frame.seq, cmd::LOGIN, encode_body(&reply));
+            return Ok(());
+        };
+        reply.session = Some(session.token().to_owned());
+        reply.grace_ms = Some(self.shared.settings.resume_grace_ms.as_millis() as u64);
+        if resync {
+            reply.resumed = Some(false);
+            reply.reason = Some("resync".to_owned());
+        }
+        let reply = Frame::new(frame.seq, cmd::LOGIN, encode_body(&reply)).encode();
+        if let Err(why) = session.attach(self.handle, reply.into(), 0, stats) {
+            warn!(%uid, why, "a new session ended before its login was answered");
+            return Err(Exit::Close(CloseCode::Again, "session ended, log in again"));
+        }
         Ok(())
+    }
+
+    /// Binds the uid to this socket; an older socket of the uid here is
+    /// kicked (its session ended) and its Close announced first.
+    async fn bind_new(&self, uid: Uid) {
+        let stats = &self.shared.stats;
+        let Some(old) = self.shared.registry.bind(uid, self.handle.clone()) else {
+            return;
+        };
+        if old.stop(Exit::Kick(kick::DUPLICATE_LOGIN.to_owned())) {
+            Stats::inc(&stats.kicked_duplicate);
+        }
+        if let Some(session) = old.session() {
+            session.end("displaced");
+        }
+        // The game sees the old socket's Close before the new Connect.
+        let close = self.event_for(
+            old.id(),
+            uid,
+            EventKind::Close {
+                reason: kick::DUPLICATE_LOGIN.into(),
+            },
+        );
+        if let Err(e) = publish(self.shared, close).await {
+            warn!(%uid, error = %e, "could not announce the displaced socket's close");
+        }
     }
 
     /// Serves one frame of a logged-in socket; returns the deadline of the
@@ -426,6 +489,12 @@ impl Conn<'_> {
                 None
             }
             cmd::HEARTBEAT => {
+                if let Some(session) = self.handle.session()
+                    && let Ok(HeartbeatRequest { last: Some(last) }) =
+                        decode_body("a heartbeat", &frame.body)
+                {
+                    session.ack(last);
+                }
                 let now = warren_proto::time::unix_ms();
                 self.reply(
                     frame.seq,
@@ -441,6 +510,15 @@ impl Conn<'_> {
                 None
             }
             _ => {
+                if let Some(session) = self.handle.session()
+                    && !session.take(frame.seq)
+                {
+                    // Sent again after a resume: its answer is (or will be)
+                    // among the session's numbered frames.
+                    Stats::inc(&self.shared.stats.duplicate_requests);
+                    debug!(%uid, seq = frame.seq, "a request this session took already: not applied again");
+                    return None;
+                }
                 let settings = &self.shared.settings;
                 let answer_by = Instant::now() + settings.request_timeout_ms;
                 if !self
@@ -486,7 +564,7 @@ impl Conn<'_> {
     }
 
     fn event(&self, uid: Uid, kind: EventKind) -> BusEvent {
-        self.event_for(self.handle.id, uid, kind)
+        self.event_for(self.handle.id(), uid, kind)
     }
 
     fn event_for(&self, conn: ConnId, uid: Uid, kind: EventKind) -> BusEvent {
@@ -532,13 +610,13 @@ fn reply_error(
     code: &str,
     message: impl Into<String>,
 ) {
-    reply(
-        handle,
-        stats,
-        seq,
-        cmd::ERROR,
-        encode_body(&ErrorBody::new(code, message)),
-    );
+    handle.send(error_frame(seq, code, message), stats);
+}
+
+/// An error answer to request `seq`, encoded.
+fn error_frame(seq: u64, code: &str, message: impl Into<String>) -> Bytes {
+    let body = encode_body(&ErrorBody::new(code, message));
+    Frame::new(seq, cmd::ERROR, body).encode().into()
 }
 
 /// One socket's timer: armed at an instant, and re-armed only when it fires

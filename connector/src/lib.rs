@@ -13,6 +13,7 @@
 //!   tokens no longer log in (logout, bans), learnt through the bus.
 //! - `registry`: which sockets are live and which uid each holds.
 //! - `connection`: the life of one socket.
+//! - `session`: resumable sessions (PROTOCOL.md §3), which outlive a socket.
 //! - `server`: the accept loop, the push pump, shutdown; [`run`], the
 //!   connector's entry point.
 //! - `admin`: the operators' endpoint, served by [`run`] beside the players'.
@@ -25,6 +26,7 @@ mod connection;
 mod registry;
 mod revoked;
 mod server;
+mod session;
 pub mod settings;
 mod stats;
 

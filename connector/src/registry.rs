@@ -11,12 +11,13 @@ use std::{
 };
 
 use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use warren_proto::{ConnId, Uid, cmd::kick};
 
-use crate::stats::Stats;
+use crate::{session::Session, stats::Stats};
 
 /// Why a socket's tasks stop, decided by whoever stops them first.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +33,9 @@ pub(crate) enum Exit {
 /// The shared end of one socket's tasks.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
-    pub(crate) id: ConnId,
+    /// The connection id the game knows: the socket's own, or the session's
+    /// it resumed.
+    id: AtomicU64,
     out: mpsc::Sender<Bytes>,
     stop: CancellationToken,
     exit: Mutex<Option<Exit>>,
@@ -42,6 +45,8 @@ pub(crate) struct ConnHandle {
     max_queued_bytes: usize,
     /// The sign-in the socket logged in with (its token's `sid`).
     sid: std::sync::OnceLock<Option<String>>,
+    /// Its resumable session, if it logged in to one.
+    session: std::sync::OnceLock<Arc<Session>>,
 }
 
 /// The requests of one socket that wait for an answer, with their
@@ -49,7 +54,7 @@ pub(crate) struct ConnHandle {
 /// Answers mostly come in order, so finding one is a look at the front; at
 /// most `max_in_flight` entries are ever scanned.
 #[derive(Debug, Default)]
-struct Pending {
+pub(crate) struct Pending {
     order: VecDeque<(u64, Instant)>,
 }
 
@@ -61,7 +66,7 @@ impl ConnHandle {
         max_queued_bytes: usize,
     ) -> Self {
         ConnHandle {
-            id,
+            id: AtomicU64::new(id.0),
             out,
             stop,
             exit: Mutex::new(None),
@@ -69,8 +74,29 @@ impl ConnHandle {
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             max_queued_bytes: max_queued_bytes.max(1),
             sid: std::sync::OnceLock::new(),
+            session: std::sync::OnceLock::new(),
         }
     }
+
+    pub(crate) fn id(&self) -> ConnId {
+        ConnId(self.id.load(Ordering::Relaxed))
+    }
+
+    /// Takes the connection id of the session it resumes (before it is
+    /// bound), so replies addressed to it reach this socket.
+    pub(crate) fn adopt(&self, id: ConnId) {
+        self.id.store(id.0, Ordering::Relaxed);
+    }
+
+    /// Joins `session` (once).
+    pub(crate) fn join(&self, session: Arc<Session>) {
+        let _ = self.session.set(session);
+    }
+
+    pub(crate) fn session(&self) -> Option<&Arc<Session>> {
+        self.session.get()
+    }
+
 
     /// Records the sign-in the socket logged in with (once).
     pub(crate) fn logged_in_with(&self, sid: Option<String>) {
@@ -93,10 +119,17 @@ impl ConnHandle {
             .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The requests waiting for an answer: the socket's, or its resumable
+    /// session's (which outlive the socket).
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        let pending = self.session.get().map_or(&self.pending, |s| &s.pending);
+        pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records a request forwarded to the game; false (and nothing
     /// recorded) if `max` are already waiting.
     pub(crate) fn expect_reply(&self, seq: u64, deadline: Instant, max: usize) -> bool {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self.pending();
         if p.order.len() >= max {
             return false;
         }
@@ -107,7 +140,7 @@ impl ConnHandle {
     /// A frame with this seq came from the game: its request is answered.
     /// False if it was not waited for (answered already, or timed out).
     pub(crate) fn answered(&self, seq: u64) -> bool {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self.pending();
         match p.order.iter().position(|&(s, _)| s == seq) {
             Some(i) => {
                 p.order.remove(i);
@@ -119,13 +152,13 @@ impl ConnHandle {
 
     /// When the oldest unanswered request times out.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.pending();
         p.order.front().map(|&(_, at)| at)
     }
 
     /// Takes the requests whose deadline has passed.
     pub(crate) fn expired(&self, now: Instant) -> Vec<u64> {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self.pending();
         let mut out = Vec::new();
         while let Some(&(seq, at)) = p.order.front() {
             if at > now {
@@ -137,14 +170,24 @@ impl ConnHandle {
         out
     }
 
-    /// Queues an encoded frame for the socket. A full queue means the client
-    /// is not reading: it is kicked as a slow consumer. Returns whether the
-    /// frame was queued.
+    /// Sends an encoded frame (`[seq, cmd, body]`): numbered and kept by
+    /// its resumable session, if it has one, else queued for the socket.
     pub(crate) fn send(&self, frame: Bytes, stats: &Stats) -> bool {
+        match self.session.get() {
+            Some(session) => session.send(&frame, stats).is_some(),
+            None => self.enqueue(frame, stats),
+        }
+    }
+
+    /// Queues an encoded frame for the socket. A full queue means the client
+    /// is not reading: it is kicked as a slow consumer (in a resumable
+    /// session the socket is closed and the session detached: its frames
+    /// are kept). Returns whether the frame was queued.
+    pub(crate) fn enqueue(&self, frame: Bytes, stats: &Stats) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let len = frame.len();
         if self.queued_bytes.load(Relaxed) + len > self.max_queued_bytes {
-            if self.stop(Exit::Kick(kick::SLOW_CONSUMER.to_owned())) {
+            if self.stop(self.slow()) {
                 Stats::inc(&stats.kicked_slow);
             }
             return false;
@@ -158,7 +201,7 @@ impl ConnHandle {
             }
             Err(TrySendError::Full(_)) => {
                 self.queued_bytes.fetch_sub(len, Relaxed);
-                if self.stop(Exit::Kick(kick::SLOW_CONSUMER.to_owned())) {
+                if self.stop(self.slow()) {
                     Stats::inc(&stats.kicked_slow);
                 }
                 false
@@ -167,6 +210,15 @@ impl ConnHandle {
                 self.queued_bytes.fetch_sub(len, Relaxed);
                 false
             }
+        }
+    }
+
+    /// How a client that does not read is let go: kicked, or (resumable)
+    /// closed with 1013 so that it resumes once it reads again.
+    fn slow(&self) -> Exit {
+        match self.session.get() {
+            Some(_) => Exit::Close(CloseCode::Again, kick::SLOW_CONSUMER),
+            None => Exit::Kick(kick::SLOW_CONSUMER.to_owned()),
         }
     }
 
@@ -254,19 +306,28 @@ impl Registry {
     /// Binds `uid` to `handle`; returns the connection it displaced.
     pub(crate) fn bind(&self, uid: Uid, handle: Arc<ConnHandle>) -> Option<Arc<ConnHandle>> {
         let mut inner = self.lock();
-        inner.by_conn.insert(handle.id, handle.clone());
+        let id = handle.id();
+        inner.by_conn.insert(id, handle.clone());
         let old = inner.by_uid.insert(uid, handle)?;
-        inner.by_conn.remove(&old.id);
+        // A resumed session keeps its connection id: its entry is the new
+        // socket's already.
+        if old.id() != id {
+            inner.by_conn.remove(&old.id());
+        }
         Some(old)
     }
 
-    /// Unbinds `uid` if `conn` still holds it; returns whether it did (and so
+    /// Unbinds `uid` if `socket` still holds it; returns whether it did (and so
     /// whether this socket's Close is still to be announced).
-    pub(crate) fn unbind(&self, uid: Uid, conn: ConnId) -> bool {
+    pub(crate) fn unbind(&self, uid: Uid, socket: &ConnHandle) -> bool {
         let mut inner = self.lock();
-        if inner.by_uid.get(&uid).is_some_and(|h| h.id == conn) {
+        if inner
+            .by_uid
+            .get(&uid)
+            .is_some_and(|h| std::ptr::eq(&**h, socket))
+        {
             inner.by_uid.remove(&uid);
-            inner.by_conn.remove(&conn);
+            inner.by_conn.remove(&socket.id());
             true
         } else {
             false
@@ -314,14 +375,14 @@ mod tests {
         let (b, _rb) = handle(2, 4);
         assert!(reg.bind(Uid(7), a.clone()).is_none());
         let old = reg.bind(Uid(7), b.clone()).expect("displaced");
-        assert_eq!(old.id, ConnId(1));
+        assert_eq!(old.id(), ConnId(1));
         assert!(reg.by_conn(ConnId(1)).is_none());
         assert!(
-            !reg.unbind(Uid(7), ConnId(1)),
+            !reg.unbind(Uid(7), &a),
             "the displaced socket no longer holds the uid"
         );
-        assert_eq!(reg.by_uid(Uid(7)).map(|h| h.id), Some(ConnId(2)));
-        assert!(reg.unbind(Uid(7), ConnId(2)));
+        assert_eq!(reg.by_uid(Uid(7)).map(|h| h.id()), Some(ConnId(2)));
+        assert!(reg.unbind(Uid(7), &b));
         assert_eq!(reg.len(), 0);
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     /// Cancelled when the connector shuts down; every socket's stop token is
     /// a child of it.
     pub(crate) shutdown: CancellationToken,
+    /// The watchers of detached sessions (each ends its session's wait).
+    pub(crate) watchers: TaskTracker,
     next_conn: AtomicU64,
     /// Identifies this run of the connector (unix ms at start).
     boot: u64,
@@ -71,6 +73,7 @@ impl Connector {
                 registry: Registry::default(),
                 stats: Stats::default(),
                 shutdown: CancellationToken::new(),
+                watchers: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
                 boot: warren_proto::time::unix_ms().max(1),
                 pushes: std::sync::Mutex::new(None),
@@ -152,6 +155,14 @@ impl Connector {
             warn!(
                 remaining = tracker.len(),
                 "sockets still open after the shutdown grace period"
+            );
+        }
+        // Detached sessions end with the connector; the game hears each.
+        shared.watchers.close();
+        if tokio::time::timeout(grace, shared.watchers.wait()).await.is_err() {
+            warn!(
+                remaining = shared.watchers.len(),
+                "detached sessions not closed after the shutdown grace period"
             );
         }
         let _ = pump.await;
@@ -317,16 +328,14 @@ fn deliver(shared: &Shared, push: BusPush) {
             let bytes: Bytes = Frame::new(seq, cmd, body).encode().into();
             for handle in targets {
                 if seq != 0 && !handle.answered(seq) {
-                    debug!(seq, conn = %handle.id, "a reply to a request no longer waited for (answered, or timed out)");
+                    debug!(seq, conn = %handle.id(), "a reply to a request no longer waited for (answered, or timed out)");
                 }
                 handle.send(bytes.clone(), &shared.stats);
             }
         }
         PushKind::Kick { reason } => {
             for handle in targets {
-                if handle.stop(Exit::Kick(reason.clone())) {
-                    Stats::inc(&shared.stats.kicked_by_game);
-                }
+                kick(shared, &handle, &reason);
             }
         }
         PushKind::Revoke { .. } => {}
@@ -344,9 +353,19 @@ fn revoke(shared: &Shared, target: &Target, not_before_ms: u64, sid: Option<&str
     Stats::inc(&shared.stats.revocations);
     if let Some(handle) = shared.registry.by_uid(*uid)
         && handle.signed_in_as(sid)
-        && handle.stop(Exit::Kick(reason.to_owned()))
     {
         info!(%uid, reason, "kicked: revoked");
+        kick(shared, &handle, reason);
+    }
+}
+
+/// Kicks a socket for the game; a resumable session ends with it (and one
+/// whose socket has dropped ends now: its watcher announces the Close).
+fn kick(shared: &Shared, handle: &ConnHandle, reason: &str) {
+    if handle.stop(Exit::Kick(reason.to_owned())) {
         Stats::inc(&shared.stats.kicked_by_game);
+    }
+    if let Some(session) = handle.session() {
+        session.end("kicked");
     }
 }

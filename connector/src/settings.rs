@@ -73,6 +73,16 @@ pub struct ConnectorSettings {
     /// it for dead after `game.connector_expiry_ms` of silence.
     #[serde(with = "warren_kit::duration::ms")]
     pub alive_interval_ms: Duration,
+    /// How long a resumable session whose socket dropped waits for its
+    /// client to resume it (PROTOCOL.md §3) before the game sees it close.
+    #[serde(with = "warren_kit::duration::ms")]
+    pub resume_grace_ms: Duration,
+    /// The frames a resumable session keeps for a resume: at most this
+    /// many, and this many bytes. Attached, the oldest go (the client
+    /// acknowledges with its heartbeats); detached, one more ends the
+    /// session (the client resyncs).
+    pub resume_buffer_frames: usize,
+    pub resume_buffer_bytes: usize,
 }
 
 impl Default for ConnectorSettings {
@@ -100,6 +110,9 @@ impl Default for ConnectorSettings {
             byte_limit_burst: 1024 * 1024,
             kick_cooldown_ms: Duration::from_millis(10_000),
             outbound_queue_bytes: 1024 * 1024,
+            resume_grace_ms: Duration::from_millis(30_000),
+            resume_buffer_frames: 1024,
+            resume_buffer_bytes: 256 * 1024,
         }
     }
 }

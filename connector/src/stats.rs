@@ -50,6 +50,14 @@ counters! {
     revocations: "Revocations (logout, ban) received: the player's older tokens no longer log in.",
     bus_errors: "Requests answered `unavailable` because the bus refused them.",
     undeliverable_pushes: "Pushes for a uid or connection this connector does not hold.",
+    resumable_logins: "Logins that opened a resumable session (PROTOCOL.md §3).",
+    detached: "Resumable sessions whose socket dropped, kept for their client.",
+    resumed: "Sessions resumed on a new socket.",
+    replayed_frames: "Frames sent again to a resumed socket.",
+    resyncs: "Resumes that could not be served: the client got resync and a new session.",
+    sessions_expired: "Detached sessions whose client did not come back within resume_grace_ms.",
+    sessions_overflowed: "Detached sessions ended because more was sent to them than resume_buffer_* keep.",
+    duplicate_requests: "Requests sent again after a resume with a seq the session took already (not applied again).",
 }
 
 impl Stats {

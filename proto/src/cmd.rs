@@ -37,6 +37,9 @@ pub mod kick {
     pub const SLOW_CONSUMER: &str = "slow_consumer";
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const SHUTDOWN: &str = "shutdown";
+    /// The connector is stopping; a resumable session stays resumable:
+    /// resume it on another connector (PROTOCOL.md §3).
+    pub const RECONNECT: &str = "reconnect";
     /// An operator banned the player (`warren ban`).
     pub const BANNED: &str = "banned";
     /// The player logged out (this sign-in, or everywhere).

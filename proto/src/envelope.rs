@@ -39,6 +39,13 @@ pub enum EventKind {
     Close { reason: String },
     /// The socket failed (protocol or I/O error); it is gone too.
     Error { error: String },
+    /// The socket of a resumable session dropped (PROTOCOL.md §3): the
+    /// player is away but not gone. Pushes to it are kept for its return
+    /// (rooms, presence and the session table stay); a Close follows if
+    /// it does not come back within the grace period.
+    Detached { reason: String },
+    /// A detached session is back on a new socket (same connection id).
+    Attached { peer: String },
     /// The connector is alive (sent periodically; uid and conn are 0).
     /// `boot` identifies this run of it: a new value means it restarted and
     /// every socket it held before is gone.
@@ -170,6 +177,12 @@ mod tests {
                 error: "reset".into(),
             },
             EventKind::Alive { boot: 17 },
+            EventKind::Detached {
+                reason: "dropped".into(),
+            },
+            EventKind::Attached {
+                peer: "127.0.0.1:5001".into(),
+            },
         ];
         for kind in kinds {
             let ev = BusEvent {

@@ -1,6 +1,8 @@
 //! The client wire frame: one websocket binary message is a MessagePack array
 //! `[seq, cmd, body]` where body is a MessagePack `bin` holding the business
-//! message (itself MessagePack). Also the bodies of the control commands.
+//! message (itself MessagePack); in a resumable session a frame from the
+//! server has a fourth element, its number in the session
+//! (PROTOCOL.md §3). Also the bodies of the control commands.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -20,6 +22,26 @@ struct WireOut<'a>(u64, u32, #[serde(with = "serde_bytes")] &'a [u8]);
 
 #[derive(Deserialize)]
 struct WireIn(u64, u32, #[serde(with = "serde_bytes")] Vec<u8>);
+
+#[derive(Deserialize)]
+struct NumberedIn(
+    u64,
+    u32,
+    #[serde(with = "serde_bytes")] Vec<u8>,
+    #[serde(default)] Option<u64>,
+);
+
+/// The frame `encoded` (`[seq, cmd, body]`, as [`Frame::encode`] wrote it)
+/// with its number in a resumable session: `[seq, cmd, body, n]`.
+pub fn numbered(encoded: &[u8], n: u64) -> Vec<u8> {
+    debug_assert_eq!(encoded.first(), Some(&0x93), "a 3-element frame");
+    let mut out = Vec::with_capacity(encoded.len() + 9);
+    out.push(0x94);
+    out.extend_from_slice(encoded.get(1..).unwrap_or_default());
+    // Writing into a Vec cannot fail.
+    let _ = rmp::encode::write_uint(&mut out, n);
+    out
+}
 
 impl Frame {
     pub fn new(seq: u64, cmd: u32, body: impl Into<Bytes>) -> Self {
@@ -58,6 +80,25 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// Decodes a frame from the server: `[seq, cmd, body]`, or
+    /// `[seq, cmd, body, n]` in a resumable session (with its number).
+    pub fn decode_numbered(bytes: &[u8]) -> Result<(Frame, Option<u64>), DecodeError> {
+        let what = "a [seq, cmd, body] or [seq, cmd, body, n] frame";
+        let mut de = rmp_serde::Deserializer::new(bytes);
+        let NumberedIn(seq, cmd, body, n) = NumberedIn::deserialize(&mut de)
+            .map_err(|source| DecodeError::Malformed { what, source })?;
+        if de.get_ref().is_empty() {
+            Ok((Frame::new(seq, cmd, body), n))
+        } else {
+            Err(DecodeError::Malformed {
+                what,
+                source: rmp_serde::decode::Error::Syntax("trailing bytes after the frame".into()),
+            })
+        }
+    }
+}
+
 /// Encodes a business body as a MessagePack map (struct fields by name).
 pub fn encode_body<T: Serialize + ?Sized>(value: &T) -> Bytes {
     rmp_serde::to_vec_named(value)
@@ -74,15 +115,45 @@ pub fn decode_body<T: DeserializeOwned>(
 }
 
 /// cmd 1, client → server.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub token: String,
+    /// Opts in to a resumable session (PROTOCOL.md §3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumable: bool,
+    /// The session to resume (the `session` of an earlier login reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// The number of the last frame the client received in that session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u64>,
 }
 
-/// cmd 1, server → client.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// cmd 1, server → client. A v1 login's reply has only `uid`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LoginReply {
     pub uid: u64,
+    /// The resume token of a resumable session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// How long a dropped session waits for its client, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ms: Option<u64>,
+    /// On a login that asked to resume: whether it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<bool>,
+    /// Why not (`resync`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// cmd 2, client → server: `{}`, or (an extension, PROTOCOL.md §3) the
+/// number of the last frame received in a resumable session, so the
+/// connector can let go of what came before it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u64>,
 }
 
 /// cmd 2, server → client.
@@ -119,7 +190,14 @@ mod tests {
 
     #[test]
     fn frame_round_trips() {
-        let f = Frame::new(7, 1001, encode_body(&LoginReply { uid: 42 }));
+        let f = Frame::new(
+            7,
+            1001,
+            encode_body(&LoginReply {
+                uid: 42,
+                ..LoginReply::default()
+            }),
+        );
         let back = Frame::decode(&f.encode()).expect("decodes");
         assert_eq!(back, f);
         let reply: LoginReply = decode_body("login reply", &back.body).expect("body");
@@ -149,6 +227,33 @@ mod tests {
         for case in cases {
             assert!(Frame::decode(&case).is_err(), "{case:?} should not decode");
         }
+    }
+
+    #[test]
+    fn a_numbered_frame_has_a_fourth_element() {
+        let plain = Frame::new(1, 2, vec![0xc0]);
+        for n in [1, 127, 128, 65_536, u64::MAX] {
+            let bytes = numbered(&plain.encode(), n);
+            assert_eq!(bytes[0], 0x94);
+            assert!(Frame::decode(&bytes).is_err(), "not a client frame");
+            let (back, got) = Frame::decode_numbered(&bytes).expect("decodes");
+            assert_eq!((back, got), (plain.clone(), Some(n)));
+        }
+        let (back, got) = Frame::decode_numbered(&plain.encode()).expect("decodes");
+        assert_eq!((back, got), (plain, None));
+    }
+
+    #[test]
+    fn a_v1_login_reply_has_only_the_uid() {
+        let reply = LoginReply {
+            uid: 5,
+            ..LoginReply::default()
+        };
+        // fixmap with 1 entry
+        assert_eq!(encode_body(&reply)[0], 0x81);
+        let req: LoginRequest =
+            decode_body("login", &encode_body(&serde_json::json!({"token": "t"}))).expect("v1");
+        assert!(!req.resumable && req.resume.is_none() && req.last.is_none());
     }
 
     #[test]

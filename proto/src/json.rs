@@ -48,6 +48,9 @@ struct JsonFrame {
     /// Absent: an empty map, as most requests take.
     #[serde(default = "empty_map")]
     body: Json,
+    /// Its number in a resumable session (server → client only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
 }
 
 fn empty_map() -> Json {
@@ -65,15 +68,26 @@ impl Frame {
             return Err(JsonError::BadFrame("a frame is a JSON object".to_owned()));
         }
         let f: JsonFrame = serde_json::from_value(value).map_err(bad)?;
+        if f.n.is_some() {
+            return Err(JsonError::BadFrame(
+                "\"n\" numbers the server's frames; a client's frame has none".to_owned(),
+            ));
+        }
         Ok(Frame::new(f.seq, f.cmd, json_to_body(&f.body)))
     }
 
     /// Writes this frame as a JSON text frame; its body becomes JSON.
     pub fn to_json(&self) -> Result<String, JsonError> {
+        self.to_json_numbered(None)
+    }
+
+    /// [`Frame::to_json`] with its number in a resumable session, if any.
+    pub fn to_json_numbered(&self, n: Option<u64>) -> Result<String, JsonError> {
         let frame = JsonFrame {
             seq: self.seq,
             cmd: self.cmd,
             body: body_to_json(&self.body)?,
+            n,
         };
         Ok(serde_json::to_string(&frame)
             .unwrap_or_else(|e| unreachable!("writing a JSON value into memory failed: {e}")))

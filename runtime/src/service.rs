@@ -127,6 +127,18 @@ pub enum SessionEvent {
         uid: Uid,
         reason: String,
     },
+    /// The socket of a resumable session dropped: the player is away, not
+    /// gone. Keep its state (rooms, presence); pushes to it are kept for
+    /// its return. `Disconnected` follows if it does not come back in
+    /// time, `Reattached` if it does.
+    Detached {
+        uid: Uid,
+        reason: String,
+    },
+    /// A detached player is back, with everything sent meanwhile.
+    Reattached {
+        uid: Uid,
+    },
 }
 
 /// The mail type of a service that takes no mail: it has no values, so

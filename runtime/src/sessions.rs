@@ -41,6 +41,15 @@ impl Sessions {
         }
     }
 
+    /// Whether `uid` is known by this socket.
+    pub fn holds(&self, uid: Uid, connector: &ConnectorId, conn: ConnId) -> bool {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&uid)
+            .is_some_and(|(c, n)| c == connector && *n == conn)
+    }
+
     /// Forgets every player of a connector (it died or restarted).
     pub fn forget_connector(&self, connector: &ConnectorId) -> Vec<Uid> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());

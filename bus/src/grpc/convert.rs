@@ -98,6 +98,14 @@ pub(crate) fn packet(event: BusEvent) -> Option<Packet> {
             p.kind = Kind::Close as i32;
             p.reason = reason;
         }
+        EventKind::Detached { reason } => {
+            p.kind = Kind::Detached as i32;
+            p.reason = reason;
+        }
+        EventKind::Attached { peer } => {
+            p.kind = Kind::Attached as i32;
+            p.reason = peer;
+        }
         EventKind::Alive { .. } => return None,
     }
     Some(p)

@@ -71,26 +71,28 @@ impl Format {
 
 fn json_text(encoded: &[u8], unencodable: impl FnOnce()) -> String {
     // The connector encoded this frame itself; it decodes.
-    let frame = match Frame::decode(encoded) {
+    let (frame, n) = match Frame::decode_numbered(encoded) {
         Ok(frame) => frame,
         Err(e) => unreachable!("a frame the connector queued does not decode: {e}"),
     };
-    match frame.to_json() {
+    match frame.to_json_numbered(n) {
         Ok(text) => text,
         Err(e) => {
             unencodable();
-            not_json(&frame, &e)
+            not_json(&frame, n, &e)
         }
     }
 }
 
-fn not_json(frame: &Frame, e: &JsonError) -> String {
+/// The error sent in place of a frame whose body has no JSON form; it
+/// keeps the frame's number, so a resumable session has no gap.
+fn not_json(frame: &Frame, n: Option<u64>, e: &JsonError) -> String {
     let body = ErrorBody::new(
         "not_json",
         format!("the body of cmd {} has no JSON form: {e}", frame.cmd),
     );
     Frame::new(frame.seq, cmd::ERROR, encode_body(&body))
-        .to_json()
+        .to_json_numbered(n)
         .unwrap_or_else(|e| unreachable!("an error body is always JSON: {e}"))
 }
 

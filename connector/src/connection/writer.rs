@@ -95,8 +95,15 @@ pub(super) async fn write_loop(
                 let body = encode_body(&KickBody {
                     reason: reason.clone(),
                 });
-                sink.feed(out(Frame::new(0, cmd::KICK, body).encode().into()))
-                    .await?;
+                let kick = Frame::new(0, cmd::KICK, body).encode();
+                // In a resumable session a kick is numbered too, except the
+                // `reconnect` that keeps it resumable: that one is this
+                // socket's goodbye, not part of the session.
+                let kick = match handle.session() {
+                    Some(session) if reason != kick::RECONNECT => session.number_only(&kick),
+                    _ => kick.into(),
+                };
+                sink.feed(out(kick)).await?;
                 sink.send(close_frame(CloseCode::Normal, &reason)).await
             }
             Exit::Close(code, reason) => sink.send(close_frame(code, reason)).await,

@@ -9,5 +9,6 @@ mod flood;
 mod helpers;
 mod json;
 mod pushes;
+mod resume;
 mod slowloris;
 mod tokens;

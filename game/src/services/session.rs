@@ -15,6 +15,10 @@
 //!   heard from, so a stalled game or bus never forgets live players. A
 //!   connector that comes back with a new `boot` has restarted: its old
 //!   players are forgotten at once.
+//! - A resumable session whose socket dropped stays in the table
+//!   (Detached): pushes to it go on to its connector, which keeps them for
+//!   its return; services see `Detached`, then `Reattached` or, once the
+//!   grace period ends, `Disconnected`.
 //! - cmd 1010 presence `{uids: [u64]}` (at most 1,000) → `{online: [u64]}`.
 //!
 //! Session events reach the services that asked for them in order; when one
@@ -135,6 +139,18 @@ impl Session {
                 if ctx.sessions().disconnected(uid, &connector, conn) {
                     let reason = format!("error: {error}");
                     ctx.tell_sessions(SessionEvent::Disconnected { uid, reason });
+                }
+            }
+            EventKind::Detached { reason } => {
+                self.heard_from(ctx, &connector, None);
+                if ctx.sessions().holds(uid, &connector, conn) {
+                    ctx.tell_sessions(SessionEvent::Detached { uid, reason });
+                }
+            }
+            EventKind::Attached { .. } => {
+                self.heard_from(ctx, &connector, None);
+                if ctx.sessions().holds(uid, &connector, conn) {
+                    ctx.tell_sessions(SessionEvent::Reattached { uid });
                 }
             }
             EventKind::Message { .. } | EventKind::Call { .. } => {}
