@@ -97,7 +97,6 @@ impl ConnHandle {
         self.session.get()
     }
 
-
     /// Records the sign-in the socket logged in with (once).
     pub(crate) fn logged_in_with(&self, sid: Option<String>) {
         let _ = self.sid.set(sid);

@@ -159,7 +159,10 @@ impl Connector {
         }
         // Detached sessions end with the connector; the game hears each.
         shared.watchers.close();
-        if tokio::time::timeout(grace, shared.watchers.wait()).await.is_err() {
+        if tokio::time::timeout(grace, shared.watchers.wait())
+            .await
+            .is_err()
+        {
             warn!(
                 remaining = shared.watchers.len(),
                 "detached sessions not closed after the shutdown grace period"

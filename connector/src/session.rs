@@ -100,7 +100,12 @@ impl Session {
     /// A new session of `uid`, named `<connector>.<conn>.<secret>` so a
     /// resume can find it. It keeps what is sent to it until its first
     /// socket [attaches](Session::attach).
-    pub(crate) fn new(uid: Uid, connector: &ConnectorId, conn: ConnId, bounds: Bounds) -> Arc<Self> {
+    pub(crate) fn new(
+        uid: Uid,
+        connector: &ConnectorId,
+        conn: ConnId,
+        bounds: Bounds,
+    ) -> Arc<Self> {
         let secret: u128 = rand::random();
         Arc::new(Session {
             uid,
@@ -261,7 +266,10 @@ impl Session {
     /// not attached, or the session has ended).
     pub(crate) fn detach(&self, socket: &ConnHandle) -> Option<u64> {
         let mut st = self.lock();
-        let attached = st.attached.as_ref().is_some_and(|a| std::ptr::eq(&**a, socket));
+        let attached = st
+            .attached
+            .as_ref()
+            .is_some_and(|a| std::ptr::eq(&**a, socket));
         if !attached || st.ended.is_some() {
             return None;
         }
@@ -273,7 +281,11 @@ impl Session {
     /// lost it to a resume ends nothing); true if it did.
     pub(crate) fn end_from(&self, socket: &ConnHandle, why: &'static str) -> bool {
         let mut st = self.lock();
-        if !st.attached.as_ref().is_some_and(|a| std::ptr::eq(&**a, socket)) {
+        if !st
+            .attached
+            .as_ref()
+            .is_some_and(|a| std::ptr::eq(&**a, socket))
+        {
             return false;
         }
         self.end_locked(&mut st, why);
@@ -333,7 +345,10 @@ impl Session {
                     return Outcome::Attached;
                 }
             }
-            if tokio::time::timeout_at(until.into(), changed).await.is_err() {
+            if tokio::time::timeout_at(until.into(), changed)
+                .await
+                .is_err()
+            {
                 return Outcome::Expired;
             }
         }
@@ -394,7 +409,10 @@ mod tests {
         assert!(s.is(s.token()));
         assert!(!s.is("c1.3.00000000000000000000000000000000"));
         assert_eq!(Session::locate("c1.3"), None);
-        assert_eq!(Session::locate("c1.x.00000000000000000000000000000000"), None);
+        assert_eq!(
+            Session::locate("c1.x.00000000000000000000000000000000"),
+            None
+        );
     }
 
     #[test]
@@ -444,7 +462,10 @@ mod tests {
         }
         s.detach(&a);
         let (b, _rb) = socket(2);
-        assert!(s.attach(&b, reply(), 1, &stats).is_err(), "frame 2 was let go");
+        assert!(
+            s.attach(&b, reply(), 1, &stats).is_err(),
+            "frame 2 was let go"
+        );
         assert!(s.ended().is_some());
     }
 

@@ -58,8 +58,20 @@ fn empty_map() -> Json {
 }
 
 impl Frame {
-    /// Reads a JSON text frame; its body becomes MessagePack.
+    /// Reads a client's JSON text frame; its body becomes MessagePack. A
+    /// client's frame has no number (`n`).
     pub fn from_json(text: &str) -> Result<Frame, JsonError> {
+        match Frame::from_json_numbered(text)? {
+            (frame, None) => Ok(frame),
+            (_, Some(_)) => Err(JsonError::BadFrame(
+                "\"n\" numbers the server's frames; a client's frame has none".to_owned(),
+            )),
+        }
+    }
+
+    /// Reads a JSON text frame from the server, with its number in a
+    /// resumable session, if any.
+    pub fn from_json_numbered(text: &str) -> Result<(Frame, Option<u64>), JsonError> {
         let bad = |e: serde_json::Error| JsonError::BadFrame(e.to_string());
         // Read as a value first: serde would take `[seq, cmd, body]` for the
         // struct too, and the protocol's JSON frame is an object.
@@ -68,12 +80,7 @@ impl Frame {
             return Err(JsonError::BadFrame("a frame is a JSON object".to_owned()));
         }
         let f: JsonFrame = serde_json::from_value(value).map_err(bad)?;
-        if f.n.is_some() {
-            return Err(JsonError::BadFrame(
-                "\"n\" numbers the server's frames; a client's frame has none".to_owned(),
-            ));
-        }
-        Ok(Frame::new(f.seq, f.cmd, json_to_body(&f.body)))
+        Ok((Frame::new(f.seq, f.cmd, json_to_body(&f.body)), f.n))
     }
 
     /// Writes this frame as a JSON text frame; its body becomes JSON.

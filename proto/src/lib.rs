@@ -36,8 +36,8 @@ pub use envelope::{
 };
 pub use error::DecodeError;
 pub use frame::{
-    ErrorBody, Frame, HeartbeatReply, HeartbeatRequest, KickBody, LoginReply, LoginRequest, decode_body,
-    encode_body, numbered,
+    ErrorBody, Frame, HeartbeatReply, HeartbeatRequest, KickBody, LoginReply, LoginRequest,
+    decode_body, encode_body, numbered,
 };
 pub use ids::{ConnId, ConnectorId, Uid};
 

@@ -35,7 +35,13 @@ pub struct Client {
     /// Frames travel as JSON text (`?format=json`), converted here, so
     /// every helper works the same on a JSON socket.
     json: bool,
+    /// The number of the last numbered frame received (a resumable
+    /// session, PROTOCOL.md §3); a gap or a repeat fails the test.
+    last_n: u64,
 }
+
+/// A resumable login's answer (PROTOCOL.md §3).
+pub use warren_proto::LoginReply;
 
 pub fn body<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(value).unwrap()
@@ -70,6 +76,7 @@ impl Client {
             next_seq: 1,
             stash: Default::default(),
             json: false,
+            last_n: 0,
         }
     }
 
@@ -83,16 +90,34 @@ impl Client {
 
     /// What one websocket message is to this client; `None`: skip it.
     fn event_of(
+        &mut self,
+        msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Option<Event> {
+        let (frame, n) = match msg {
+            Some(Ok(Message::Binary(b))) if !self.json => {
+                Frame::decode_numbered(&b).expect("server frames decode")
+            }
+            Some(Ok(Message::Text(t))) if self.json => {
+                Frame::from_json_numbered(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
+            }
+            other => return self.other_event(other),
+        };
+        if let Some(n) = n {
+            assert_eq!(
+                n,
+                self.last_n + 1,
+                "numbered frames come in order, once, without gaps: {frame:?}"
+            );
+            self.last_n = n;
+        }
+        Some(Event::Frame(frame))
+    }
+
+    fn other_event(
         &self,
         msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
     ) -> Option<Event> {
         Some(match msg {
-            Some(Ok(Message::Binary(b))) if !self.json => {
-                Event::Frame(Frame::decode(&b).expect("server frames decode"))
-            }
-            Some(Ok(Message::Text(t))) if self.json => {
-                Event::Frame(Frame::from_json(&t).unwrap_or_else(|e| panic!("{t}: {e}")))
-            }
             Some(Ok(Message::Binary(_) | Message::Text(_))) => {
                 panic!("a frame in the other encoding than this socket chose")
             }
@@ -228,12 +253,48 @@ impl Client {
         }
     }
 
+    /// The number of the last numbered frame received.
+    pub fn last_n(&self) -> u64 {
+        self.last_n
+    }
+
+    /// Logs in to a resumable session (PROTOCOL.md §3), or (`resume`)
+    /// resumes one from the last frame received; the login's answer.
+    pub async fn login_resumable(&mut self, token: &str, resume: Option<&str>) -> LoginReply {
+        let req = warren_proto::LoginRequest {
+            token: token.to_owned(),
+            resumable: true,
+            resume: resume.map(str::to_owned),
+            last: resume.map(|_| self.last_n),
+        };
+        let f = self.login_with(&req).await;
+        assert_eq!(f.cmd, cmd::LOGIN, "a login answer: {f:?}");
+        let reply: LoginReply = decode(&f);
+        if reply.resumed == Some(false) {
+            // A new session: numbers start again.
+            self.last_n = 0;
+        }
+        reply
+    }
+
+    /// Drops this client's connection without a websocket close (a phone
+    /// losing its network) and opens a new one to `addr`; the session's
+    /// state (seqs, numbers, stashed frames) stays.
+    pub async fn redial(&mut self, addr: SocketAddr, url: &str) {
+        let fresh = Client::connect(addr, url, None).await;
+        self.ws = fresh.ws;
+    }
+
     pub async fn login(&mut self, token: &str) -> Frame {
         #[derive(Serialize)]
         struct Login<'a> {
             token: &'a str,
         }
-        let seq = self.send(cmd::LOGIN, &Login { token }).await;
+        self.login_with(&Login { token }).await
+    }
+
+    async fn login_with<T: Serialize>(&mut self, body: &T) -> Frame {
+        let seq = self.send(cmd::LOGIN, body).await;
         let f = self.recv().await;
         assert_eq!(f.seq, seq, "the login reply carries the login's seq");
         f

@@ -179,6 +179,21 @@ impl Stack {
         c
     }
 
+    /// A client logged in as `uid` in a resumable session
+    /// (PROTOCOL.md §3), with the login's answer.
+    pub async fn resumable_player(&self, uid: u64) -> (Client, crate::client::LoginReply) {
+        let mut c = self.client().await;
+        let reply = c.login_resumable(&self.token(uid), None).await;
+        (c, reply)
+    }
+
+    /// Drops `client`'s connection without a close and opens a new one to
+    /// connector `i` (it must then log in or resume).
+    pub async fn redial(&self, client: &mut Client, i: usize) {
+        let (addr, url) = &self.connectors[i];
+        client.redial(*addr, url).await;
+    }
+
     /// A client logged in as `uid`.
     pub async fn player(&self, uid: u64) -> Client {
         let mut c = self.client().await;

@@ -20,6 +20,7 @@ mod helpers;
 pub(crate) use warren_test_support::on_every_bus;
 pub(crate) use warren_test_support::on_networked_buses;
 pub(crate) use warren_test_support::{on_buses_with_a_gateway, on_durable_buses};
+mod resume;
 mod revoke;
 mod sessions;
 mod shards;

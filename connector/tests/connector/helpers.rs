@@ -101,10 +101,14 @@ impl Harness {
     /// socket and the first frame the connector answers.
     pub(crate) async fn try_login(&self, token: String) -> (Ws, Frame) {
         let (mut ws, _) = connect_async(&self.url).await.unwrap();
-        let login = Frame::new(1, cmd::LOGIN, encode_body(&LoginRequest {
-            token,
-            ..LoginRequest::default()
-        }));
+        let login = Frame::new(
+            1,
+            cmd::LOGIN,
+            encode_body(&LoginRequest {
+                token,
+                ..LoginRequest::default()
+            }),
+        );
         ws.send(Message::Binary(login.encode().into()))
             .await
             .unwrap();

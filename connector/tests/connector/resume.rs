@@ -15,8 +15,8 @@ use tokio_tungstenite::{
 };
 use warren_connector::ConnectorSettings;
 use warren_proto::{
-    BusEvent, EventKind, Frame, KickBody, LoginReply, LoginRequest, PushKind, Target, Uid,
-    cmd, decode_body, encode_body,
+    BusEvent, EventKind, Frame, KickBody, LoginReply, LoginRequest, PushKind, Target, Uid, cmd,
+    decode_body, encode_body,
 };
 
 use crate::helpers::{Harness, Ws, start, start_with};
@@ -49,7 +49,10 @@ async fn login(h: &Harness, req: LoginRequest) -> (Ws, LoginReply) {
     let (reply, n) = recv_n(&mut ws).await;
     assert_eq!(reply.cmd, cmd::LOGIN, "{reply:?}");
     assert_eq!(n, None, "a login reply is not numbered");
-    (ws, decode_body("login reply", &reply.body).expect("login reply"))
+    (
+        ws,
+        decode_body("login reply", &reply.body).expect("login reply"),
+    )
 }
 
 fn resumable(token: String) -> LoginRequest {
@@ -144,7 +147,10 @@ async fn a_dropped_socket_resumes_with_everything_sent_meanwhile_once() {
     assert_eq!(r.resumed, Some(true), "{r:?}");
     assert_eq!(r.session.as_deref(), Some(session.as_str()));
     let attached = h.expect("attached").await;
-    assert_eq!(attached.conn, connect.conn, "the same connection to the game");
+    assert_eq!(
+        attached.conn, connect.conn,
+        "the same connection to the game"
+    );
     let mut got = Vec::new();
     for _ in 0..3 {
         let (f, n) = recv_n(&mut ws).await;
@@ -180,7 +186,11 @@ async fn a_dropped_socket_resumes_with_everything_sent_meanwhile_once() {
     h.expect("close").await;
     let stats = h.connector.stats();
     assert_eq!(
-        (stats.resumed, stats.replayed_frames, stats.duplicate_requests),
+        (
+            stats.resumed,
+            stats.replayed_frames,
+            stats.duplicate_requests
+        ),
         (1, 3, 1)
     );
 }
@@ -260,7 +270,11 @@ async fn a_kick_is_numbered_and_ends_the_session() {
     assert_eq!(body.reason, "banned");
     h.expect("close").await;
     let (_ws, r) = login(&h, resume(h.token(1), &session, 2)).await;
-    assert_eq!(r.reason.as_deref(), Some("resync"), "a kicked session is over");
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("resync"),
+        "a kicked session is over"
+    );
 }
 
 #[tokio::test]
@@ -320,10 +334,13 @@ async fn a_json_socket_sees_the_numbers_as_n() {
 #[tokio::test]
 async fn a_v1_login_is_unchanged() {
     let mut h = start().await;
-    let (mut ws, r) = login(&h, LoginRequest {
-        token: h.token(1),
-        ..LoginRequest::default()
-    })
+    let (mut ws, r) = login(
+        &h,
+        LoginRequest {
+            token: h.token(1),
+            ..LoginRequest::default()
+        },
+    )
     .await;
     assert_eq!((r.session, r.grace_ms), (None, None));
     h.expect("connect").await;

@@ -1,0 +1,154 @@
+//! Logging a socket in: the token, the cooldown, binding the uid (the
+//! older socket of the uid goes), Connect, and the answer; or resuming a
+//! session (`resume`).
+
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tracing::{debug, info, warn};
+use warren_proto::{
+    EventKind, Frame, LoginReply, LoginRequest, Uid,
+    cmd::{self, code, kick},
+    decode_body, encode_body,
+};
+
+use super::{Conn, error_frame, publish};
+use crate::{registry::Exit, session::Session, stats::Stats};
+
+impl Conn<'_> {
+    /// Verifies the token, binds the uid (kicking an older socket of the same
+    /// uid), announces Connect and replies; resumes a session instead when
+    /// asked to and able to (`resume`). An error is the way out.
+    pub(super) async fn login(&mut self, frame: Frame) -> Result<(), Exit> {
+        let stats = &self.shared.stats;
+        let verified = decode_body::<LoginRequest>("a login body", &frame.body)
+            .map_err(|e| e.to_string())
+            .and_then(|req| {
+                let verified = self.shared.verifier.verify_session(&req.token);
+                verified.map(|v| (req, v)).map_err(|e| e.to_string())
+            });
+        let (req, uid) = match verified {
+            Ok((req, verified)) => {
+                self.handle.logged_in_with(verified.sid);
+                (req, verified.uid)
+            }
+            Err(why) => {
+                Stats::inc(&stats.auth_failures);
+                info!(peer = %self.peer, reason = %why, "login refused");
+                self.reply_error(frame.seq, code::UNAUTHORIZED, "the token is not valid");
+                return Err(Exit::Close(CloseCode::Policy, "unauthorized"));
+            }
+        };
+        if let Some(wait) = self.shared.registry.cooling(uid) {
+            Stats::inc(&stats.refused_cooling);
+            info!(%uid, peer = %self.peer, wait_ms = wait.as_millis() as u64, "login refused: kicked for flooding, cooling down");
+            let message = format!(
+                "kicked for sending too fast; log in again in {} s",
+                wait.as_secs() + 1
+            );
+            self.reply_error(frame.seq, kick::RATE_LIMITED, message);
+            return Err(Exit::Close(CloseCode::Policy, "rate_limited"));
+        }
+        let mut resync = false;
+        if let Some(token) = &req.resume {
+            match self
+                .resume(uid, frame.seq, token, req.last.unwrap_or(0))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(why) => {
+                    Stats::inc(&stats.resyncs);
+                    info!(%uid, peer = %self.peer, why, "cannot resume: a new session (resync)");
+                    resync = true;
+                }
+            }
+        }
+        let session = (req.resumable || resync).then(|| self.open_session(uid));
+        self.bind_new(uid).await;
+        self.uid = Some(uid);
+        let connect = self.event(
+            uid,
+            EventKind::Connect {
+                peer: self.peer.to_string(),
+            },
+        );
+        if let Err(e) = publish(self.shared, connect).await {
+            warn!(%uid, error = %e, "could not announce a login");
+            self.shared.registry.unbind(uid, self.handle);
+            if let Some(session) = &session {
+                session.end("unavailable");
+            }
+            self.uid = None;
+            // A session's own frames are numbered: this one is not its.
+            self.handle.enqueue(
+                error_frame(
+                    frame.seq,
+                    code::UNAVAILABLE,
+                    "the game is unavailable, try again",
+                ),
+                stats,
+            );
+            return Err(Exit::Close(CloseCode::Again, "unavailable"));
+        }
+        Stats::inc(&stats.logins);
+        debug!(%uid, conn = %self.handle.id(), peer = %self.peer, "logged in");
+        self.answer(uid, frame.seq, session, resync)
+    }
+
+    /// Answers a new login; a new resumable session's answer goes first
+    /// and whatever was sent to the session meanwhile after it.
+    fn answer(
+        &self,
+        uid: Uid,
+        seq: u64,
+        session: Option<Arc<Session>>,
+        resync: bool,
+    ) -> Result<(), Exit> {
+        let mut reply = LoginReply {
+            uid: uid.0,
+            ..LoginReply::default()
+        };
+        let Some(session) = session else {
+            self.reply(seq, cmd::LOGIN, encode_body(&reply));
+            return Ok(());
+        };
+        reply.session = Some(session.token().to_owned());
+        reply.grace_ms = Some(self.shared.settings.resume_grace_ms.as_millis() as u64);
+        if resync {
+            reply.resumed = Some(false);
+            reply.reason = Some("resync".to_owned());
+        }
+        let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
+        if let Err(why) = session.attach(self.handle, reply.into(), 0, &self.shared.stats) {
+            warn!(%uid, why, "a new session ended before its login was answered");
+            return Err(Exit::Close(CloseCode::Again, "session ended, log in again"));
+        }
+        Ok(())
+    }
+
+    /// Binds the uid to this socket; an older socket of the uid here is
+    /// kicked (its session ended) and its Close announced first.
+    async fn bind_new(&self, uid: Uid) {
+        let stats = &self.shared.stats;
+        let Some(old) = self.shared.registry.bind(uid, self.handle.clone()) else {
+            return;
+        };
+        if old.stop(Exit::Kick(kick::DUPLICATE_LOGIN.to_owned())) {
+            Stats::inc(&stats.kicked_duplicate);
+        }
+        if let Some(session) = old.session() {
+            session.end("displaced");
+        }
+        // The game sees the old socket's Close before the new Connect.
+        let close = self.event_for(
+            old.id(),
+            uid,
+            EventKind::Close {
+                reason: kick::DUPLICATE_LOGIN.into(),
+            },
+        );
+        if let Err(e) = publish(self.shared, close).await {
+            warn!(%uid, error = %e, "could not announce the displaced socket's close");
+        }
+    }
+}
