@@ -31,11 +31,11 @@ impl Address {
         (uid.0 % u64::from(shards.max(1))) as u16
     }
 
-    /// Where a connector's event goes: a request to the shard of its
-    /// player, anything else to every shard.
+    /// Where a connector's event goes: a request (or a handed-over
+    /// session) to the shard of its player, anything else to every shard.
     pub fn of_event(event: &BusEvent, shards: u16) -> Address {
         match event.kind {
-            EventKind::Message { .. } | EventKind::Call { .. } => {
+            EventKind::Message { .. } | EventKind::Call { .. } | EventKind::Handed { .. } => {
                 Address::Shard(Address::shard_of(event.uid, shards))
             }
             _ => Address::EveryShard,

@@ -122,7 +122,7 @@ fn push(cmd: u32, body: &[u8]) -> BusPush {
 fn cmd_of(p: &BusPush) -> u32 {
     match p.kind {
         PushKind::Frame { cmd, .. } => cmd,
-        PushKind::Kick { .. } | PushKind::Revoke { .. } => 0,
+        _ => 0,
     }
 }
 

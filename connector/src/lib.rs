@@ -13,7 +13,8 @@
 //!   tokens no longer log in (logout, bans), learnt through the bus.
 //! - `registry`: which sockets are live and which uid each holds.
 //! - `connection`: the life of one socket.
-//! - `session`: resumable sessions (PROTOCOL.md §3), which outlive a socket.
+//! - `session`: resumable sessions (PROTOCOL.md §3), which outlive a socket;
+//!   `handover`: moving one to another connector.
 //! - `server`: the accept loop, the push pump, shutdown; [`run`], the
 //!   connector's entry point.
 //! - `admin`: the operators' endpoint, served by [`run`] beside the players'.
@@ -23,6 +24,7 @@
 mod admin;
 pub mod auth;
 mod connection;
+mod handover;
 mod registry;
 mod revoked;
 mod server;

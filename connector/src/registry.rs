@@ -58,6 +58,31 @@ pub(crate) struct Pending {
     order: VecDeque<(u64, Instant)>,
 }
 
+impl Pending {
+    /// Waits for an answer to `seq` by `deadline` (a session taken over
+    /// from another connector: kept in deadline order).
+    pub(crate) fn expect(&mut self, seq: u64, deadline: Instant) {
+        let at = self.order.partition_point(|&(_, d)| d <= deadline);
+        self.order.insert(at, (seq, deadline));
+    }
+
+    /// Stops waiting for `seq`; whether it was waited for.
+    pub(crate) fn answered(&mut self, seq: u64) -> bool {
+        match self.order.iter().position(|&(s, _)| s == seq) {
+            Some(i) => {
+                self.order.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every request waited for, with its deadline, oldest first.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (u64, Instant)> + '_ {
+        self.order.drain(..)
+    }
+}
+
 impl ConnHandle {
     pub(crate) fn new(
         id: ConnId,
@@ -139,14 +164,7 @@ impl ConnHandle {
     /// A frame with this seq came from the game: its request is answered.
     /// False if it was not waited for (answered already, or timed out).
     pub(crate) fn answered(&self, seq: u64) -> bool {
-        let mut p = self.pending();
-        match p.order.iter().position(|&(s, _)| s == seq) {
-            Some(i) => {
-                p.order.remove(i);
-                true
-            }
-            None => false,
-        }
+        self.pending().answered(seq)
     }
 
     /// When the oldest unanswered request times out.

@@ -301,14 +301,20 @@ async fn push_pump(shared: Arc<Shared>, mut pushes: Subscription<BusPush>) {
     pushes.close().await;
 }
 
-fn deliver(shared: &Shared, push: BusPush) {
-    if let PushKind::Revoke {
-        not_before_ms,
-        sid,
-        reason,
-    } = &push.kind
-    {
-        return revoke(shared, &push.target, *not_before_ms, sid.as_deref(), reason);
+fn deliver(shared: &Arc<Shared>, push: BusPush) {
+    match (&push.kind, &push.target) {
+        (
+            PushKind::Revoke {
+                not_before_ms,
+                sid,
+                reason,
+            },
+            target,
+        ) => return revoke(shared, target, *not_before_ms, sid.as_deref(), reason),
+        (PushKind::HandOver { .. }, Target::Conn { conn, .. }) => {
+            return crate::handover::hand_over(shared, *conn, push.kind);
+        }
+        _ => {}
     }
     let targets: Vec<Arc<ConnHandle>> = match &push.target {
         Target::Uid(uid) => shared.registry.by_uid(*uid).into_iter().collect(),
@@ -341,7 +347,14 @@ fn deliver(shared: &Shared, push: BusPush) {
                 kick(shared, &handle, &reason);
             }
         }
-        PushKind::Revoke { .. } => {}
+        PushKind::Session { state } => {
+            for handle in targets {
+                if let Some(session) = handle.session() {
+                    session.arrive(state.clone());
+                }
+            }
+        }
+        PushKind::Revoke { .. } | PushKind::HandOver { .. } => {}
     }
 }
 

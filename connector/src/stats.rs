@@ -57,6 +57,8 @@ counters! {
     resyncs: "Resumes that could not be served: the client got resync and a new session.",
     sessions_expired: "Detached sessions whose client did not come back within resume_grace_ms.",
     sessions_overflowed: "Detached sessions ended because more was sent to them than resume_buffer_* keep.",
+    handed_over: "Sessions handed over to another connector their client resumed on.",
+    resumed_from_elsewhere: "Sessions resumed here that another connector held.",
     duplicate_requests: "Requests sent again after a resume with a seq the session took already (not applied again).",
 }
 

@@ -46,6 +46,25 @@ pub enum EventKind {
     Detached { reason: String },
     /// A detached session is back on a new socket (same connection id).
     Attached { peer: String },
+    /// The session `session`, held by connection `from_conn` on connector
+    /// `from`, is resuming on this event's connection (another
+    /// connector). Every shard takes the player as this connection's from
+    /// now on, sends replies addressed to the old one here, and asks the
+    /// old connector to hand the session over ([`PushKind::HandOver`]).
+    Resume {
+        from: ConnectorId,
+        from_conn: ConnId,
+        session: String,
+    },
+    /// The old connector's answer to a [`PushKind::HandOver`]: the
+    /// session's state (opaque to the game), for the shard of the player
+    /// to pass on to connection `to_conn` of connector `to`
+    /// ([`PushKind::Session`]).
+    Handed {
+        to: ConnectorId,
+        to_conn: ConnId,
+        state: Bytes,
+    },
     /// The connector is alive (sent periodically; uid and conn are 0).
     /// `boot` identifies this run of it: a new value means it restarted and
     /// every socket it held before is gone.
@@ -93,6 +112,23 @@ pub enum PushKind {
         sid: Option<String>,
         reason: String,
     },
+    /// To the connection that holds session `session`: its client is
+    /// resuming on connection `to_conn` of connector `to`. One comes from
+    /// every shard, after everything that shard sent to the old
+    /// connection; once all have come the connector answers
+    /// [`EventKind::Handed`].
+    HandOver {
+        uid: Uid,
+        to: ConnectorId,
+        to_conn: ConnId,
+        session: String,
+        /// The shard it comes from.
+        shard: u16,
+    },
+    /// To the connection a session is resuming on: the session's state
+    /// from the connector that held it, or None if no shard knows the
+    /// session (its connector is gone): the client resyncs.
+    Session { state: Option<Bytes> },
 }
 
 #[derive(Serialize)]

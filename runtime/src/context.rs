@@ -235,6 +235,13 @@ impl Context {
         });
     }
 
+    /// Sends `push` as it is, in order with everything this service sent
+    /// before: the sessions keeper's part in moving a session between
+    /// connectors (PROTOCOL.md §3).
+    pub fn relay(&self, push: BusPush) {
+        self.emit(push);
+    }
+
     /// Sends `msg` to another service's mailbox; it arrives in its `mail`
     /// callback. `M` must be that service's `Service::Mail` type. Never
     /// blocks: a full mailbox is an error.

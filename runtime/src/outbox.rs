@@ -221,7 +221,22 @@ fn hand_over(
 
 fn resolve(sessions: &Sessions, push: BusPush) -> Vec<(Address, BusPush)> {
     match &push.target {
-        Target::Conn { connector, .. } => vec![(Address::Connector(connector.clone()), push)],
+        // A hand-over goes to the old connection itself.
+        Target::Conn { connector, .. } if matches!(push.kind, PushKind::HandOver { .. }) => {
+            vec![(Address::Connector(connector.clone()), push)]
+        }
+        Target::Conn { connector, conn } => match sessions.reply_to(connector, *conn) {
+            // Its session resumed on another connector.
+            Some((connector, conn)) => {
+                let to = Address::Connector(connector.clone());
+                let push = BusPush {
+                    target: Target::Conn { connector, conn },
+                    kind: push.kind,
+                };
+                vec![(to, push)]
+            }
+            None => vec![(Address::Connector(connector.clone()), push)],
+        },
         Target::All => vec![(Address::EveryConnector, push)],
         Target::Uid(uid) => match sessions.connector_of(*uid) {
             Some(connector) => vec![(Address::Connector(connector), push)],

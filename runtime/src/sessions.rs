@@ -7,9 +7,29 @@ use std::{collections::HashMap, sync::RwLock};
 
 use warren_proto::{ConnId, ConnectorId, Uid};
 
+type Socket = (ConnectorId, ConnId);
+
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: RwLock<HashMap<Uid, (ConnectorId, ConnId)>>,
+    map: RwLock<Map>,
+}
+
+#[derive(Debug, Default)]
+struct Map {
+    by_uid: HashMap<Uid, Socket>,
+    /// Sessions that moved to another connector (a resume there): replies
+    /// addressed to the old connection go to the new one. An entry lives
+    /// as long as the session it points to.
+    moved: HashMap<Socket, Socket>,
+}
+
+impl Map {
+    /// Forgets the moves that point to `to` (its session is over).
+    fn forget_moves_to(&mut self, to: &Socket) {
+        if !self.moved.is_empty() {
+            self.moved.retain(|_, now| now != to);
+        }
+    }
 }
 
 impl Sessions {
@@ -21,8 +41,40 @@ impl Sessions {
         conn: ConnId,
     ) -> Option<(ConnectorId, ConnId)> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(uid, (connector.clone(), conn))
-            .filter(|old| *old != (connector, conn))
+        let old = map.by_uid.insert(uid, (connector.clone(), conn))?;
+        if old == (connector, conn) {
+            return None;
+        }
+        map.forget_moves_to(&old);
+        Some(old)
+    }
+
+    /// The session of `uid` held by connection `from` moves to `to` (its
+    /// client resumed there); false (and nothing changed) if `from` does
+    /// not hold it.
+    pub fn moved(&self, uid: Uid, from: Socket, to: Socket) -> bool {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.by_uid.get(&uid) != Some(&from) {
+            return false;
+        }
+        map.by_uid.insert(uid, to.clone());
+        for now in map.moved.values_mut() {
+            if *now == from {
+                *now = to.clone();
+            }
+        }
+        map.moved.insert(from, to);
+        true
+    }
+
+    /// Where a reply addressed to connection `conn` of `connector` goes:
+    /// there, or where its session moved.
+    pub fn reply_to(&self, connector: &ConnectorId, conn: ConnId) -> Option<Socket> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        if map.moved.is_empty() {
+            return None;
+        }
+        map.moved.get(&(connector.clone(), conn)).cloned()
     }
 
     /// Forgets `uid` only if this socket is still the one it is known by: a
@@ -31,10 +83,12 @@ impl Sessions {
     pub fn disconnected(&self, uid: Uid, connector: &ConnectorId, conn: ConnId) -> bool {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map
+            .by_uid
             .get(&uid)
             .is_some_and(|(c, n)| c == connector && *n == conn)
         {
-            map.remove(&uid);
+            map.by_uid.remove(&uid);
+            map.forget_moves_to(&(connector.clone(), conn));
             true
         } else {
             false
@@ -46,6 +100,7 @@ impl Sessions {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .by_uid
             .get(&uid)
             .is_some_and(|(c, n)| c == connector && *n == conn)
     }
@@ -54,13 +109,15 @@ impl Sessions {
     pub fn forget_connector(&self, connector: &ConnectorId) -> Vec<Uid> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let gone: Vec<Uid> = map
+            .by_uid
             .iter()
             .filter(|(_, (c, _))| c == connector)
             .map(|(uid, _)| *uid)
             .collect();
         for uid in &gone {
-            map.remove(uid);
+            map.by_uid.remove(uid);
         }
+        map.moved.retain(|_, (c, _)| c != connector);
         gone
     }
 
@@ -68,12 +125,17 @@ impl Sessions {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .by_uid
             .get(&uid)
             .map(|(c, _)| c.clone())
     }
 
     pub fn online(&self) -> usize {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_uid
+            .len()
     }
 }
 
@@ -96,6 +158,27 @@ mod tests {
         assert!(s.disconnected(Uid(1), &b, ConnId(9)));
         assert_eq!(s.connector_of(Uid(1)), None);
         assert_eq!(s.online(), 0);
+    }
+
+    #[test]
+    fn a_moved_session_takes_the_replies_to_its_old_connection_along() {
+        let s = Sessions::default();
+        let a = ConnectorId::parse("a").expect("id");
+        let b = ConnectorId::parse("b").expect("id");
+        let c = ConnectorId::parse("c").expect("id");
+        assert_eq!(s.reply_to(&a, ConnId(1)), None);
+        s.connected(Uid(1), a.clone(), ConnId(1));
+        assert!(!s.moved(Uid(1), (b.clone(), ConnId(5)), (c.clone(), ConnId(6))));
+        assert!(s.moved(Uid(1), (a.clone(), ConnId(1)), (b.clone(), ConnId(2))));
+        assert_eq!(s.connector_of(Uid(1)), Some(b.clone()));
+        assert_eq!(s.reply_to(&a, ConnId(1)), Some((b.clone(), ConnId(2))));
+        // Moved again: the first connection's replies follow.
+        assert!(s.moved(Uid(1), (b.clone(), ConnId(2)), (c.clone(), ConnId(3))));
+        assert_eq!(s.reply_to(&a, ConnId(1)), Some((c.clone(), ConnId(3))));
+        assert_eq!(s.reply_to(&b, ConnId(2)), Some((c.clone(), ConnId(3))));
+        // Over: nothing is rerouted any more.
+        assert!(s.disconnected(Uid(1), &c, ConnId(3)));
+        assert_eq!(s.reply_to(&a, ConnId(1)), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use warren_proto::cmd;
 
 use crate::{
     helpers::{BusKind, Client, Presence, PresenceRequest, Room, Said, Say, Stack, decode},
-    on_every_bus,
+    on_every_bus, on_networked_buses,
 };
 
 /// Reads frames until the reply to `seq`; returns the chat lines pushed
@@ -90,3 +90,91 @@ async fn a_dropped_player_keeps_its_rooms_and_gets_what_was_said(kind: BusKind) 
 }
 
 on_every_bus!(a_dropped_player_keeps_its_rooms_and_gets_what_was_said);
+
+// Long: one scenario, told in order.
+/// Two connectors and two game shards: a player whose connection to
+/// connector 0 drops resumes on connector 1, and gets everything said
+/// meanwhile (by players of both shards) and its in-flight answer, once;
+/// then it is connector 1's.
+async fn a_session_resumes_on_another_connector(kind: BusKind) {
+    let stack = Stack::start_connectors(kind, 2, &[("WARREN_BUS__SHARDS", "2")]).await;
+    let mut a = stack.client_on(0).await;
+    let reply = a.login_resumable(&stack.token(1), None).await;
+    let session = reply.session.expect("a resumable session");
+    // uids 2 and 3: one per shard.
+    let mut others = vec![stack.player_on(1, 2).await, stack.player_on(0, 3).await];
+    for c in std::iter::once(&mut a).chain(others.iter_mut()) {
+        let (joined, _) = c.request(cmd::CHAT_JOIN, &Room::new("lobby")).await;
+        assert_eq!(joined.cmd, cmd::CHAT_JOIN);
+    }
+    let in_flight = a.send(cmd::ECHO, &"in flight").await;
+    stack.redial(&mut a, 1).await;
+    for (i, c) in others.iter_mut().enumerate() {
+        let (said, _) = c
+            .request(cmd::CHAT_SEND, &Say::new("lobby", format!("line {i}")))
+            .await;
+        assert_eq!(said.cmd, cmd::CHAT_SEND, "{said:?}");
+    }
+    let resumed = a.login_resumable(&stack.token(1), Some(&session)).await;
+    assert_eq!(resumed.resumed, Some(true), "{resumed:?}");
+    let moved = resumed.session.expect("the session's new name");
+    assert_ne!(moved, session, "it lives on connector 1 now");
+    let mut echoed = false;
+    let mut lines = Vec::new();
+    while lines.len() < 2 || !echoed {
+        let f = a.recv().await;
+        match f.cmd {
+            cmd::ECHO => {
+                assert_eq!(f.seq, in_flight);
+                assert!(!echoed, "the answer comes once");
+                echoed = true;
+            }
+            cmd::CHAT_MESSAGE => lines.push(decode::<Said>(&f).text.into_owned()),
+            other => panic!("unexpected cmd {other}: {f:?}"),
+        }
+    }
+    lines.sort();
+    assert_eq!(lines, vec!["line 0".to_owned(), "line 1".to_owned()]);
+    // Connector 1 serves it: a request sent again is not applied twice, a
+    // new one is answered, and its room still has it.
+    a.send_frame(in_flight, cmd::ECHO, b"\x80".to_vec())
+        .await
+        .unwrap();
+    let fresh = a.send(cmd::ECHO, &"fresh").await;
+    let f = a.recv().await;
+    assert_eq!((f.seq, f.cmd), (fresh, cmd::ECHO), "{f:?}");
+    let (said, _) = others[0]
+        .request(cmd::CHAT_SEND, &Say::new("lobby", "welcome back"))
+        .await;
+    assert_eq!(said.cmd, cmd::CHAT_SEND);
+    assert_eq!(decode::<Said>(&a.recv().await).text, "welcome back");
+    // And it can move again, back to connector 0.
+    stack.redial(&mut a, 0).await;
+    let again = a.login_resumable(&stack.token(1), Some(&moved)).await;
+    assert_eq!(again.resumed, Some(true), "{again:?}");
+    a.echo(b"\x80").await;
+}
+
+/// The connector that held a session is killed: resuming on another one
+/// gets `resync` and a new session, and the player is online again.
+async fn a_session_whose_connector_died_resyncs(kind: BusKind) {
+    let mut stack = Stack::start_connectors(kind, 2, &[]).await;
+    let mut a = stack.client_on(0).await;
+    let reply = a.login_resumable(&stack.token(1), None).await;
+    let session = reply.session.expect("a resumable session");
+    stack.kill_connector(0);
+    stack.redial(&mut a, 1).await;
+    let resumed = a.login_resumable(&stack.token(1), Some(&session)).await;
+    assert_eq!(resumed.resumed, Some(false), "{resumed:?}");
+    assert_eq!(resumed.reason.as_deref(), Some("resync"));
+    a.echo(b"\x80").await;
+    let (online, _) = a
+        .request(cmd::PRESENCE, &PresenceRequest { uids: vec![1] })
+        .await;
+    assert_eq!(decode::<Presence>(&online).online, vec![1]);
+}
+
+on_networked_buses!(
+    a_session_resumes_on_another_connector,
+    a_session_whose_connector_died_resyncs
+);

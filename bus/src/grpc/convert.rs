@@ -106,7 +106,9 @@ pub(crate) fn packet(event: BusEvent) -> Option<Packet> {
             p.kind = Kind::Attached as i32;
             p.reason = peer;
         }
-        EventKind::Alive { .. } => return None,
+        EventKind::Alive { .. } | EventKind::Resume { .. } | EventKind::Handed { .. } => {
+            return None;
+        }
     }
     Some(p)
 }

@@ -403,7 +403,7 @@ fn seq_of(ev: &BusEvent) -> Option<u64> {
 fn cmd_of(p: &BusPush) -> u32 {
     match p.kind {
         PushKind::Frame { cmd, .. } => cmd,
-        PushKind::Kick { .. } | PushKind::Revoke { .. } => 0,
+        _ => 0,
     }
 }
 

@@ -50,6 +50,15 @@ impl Conn<'_> {
             return Err(Exit::Close(CloseCode::Policy, "rate_limited"));
         }
         let mut resync = false;
+        if let Some(token) = &req.resume
+            && let Some((connector, conn)) = Session::locate(token)
+            && connector != self.shared.id
+        {
+            let from = (connector, conn, token.as_str());
+            return self
+                .resume_from(uid, frame.seq, from, req.last.unwrap_or(0))
+                .await;
+        }
         if let Some(token) = &req.resume {
             match self
                 .resume(uid, frame.seq, token, req.last.unwrap_or(0))
@@ -128,7 +137,7 @@ impl Conn<'_> {
 
     /// Binds the uid to this socket; an older socket of the uid here is
     /// kicked (its session ended) and its Close announced first.
-    async fn bind_new(&self, uid: Uid) {
+    pub(super) async fn bind_new(&self, uid: Uid) {
         let stats = &self.shared.stats;
         let Some(old) = self.shared.registry.bind(uid, self.handle.clone()) else {
             return;

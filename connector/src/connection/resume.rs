@@ -6,10 +6,15 @@ use std::{sync::Arc, time::Instant};
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, info, warn};
-use warren_proto::{EventKind, Frame, LoginReply, Uid, cmd, encode_body};
+use warren_proto::{
+    ConnId, ConnectorId, EventKind, Frame, LoginReply, Uid,
+    cmd::{self, code},
+    encode_body,
+};
 
-use super::{Conn, publish};
+use super::{Conn, error_frame, publish};
 use crate::{
+    handover,
     registry::{ConnHandle, Exit},
     server::Shared,
     session::{Bounds, Outcome, Refusal, Session},
@@ -20,12 +25,7 @@ impl Conn<'_> {
     /// A new resumable session for this socket, joined before the uid is
     /// bound so that every frame sent to it is numbered.
     pub(super) fn open_session(&self, uid: Uid) -> Arc<Session> {
-        let settings = &self.shared.settings;
-        let bounds = Bounds {
-            frames: settings.resume_buffer_frames.max(1),
-            bytes: settings.resume_buffer_bytes.max(1),
-        };
-        let session = Session::new(uid, &self.shared.id, self.handle.id(), bounds);
+        let session = Session::new(uid, &self.shared.id, self.handle.id(), self.bounds());
         self.handle.join(session.clone());
         Stats::inc(&self.shared.stats.resumable_logins);
         session
@@ -104,6 +104,115 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Resumes here a session that connection `from.1` of connector
+    /// `from.0` holds (see `handover`): asks the game to move it, waits for
+    /// its state, and answers `resumed` with every frame after `last`, or
+    /// `resync` (a new session) when it does not come.
+    pub(super) async fn resume_from(
+        &mut self,
+        uid: Uid,
+        seq: u64,
+        from: (ConnectorId, ConnId, &str),
+        last: u64,
+    ) -> Result<(), Exit> {
+        let shared = self.shared;
+        let session = Session::incoming(uid, &shared.id, self.handle.id(), self.bounds());
+        self.handle.join(session.clone());
+        self.bind_new(uid).await;
+        self.uid = Some(uid);
+        let (connector, conn, token) = from;
+        let resume = EventKind::Resume {
+            from: connector,
+            from_conn: conn,
+            session: token.to_owned(),
+        };
+        if let Err(e) = publish(shared, self.event(uid, resume)).await {
+            warn!(%uid, error = %e, "could not ask the game to move a session");
+            shared.registry.unbind(uid, self.handle);
+            session.end("unavailable");
+            self.uid = None;
+            let refusal = error_frame(seq, code::UNAVAILABLE, "the game is unavailable, try again");
+            self.handle.enqueue(refusal, &shared.stats);
+            return Err(Exit::Close(CloseCode::Again, "unavailable"));
+        }
+        let taken = session
+            .arrival(handover::STATE_WAIT)
+            .await
+            .and_then(|state| match state.uid == uid.0 {
+                true => session.adopt(state),
+                false => Err("the session is another player's"),
+            });
+        let mut reply = self.session_reply(uid, &session);
+        if let Err(why) = taken {
+            info!(%uid, why, "cannot resume a session from another connector: a new session (resync)");
+            Stats::inc(&shared.stats.resyncs);
+            session.start_afresh();
+            // Services see the player leave and come back.
+            let close = EventKind::Close {
+                reason: "resync".into(),
+            };
+            let connect = EventKind::Connect {
+                peer: self.peer.to_string(),
+            };
+            for kind in [close, connect] {
+                if let Err(e) = publish(shared, self.event(uid, kind)).await {
+                    warn!(%uid, error = %e, "could not announce a resync");
+                }
+            }
+            reply.resumed = Some(false);
+            reply.reason = Some("resync".to_owned());
+            let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
+            return session
+                .attach(self.handle, reply.into(), 0, &shared.stats)
+                .map(drop)
+                .map_err(|_| Exit::Close(CloseCode::Again, "session ended, log in again"));
+        }
+        reply.resumed = Some(true);
+        let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
+        match session.attach(self.handle, reply.into(), last, &shared.stats) {
+            Ok(replayed) => {
+                Stats::inc(&shared.stats.resumed);
+                Stats::inc(&shared.stats.resumed_from_elsewhere);
+                Stats::add(&shared.stats.replayed_frames, replayed);
+                debug!(%uid, replayed, "session resumed from another connector");
+                Ok(())
+            }
+            Err(why) => {
+                // Taken over, but the client's last is out of its range.
+                info!(%uid, why, "a moved session cannot serve the client's last frame");
+                Stats::inc(&shared.stats.resyncs);
+                let close = EventKind::Close {
+                    reason: "resync".into(),
+                };
+                shared.registry.unbind(uid, self.handle);
+                if let Err(e) = publish(shared, self.event(uid, close)).await {
+                    warn!(%uid, error = %e, "could not announce a resync");
+                }
+                self.uid = None;
+                Err(Exit::Close(CloseCode::Again, "resync: log in again"))
+            }
+        }
+    }
+
+    fn bounds(&self) -> Bounds {
+        let settings = &self.shared.settings;
+        Bounds {
+            frames: settings.resume_buffer_frames.max(1),
+            bytes: settings.resume_buffer_bytes.max(1),
+        }
+    }
+
+    /// A resumable login's answer, before `resumed` is known.
+    fn session_reply(&self, uid: Uid, session: &Session) -> LoginReply {
+        LoginReply {
+            uid: uid.0,
+            session: Some(session.token().to_owned()),
+            grace_ms: Some(self.shared.settings.resume_grace_ms.as_millis() as u64),
+            resumed: None,
+            reason: None,
+        }
+    }
+
     /// The socket of `uid` has ended with `event`: a resumable session
     /// whose socket dropped is detached and waits for its client (the game
     /// hears `Detached`); anything else ends the session and the game hears
@@ -111,6 +220,11 @@ impl Conn<'_> {
     pub(super) async fn socket_gone(&self, uid: Uid, event: EventKind) {
         let shared = self.shared;
         if let Some(session) = self.handle.session() {
+            if session.moving() {
+                // Handed (or being handed) to another connector: nothing
+                // here is the game's business any more.
+                return;
+            }
             if self.keeps_session() {
                 if let Some(epoch) = session.detach(self.handle) {
                     Stats::inc(&shared.stats.detached);

@@ -106,6 +106,8 @@ impl Harness {
             EventKind::Error { .. } => "error",
             EventKind::Detached { .. } => "detached",
             EventKind::Attached { .. } => "attached",
+            EventKind::Resume { .. } => "resume",
+            EventKind::Handed { .. } => "handed",
             EventKind::Alive { .. } | EventKind::Call { .. } => "other",
         };
         assert_eq!(name, what, "{ev:?}");

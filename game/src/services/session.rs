@@ -19,6 +19,10 @@
 //!   (Detached): pushes to it go on to its connector, which keeps them for
 //!   its return; services see `Detached`, then `Reattached` or, once the
 //!   grace period ends, `Disconnected`.
+//! - A session resuming on another connector (`Resume`) moves there at
+//!   once; the old connector is asked to hand it over (`HandOver`, from
+//!   every shard, after all that shard sent it), answers with the state
+//!   (`Handed`), which the player's shard passes on (`Session`).
 //! - cmd 1010 presence `{uids: [u64]}` (at most 1,000) → `{online: [u64]}`.
 //!
 //! Session events reach the services that asked for them in order; when one
@@ -31,7 +35,7 @@ use std::{
 
 use tracing::info;
 use warren_proto::{
-    BusEvent, ConnectorId, EventKind, Uid,
+    BusEvent, BusPush, ConnId, ConnectorId, EventKind, PushKind, Target, Uid,
     body::{Presence, PresenceRequest},
     cmd,
 };
@@ -153,7 +157,62 @@ impl Session {
                     ctx.tell_sessions(SessionEvent::Reattached { uid });
                 }
             }
+            EventKind::Resume {
+                from,
+                from_conn,
+                session,
+            } => self.resume(ctx, uid, (from, from_conn), (connector, conn), session),
+            EventKind::Handed { to, to_conn, state } => {
+                // The shard of the player passes the state on.
+                ctx.relay(BusPush {
+                    target: Target::Conn {
+                        connector: to,
+                        conn: to_conn,
+                    },
+                    kind: PushKind::Session { state: Some(state) },
+                });
+            }
             EventKind::Message { .. } | EventKind::Call { .. } => {}
+        }
+    }
+
+    /// A session resumes on another connector: the player is that
+    /// connection's from now on (replies to the old one follow it), and
+    /// the old connection is asked to hand the session over, after
+    /// everything this shard sent it. A session no shard knows is answered
+    /// at once (by shard 0): its client resyncs.
+    fn resume(
+        &mut self,
+        ctx: &Context,
+        uid: Uid,
+        from: (ConnectorId, ConnId),
+        to: (ConnectorId, ConnId),
+        session: String,
+    ) {
+        self.heard_from(ctx, &to.0, None);
+        if ctx.sessions().moved(uid, from.clone(), to.clone()) {
+            ctx.tell_sessions(SessionEvent::Reattached { uid });
+            ctx.relay(BusPush {
+                target: Target::Conn {
+                    connector: from.0,
+                    conn: from.1,
+                },
+                kind: PushKind::HandOver {
+                    uid,
+                    to: to.0,
+                    to_conn: to.1,
+                    session,
+                    shard: ctx.shard(),
+                },
+            });
+        } else if ctx.shard() == 0 {
+            ctx.relay(BusPush {
+                target: Target::Conn {
+                    connector: to.0,
+                    conn: to.1,
+                },
+                kind: PushKind::Session { state: None },
+            });
         }
     }
 
