@@ -260,13 +260,18 @@ impl ConnHandle {
     }
 
     /// The reason the socket is stopping. Cancelled with no reason given means
-    /// the whole connector is shutting down.
+    /// the whole connector is shutting down: a resumable session's client
+    /// is told to `reconnect` (elsewhere), anyone else `shutdown`.
     pub(crate) fn exit(&self) -> Exit {
+        let stopping = match self.session.get() {
+            Some(_) => kick::RECONNECT,
+            None => kick::SHUTDOWN,
+        };
         self.exit
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_else(|| Exit::Kick(kick::SHUTDOWN.to_owned()))
+            .unwrap_or_else(|| Exit::Kick(stopping.to_owned()))
     }
 }
 

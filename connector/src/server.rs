@@ -40,6 +40,12 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// The watchers of detached sessions (each ends its session's wait).
     pub(crate) watchers: TaskTracker,
+    /// Cancelled once a stopping connector has waited `drain_ms` for its
+    /// detached sessions to resume elsewhere: those left end.
+    pub(crate) drained: CancellationToken,
+    /// Cancelled last: the push pump runs while sessions drain (a hand-over
+    /// comes through it).
+    pub(crate) pumping: CancellationToken,
     next_conn: AtomicU64,
     /// Identifies this run of the connector (unix ms at start).
     boot: u64,
@@ -74,6 +80,8 @@ impl Connector {
                 stats: Stats::default(),
                 shutdown: CancellationToken::new(),
                 watchers: TaskTracker::new(),
+                drained: CancellationToken::new(),
+                pumping: CancellationToken::new(),
                 next_conn: AtomicU64::new(1),
                 boot: warren_proto::time::unix_ms().max(1),
                 pushes: std::sync::Mutex::new(None),
@@ -157,17 +165,8 @@ impl Connector {
                 "sockets still open after the shutdown grace period"
             );
         }
-        // Detached sessions end with the connector; the game hears each.
-        shared.watchers.close();
-        if tokio::time::timeout(grace, shared.watchers.wait())
-            .await
-            .is_err()
-        {
-            warn!(
-                remaining = shared.watchers.len(),
-                "detached sessions not closed after the shutdown grace period"
-            );
-        }
+        drain(shared).await;
+        shared.pumping.cancel();
         let _ = pump.await;
         alive.abort();
         info!(stats = ?shared.stats.snapshot(), "connector stopped");
@@ -256,6 +255,43 @@ async fn accept_loop(
     }
 }
 
+/// A stopping connector's last duty: its detached sessions (every
+/// resumable client was just told to `reconnect`) wait up to `drain_ms` to
+/// be resumed on another connector, which takes them over through the
+/// game; those left then end, and the game hears each Close.
+async fn drain(shared: &Arc<Shared>) {
+    shared.watchers.close();
+    let waiting = shared.watchers.len();
+    if waiting > 0 {
+        let drain_ms = shared.settings.drain_ms.as_millis() as u64;
+        info!(
+            sessions = waiting,
+            drain_ms, "waiting for detached sessions to resume elsewhere"
+        );
+    }
+    let drain = shared.settings.drain_ms;
+    if tokio::time::timeout(drain, shared.watchers.wait())
+        .await
+        .is_err()
+    {
+        info!(
+            sessions = shared.watchers.len(),
+            "drain time over: ending the sessions not resumed elsewhere"
+        );
+    }
+    shared.drained.cancel();
+    let grace = shared.settings.shutdown_grace_ms;
+    if tokio::time::timeout(grace, shared.watchers.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            remaining = shared.watchers.len(),
+            "detached sessions not closed after the shutdown grace period"
+        );
+    }
+}
+
 /// Tells the game this connector is alive, so it can tell a dead one apart
 /// and forget its players.
 async fn alive_loop(shared: Arc<Shared>) {
@@ -285,7 +321,7 @@ async fn alive_loop(shared: Arc<Shared>) {
 async fn push_pump(shared: Arc<Shared>, mut pushes: Subscription<BusPush>) {
     loop {
         let push = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = shared.pumping.cancelled() => break,
             push = pushes.next() => push,
         };
         match push {

@@ -83,6 +83,12 @@ pub struct ConnectorSettings {
     /// session (the client resyncs).
     pub resume_buffer_frames: usize,
     pub resume_buffer_bytes: usize,
+    /// A stopping connector (SIGTERM) kicks its resumable sessions'
+    /// clients with `reconnect` and keeps their sessions this long at most
+    /// for them to resume on another connector; then it ends those left
+    /// and stops. (Not more than `resume_grace_ms` helps.)
+    #[serde(with = "warren_kit::duration::ms")]
+    pub drain_ms: Duration,
 }
 
 impl Default for ConnectorSettings {
@@ -113,6 +119,7 @@ impl Default for ConnectorSettings {
             resume_grace_ms: Duration::from_millis(30_000),
             resume_buffer_frames: 1024,
             resume_buffer_bytes: 256 * 1024,
+            drain_ms: Duration::from_millis(10_000),
         }
     }
 }

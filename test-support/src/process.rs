@@ -129,9 +129,19 @@ impl Proc {
     }
 
     pub(crate) fn terminate(&mut self) -> ExitStatus {
+        self.signal_term();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub(crate) fn signal_term(&self) {
         let pid = self.child.id().to_string();
         let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(ok.success(), "kill -TERM {pid}");
+    }
+
+    /// Waits (at most 20 s) for the process to exit.
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -494,6 +494,19 @@ impl Stack {
         self.procs.iter().map(|p| (p.name, p.child.id())).collect()
     }
 
+    /// SIGTERMs connector `i` (of those started by `start_connectors`)
+    /// without waiting for it to exit.
+    pub fn signal_connector(&self, i: usize) {
+        let offset = self.procs.len() - self.connectors.len();
+        self.procs[offset + i].signal_term();
+    }
+
+    /// Waits (at most 20 s) for connector `i` to exit.
+    pub fn wait_connector(&mut self, i: usize) -> ExitStatus {
+        let offset = self.procs.len() - self.connectors.len();
+        self.procs[offset + i].wait_exit()
+    }
+
     /// SIGTERMs the process that runs the connector; returns its exit status.
     pub fn terminate_connector(&mut self) -> ExitStatus {
         self.procs.last_mut().unwrap().terminate()

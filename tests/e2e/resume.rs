@@ -174,7 +174,42 @@ async fn a_session_whose_connector_died_resyncs(kind: BusKind) {
     assert_eq!(decode::<Presence>(&online).online, vec![1]);
 }
 
+/// A connector stopping for a deploy (SIGTERM) tells its resumable
+/// clients to `reconnect`, and hands each session over to the connector
+/// it resumes on: nothing said meanwhile is lost; then it exits, with
+/// nothing left to drain, long before its drain time (a minute) is over.
+async fn a_connector_stopping_for_a_deploy_hands_its_sessions_over(kind: BusKind) {
+    let drain = [("WARREN_CONNECTOR__DRAIN_MS", "60000")];
+    let mut stack = Stack::start_connectors(kind, 2, &drain).await;
+    let mut a = stack.client_on(0).await;
+    let reply = a.login_resumable(&stack.token(1), None).await;
+    let session = reply.session.expect("a resumable session");
+    let mut b = stack.player_on(1, 2).await;
+    for c in [&mut a, &mut b] {
+        let (joined, _) = c.request(cmd::CHAT_JOIN, &Room::new("lobby")).await;
+        assert_eq!(joined.cmd, cmd::CHAT_JOIN);
+    }
+    stack.signal_connector(0);
+    a.expect_kick("reconnect").await;
+    let (said, _) = b
+        .request(cmd::CHAT_SEND, &Say::new("lobby", "during the deploy"))
+        .await;
+    assert_eq!(said.cmd, cmd::CHAT_SEND);
+    stack.redial(&mut a, 1).await;
+    let resumed = a.login_resumable(&stack.token(1), Some(&session)).await;
+    assert_eq!(resumed.resumed, Some(true), "{resumed:?}");
+    assert_eq!(decode::<Said>(&a.recv().await).text, "during the deploy");
+    // Within wait_connector's 20 s, not the minute of drain.
+    let status = stack.wait_connector(0);
+    assert!(
+        status.success(),
+        "the stopped connector exits cleanly: {status:?}"
+    );
+    a.echo(b"\x80").await;
+}
+
 on_networked_buses!(
     a_session_resumes_on_another_connector,
-    a_session_whose_connector_died_resyncs
+    a_session_whose_connector_died_resyncs,
+    a_connector_stopping_for_a_deploy_hands_its_sessions_over
 );

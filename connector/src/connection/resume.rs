@@ -272,7 +272,7 @@ async fn watch(shared: Arc<Shared>, handle: Arc<ConnHandle>, session: Arc<Sessio
     let until = Instant::now() + shared.settings.resume_grace_ms;
     let outcome = tokio::select! {
         outcome = session.watch(epoch, until) => outcome,
-        () = shared.shutdown.cancelled() => {
+        () = shared.drained.cancelled() => {
             session.end("shutdown");
             Outcome::Ended
         }
