@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A Warren client written only from docs/PROTOCOL.md: two guests log in over
 HTTP, open websockets, heartbeat, echo, chat in a room, claim the daily
-reward and buy a potion.
+reward and buy a potion; then a third one opens a resumable session, loses
+its connection, and resumes it with what was said meanwhile (PROTOCOL.md
+§5).
 
     pip install websockets msgpack
     cargo run --release                      # in another terminal
@@ -34,8 +36,44 @@ def frame(seq, cmd, body):
 
 
 def unframe(data):
-    seq, cmd, body = msgpack.unpackb(data, raw=False)
+    # [seq, cmd, body], or [seq, cmd, body, n] in a resumable session.
+    seq, cmd, body, *n = msgpack.unpackb(data, raw=False)
     return seq, cmd, msgpack.unpackb(body, raw=False) if body else None
+
+
+def number(data):
+    """The frame's number in a resumable session (None: not numbered)."""
+    parts = msgpack.unpackb(data, raw=False)
+    return parts[3] if len(parts) == 4 else None
+
+
+async def resume_after_a_drop(login_url, ws_url, run, speaker):
+    """c opens a resumable session, joins the lobby, loses its connection
+    (no close frame: a phone in a lift), `speaker` talks, and c resumes
+    with the last frame number it got: the line arrives, numbered next."""
+    c_login = guest_login(login_url, f"example-c-{run}")
+    token = c_login["token"]
+    c = await websockets.connect(ws_url)
+    cmd, reply, _ = await request(c, 1, 1, {"token": token, "resumable": True})
+    session, last = reply["session"], 0
+    print("resumable session, grace ms:", reply["grace_ms"])
+    await c.send(frame(2, 2001, {"room": "lobby"}))
+    while True:
+        data = await asyncio.wait_for(c.recv(), 10)
+        last = number(data) or last
+        if unframe(data)[0] == 2:
+            break
+    c.transport.abort()  # the connection drops: no websocket close
+    await request(speaker, 20, 2002, {"room": "lobby", "text": "while c was away"})
+    async with websockets.connect(ws_url) as c:
+        login = {"token": token, "resumable": True, "resume": session, "last": last}
+        cmd, reply, _ = await request(c, 3, 1, login)
+        assert reply["resumed"], reply
+        data = await asyncio.wait_for(c.recv(), 10)
+        s, cmd, said = unframe(data)
+        assert cmd == 2003 and said["text"] == "while c was away", (cmd, said)
+        assert number(data) == last + 1, (number(data), last)
+        print("c resumed and heard:", said["text"], "as frame", number(data))
 
 
 async def request(ws, seq, cmd, body):
@@ -86,6 +124,8 @@ async def main(login_url, ws_url):
 
         cmd, body, _ = await request(a, 10, 5000, {})
         assert cmd == 4 and body["code"] == "unknown_cmd", (cmd, body)
+
+        await resume_after_a_drop(login_url, ws_url, run, a)
     print("ok")
 
 

@@ -130,6 +130,28 @@ if ! command -v rabbitmqctl >/dev/null 2>&1; then
   exit 1
 fi
 
+# The TypeScript SDK's tests (tests/sdk.rs runs them against real servers)
+# and its browser test need Node >= 20 with npm, and the SDK's packages
+# from the npm registry (pinned by its package-lock.json).
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Node.js and npm for the TypeScript SDK's tests..." >&2
+  as_root=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2 \
+    || { $as_root apt-get update >&2 && $as_root env DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y nodejs npm >&2; } || true
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ! command -v npm >/dev/null 2>&1 || [ "$node_major" -lt 20 ]; then
+  echo "Node.js >= 20 with npm is needed for the TypeScript SDK's tests and could not be installed" >&2
+  exit 1
+fi
+if ! (cd clients/typescript && npm ci --no-audit --no-fund --silent >&2); then
+  echo "could not install the TypeScript SDK's packages (npm ci in clients/typescript)" >&2
+  exit 1
+fi
+echo "the TypeScript SDK's packages are installed" >&2
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

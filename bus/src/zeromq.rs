@@ -100,6 +100,9 @@ struct ShardLink {
     address: String,
     socket: Mutex<zmq::Socket>,
     peer: Arc<Peer>,
+    /// The last send was refused as full: the next refusal is answered at
+    /// once, without waiting [`PEER_SETTLE`] again.
+    full: AtomicBool,
 }
 
 /// What the bus and its batcher's sink share.
@@ -161,6 +164,7 @@ impl ZmqBus {
                 address: address.clone(),
                 socket: Mutex::new(s),
                 peer,
+                full: AtomicBool::new(false),
             });
         }
         let links = Arc::new(Links {
@@ -406,7 +410,7 @@ impl Bus for ZmqBus {
 
 /// How long a send refused while its game still reads as connected waits
 /// for the monitor to say the game has gone, or for room, before it is
-/// refused as full.
+/// refused as full (the first refusal of a run only).
 const PEER_SETTLE: Duration = Duration::from_millis(100);
 
 /// Writes the batcher's bodies: waits only for [`PEER_SETTLE`] on a
@@ -441,14 +445,17 @@ impl Sink for ZmqSink {
                     )))
                 };
                 let mut sent = lock(&link.socket).send(&body[..], zmq::DONTWAIT);
-                if matches!(sent, Err(zmq::Error::EAGAIN)) {
+                if matches!(sent, Err(zmq::Error::EAGAIN)) && !link.full.load(Ordering::Relaxed) {
                     // Full, or the game has just gone and the monitor has
-                    // not said so yet: wait a moment for either to show.
+                    // not said so yet: wait a moment for either to show
+                    // (once: while it stays full, refusals are at once).
                     if !link.peer.still_connected(PEER_SETTLE).await {
                         return gone();
                     }
                     sent = lock(&link.socket).send(&body[..], zmq::DONTWAIT);
                 }
+                link.full
+                    .store(matches!(sent, Err(zmq::Error::EAGAIN)), Ordering::Relaxed);
                 match sent {
                     Ok(()) => Ok(taken()),
                     Err(e) if link.peer.connected() => refused(
