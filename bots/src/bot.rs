@@ -68,6 +68,8 @@ pub(crate) struct Ctx {
     pub stop: watch::Receiver<bool>,
     /// Wakes open-loop bots at their send times.
     pub pacer: Pacer,
+    /// The flaky bots' count and their proxy.
+    pub flaky: crate::flaky_bot::Book,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -101,6 +103,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, i: u64) {
     }
     if group.scenario == Scenario::HttpEcho {
         return crate::http_bot::run(ctx, i, g, group).await;
+    }
+    if group.scenario == Scenario::Flaky {
+        return crate::flaky_bot::run(ctx, i, g, group).await;
     }
     let Some(ws) = connect_counted(&ctx, i, connect(&ctx, i)).await else {
         return;
@@ -460,7 +465,7 @@ impl Bot {
     /// The next request of the scenario, meant to be sent at `intended`.
     fn request(&mut self, intended: Instant) -> (u32, Bytes) {
         match self.group.scenario {
-            Scenario::Echo | Scenario::Idle | Scenario::HttpEcho => {
+            Scenario::Echo | Scenario::Idle | Scenario::HttpEcho | Scenario::Flaky => {
                 (cmd::ECHO, Bytes::from(vec![b'x'; self.group.payload]))
             }
             Scenario::Chat => {

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bot;
+mod flaky_bot;
 mod http_bot;
 mod pacer;
 mod plan;
@@ -76,6 +77,9 @@ struct Args {
     /// Chat: bots per room.
     #[arg(long, default_value_t = 10)]
     room_size: u64,
+    /// Flaky: seconds between cuts of a bot's connection, on average.
+    #[arg(long, default_value_t = 10.0)]
+    cut_every: f64,
     /// A TOML scenario file with several groups of bots (see bots/README.md);
     /// replaces --scenario, --bots, --rate, --payload and --room-size.
     #[arg(long, value_name = "PATH")]
@@ -218,6 +222,7 @@ fn build_plan(args: &Args) -> anyhow::Result<Plan> {
             rate: args.rate,
             payload: args.payload,
             room_size: args.room_size,
+            cut_every: args.cut_every,
         }],
     };
     let http_only = groups.iter().all(|g| g.scenario == Scenario::HttpEcho);
@@ -474,6 +479,7 @@ async fn run_share(
         stop,
         pacer: pacer::Pacer::start().context("starting the pacer thread")?,
         stats: stats.clone(),
+        flaky: flaky_bot::Book::default(),
         plan,
     });
     let reporter = {
@@ -495,6 +501,10 @@ async fn run_share(
         i += ctx.plan.workers.max(1);
     }
     while tasks.join_next().await.is_some() {}
+    let lost = ctx.flaky.lost_lines();
+    if lost > 0 {
+        stats.flaky("lines_lost", lost);
+    }
     reporter.abort();
     Ok((stats.tally(), stats))
 }

@@ -28,6 +28,11 @@ pub(crate) enum Scenario {
     #[serde(rename = "http-echo")]
     #[value(name = "http-echo")]
     HttpEcho,
+    /// Chat in resumable sessions whose connections are cut every
+    /// `cut_every` seconds (closed, or stalled by a proxy); counts frames
+    /// lost, doubled and out of order, requests applied twice, resyncs and
+    /// resume latency (PROTOCOL.md §5). Needs signed tokens (--key).
+    Flaky,
 }
 
 impl fmt::Display for Scenario {
@@ -38,6 +43,7 @@ impl fmt::Display for Scenario {
             Scenario::Idle => "idle",
             Scenario::Shop => "shop",
             Scenario::HttpEcho => "http-echo",
+            Scenario::Flaky => "flaky",
         })
     }
 }
@@ -59,6 +65,13 @@ pub(crate) struct Group {
     /// Chat: bots per room.
     #[serde(default = "default_room_size")]
     pub room_size: u64,
+    /// Flaky: seconds between cuts of a bot's connection, on average.
+    #[serde(default = "default_cut_every")]
+    pub cut_every: f64,
+}
+
+fn default_cut_every() -> f64 {
+    10.0
 }
 
 fn default_rate() -> f64 {
@@ -186,6 +199,18 @@ impl Plan {
             if g.scenario == Scenario::Chat && g.rate == 0.0 {
                 bail!(
                     "group {}: chat needs a rate (messages per second per bot)",
+                    g.name
+                );
+            }
+            if g.scenario == Scenario::Flaky && !matches!(self.auth, Auth::Key { .. }) {
+                bail!(
+                    "group {}: flaky bots resume with the same token: sign them (--key)",
+                    g.name
+                );
+            }
+            if g.scenario == Scenario::Flaky && (g.rate == 0.0 || g.cut_every < 0.5) {
+                bail!(
+                    "group {}: flaky needs a rate (chat lines per second) and cut_every of 0.5 s or more",
                     g.name
                 );
             }

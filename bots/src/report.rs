@@ -95,6 +95,11 @@ pub(crate) struct Report {
     pub errors: BTreeMap<String, u64>,
     pub kicks: BTreeMap<String, u64>,
     pub failures: BTreeMap<String, u64>,
+    /// The flaky scenario: what the resumed sessions got (frames lost,
+    /// duplicated, out of order; requests applied twice; resumes and
+    /// resyncs), and how long a resume took.
+    pub flaky: BTreeMap<String, u64>,
+    pub resume: Option<Latency>,
     pub watched: Vec<Watched>,
 }
 
@@ -152,6 +157,12 @@ impl Report {
             errors: tally.errors,
             kicks: tally.kicks,
             failures: tally.failures,
+            resume: (!tally.resume.is_empty()).then(|| {
+                let mut h = histogram();
+                add_pairs(&mut h, &tally.resume);
+                Latency::of(&h)
+            }),
+            flaky: tally.flaky,
             watched,
         }
     }
@@ -269,6 +280,30 @@ impl Report {
         let _ = writeln!(out, "error answers: {}", list(&self.errors));
         let _ = writeln!(out, "kicks:         {}", list(&self.kicks));
         let _ = writeln!(out, "bot failures:  {}", list(&self.failures));
+        if !self.flaky.is_empty() || self.resume.is_some() {
+            // Every kind of loss is shown, 0 included.
+            let mut flaky = self.flaky.clone();
+            for kind in [
+                "frames_lost",
+                "frames_duplicated",
+                "lines_lost",
+                "lines_duplicated",
+                "lines_out_of_order",
+                "replies_duplicated",
+                "requests_applied_twice",
+                "resyncs",
+            ] {
+                flaky.entry(kind.to_owned()).or_default();
+            }
+            let _ = writeln!(out, "flaky:         {}", list(&flaky));
+            if let Some(r) = &self.resume {
+                let _ = writeln!(
+                    out,
+                    "resume:        {} resumes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    r.count, r.p50_ms, r.p99_ms, r.max_ms
+                );
+            }
+        }
         if !self.watched.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(

@@ -102,6 +102,10 @@ pub(crate) struct Stats {
     pub errors: Mutex<BTreeMap<String, u64>>,
     pub kicks: Mutex<BTreeMap<String, u64>>,
     pub failures: Mutex<BTreeMap<String, u64>>,
+    /// The flaky scenario's counts (frames lost, resumes…), and how long
+    /// a resume took.
+    pub flaky: Mutex<BTreeMap<String, u64>>,
+    pub resume: Sharded,
 }
 
 impl Stats {
@@ -128,7 +132,18 @@ impl Stats {
             errors: Mutex::default(),
             kicks: Mutex::default(),
             failures: Mutex::default(),
+            flaky: Mutex::default(),
+            resume: Sharded::new(),
         }
+    }
+
+    pub(crate) fn flaky(&self, what: &str, n: u64) {
+        *self
+            .flaky
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(what.to_owned())
+            .or_default() += n;
     }
 
     pub(crate) fn live(&self, bot: u64, micros: u64) {
@@ -189,6 +204,8 @@ impl Stats {
             errors: map(&self.errors),
             kicks: map(&self.kicks),
             failures: map(&self.failures),
+            flaky: map(&self.flaky),
+            resume: pairs(&self.resume.merged(false)),
         }
     }
 }
@@ -225,6 +242,10 @@ pub(crate) struct Tally {
     pub errors: BTreeMap<String, u64>,
     pub kicks: BTreeMap<String, u64>,
     pub failures: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub flaky: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub resume: Vec<(u64, u64)>,
 }
 
 impl Tally {
@@ -244,10 +265,12 @@ impl Tally {
         }
         self.connected += other.connected;
         self.connect.extend(other.connect);
+        self.resume.extend(other.resume);
         for (mine, theirs) in [
             (&mut self.errors, other.errors),
             (&mut self.kicks, other.kicks),
             (&mut self.failures, other.failures),
+            (&mut self.flaky, other.flaky),
         ] {
             for (k, v) in theirs {
                 *mine.entry(k).or_default() += v;

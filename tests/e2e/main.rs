@@ -10,6 +10,7 @@
 mod announce;
 mod browser;
 mod calls;
+mod chat_page;
 mod config;
 mod console;
 mod durable;
