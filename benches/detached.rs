@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use support::{env_or, rss_kib};
 use tokio::sync::Semaphore;
-use warren_proto::cmd;
 use warren_test_support::stack::{BusKind, Client, Stack};
 
 /// Least-squares slope of `points`.

@@ -501,10 +501,7 @@ async fn run_share(
         i += ctx.plan.workers.max(1);
     }
     while tasks.join_next().await.is_some() {}
-    let lost = ctx.flaky.lost_lines();
-    if lost > 0 {
-        stats.flaky("lines_lost", lost);
-    }
+    stats.flaky("lines_lost", ctx.flaky.lost_lines());
     reporter.abort();
     Ok((stats.tally(), stats))
 }

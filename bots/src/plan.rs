@@ -409,6 +409,7 @@ mod tests {
             rate: 1.0,
             payload: 1,
             room_size: 1,
+            cut_every: 10.0,
         };
         let plan = Plan {
             urls: vec!["ws://x/ws".into()],

@@ -138,6 +138,9 @@ impl Stats {
     }
 
     pub(crate) fn flaky(&self, what: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
         *self
             .flaky
             .lock()

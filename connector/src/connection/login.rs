@@ -21,34 +21,7 @@ impl Conn<'_> {
     /// asked to and able to (`resume`). An error is the way out.
     pub(super) async fn login(&mut self, frame: Frame) -> Result<(), Exit> {
         let stats = &self.shared.stats;
-        let verified = decode_body::<LoginRequest>("a login body", &frame.body)
-            .map_err(|e| e.to_string())
-            .and_then(|req| {
-                let verified = self.shared.verifier.verify_session(&req.token);
-                verified.map(|v| (req, v)).map_err(|e| e.to_string())
-            });
-        let (req, uid) = match verified {
-            Ok((req, verified)) => {
-                self.handle.logged_in_with(verified.sid);
-                (req, verified.uid)
-            }
-            Err(why) => {
-                Stats::inc(&stats.auth_failures);
-                info!(peer = %self.peer, reason = %why, "login refused");
-                self.reply_error(frame.seq, code::UNAUTHORIZED, "the token is not valid");
-                return Err(Exit::Close(CloseCode::Policy, "unauthorized"));
-            }
-        };
-        if let Some(wait) = self.shared.registry.cooling(uid) {
-            Stats::inc(&stats.refused_cooling);
-            info!(%uid, peer = %self.peer, wait_ms = wait.as_millis() as u64, "login refused: kicked for flooding, cooling down");
-            let message = format!(
-                "kicked for sending too fast; log in again in {} s",
-                wait.as_secs() + 1
-            );
-            self.reply_error(frame.seq, kick::RATE_LIMITED, message);
-            return Err(Exit::Close(CloseCode::Policy, "rate_limited"));
-        }
+        let (req, uid) = self.verify(&frame)?;
         let mut resync = false;
         if let Some(token) = &req.resume
             && let Some((connector, conn)) = Session::locate(token)
@@ -102,6 +75,42 @@ impl Conn<'_> {
         Stats::inc(&stats.logins);
         debug!(%uid, conn = %self.handle.id(), peer = %self.peer, "logged in");
         self.answer(uid, frame.seq, session, resync)
+    }
+
+    /// The login body and its player, once the token verifies and the
+    /// player is not cooling down after a kick; else the refusal is
+    /// answered and the way out returned.
+    fn verify(&self, frame: &Frame) -> Result<(LoginRequest, Uid), Exit> {
+        let stats = &self.shared.stats;
+        let verified = decode_body::<LoginRequest>("a login body", &frame.body)
+            .map_err(|e| e.to_string())
+            .and_then(|req| {
+                let verified = self.shared.verifier.verify_session(&req.token);
+                verified.map(|v| (req, v)).map_err(|e| e.to_string())
+            });
+        let (req, uid) = match verified {
+            Ok((req, verified)) => {
+                self.handle.logged_in_with(verified.sid);
+                (req, verified.uid)
+            }
+            Err(why) => {
+                Stats::inc(&stats.auth_failures);
+                info!(peer = %self.peer, reason = %why, "login refused");
+                self.reply_error(frame.seq, code::UNAUTHORIZED, "the token is not valid");
+                return Err(Exit::Close(CloseCode::Policy, "unauthorized"));
+            }
+        };
+        if let Some(wait) = self.shared.registry.cooling(uid) {
+            Stats::inc(&stats.refused_cooling);
+            info!(%uid, peer = %self.peer, wait_ms = wait.as_millis() as u64, "login refused: kicked for flooding, cooling down");
+            let message = format!(
+                "kicked for sending too fast; log in again in {} s",
+                wait.as_secs() + 1
+            );
+            self.reply_error(frame.seq, kick::RATE_LIMITED, message);
+            return Err(Exit::Close(CloseCode::Policy, "rate_limited"));
+        }
+        Ok((req, uid))
     }
 
     /// Answers a new login; a new resumable session's answer goes first

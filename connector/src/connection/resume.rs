@@ -145,27 +145,7 @@ impl Conn<'_> {
         let mut reply = self.session_reply(uid, &session);
         if let Err(why) = taken {
             info!(%uid, why, "cannot resume a session from another connector: a new session (resync)");
-            Stats::inc(&shared.stats.resyncs);
-            session.start_afresh();
-            // Services see the player leave and come back.
-            let close = EventKind::Close {
-                reason: "resync".into(),
-            };
-            let connect = EventKind::Connect {
-                peer: self.peer.to_string(),
-            };
-            for kind in [close, connect] {
-                if let Err(e) = publish(shared, self.event(uid, kind)).await {
-                    warn!(%uid, error = %e, "could not announce a resync");
-                }
-            }
-            reply.resumed = Some(false);
-            reply.reason = Some("resync".to_owned());
-            let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
-            return session
-                .attach(self.handle, reply.into(), 0, &shared.stats)
-                .map(drop)
-                .map_err(|_| Exit::Close(CloseCode::Again, "session ended, log in again"));
+            return self.resync_afresh(uid, &session, reply, seq).await;
         }
         reply.resumed = Some(true);
         let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
@@ -192,6 +172,39 @@ impl Conn<'_> {
                 Err(Exit::Close(CloseCode::Again, "resync: log in again"))
             }
         }
+    }
+
+    /// The session could not be taken over: it starts afresh, numbered
+    /// from 1 with what it held, and the client hears `resync`; services
+    /// see the player leave and come back.
+    async fn resync_afresh(
+        &self,
+        uid: Uid,
+        session: &Session,
+        mut reply: LoginReply,
+        seq: u64,
+    ) -> Result<(), Exit> {
+        let shared = self.shared;
+        Stats::inc(&shared.stats.resyncs);
+        session.start_afresh();
+        let close = EventKind::Close {
+            reason: "resync".into(),
+        };
+        let connect = EventKind::Connect {
+            peer: self.peer.to_string(),
+        };
+        for kind in [close, connect] {
+            if let Err(e) = publish(shared, self.event(uid, kind)).await {
+                warn!(%uid, error = %e, "could not announce a resync");
+            }
+        }
+        reply.resumed = Some(false);
+        reply.reason = Some("resync".to_owned());
+        let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
+        session
+            .attach(self.handle, reply.into(), 0, &shared.stats)
+            .map(drop)
+            .map_err(|_| Exit::Close(CloseCode::Again, "session ended, log in again"))
     }
 
     fn bounds(&self) -> Bounds {
