@@ -355,3 +355,32 @@ async fn a_v1_login_is_unchanged() {
         "no session kept: {ev:?}"
     );
 }
+
+/// A resume checks the token again: a player logged out (or banned) while
+/// away cannot resume with the old token, and its session ends.
+#[tokio::test]
+async fn a_revoked_token_does_not_resume() {
+    let mut h = start().await;
+    let (ws, r) = login(&h, resumable(h.token(1))).await;
+    let session = r.session.expect("session");
+    h.expect("connect").await;
+    drop(ws);
+    h.expect("detached").await;
+    let revoke = PushKind::Revoke {
+        not_before_ms: warren_proto::time::unix_ms() + 1_000,
+        sid: None,
+        reason: "logged_out".into(),
+    };
+    h.push(Target::Uid(Uid(1)), revoke).await;
+    let close = h.expect("close").await;
+    assert!(
+        matches!(&close.kind, EventKind::Close { reason } if reason == "session_kicked"),
+        "{close:?}"
+    );
+    let (mut ws, _) = connect_async(&h.url).await.expect("connects");
+    send(&mut ws, 1, cmd::LOGIN, encode_body(&resume(h.token(1), &session, 0)).to_vec()).await;
+    let (refused, _) = recv_n(&mut ws).await;
+    assert_eq!(refused.cmd, cmd::ERROR);
+    let e: warren_proto::ErrorBody = decode_body("error", &refused.body).expect("error");
+    assert_eq!(e.code, "unauthorized");
+}
