@@ -102,7 +102,7 @@ async fn a_session_resumes_on_another_connector(kind: BusKind) {
     let reply = a.login_resumable(&stack.token(1), None).await;
     let session = reply.session.expect("a resumable session");
     // uids 2 and 3: one per shard.
-    let mut others = vec![stack.player_on(1, 2).await, stack.player_on(0, 3).await];
+    let mut others = [stack.player_on(1, 2).await, stack.player_on(0, 3).await];
     for c in std::iter::once(&mut a).chain(others.iter_mut()) {
         let (joined, _) = c.request(cmd::CHAT_JOIN, &Room::new("lobby")).await;
         assert_eq!(joined.cmd, cmd::CHAT_JOIN);

@@ -16,6 +16,9 @@ use tokio::{
     time::sleep,
 };
 
+/// The lines one bot heard: sender uid → line numbers.
+pub(super) type Heard = HashMap<u64, BTreeSet<u64>>;
+
 /// How long the proxy holds a stalled connection before closing it.
 const STALL: Duration = Duration::from_secs(5);
 
@@ -26,7 +29,7 @@ pub(crate) struct Book {
     pub(super) acked: Mutex<HashMap<u64, BTreeSet<u64>>>,
     /// For every bot that never resynced: its room's members and the lines
     /// it heard from each (sender → line numbers).
-    pub(super) heard: Mutex<Vec<(Vec<u64>, HashMap<u64, BTreeSet<u64>>)>>,
+    pub(super) heard: Mutex<Vec<(Vec<u64>, Heard)>>,
     pub(super) proxy: tokio::sync::OnceCell<Proxy>,
 }
 

@@ -378,7 +378,13 @@ async fn a_revoked_token_does_not_resume() {
         "{close:?}"
     );
     let (mut ws, _) = connect_async(&h.url).await.expect("connects");
-    send(&mut ws, 1, cmd::LOGIN, encode_body(&resume(h.token(1), &session, 0)).to_vec()).await;
+    send(
+        &mut ws,
+        1,
+        cmd::LOGIN,
+        encode_body(&resume(h.token(1), &session, 0)).to_vec(),
+    )
+    .await;
     let (refused, _) = recv_n(&mut ws).await;
     assert_eq!(refused.cmd, cmd::ERROR);
     let e: warren_proto::ErrorBody = decode_body("error", &refused.body).expect("error");
