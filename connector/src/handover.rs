@@ -26,6 +26,7 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{debug, info, warn};
 use warren_proto::{BusEvent, ConnId, ConnectorId, EventKind, PushKind, Uid, encode_body};
 
@@ -61,11 +62,14 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, conn: ConnId, kind: PushKind) {
             .cloned()
             .map(|s| (h, s))
     });
+    // Held before the session can end: a stopping connector waits for
+    // its watchers, this among them, so the state is sent before it stops.
+    let busy = shared.watchers.token();
     let Some((handle, session)) = held else {
         // Not here (it ended): say so once, so the client need not wait.
         if shard == 0 {
             debug!(%uid, %conn, "asked to hand over a session that is not here");
-            send_handed(shared, uid, conn, (to, to_conn), Bytes::new());
+            send_handed(shared, uid, conn, (to, to_conn), Bytes::new(), busy);
         }
         return;
     };
@@ -73,7 +77,7 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, conn: ConnId, kind: PushKind) {
         Err(why) => {
             if shard == 0 {
                 debug!(%uid, why, "cannot hand a session over");
-                send_handed(shared, uid, conn, (to, to_conn), Bytes::new());
+                send_handed(shared, uid, conn, (to, to_conn), Bytes::new(), busy);
             }
         }
         Ok((progress, socket)) => {
@@ -82,14 +86,14 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, conn: ConnId, kind: PushKind) {
                 socket.stop(Exit::Close(CloseCode::Away, "resumed on another connector"));
             }
             match progress {
-                HandOver::Complete(state) => complete(shared, &handle, state, (to, to_conn)),
+                HandOver::Complete(state) => complete(shared, &handle, state, (to, to_conn), busy),
                 HandOver::Waiting => {
                     let shared = shared.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(SHARDS_WAIT).await;
                         if let Some(state) = session.finish_hand_over() {
                             warn!(%uid, "not every shard asked for a session's hand-over in time; handing it over as it is");
-                            complete(&shared, &handle, state, (to, to_conn));
+                            complete(&shared, &handle, state, (to, to_conn), busy);
                         }
                     });
                 }
@@ -105,22 +109,24 @@ fn complete(
     handle: &Arc<ConnHandle>,
     state: Handed,
     to: (ConnectorId, ConnId),
+    busy: TaskTrackerToken,
 ) {
     let uid = Uid(state.uid);
     shared.registry.unbind(uid, handle);
     Stats::inc(&shared.stats.handed_over);
     info!(%uid, to = %to.0, "session handed over to another connector");
-    send_handed(shared, uid, handle.id(), to, encode_body(&state));
+    send_handed(shared, uid, handle.id(), to, encode_body(&state), busy);
 }
 
 /// Sends the state (empty: it cannot be handed over) to the player's shard,
-/// which passes it to connection `to`.
+/// which passes it to connection `to`; `busy` is let go once it is sent.
 fn send_handed(
     shared: &Arc<Shared>,
     uid: Uid,
     conn: ConnId,
     to: (ConnectorId, ConnId),
     state: Bytes,
+    busy: TaskTrackerToken,
 ) {
     let ev = BusEvent {
         connector: shared.id.clone(),
@@ -137,5 +143,6 @@ fn send_handed(
         if let Err(e) = publish(&shared, ev).await {
             warn!(%uid, error = %e, "could not hand a session over: its client will resync");
         }
+        drop(busy);
     });
 }

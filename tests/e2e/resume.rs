@@ -23,6 +23,26 @@ async fn said_until_reply(c: &mut Client, seq: u64) -> Vec<String> {
     }
 }
 
+/// What a resumed client gets: the answer to `in_flight` once, and `count`
+/// chat lines (returned in the order they came); nothing else.
+async fn replayed(c: &mut Client, in_flight: u64, count: usize) -> Vec<String> {
+    let mut echoed = false;
+    let mut lines = Vec::new();
+    while lines.len() < count || !echoed {
+        let f = c.recv().await;
+        match f.cmd {
+            cmd::ECHO => {
+                assert_eq!(f.seq, in_flight);
+                assert!(!echoed, "the answer comes once");
+                echoed = true;
+            }
+            cmd::CHAT_MESSAGE => lines.push(decode::<Said>(&f).text.into_owned()),
+            other => panic!("unexpected cmd {other}: {f:?}"),
+        }
+    }
+    lines
+}
+
 // Long: one scenario, told in order.
 async fn a_dropped_player_keeps_its_rooms_and_gets_what_was_said(kind: BusKind) {
     let stack = Stack::start(kind).await;
@@ -56,20 +76,7 @@ async fn a_dropped_player_keeps_its_rooms_and_gets_what_was_said(kind: BusKind) 
     assert_eq!(resumed.resumed, Some(true), "{resumed:?}");
     // Everything after the last frame a got, in order, once (the client
     // fails the test on a gap or a repeat of a number).
-    let mut echoed = false;
-    let mut lines = Vec::new();
-    while lines.len() < 5 || !echoed {
-        let f = a.recv().await;
-        match f.cmd {
-            cmd::ECHO => {
-                assert_eq!(f.seq, in_flight);
-                assert!(!echoed, "the answer comes once");
-                echoed = true;
-            }
-            cmd::CHAT_MESSAGE => lines.push(decode::<Said>(&f).text.into_owned()),
-            other => panic!("unexpected cmd {other}: {f:?}"),
-        }
-    }
+    let lines = replayed(&mut a, in_flight, 5).await;
     let expected: Vec<String> = (0..5).map(|i| format!("line {i}")).collect();
     assert_eq!(lines, expected);
     // The request sent again is not applied again: a fresh one to the same
@@ -119,20 +126,7 @@ async fn a_session_resumes_on_another_connector(kind: BusKind) {
     assert_eq!(resumed.resumed, Some(true), "{resumed:?}");
     let moved = resumed.session.expect("the session's new name");
     assert_ne!(moved, session, "it lives on connector 1 now");
-    let mut echoed = false;
-    let mut lines = Vec::new();
-    while lines.len() < 2 || !echoed {
-        let f = a.recv().await;
-        match f.cmd {
-            cmd::ECHO => {
-                assert_eq!(f.seq, in_flight);
-                assert!(!echoed, "the answer comes once");
-                echoed = true;
-            }
-            cmd::CHAT_MESSAGE => lines.push(decode::<Said>(&f).text.into_owned()),
-            other => panic!("unexpected cmd {other}: {f:?}"),
-        }
-    }
+    let mut lines = replayed(&mut a, in_flight, 2).await;
     lines.sort();
     assert_eq!(lines, vec!["line 0".to_owned(), "line 1".to_owned()]);
     // Connector 1 serves it: a request sent again is not applied twice, a
