@@ -1,7 +1,14 @@
 // The Warren game server's client. Start with `Client.connect`; see
 // README.md.
 
-export { Client } from "./client.js";
+import { Client, type ConnectOptions } from "./client.js";
+
+export { Client };
+
+/** Connects and logs in: `Client.connect` (see README.md). */
+export function connect(options: ConnectOptions): Promise<Client> {
+  return Client.connect(options);
+}
 export type { ClientEvents, ConnectOptions, SocketConstructor, SocketLike } from "./client.js";
 export { WarrenError } from "./errors.js";
 export type { ErrorCode } from "./errors.js";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 
-import { Client, WarrenError, guestLogin, login, register } from "../dist/index.js";
+import { Client, WarrenError, connect, guestLogin, login, register } from "../dist/index.js";
 
 const loginUrl = process.env.WARREN_LOGIN_URL;
 const wsUrls = (process.env.WARREN_WS_URLS ?? "").split(",").filter(Boolean);
@@ -26,7 +26,7 @@ const CHAT_MESSAGE = 2003;
 /** A new guest, connected (to `urls`, the first connector by default). */
 async function guest(options = {}) {
   const tokens = await guestLogin(loginUrl, `sdk-${randomUUID()}`);
-  const client = await Client.connect({ url: wsUrls[0], token: tokens.token, ...options });
+  const client = await connect({ url: wsUrls[0], token: tokens.token, ...options });
   assert.equal(client.uid, tokens.uid);
   return client;
 }
