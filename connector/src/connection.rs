@@ -286,17 +286,9 @@ impl Conn<'_> {
                     continue;
                 }
                 Some(Ok(Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(close))) => {
-                    self.left = close.is_some_and(|c| c.code == CloseCode::Normal);
-                    self.handle.stop(Exit::Gone);
-                    return (
-                        stream,
-                        EventKind::Close {
-                            reason: "client_closed".into(),
-                        },
-                    );
-                }
-                None => {
+                Some(Ok(Message::Close(_))) | None => {
+                    // Only a close with 1000 is leaving on purpose.
+                    self.left = matches!(&msg, Some(Ok(Message::Close(Some(c)))) if c.code == CloseCode::Normal);
                     self.handle.stop(Exit::Gone);
                     return (
                         stream,

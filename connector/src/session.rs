@@ -101,6 +101,24 @@ struct Incoming {
     arrived: Option<Option<Bytes>>,
 }
 
+/// Why a resume from `last` cannot be served by a session whose next
+/// frame is `next` and that let go of every frame up to `forgotten`
+/// without the client saying it had them: (the session's end, the reason
+/// given). None: it can be.
+pub(crate) fn out_of_range(
+    next: u64,
+    forgotten: u64,
+    last: u64,
+) -> Option<(&'static str, Refusal)> {
+    if last >= next {
+        return Some(("ahead", "the client claims frames this session never sent"));
+    }
+    if last < forgotten {
+        return Some(("forgotten", "frames after the client's last were let go"));
+    }
+    None
+}
+
 /// What a detached session's watcher saw.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -266,18 +284,8 @@ impl Session {
         last: u64,
         stats: &Stats,
     ) -> Result<usize, Refusal> {
-        let mut st = self.lock();
-        if let Some(why) = st.ended {
-            return Err(why);
-        }
-        if last >= st.next {
-            self.end_locked(&mut st, "ahead");
-            return Err("the client claims frames this session never sent");
-        }
-        if last < st.forgotten {
-            self.end_locked(&mut st, "forgotten");
-            return Err("frames after the client's last were let go");
-        }
+        let st = self.lock();
+        let mut st = self.servable(st, last)?;
         socket.enqueue(first, stats);
         let mut replayed = 0;
         for (n, frame) in &st.kept {
@@ -291,6 +299,32 @@ impl Session {
         drop(st);
         self.changed.notify_waiters();
         Ok(replayed)
+    }
+
+    /// Whether a resume from `last` can be served, without changing
+    /// anything if it can; a session that cannot serve it ends (its
+    /// watcher announces the end), and the client resyncs.
+    pub(crate) fn check_resume(&self, last: u64) -> Result<(), Refusal> {
+        self.servable(self.lock(), last).map(drop)
+    }
+
+    /// `st` back if a resume from `last` can be served; else the session
+    /// ends, and why.
+    fn servable<'a>(
+        &self,
+        st: MutexGuard<'a, State>,
+        last: u64,
+    ) -> Result<MutexGuard<'a, State>, Refusal> {
+        if let Some(why) = st.ended {
+            return Err(why);
+        }
+        match out_of_range(st.next, st.forgotten, last) {
+            None => Ok(st),
+            Some((end, why)) => {
+                self.end_and_tell(st, end);
+                Err(why)
+            }
+        }
     }
 
     /// The socket `socket` is gone: if it is the attached one, the session
@@ -312,7 +346,7 @@ impl Session {
     /// Ends the session if `socket` is the attached one (a socket that
     /// lost it to a resume ends nothing); true if it did.
     pub(crate) fn end_from(&self, socket: &ConnHandle, why: &'static str) -> bool {
-        let mut st = self.lock();
+        let st = self.lock();
         if !st
             .attached
             .as_ref()
@@ -320,34 +354,35 @@ impl Session {
         {
             return false;
         }
-        self.end_locked(&mut st, why);
-        drop(st);
-        self.changed.notify_waiters();
+        self.end_and_tell(st, why);
         true
     }
 
     /// Ends the session if it is still detached since `epoch` (nobody
     /// resumed it in time); true if it did.
     pub(crate) fn expire(&self, epoch: u64) -> bool {
-        let mut st = self.lock();
+        let st = self.lock();
         if st.ended.is_some() || st.epoch != epoch || st.attached.is_some() {
             return false;
         }
-        self.end_locked(&mut st, "expired");
-        drop(st);
-        self.changed.notify_waiters();
+        self.end_and_tell(st, "expired");
         true
     }
 
     /// Ends the session (it cannot be resumed any more); true if this call
     /// ended it.
     pub(crate) fn end(&self, why: &'static str) -> bool {
-        let mut st = self.lock();
+        let st = self.lock();
         let first = st.ended.is_none();
+        self.end_and_tell(st, why);
+        first
+    }
+
+    /// Ends the session and wakes whoever waits on it (its watcher).
+    fn end_and_tell(&self, mut st: MutexGuard<'_, State>, why: &'static str) {
         self.end_locked(&mut st, why);
         drop(st);
         self.changed.notify_waiters();
-        first
     }
 
     fn end_locked(&self, st: &mut State, why: &'static str) {

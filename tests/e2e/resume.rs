@@ -43,6 +43,17 @@ async fn replayed(c: &mut Client, in_flight: u64, count: usize) -> Vec<String> {
     lines
 }
 
+/// Sends request `in_flight` again: it is not applied again, so a fresh
+/// request to the same service, answered in order, comes back first.
+async fn not_applied_again(c: &mut Client, in_flight: u64) {
+    c.send_frame(in_flight, cmd::ECHO, b"\x80".to_vec())
+        .await
+        .unwrap();
+    let fresh = c.send(cmd::ECHO, &"fresh").await;
+    let f = c.recv().await;
+    assert_eq!((f.seq, f.cmd), (fresh, cmd::ECHO), "{f:?}");
+}
+
 // Long: one scenario, told in order.
 async fn a_dropped_player_keeps_its_rooms_and_gets_what_was_said(kind: BusKind) {
     let stack = Stack::start(kind).await;
@@ -79,14 +90,7 @@ async fn a_dropped_player_keeps_its_rooms_and_gets_what_was_said(kind: BusKind) 
     let lines = replayed(&mut a, in_flight, 5).await;
     let expected: Vec<String> = (0..5).map(|i| format!("line {i}")).collect();
     assert_eq!(lines, expected);
-    // The request sent again is not applied again: a fresh one to the same
-    // service, answered in order, comes back first.
-    a.send_frame(in_flight, cmd::ECHO, b"\x80".to_vec())
-        .await
-        .unwrap();
-    let fresh = a.send(cmd::ECHO, &"fresh").await;
-    let f = a.recv().await;
-    assert_eq!((f.seq, f.cmd), (fresh, cmd::ECHO), "{f:?}");
+    not_applied_again(&mut a, in_flight).await;
     // a is still in the room.
     let seq = a.send(cmd::CHAT_SEND, &Say::new("lobby", "back")).await;
     let mut heard = said_until_reply(&mut a, seq).await;
@@ -131,12 +135,7 @@ async fn a_session_resumes_on_another_connector(kind: BusKind) {
     assert_eq!(lines, vec!["line 0".to_owned(), "line 1".to_owned()]);
     // Connector 1 serves it: a request sent again is not applied twice, a
     // new one is answered, and its room still has it.
-    a.send_frame(in_flight, cmd::ECHO, b"\x80".to_vec())
-        .await
-        .unwrap();
-    let fresh = a.send(cmd::ECHO, &"fresh").await;
-    let f = a.recv().await;
-    assert_eq!((f.seq, f.cmd), (fresh, cmd::ECHO), "{f:?}");
+    not_applied_again(&mut a, in_flight).await;
     let (said, _) = others[0]
         .request(cmd::CHAT_SEND, &Say::new("lobby", "welcome back"))
         .await;

@@ -12,7 +12,7 @@ use warren_proto::{
     decode_body, encode_body,
 };
 
-use super::{Conn, error_frame, publish};
+use super::{Conn, publish};
 use crate::{registry::Exit, session::Session, stats::Stats};
 
 impl Conn<'_> {
@@ -56,21 +56,7 @@ impl Conn<'_> {
         );
         if let Err(e) = publish(self.shared, connect).await {
             warn!(%uid, error = %e, "could not announce a login");
-            self.shared.registry.unbind(uid, self.handle);
-            if let Some(session) = &session {
-                session.end("unavailable");
-            }
-            self.uid = None;
-            // A session's own frames are numbered: this one is not its.
-            self.handle.enqueue(
-                error_frame(
-                    frame.seq,
-                    code::UNAVAILABLE,
-                    "the game is unavailable, try again",
-                ),
-                stats,
-            );
-            return Err(Exit::Close(CloseCode::Again, "unavailable"));
+            return Err(self.unavailable(uid, frame.seq, session.as_deref()));
         }
         Stats::inc(&stats.logins);
         debug!(%uid, conn = %self.handle.id(), peer = %self.peer, "logged in");
@@ -122,22 +108,16 @@ impl Conn<'_> {
         session: Option<Arc<Session>>,
         resync: bool,
     ) -> Result<(), Exit> {
-        let mut reply = LoginReply {
-            uid: uid.0,
-            ..LoginReply::default()
-        };
         let Some(session) = session else {
+            let reply = LoginReply {
+                uid: uid.0,
+                ..LoginReply::default()
+            };
             self.reply(seq, cmd::LOGIN, encode_body(&reply));
             return Ok(());
         };
-        reply.session = Some(session.token().to_owned());
-        reply.grace_ms = Some(self.shared.settings.resume_grace_ms.as_millis() as u64);
-        if resync {
-            reply.resumed = Some(false);
-            reply.reason = Some("resync".to_owned());
-        }
-        let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
-        if let Err(why) = session.attach(self.handle, reply.into(), 0, &self.shared.stats) {
+        let reply = self.login_answer(uid, &session, resync.then_some(false), seq);
+        if let Err(why) = session.attach(self.handle, reply, 0, &self.shared.stats) {
             warn!(%uid, why, "a new session ended before its login was answered");
             return Err(Exit::Close(CloseCode::Again, "session ended, log in again"));
         }

@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Instant};
 
+use bytes::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, info, warn};
 use warren_proto::{
@@ -56,23 +57,14 @@ impl Conn<'_> {
             .filter(|s| s.is(token) && s.uid == uid)
             .cloned()
             .ok_or("not this player's session")?;
-        if let Some(why) = session.ended() {
-            debug!(why, "the session has ended");
-            return Err("the session has ended");
-        }
-        let settings = &self.shared.settings;
-        let reply = LoginReply {
-            uid: uid.0,
-            session: Some(token.to_owned()),
-            grace_ms: Some(settings.resume_grace_ms.as_millis() as u64),
-            resumed: Some(true),
-            reason: None,
-        };
-        let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
+        // Checked before this socket joins it: a client whose last frame
+        // is out of the session's range resyncs at once.
+        session.check_resume(last)?;
+        let reply = self.login_answer(uid, &session, Some(true), seq);
         self.handle.adopt(conn);
         self.handle.join(session.clone());
         let stats = &self.shared.stats;
-        let replayed = match session.attach(self.handle, reply.into(), last, stats) {
+        let replayed = match session.attach(self.handle, reply, last, stats) {
             Ok(n) => n,
             Err(why) => {
                 // Joined to a session that ended between the look and the
@@ -128,28 +120,21 @@ impl Conn<'_> {
         };
         if let Err(e) = publish(shared, self.event(uid, resume)).await {
             warn!(%uid, error = %e, "could not ask the game to move a session");
-            shared.registry.unbind(uid, self.handle);
-            session.end("unavailable");
-            self.uid = None;
-            let refusal = error_frame(seq, code::UNAVAILABLE, "the game is unavailable, try again");
-            self.handle.enqueue(refusal, &shared.stats);
-            return Err(Exit::Close(CloseCode::Again, "unavailable"));
+            return Err(self.unavailable(uid, seq, Some(&session)));
         }
         let taken = session
             .arrival(handover::STATE_WAIT)
             .await
             .and_then(|state| match state.uid == uid.0 {
-                true => session.adopt(state),
+                true => state.serves(last).and_then(|()| session.adopt(state)),
                 false => Err("the session is another player's"),
             });
-        let mut reply = self.session_reply(uid, &session);
         if let Err(why) = taken {
             info!(%uid, why, "cannot resume a session from another connector: a new session (resync)");
-            return self.resync_afresh(uid, &session, reply, seq).await;
+            return self.resync_afresh(uid, &session, seq).await;
         }
-        reply.resumed = Some(true);
-        let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
-        match session.attach(self.handle, reply.into(), last, &shared.stats) {
+        let reply = self.login_answer(uid, &session, Some(true), seq);
+        match session.attach(self.handle, reply, last, &shared.stats) {
             Ok(replayed) => {
                 Stats::inc(&shared.stats.resumed);
                 Stats::inc(&shared.stats.resumed_from_elsewhere);
@@ -158,8 +143,8 @@ impl Conn<'_> {
                 Ok(())
             }
             Err(why) => {
-                // Taken over, but the client's last is out of its range.
-                info!(%uid, why, "a moved session cannot serve the client's last frame");
+                // It ended between its adoption and the attach.
+                info!(%uid, why, "a moved session ended while resuming");
                 Stats::inc(&shared.stats.resyncs);
                 let close = EventKind::Close {
                     reason: "resync".into(),
@@ -177,13 +162,7 @@ impl Conn<'_> {
     /// The session could not be taken over: it starts afresh, numbered
     /// from 1 with what it held, and the client hears `resync`; services
     /// see the player leave and come back.
-    async fn resync_afresh(
-        &self,
-        uid: Uid,
-        session: &Session,
-        mut reply: LoginReply,
-        seq: u64,
-    ) -> Result<(), Exit> {
+    async fn resync_afresh(&self, uid: Uid, session: &Session, seq: u64) -> Result<(), Exit> {
         let shared = self.shared;
         Stats::inc(&shared.stats.resyncs);
         session.start_afresh();
@@ -198,11 +177,9 @@ impl Conn<'_> {
                 warn!(%uid, error = %e, "could not announce a resync");
             }
         }
-        reply.resumed = Some(false);
-        reply.reason = Some("resync".to_owned());
-        let reply = Frame::new(seq, cmd::LOGIN, encode_body(&reply)).encode();
+        let reply = self.login_answer(uid, session, Some(false), seq);
         session
-            .attach(self.handle, reply.into(), 0, &shared.stats)
+            .attach(self.handle, reply, 0, &shared.stats)
             .map(drop)
             .map_err(|_| Exit::Close(CloseCode::Again, "session ended, log in again"))
     }
@@ -215,15 +192,40 @@ impl Conn<'_> {
         }
     }
 
-    /// A resumable login's answer, before `resumed` is known.
-    fn session_reply(&self, uid: Uid, session: &Session) -> LoginReply {
-        LoginReply {
+    /// The login answer (cmd 1, not numbered) of a resumable session:
+    /// `resumed` says whether a resume asked for was served (None: none
+    /// was asked for); `false` is a `resync`.
+    pub(super) fn login_answer(
+        &self,
+        uid: Uid,
+        session: &Session,
+        resumed: Option<bool>,
+        seq: u64,
+    ) -> Bytes {
+        let reply = LoginReply {
             uid: uid.0,
             session: Some(session.token().to_owned()),
             grace_ms: Some(self.shared.settings.resume_grace_ms.as_millis() as u64),
-            resumed: None,
-            reason: None,
+            resumed,
+            reason: (resumed == Some(false)).then(|| "resync".to_owned()),
+        };
+        Frame::new(seq, cmd::LOGIN, encode_body(&reply))
+            .encode()
+            .into()
+    }
+
+    /// The game could not be told of a login (or a resume): the uid is let
+    /// go, the session (if any) ends, and the client hears `unavailable`
+    /// (not numbered: no session of its own answers it); the way out.
+    pub(super) fn unavailable(&mut self, uid: Uid, seq: u64, session: Option<&Session>) -> Exit {
+        self.shared.registry.unbind(uid, self.handle);
+        if let Some(session) = session {
+            session.end("unavailable");
         }
+        self.uid = None;
+        let refusal = error_frame(seq, code::UNAVAILABLE, "the game is unavailable, try again");
+        self.handle.enqueue(refusal, &self.shared.stats);
+        Exit::Close(CloseCode::Again, "unavailable")
     }
 
     /// The socket of `uid` has ended with `event`: a resumable session

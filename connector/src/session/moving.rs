@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use warren_proto::{ConnId, ConnectorId, Uid};
 
-use super::{Bounds, Incoming, Refusal, Session, State};
+use super::{Bounds, Incoming, Refusal, Session, State, out_of_range};
 use crate::registry::ConnHandle;
 
 /// A session's state as it moves between connectors (inside
@@ -27,6 +27,17 @@ pub(crate) struct Handed {
     taken: u64,
     /// Requests waiting for an answer: (seq, ms left to answer them).
     pending: Vec<(u64, u64)>,
+}
+
+impl Handed {
+    /// Whether a resume from `last` can be served from this state (else
+    /// why not).
+    pub(crate) fn serves(&self, last: u64) -> Result<(), Refusal> {
+        match out_of_range(self.next, self.forgotten, last) {
+            None => Ok(()),
+            Some((_, why)) => Err(why),
+        }
+    }
 }
 
 /// Where a hand-over stands after one shard's request.

@@ -390,3 +390,27 @@ async fn a_revoked_token_does_not_resume() {
     let e: warren_proto::ErrorBody = decode_body("error", &refused.body).expect("error");
     assert_eq!(e.code, "unauthorized");
 }
+
+/// A resume whose last frame is out of the session's range (ahead of it,
+/// here) is answered `resync` at once; the game hears the old session
+/// close and the new one connect (in either order: its session table
+/// takes a late Close of an older connection for stale).
+#[tokio::test]
+async fn a_last_frame_out_of_range_resyncs_at_once() {
+    let mut h = start().await;
+    let (ws, r) = login(&h, resumable(h.token(1))).await;
+    let session = r.session.expect("session");
+    let first = h.expect("connect").await;
+    drop(ws);
+    h.expect("detached").await;
+    let (_ws, r) = login(&h, resume(h.token(1), &session, 99)).await;
+    assert_eq!(r.resumed, Some(false), "{r:?}");
+    assert_eq!(r.reason.as_deref(), Some("resync"));
+    let mut events = [h.event().await, h.event().await];
+    events.sort_by_key(|ev| matches!(ev.kind, EventKind::Connect { .. }));
+    let [close, again] = events;
+    assert!(matches!(close.kind, EventKind::Close { .. }), "{close:?}");
+    assert_eq!(close.conn, first.conn);
+    assert!(matches!(again.kind, EventKind::Connect { .. }), "{again:?}");
+    assert_ne!(again.conn, first.conn);
+}
