@@ -297,9 +297,11 @@ def summarize(runs):
     p99 = [max(g["latency"]["p99_ms"] for g in r["groups"]) for r in runs]
     p50 = [r["groups"][0]["latency"]["p50_ms"] for r in runs]
     cpu = {}
+    switches = {}
     for r in runs:
         for w in r["watched"]:
             cpu.setdefault(w["name"], []).append(w["cpu_us_per_request"])
+            switches.setdefault(w["name"], []).append(w.get("switches_per_request", 0.0))
     problems = [sum(r["errors"].values()) + sum(r["kicks"].values()) + sum(r["failures"].values()) for r in runs]
     return {
         "throughput": statistics.median(tp), "throughput_min": min(tp), "throughput_max": max(tp),
@@ -307,6 +309,7 @@ def summarize(runs):
         "p50_ms": statistics.median(p50), "p99_ms": statistics.median(p99),
         "p99_min": min(p99), "p99_max": max(p99),
         "cpu_us": {k: statistics.median(v) for k, v in cpu.items()},
+        "switches": {k: statistics.median(v) for k, v in switches.items()},
         "problems": sum(problems), "reps": len(runs),
     }
 
@@ -454,13 +457,14 @@ def markdown(res):
     names = {"direct": "direct echo (ceiling)", "inproc": "Warren in-process", "rabbitmq": "Warren on RabbitMQ",
              "redis": "Warren on Redis", "zmq": "Warren on ZeroMQ", "grpc": "Warren on the gRPC gateway", "http": "Warren in-process, HTTP calls",
              "rabbitmq-http": "Warren on RabbitMQ, HTTP calls", "colyseus": "Colyseus 0.18"}
-    lines.append("| load | target | round trips/s (median, min–max) | p50 ms | p99 ms (median, min–max) | CPU µs per round trip | errors |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| load | target | round trips/s (median, min–max) | p50 ms | p99 ms (median, min–max) | CPU µs per round trip | context switches per round trip | errors |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for load, targets in res["loads"].items():
         for t, s in targets.items():
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in s["cpu_us"].items())
+            sw = ", ".join(f"{k} {v:.1f}" for k, v in s.get("switches", {}).items())
             lines.append(f"| {load} | {names.get(t, t)} | {s['throughput']:,.0f} ({s['throughput_min']:,.0f}–{s['throughput_max']:,.0f}) "
-                         f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} ({s['p99_min']:.2f}–{s['p99_max']:.2f}) | {cpu} | {s['problems']} |")
+                         f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} ({s['p99_min']:.2f}–{s['p99_max']:.2f}) | {cpu} | {sw} | {s['problems']} |")
     if res.get("broker"):
         b = res["broker"]
         lines += ["", f"Broker ceiling (RabbitMQ alone, lapin, 100 B): publish → consume {b['publish_consume_per_s']:,.0f} messages/s; "

@@ -384,6 +384,7 @@ async fn main_run(args: Args) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|mut w| {
             w.cpu_us_per_request = w.cpu_secs * 1e6 / answered.max(1) as f64;
+            w.switches_per_request = w.context_switches as f64 / answered.max(1) as f64;
             w
         })
         .collect();

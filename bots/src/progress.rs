@@ -113,21 +113,32 @@ pub(crate) async fn watch_processes(plan: Plan, pids: Vec<(String, u32)>) -> Vec
     let (begin, end) = plan.window();
     tokio::time::sleep_until(start + begin).await;
     let before: Vec<Option<f64>> = pids.iter().map(|(_, p)| sys::cpu_secs(*p)).collect();
+    let switched: Vec<Option<u64>> = pids
+        .iter()
+        .map(|(_, p)| sys::context_switches(*p))
+        .collect();
     let t0 = Instant::now();
     tokio::time::sleep_until(start + end).await;
     let secs = t0.elapsed().as_secs_f64().max(0.001);
     pids.iter()
         .zip(before)
-        .map(|((name, pid), before)| {
+        .zip(switched)
+        .map(|(((name, pid), before), switched)| {
             let cpu = match (before, sys::cpu_secs(*pid)) {
                 (Some(a), Some(b)) => b - a,
                 _ => 0.0,
+            };
+            let switches = match (switched, sys::context_switches(*pid)) {
+                (Some(a), Some(b)) => b.saturating_sub(a),
+                _ => 0,
             };
             Watched {
                 name: name.clone(),
                 pid: *pid,
                 cpu_secs: cpu,
                 cpu_us_per_request: 0.0,
+                context_switches: switches,
+                switches_per_request: 0.0,
                 cpu_percent: cpu / secs * 100.0,
                 rss_mib: sys::memory_mib(*pid, "VmRSS:").unwrap_or(0.0),
                 peak_rss_mib: sys::memory_mib(*pid, "VmHWM:").unwrap_or(0.0),

@@ -72,6 +72,10 @@ pub(crate) struct Watched {
     pub cpu_secs: f64,
     /// CPU time per answered request over every group.
     pub cpu_us_per_request: f64,
+    /// Context switches of all its threads over the window.
+    pub context_switches: u64,
+    /// The same per answered request: the wake-ups a request costs.
+    pub switches_per_request: f64,
     /// Share of one core over the window.
     pub cpu_percent: f64,
     pub rss_mib: f64,
@@ -308,17 +312,24 @@ impl Report {
             let _ = writeln!(out);
             let _ = writeln!(
                 out,
-                "{:<14} {:>8} {:>10} {:>14} {:>9} {:>10}",
-                "process", "pid", "CPU %", "CPU µs/answer", "RSS MiB", "peak MiB"
+                "{:<14} {:>8} {:>10} {:>14} {:>15} {:>9} {:>10}",
+                "process",
+                "pid",
+                "CPU %",
+                "CPU µs/answer",
+                "switches/answer",
+                "RSS MiB",
+                "peak MiB"
             );
             for w in &self.watched {
                 let _ = writeln!(
                     out,
-                    "{:<14} {:>8} {:>10.1} {:>14.1} {:>9.1} {:>10.1}",
+                    "{:<14} {:>8} {:>10.1} {:>14.1} {:>15.2} {:>9.1} {:>10.1}",
                     truncate(&w.name, 14),
                     w.pid,
                     w.cpu_percent,
                     w.cpu_us_per_request,
+                    w.switches_per_request,
                     w.rss_mib,
                     w.peak_rss_mib
                 );

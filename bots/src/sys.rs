@@ -38,6 +38,27 @@ pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks as f64 / ticks_per_sec())
 }
 
+/// Context switches (voluntary and not) of every thread of a process so
+/// far, if it exists: each is a thread that went to sleep or was put off
+/// the CPU, the wake-ups a request costs.
+pub(crate) fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue; // a thread that has just ended
+        };
+        for line in status.lines() {
+            if let Some(n) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += n.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Some(total)
+}
+
 /// A `Vm…:` line of `/proc/<pid>/status`, in MiB.
 pub(crate) fn memory_mib(pid: u32, field: &str) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -62,5 +83,18 @@ mod tests {
         assert!(memory_mib(me, "VmRSS:").expect("rss") > 0.0);
         assert!(cpu_secs(u32::MAX).is_none());
         assert!(raise_open_files() >= 256);
+    }
+
+    #[test]
+    fn a_thread_that_sleeps_counts_a_context_switch() {
+        let me = std::process::id();
+        let before = context_switches(me).expect("this process");
+        std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(5)))
+            .join()
+            .expect("joined");
+        // The sleeping thread is gone; this one slept in join.
+        let after = context_switches(me).expect("this process");
+        assert!(after > before, "{before} -> {after}");
+        assert!(context_switches(u32::MAX).is_none());
     }
 }
