@@ -8,13 +8,16 @@
 //! transport message and hands it to the transport's [`Sink`].
 //!
 //! - **The window.** The batcher takes what is queued when it wakes. With no
-//!   window it then yields once, so that tasks woken at the same moment can
-//!   add theirs, and writes: a lone message waits for nothing, and under
-//!   heavy load batches grow by themselves, because messages pile up while
-//!   the previous batch is written. With a window, it waits until `window`
-//!   has passed since the first message of the batch and takes everything
-//!   that came meanwhile: each message waits at most `window` longer, and
-//!   the broker sees far fewer messages under moderate load too.
+//!   window (the natural, or group-commit, batching) it then yields once,
+//!   so that tasks woken at the same moment can add theirs, and writes at
+//!   once unless an earlier write still waits for its confirm: then it
+//!   gathers what arrives until that confirm comes (at most [`MAX_HOLD`],
+//!   or until the batch is full). A lone message waits for nothing, and
+//!   under load batches grow with the broker's confirm time. With a
+//!   window, it waits until `window` has passed since the first message of
+//!   the batch (slept on a blocking thread) and takes everything that came
+//!   meanwhile: each message waits up to `window` longer, and the broker
+//!   sees fewer messages at moderate loads too.
 //! - **Bounds.** A batch holds at most [`MAX_BATCH_ITEMS`] messages and
 //!   [`MAX_BATCH_BYTES`] bytes; the queue in front of the batcher holds
 //!   [`QUEUE_CAPACITY`] messages, and a sender waits for room at most
@@ -45,7 +48,8 @@ use std::{
 };
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
+use futures_util::FutureExt;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::debug;
 
 use warren_proto::batch::seal;
@@ -63,6 +67,10 @@ pub(crate) const QUEUE_CAPACITY: usize = 8192;
 
 /// The longest the batcher waits for the transport to take one write.
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// With no window, the longest a batch is held back while an earlier
+/// write waits for its confirm.
+pub(crate) const MAX_HOLD: Duration = Duration::from_millis(5);
 
 /// The longest a written batch waits for the transport's confirm.
 pub(crate) const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -276,45 +284,173 @@ impl Pending {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Command>, sink: Arc<dyn Sink>, shards: u16, window: Duration) {
-    let mut pending = Pending::default();
-    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut next = Some(first);
-        let deadline = tokio::time::Instant::now() + window;
-        let mut yielded = false;
-        loop {
-            while let Some(command) = next.take() {
-                match command {
-                    Command::Flush(tx) => {
-                        flushed.push(tx);
-                        break;
-                    }
-                    Command::Send { to, payload, done } => {
-                        if pending.conflicts(&to) {
-                            write(&*sink, &mut pending).await;
+/// Writes whose confirm has not come yet, shared by the batcher and the
+/// tasks that wait for the confirms.
+#[derive(Debug, Default)]
+struct Flights {
+    unconfirmed: AtomicUsize,
+    /// Told each time a confirm comes.
+    settled: Notify,
+}
+
+/// One unconfirmed write, counted until dropped.
+struct Flight(Arc<Flights>);
+
+impl Flight {
+    fn new(flights: &Arc<Flights>) -> Self {
+        flights.unconfirmed.fetch_add(1, Ordering::AcqRel);
+        Flight(flights.clone())
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.0.unconfirmed.fetch_sub(1, Ordering::AcqRel);
+        self.0.settled.notify_one();
+    }
+}
+
+/// The batcher task's state.
+struct Batching {
+    sink: Arc<dyn Sink>,
+    shards: u16,
+    pending: Pending,
+    /// Who asked for a flush of what is pending.
+    flushed: Vec<oneshot::Sender<()>>,
+    flights: Arc<Flights>,
+}
+
+impl Batching {
+    /// Adds one command to the batch; false once the batch must be written
+    /// now (it is full, or a flush was asked for).
+    async fn take(&mut self, command: Command) -> bool {
+        match command {
+            Command::Flush(tx) => {
+                self.flushed.push(tx);
+                false
+            }
+            Command::Send { to, payload, done } => {
+                if self.pending.conflicts(&to) {
+                    self.write().await;
+                }
+                self.pending
+                    .add(&*self.sink, self.shards, to, payload, done);
+                !self.pending.full()
+            }
+        }
+    }
+
+    /// Adds everything already queued; false as [`Batching::take`].
+    async fn take_queued(&mut self, rx: &mut mpsc::Receiver<Command>) -> bool {
+        while let Ok(command) = rx.try_recv() {
+            if !self.take(command).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The natural batching: while an earlier write waits for its confirm,
+    /// gathers what arrives, until no write is unconfirmed, the batch is
+    /// full, a flush is asked for or [`MAX_HOLD`] has passed.
+    async fn hold(&mut self, rx: &mut mpsc::Receiver<Command>) {
+        if self.flights.unconfirmed.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let until = tokio::time::Instant::now() + MAX_HOLD;
+        let flights = self.flights.clone();
+        while flights.unconfirmed.load(Ordering::Acquire) > 0 {
+            tokio::select! {
+                biased;
+                () = flights.settled.notified() => {}
+                command = rx.recv() => match command {
+                    Some(command) => {
+                        if !self.take(command).await {
+                            return;
                         }
-                        pending.add(&*sink, shards, to, payload, done);
                     }
-                }
-                if pending.full() {
-                    break;
-                }
-                next = rx.try_recv().ok();
+                    None => return,
+                },
+                () = tokio::time::sleep_until(until) => return,
             }
-            if !flushed.is_empty() || pending.full() {
-                break;
+        }
+    }
+
+    /// Writes every pending group, in order; their confirms are awaited on
+    /// a task of their own so the next batch does not wait for them.
+    async fn write(&mut self) {
+        let pending = &mut self.pending;
+        pending.items = 0;
+        pending.bytes = 0;
+        for group in pending.groups.drain(..) {
+            let parts = group.parts.len();
+            let written = match self.sink.ready() {
+                Err(e) => Err(e),
+                Ok(()) => tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    self.sink.write(&group.to, seal(group.parts), parts),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BusError::Unavailable(format!(
+                        "the transport did not take a write within {WRITE_TIMEOUT:?}"
+                    )))
+                }),
+            };
+            let waiters = group.waiters;
+            let mut confirm = match written {
+                Err(e) => {
+                    debug!(error = %e, messages = waiters.len(), "a batch could not be written");
+                    let outcome = Err(e);
+                    for w in &waiters {
+                        w.resolve(&outcome);
+                    }
+                    continue;
+                }
+                Ok(confirm) => confirm,
+            };
+            // A transport that confirms as it writes needs no task.
+            if let Some(outcome) = (&mut confirm).now_or_never() {
+                for w in &waiters {
+                    w.resolve(&outcome);
+                }
+                continue;
             }
+            let flight = Flight::new(&self.flights);
+            tokio::spawn(async move {
+                let outcome = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(BusError::Unavailable(format!(
+                            "the transport did not confirm within {CONFIRM_TIMEOUT:?}"
+                        )))
+                    });
+                for w in &waiters {
+                    w.resolve(&outcome);
+                }
+                drop(flight);
+            });
+        }
+    }
+}
+
+async fn run(rx: mpsc::Receiver<Command>, sink: Arc<dyn Sink>, shards: u16, window: Duration) {
+    let mut rx = rx;
+    let mut b = Batching {
+        sink,
+        shards,
+        pending: Pending::default(),
+        flushed: Vec::new(),
+        flights: Arc::default(),
+    };
+    while let Some(first) = rx.recv().await {
+        let deadline = tokio::time::Instant::now() + window;
+        if b.take(first).await && b.take_queued(&mut rx).await {
             if window.is_zero() {
-                if yielded {
-                    break;
-                }
-                yielded = true;
+                // Tasks woken at the same moment add theirs first.
                 tokio::task::yield_now().await;
-                next = rx.try_recv().ok();
-                if next.is_none() {
-                    break;
+                if b.take_queued(&mut rx).await {
+                    b.hold(&mut rx).await;
                 }
             } else {
                 // tokio's timers tick in whole milliseconds; a window is
@@ -322,70 +458,18 @@ async fn run(mut rx: mpsc::Receiver<Command>, sink: Arc<dyn Sink>, shards: u16, 
                 // (tens of microseconds of precision), and what arrived
                 // meanwhile is taken after it.
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() || yielded {
-                    break;
-                }
-                yielded = true;
-                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
-                next = rx.try_recv().ok();
-                if next.is_none() {
-                    break;
+                if !left.is_zero() {
+                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+                    b.take_queued(&mut rx).await;
                 }
             }
         }
-        write(&*sink, &mut pending).await;
-        for tx in flushed.drain(..) {
+        b.write().await;
+        for tx in b.flushed.drain(..) {
             let _ = tx.send(());
         }
     }
-    write(&*sink, &mut pending).await;
-}
-
-/// Writes every pending group, in order; their confirms are awaited on a
-/// task of their own so the next batch does not wait for them.
-async fn write(sink: &dyn Sink, pending: &mut Pending) {
-    pending.items = 0;
-    pending.bytes = 0;
-    for group in pending.groups.drain(..) {
-        let parts = group.parts.len();
-        let written = match sink.ready() {
-            Err(e) => Err(e),
-            Ok(()) => tokio::time::timeout(
-                WRITE_TIMEOUT,
-                sink.write(&group.to, seal(group.parts), parts),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(BusError::Unavailable(format!(
-                    "the transport did not take a write within {WRITE_TIMEOUT:?}"
-                )))
-            }),
-        };
-        let waiters = group.waiters;
-        match written {
-            Err(e) => {
-                debug!(error = %e, messages = waiters.len(), "a batch could not be written");
-                let outcome = Err(e);
-                for w in &waiters {
-                    w.resolve(&outcome);
-                }
-            }
-            Ok(confirm) => {
-                tokio::spawn(async move {
-                    let outcome = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(BusError::Unavailable(format!(
-                                "the transport did not confirm within {CONFIRM_TIMEOUT:?}"
-                            )))
-                        });
-                    for w in &waiters {
-                        w.resolve(&outcome);
-                    }
-                });
-            }
-        }
-    }
+    b.write().await;
 }
 
 #[cfg(test)]
@@ -563,5 +647,97 @@ mod tests {
             }
         }
         assert!(refused >= 1, "a full queue refuses within SEND_WAIT");
+    }
+
+    /// Tells the test of each write (its parts) and confirms it when the
+    /// test says so.
+    struct Gated(mpsc::UnboundedSender<(usize, oneshot::Sender<()>)>);
+
+    #[async_trait]
+    impl Sink for Gated {
+        async fn write(&self, _: &Address, _: Vec<u8>, parts: usize) -> Result<Confirm, BusError> {
+            let (gate, confirmed) = oneshot::channel();
+            let _ = self.0.send((parts, gate));
+            Ok(Box::pin(async move {
+                confirmed
+                    .await
+                    .map_err(|_| BusError::Unavailable("not confirmed".into()))
+            }))
+        }
+    }
+
+    /// Lets every other task run as far as it can without time passing
+    /// (the clock is paused and moves only when every task waits).
+    async fn settle() {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_window_a_lone_message_goes_at_once_and_others_gather_behind_its_confirm() {
+        let (tx, mut writes) = mpsc::unbounded_channel();
+        let batcher = Batcher::start(Arc::new(Gated(tx)), 1, Duration::ZERO);
+        batcher
+            .send(Address::Shard(0), b"a".to_vec(), waiter().0)
+            .await;
+        let (parts, first) = writes.recv().await.expect("written");
+        assert_eq!(parts, 1, "nothing in flight: written alone, at once");
+        batcher
+            .send(Address::Shard(0), b"b".to_vec(), waiter().0)
+            .await;
+        settle().await;
+        assert!(
+            writes.try_recv().is_err(),
+            "held while the first is unconfirmed"
+        );
+        batcher
+            .send(Address::Shard(0), b"c".to_vec(), waiter().0)
+            .await;
+        let (done, heard) = waiter();
+        batcher.send(Address::Shard(0), b"d".to_vec(), done).await;
+        let _ = first.send(());
+        let (parts, second) = writes.recv().await.expect("written");
+        assert_eq!(parts, 3, "what came meanwhile goes in one write");
+        let _ = second.send(());
+        assert!(matches!(heard.await, Ok(Ok(()))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_confirm_that_does_not_come_holds_the_next_batch_at_most_max_hold() {
+        let (tx, mut writes) = mpsc::unbounded_channel();
+        let batcher = Batcher::start(Arc::new(Gated(tx)), 1, Duration::ZERO);
+        batcher
+            .send(Address::Shard(0), b"a".to_vec(), waiter().0)
+            .await;
+        let (_, _never) = writes.recv().await.expect("written");
+        let sent = tokio::time::Instant::now();
+        batcher
+            .send(Address::Shard(0), b"b".to_vec(), waiter().0)
+            .await;
+        let (parts, _) = writes.recv().await.expect("written after the hold");
+        assert_eq!(parts, 1);
+        assert_eq!(sent.elapsed(), MAX_HOLD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_ends_the_hold() {
+        let (tx, mut writes) = mpsc::unbounded_channel();
+        let batcher = Batcher::start(Arc::new(Gated(tx)), 1, Duration::ZERO);
+        batcher
+            .send(Address::Shard(0), b"a".to_vec(), waiter().0)
+            .await;
+        let (_, _unconfirmed) = writes.recv().await.expect("written");
+        batcher
+            .send(Address::Shard(0), b"b".to_vec(), waiter().0)
+            .await;
+        let sent = tokio::time::Instant::now();
+        assert!(batcher.flush(Duration::from_secs(1)).await);
+        assert_eq!(
+            sent.elapsed(),
+            Duration::ZERO,
+            "not held once a flush is asked"
+        );
+        assert_eq!(writes.try_recv().map(|(parts, _)| parts).ok(), Some(1));
     }
 }

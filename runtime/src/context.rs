@@ -18,7 +18,7 @@ use warren_proto::{
 };
 
 use crate::{
-    SessionEvent,
+    Later, SessionEvent,
     mail::Mail,
     mailbox::MailboxTx,
     outbox::{Item, Outgoing, Settle},
@@ -212,6 +212,13 @@ impl Context {
             target,
             kind: PushKind::Frame { seq: 0, cmd, body },
         });
+    }
+
+    /// Hands the answer to `req` over to be given later, from a task or
+    /// another thread, so this service need not wait (on a call to gold,
+    /// say) before its next message. See [`Later`].
+    pub fn later(&self, req: &Request) -> Later {
+        Later::new(self.outbox.clone(), req, self.settle.clone())
     }
 
     /// Kicks a player: they get a kick frame with `reason`, then the socket

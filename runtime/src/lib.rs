@@ -15,7 +15,8 @@
 //!   service thread's loop), `supervisor` (panics and restarts), `watchdog`,
 //!   `mailbox` (and `mail`, what travels in it), `dispatcher` (bus →
 //!   mailboxes), `outbox` (services → bus), `sessions` (who is online where),
-//!   `timers`, `stats`.
+//!   `timers`, `stats`, `later` (a request answered after its handler
+//!   returned, by a task that waited on something slow).
 //!
 //! The runtime never touches websockets and never packs client frames: it
 //! sees `(uid, cmd, body bytes)` and answers with `(target, cmd, body
@@ -28,6 +29,7 @@ mod builder;
 mod context;
 mod dispatcher;
 mod game;
+mod later;
 mod mail;
 mod mailbox;
 mod outbox;
@@ -44,6 +46,7 @@ mod watchdog;
 pub use builder::{GameBuilder, GameError};
 pub use context::{Context, SendError};
 pub use game::{Game, GameHandle};
+pub use later::Later;
 pub use service::{NoMail, Request, Service, SessionEvent};
 pub use sessions::Sessions;
 pub use settings::RuntimeSettings;

@@ -145,3 +145,57 @@ async fn guest_login_then_daily_reward_and_shopping(kind: BusKind) {
     let (_, again) = http_post(login, "/v1/guest", &json!({"device_id": "e2e-phone"})).await;
     assert_eq!(again["uid"].as_u64(), Some(uid));
 }
+
+on_every_bus!(a_players_purchases_are_answered_in_order_while_another_buys);
+
+/// The wallet's gold calls run concurrently, but one player's in the order
+/// asked: five purchases sent at once against a balance of 100 are
+/// answered 50, 0, then insufficient_funds three times, while a second
+/// player's purchases go through beside them.
+async fn a_players_purchases_are_answered_in_order_while_another_buys(kind: BusKind) {
+    let stack = Stack::start_full(kind).await;
+    let login = stack.login.expect("the full stack runs login");
+    let mut players = Vec::new();
+    for device in ["e2e-order-a", "e2e-order-b"] {
+        let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": device})).await;
+        assert_eq!(status, 200, "{reply}");
+        let mut c = stack.client().await;
+        let hello = c.login(reply["token"].as_str().unwrap()).await;
+        assert_eq!(hello.cmd, cmd::LOGIN, "{hello:?}");
+        let (r, _) = c.request(3002, &empty()).await;
+        assert_eq!(decode::<Daily>(&r).balance, 100);
+        players.push(c);
+    }
+    let buy = Buy {
+        item: "potion",
+        request_id: None,
+    };
+    let mut seqs = vec![Vec::new(), Vec::new()];
+    for _ in 0..5 {
+        for (c, seqs) in players.iter_mut().zip(&mut seqs) {
+            seqs.push(c.send(3003, &buy).await);
+        }
+    }
+    for (c, seqs) in players.iter_mut().zip(&seqs) {
+        let mut answers = Vec::new();
+        for &seq in seqs {
+            let f = c.recv().await;
+            assert_eq!(f.seq, seq, "answered in the order asked: {f:?}");
+            answers.push(if f.cmd == cmd::ERROR {
+                code_of(&f)
+            } else {
+                decode::<Bought>(&f).balance.to_string()
+            });
+        }
+        assert_eq!(
+            answers,
+            [
+                "50",
+                "0",
+                "insufficient_funds",
+                "insufficient_funds",
+                "insufficient_funds"
+            ]
+        );
+    }
+}

@@ -38,7 +38,7 @@ pub struct AmqpSettings {
     /// dead-letter queue.
     pub delivery_limit: u32,
     /// How long the batcher collects messages for one AMQP message (zero:
-    /// only what is already waiting; see the `batch` module).
+    /// the natural batching; see the `batch` module).
     pub batch_window: Duration,
 }
 

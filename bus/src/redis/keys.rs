@@ -28,7 +28,7 @@ pub struct RedisSettings {
     /// arrives beyond it is dropped and counted.
     pub push_buffer: usize,
     /// How long the batcher collects messages for one Redis write (zero:
-    /// only what is already waiting; see the `batch` module).
+    /// the natural batching; see the `batch` module).
     pub batch_window: Duration,
     /// The durable mode: requests go to a stream per shard, read through a
     /// consumer group and acknowledged once handled (see `stream`).

@@ -76,7 +76,7 @@ pub struct ZmqSettings {
     /// (ZMQ_RCVHWM).
     pub receive_hwm: i32,
     /// How long the batcher collects messages for one ZeroMQ message (zero:
-    /// only what is already waiting; see the `batch` module).
+    /// the natural batching; see the `batch` module).
     pub batch_window: Duration,
     /// Refused: ZeroMQ keeps nothing across a restart.
     pub durable: bool,

@@ -16,27 +16,43 @@
 //!
 //! 3001, 3002 and 3004 are callable over HTTP; buying is not.
 //!
-//! Calls to gold block this service's own thread (never an async thread), up
-//! to `gold_timeout_ms`; gold being down is error `unavailable`.
+//! Calls to gold never block this service's thread: each runs as a task on
+//! the game's runtime and answers through [`Later`], so one shard serves
+//! many purchases at once. A player's calls run one at a time, in the
+//! order they came, so their answers (and the balances in them) come in
+//! order too; 3004 touches no gold and is answered at once. At most
+//! [`MAX_CALLS`] calls wait or run at once: more are answered
+//! `overloaded`. A call lasts up to `gold_timeout_ms`; gold being down is
+//! error `unavailable`.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering::Relaxed},
+    },
+};
 
 use serde::Deserialize;
-use tokio::runtime::Handle;
+use tokio::{runtime::Handle, sync::oneshot};
 use tracing::error;
 use warren_config::Live;
 use warren_proto::{
-    body,
+    Uid, body,
     cmd::code,
     gold::{self, ApplyDeltaRequest, BalanceRequest, Failure, Gold},
 };
 
-use warren_runtime::{Context, NoMail, Request, Service};
+use warren_runtime::{Context, Later, NoMail, Request, Service};
 
 const BALANCE: u32 = 3001;
 const DAILY: u32 = 3002;
 const BUY: u32 = 3003;
 const ITEMS: u32 = 3004;
+
+/// Gold calls waiting or running at once, over every player of the shard.
+const MAX_CALLS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct Wallet {
@@ -44,6 +60,7 @@ pub struct Wallet {
     rt: Handle,
     economy: Live<EconomyConfig>,
     items: BTreeMap<String, i64>,
+    calls: Calls,
 }
 
 /// The `economy` configuration document.
@@ -70,25 +87,8 @@ impl Wallet {
             rt,
             economy,
             items,
+            calls: Calls::default(),
         })
-    }
-
-    /// Answers a failed gold call with the error the player should see.
-    fn fail(&self, ctx: &Context, req: &Request, status: &tonic::Status) {
-        match gold::failure(status) {
-            Failure::Reason("insufficient_funds") => {
-                ctx.reply_error(req, "insufficient_funds", "not enough gold")
-            }
-            Failure::Unavailable => ctx.reply_error(
-                req,
-                code::UNAVAILABLE,
-                "the wallet is unavailable, try again",
-            ),
-            _ => {
-                error!(uid = %req.uid, cmd = req.cmd, error = %status, "gold call failed");
-                ctx.reply_error(req, code::INTERNAL, "internal error");
-            }
-        }
     }
 
     fn balance(&mut self, ctx: &mut Context, req: &Request) {
@@ -101,19 +101,25 @@ impl Wallet {
             uid: req.uid.0,
             currency: currency.clone(),
         });
-        match self.rt.block_on(gold.balance(call)) {
-            Ok(r) => ctx.reply(
-                req,
-                &body::Balance {
-                    currency: currency.into(),
-                    balance: r.into_inner().balance,
+        self.calls.start(&self.rt, ctx, req, |later| async move {
+            match gold.balance(call).await {
+                Ok(r) => {
+                    let balance = r.into_inner().balance;
+                    later
+                        .reply(&body::Balance {
+                            currency: currency.into(),
+                            balance,
+                        })
+                        .await
+                }
+                Err(s) => match gold::failure(&s) {
+                    Failure::BadRequest(message) => {
+                        later.reply_error(code::BAD_REQUEST, message).await
+                    }
+                    _ => fail(later, &s).await,
                 },
-            ),
-            Err(s) => match gold::failure(&s) {
-                Failure::BadRequest(message) => ctx.reply_error(req, code::BAD_REQUEST, message),
-                _ => self.fail(ctx, req, &s),
-            },
-        }
+            }
+        });
     }
 
     fn daily(&mut self, ctx: &mut Context, req: &Request) {
@@ -127,21 +133,23 @@ impl Wallet {
             reason: "daily_reward".into(),
             idempotency_key: format!("daily:{}:{day}", req.uid),
         });
-        match self.rt.block_on(gold.apply_delta(call)) {
-            Ok(r) if r.get_ref().replayed => ctx.reply_error(
-                req,
-                "already_claimed",
-                "the daily reward was already claimed today",
-            ),
-            Ok(r) => ctx.reply(
-                req,
-                &body::Daily {
-                    reward,
-                    balance: r.into_inner().balance,
-                },
-            ),
-            Err(s) => self.fail(ctx, req, &s),
-        }
+        self.calls.start(&self.rt, ctx, req, |later| async move {
+            match gold.apply_delta(call).await {
+                Ok(r) if r.get_ref().replayed => {
+                    later
+                        .reply_error(
+                            "already_claimed",
+                            "the daily reward was already claimed today",
+                        )
+                        .await
+                }
+                Ok(r) => {
+                    let balance = r.into_inner().balance;
+                    later.reply(&body::Daily { reward, balance }).await
+                }
+                Err(s) => fail(later, &s).await,
+            }
+        });
     }
 
     fn buy(&mut self, ctx: &mut Context, req: &Request) {
@@ -174,17 +182,123 @@ impl Wallet {
             reason: format!("buy:{item}"),
             idempotency_key: format!("buy:{}:{identity}", req.uid),
         });
-        match self.rt.block_on(gold.apply_delta(call)) {
-            Ok(r) => ctx.reply(
-                req,
-                &body::Bought {
-                    item,
-                    price,
-                    balance: r.into_inner().balance,
-                },
-            ),
-            Err(s) => self.fail(ctx, req, &s),
+        let item = item.into_owned();
+        self.calls.start(&self.rt, ctx, req, |later| async move {
+            match gold.apply_delta(call).await {
+                Ok(r) => {
+                    let balance = r.into_inner().balance;
+                    let item = item.into();
+                    later
+                        .reply(&body::Bought {
+                            item,
+                            price,
+                            balance,
+                        })
+                        .await
+                }
+                Err(s) => fail(later, &s).await,
+            }
+        });
+    }
+}
+
+/// Answers a failed gold call with the error the player should see.
+async fn fail(later: Later, status: &tonic::Status) {
+    match gold::failure(status) {
+        Failure::Reason("insufficient_funds") => {
+            later
+                .reply_error("insufficient_funds", "not enough gold")
+                .await
         }
+        Failure::Unavailable => {
+            later
+                .reply_error(code::UNAVAILABLE, "the wallet is unavailable, try again")
+                .await
+        }
+        _ => {
+            error!(uid = %later.uid(), cmd = later.cmd(), error = %status, "gold call failed");
+            later.reply_error(code::INTERNAL, "internal error").await
+        }
+    }
+}
+
+/// The gold calls of one wallet: at most [`MAX_CALLS`] waiting or running,
+/// one at a time per player, in the order asked.
+#[derive(Debug, Default)]
+struct Calls {
+    /// Each player's latest call: it ends (its sender is dropped) once it
+    /// has answered, and the player's next call waits for that.
+    latest: HashMap<Uid, oneshot::Receiver<()>>,
+    /// `latest` is swept of ended calls when it grows past this.
+    sweep_at: usize,
+    /// Calls waiting or running, shared with their tasks.
+    outstanding: Arc<AtomicUsize>,
+}
+
+/// A service restarted after panics keeps counting the calls still out;
+/// those calls keep their order among themselves.
+impl Clone for Calls {
+    fn clone(&self) -> Self {
+        Calls {
+            outstanding: self.outstanding.clone(),
+            ..Calls::default()
+        }
+    }
+}
+
+/// What a call's task holds until it ends.
+struct Slot {
+    outstanding: Arc<AtomicUsize>,
+    _ended: oneshot::Sender<()>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.outstanding.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Calls {
+    /// Runs `call` (which answers through the [`Later`] it is given) as a
+    /// task once the player's earlier calls have answered; answers
+    /// `overloaded` at once when [`MAX_CALLS`] are out.
+    fn start<F, C>(&mut self, rt: &Handle, ctx: &Context, req: &Request, call: C)
+    where
+        C: FnOnce(Later) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if self.outstanding.fetch_add(1, Relaxed) >= MAX_CALLS {
+            self.outstanding.fetch_sub(1, Relaxed);
+            return ctx.reply_error(req, code::OVERLOADED, "the wallet is busy, try again");
+        }
+        let (ended, next) = oneshot::channel();
+        let before = self.latest.insert(req.uid, next);
+        self.sweep();
+        let slot = Slot {
+            outstanding: self.outstanding.clone(),
+            _ended: ended,
+        };
+        let work = call(ctx.later(req));
+        rt.spawn(async move {
+            if let Some(before) = before {
+                // Ended either way: answered, or its task is gone.
+                let _ = before.await;
+            }
+            work.await;
+            drop(slot);
+        });
+    }
+
+    /// Forgets the players whose latest call has ended, once `latest` has
+    /// doubled since the last sweep (amortised O(1) per call).
+    fn sweep(&mut self) {
+        if self.latest.len() <= self.sweep_at {
+            return;
+        }
+        self.latest.retain(|_, ended| {
+            matches!(ended.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+        });
+        self.sweep_at = (self.latest.len() * 2).max(64);
     }
 }
 
@@ -198,6 +312,7 @@ impl Service for Wallet {
 
     fn summary(&self) -> serde_json::Value {
         serde_json::json!({
+            "gold_calls_out": self.calls.outstanding.load(Relaxed),
             "daily_reward": self.economy.get().daily_reward,
             "config_version": self.economy.version(),
             "shop_items": self.items,
