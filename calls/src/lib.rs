@@ -175,8 +175,15 @@ async fn pump(mut replies: Subscription<BusPush>, shared: std::sync::Weak<Shared
         };
         let (conn, cmd, body) = match (push.target, push.kind) {
             (Target::Conn { conn, .. }, PushKind::Frame { cmd, body, .. }) => (conn, cmd, body),
-            (Target::Uid(uid), PushKind::Revoke { not_before_ms, .. }) => {
-                shared.verifier.revoke(uid, not_before_ms);
+            (
+                Target::Uid(uid),
+                PushKind::Revoke {
+                    not_before_ms,
+                    reason,
+                    ..
+                },
+            ) => {
+                shared.verifier.revoke(uid, not_before_ms, &reason);
                 shared.tokens.forget(uid);
                 continue;
             }

@@ -39,6 +39,8 @@ pub struct Verified {
     pub until: u64,
     /// The sign-in it belongs to (login's refresh-token family), if any.
     pub sid: Option<String>,
+    /// When it was issued (unix ms).
+    pub issued_ms: u64,
 }
 
 pub struct TokenVerifier {
@@ -89,9 +91,18 @@ impl TokenVerifier {
         self
     }
 
-    /// Refuses `uid`'s tokens issued before `not_before_ms` (unix ms).
-    pub fn revoke(&self, uid: Uid, not_before_ms: u64) {
-        self.revoked.revoke(uid, not_before_ms, Instant::now());
+    /// Refuses `uid`'s tokens issued before `not_before_ms` (unix ms),
+    /// for `reason` (a kick reason).
+    pub fn revoke(&self, uid: Uid, not_before_ms: u64, reason: &str) {
+        self.revoked
+            .revoke(uid, not_before_ms, reason, Instant::now());
+    }
+
+    /// Why a token of `uid` issued at `issued_ms` (its
+    /// [`Verified::issued_ms`]) has been revoked since, if it has: a
+    /// revocation that came while its login was under way.
+    pub fn revoked_since(&self, uid: Uid, issued_ms: u64) -> Option<std::sync::Arc<str>> {
+        self.revoked.refusal(uid, issued_ms, Instant::now())
     }
 
     pub fn verify(&self, token: &str) -> Result<Uid, AuthError> {
@@ -112,16 +123,15 @@ impl TokenVerifier {
         let Ok(uid) = claims.sub.parse::<Uid>() else {
             return Err(AuthError::BadSubject(claims.sub));
         };
-        if self
-            .revoked
-            .refuses(uid, claims.issued_ms(), Instant::now())
-        {
+        let issued_ms = claims.issued_ms();
+        if self.revoked.refuses(uid, issued_ms, Instant::now()) {
             return Err(AuthError::Revoked);
         }
         Ok(Verified {
             uid,
             until,
             sid: claims.sid,
+            issued_ms,
         })
     }
 }

@@ -15,11 +15,11 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use warren_proto::Uid;
+use warren_proto::{Uid, cmd::kick};
 
 #[derive(Debug)]
 pub(crate) struct Revoked {
@@ -29,10 +29,19 @@ pub(crate) struct Revoked {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// uid → (not before, unix ms; kept until).
-    by_uid: HashMap<Uid, (u64, Instant)>,
+    by_uid: HashMap<Uid, Entry>,
     /// Every token issued before this (unix ms) is refused.
     floor: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// Tokens issued before this (unix ms) are refused.
+    not_before: u64,
+    /// Kept until then.
+    until: Instant,
+    /// Why (the kick reason of the revocation that set `not_before`).
+    reason: Arc<str>,
 }
 
 impl Revoked {
@@ -51,33 +60,48 @@ impl Revoked {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Refuses `uid`'s tokens issued before `not_before_ms` (unix ms).
-    pub(crate) fn revoke(&self, uid: Uid, not_before_ms: u64, now: Instant) {
+    /// Refuses `uid`'s tokens issued before `not_before_ms` (unix ms),
+    /// for `reason` (a kick reason: `logged_out`, `banned`).
+    pub(crate) fn revoke(&self, uid: Uid, not_before_ms: u64, reason: &str, now: Instant) {
         let mut inner = self.lock();
         if inner.by_uid.len() >= Self::MAX && !inner.by_uid.contains_key(&uid) {
-            inner.by_uid.retain(|_, (_, until)| *until > now);
+            inner.by_uid.retain(|_, e| e.until > now);
             if inner.by_uid.len() >= Self::MAX {
                 fold_older_half(&mut inner);
             }
         }
-        let entry = inner.by_uid.entry(uid).or_insert((0, now));
-        entry.0 = entry.0.max(not_before_ms);
-        entry.1 = now + self.keep;
+        let entry = inner.by_uid.entry(uid).or_insert_with(|| Entry {
+            not_before: 0,
+            until: now,
+            reason: reason.into(),
+        });
+        if not_before_ms >= entry.not_before {
+            entry.not_before = not_before_ms;
+            entry.reason = reason.into();
+        }
+        entry.until = now + self.keep;
     }
 
     /// Whether a token of `uid` issued at `issued_ms` is revoked.
     pub(crate) fn refuses(&self, uid: Uid, issued_ms: u64, now: Instant) -> bool {
+        self.refusal(uid, issued_ms, now).is_some()
+    }
+
+    /// Why a token of `uid` issued at `issued_ms` is revoked, if it is
+    /// (`logged_out` when only the floor refuses it).
+    pub(crate) fn refusal(&self, uid: Uid, issued_ms: u64, now: Instant) -> Option<Arc<str>> {
         let mut inner = self.lock();
-        if issued_ms < inner.floor {
-            return true;
-        }
-        match inner.by_uid.get(&uid) {
-            Some(&(_, until)) if until <= now => {
+        let entry = match inner.by_uid.get(&uid) {
+            Some(e) if e.until <= now => {
                 inner.by_uid.remove(&uid);
-                false
+                None
             }
-            Some(&(not_before_ms, _)) => issued_ms < not_before_ms,
-            None => false,
+            entry => entry,
+        };
+        match entry {
+            Some(e) if issued_ms < e.not_before => Some(e.reason.clone()),
+            _ if issued_ms < inner.floor => Some(kick::LOGGED_OUT.into()),
+            _ => None,
         }
     }
 
@@ -88,12 +112,12 @@ impl Revoked {
 }
 
 fn fold_older_half(inner: &mut Inner) {
-    let mut times: Vec<u64> = inner.by_uid.values().map(|(t, _)| *t).collect();
+    let mut times: Vec<u64> = inner.by_uid.values().map(|e| e.not_before).collect();
     let mid = times.len() / 2;
     let (_, cut, _) = times.select_nth_unstable(mid);
     let cut = *cut;
     inner.floor = inner.floor.max(cut);
-    inner.by_uid.retain(|_, (t, _)| *t > cut);
+    inner.by_uid.retain(|_, e| e.not_before > cut);
     tracing::warn!(
         floor = cut,
         "the revocation list is full: every token issued before the floor is refused \
@@ -109,14 +133,17 @@ mod tests {
     fn a_revoked_players_older_tokens_are_refused_newer_ones_and_others_not() {
         let r = Revoked::new(Duration::from_secs(900));
         let now = Instant::now();
-        r.revoke(Uid(7), 1_000, now);
+        r.revoke(Uid(7), 1_000, "logged_out", now);
         assert!(r.refuses(Uid(7), 999, now));
         assert!(!r.refuses(Uid(7), 1_000, now), "signed in again after");
         assert!(!r.refuses(Uid(8), 999, now));
         // A later revocation moves it on; an earlier one never back.
-        r.revoke(Uid(7), 2_000, now);
-        r.revoke(Uid(7), 1_500, now);
+        r.revoke(Uid(7), 2_000, "banned", now);
+        r.revoke(Uid(7), 1_500, "logged_out", now);
         assert!(r.refuses(Uid(7), 1_999, now));
+        // With the reason of the revocation that set the time.
+        assert_eq!(r.refusal(Uid(7), 1_999, now).as_deref(), Some("banned"));
+        assert_eq!(r.refusal(Uid(7), 2_000, now), None);
         // Forgotten once every token it could refuse has expired.
         assert!(!r.refuses(Uid(7), 1_999, now + Duration::from_secs(901)));
         assert_eq!(r.len(), 0);
@@ -128,9 +155,9 @@ mod tests {
         let now = Instant::now();
         let max = u64::try_from(Revoked::MAX).unwrap();
         for uid in 0..max {
-            r.revoke(Uid(uid + 1), 10_000 + uid, now);
+            r.revoke(Uid(uid + 1), 10_000 + uid, "logged_out", now);
         }
-        r.revoke(Uid(max + 1), 20_000_000, now);
+        r.revoke(Uid(max + 1), 20_000_000, "logged_out", now);
         assert!(r.len() <= Revoked::MAX / 2 + 2, "{}", r.len());
         // Everyone revoked is still refused: folded ones by the floor.
         // (Uid(u) was revoked from 10_000 + u - 1.)

@@ -401,7 +401,7 @@ fn revoke(shared: &Shared, target: &Target, not_before_ms: u64, sid: Option<&str
         warn!(?target, "a revocation names no single player; ignored");
         return;
     };
-    shared.verifier.revoke(*uid, not_before_ms);
+    shared.verifier.revoke(*uid, not_before_ms, reason);
     Stats::inc(&shared.stats.revocations);
     if let Some(handle) = shared.registry.by_uid(*uid)
         && handle.signed_in_as(sid)
@@ -413,7 +413,7 @@ fn revoke(shared: &Shared, target: &Target, not_before_ms: u64, sid: Option<&str
 
 /// Kicks a socket for the game; a resumable session ends with it (and one
 /// whose socket has dropped ends now: its watcher announces the Close).
-fn kick(shared: &Shared, handle: &ConnHandle, reason: &str) {
+pub(crate) fn kick(shared: &Shared, handle: &ConnHandle, reason: &str) {
     if handle.stop(Exit::Kick(reason.to_owned())) {
         Stats::inc(&shared.stats.kicked_by_game);
     }

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use warren_proto::cmd;
-use warren_test_support::http::http_post;
+use warren_test_support::http::{http_get, http_post};
 
 use crate::{
-    helpers::{BusKind, Client, ErrorBody, Stack, decode},
+    helpers::{BusKind, Client, ErrorBody, Stack, decode, eventually},
     on_buses_with_a_gateway,
 };
 
@@ -42,6 +42,33 @@ async fn player(stack: &Stack, connector_i: usize, token: &Value) -> Client {
     let hello = c.login(token.as_str().unwrap()).await;
     assert_eq!(hello.cmd, cmd::LOGIN, "{hello:?}");
     c
+}
+
+/// How many revocations each connector has received.
+async fn revocations(stack: &Stack) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for admin in &stack.connector_admins {
+        let (status, body) = http_get(*admin, "/v1/stats", &stack.admin_token()).await;
+        assert_eq!(status, 200, "{body}");
+        let stats: Value = serde_json::from_str(&body).unwrap();
+        counts.push(
+            stats["revocations"]
+                .as_u64()
+                .expect("a revocations counter"),
+        );
+    }
+    counts
+}
+
+/// Waits until every connector has received a revocation more than
+/// `before`: each hears it on its own from the bus, so the connector that
+/// kicked the socket may have it before the others.
+async fn heard_everywhere(stack: &Stack, before: &[u64]) {
+    eventually("every connector has the revocation", async || {
+        let now = revocations(stack).await;
+        now.iter().zip(before).all(|(n, b)| n > b).then_some(())
+    })
+    .await;
 }
 
 /// A token that no longer logs in: `unauthorized`, then close 1008.
@@ -76,11 +103,13 @@ async fn logout_and_a_ban_kick_the_live_socket_and_refuse_older_tokens(kind: Bus
     // The phone's own logout kicks its socket, on the other connector
     // from nobody's point of view but the bus's.
     let started = Instant::now();
+    let before = revocations(&stack).await;
     let reply = logout(&stack, &phone["refresh_token"], false).await;
     assert_eq!(reply, json!({"ended": 1, "revoked": true}));
     socket.expect_kick("logged_out").await;
     eprintln!("{kind:?}: kicked {:?} after the logout", started.elapsed());
     // Its access token, still unexpired, opens no socket anywhere.
+    heard_everywhere(&stack, &before).await;
     refused(&stack, 0, &phone["token"]).await;
     refused(&stack, 1, &phone["token"]).await;
 
@@ -91,6 +120,7 @@ async fn logout_and_a_ban_kick_the_live_socket_and_refuse_older_tokens(kind: Bus
     // An operator bans the player: its socket is kicked, its sign-ins and
     // tokens end, a new sign-in is refused with the reason.
     let started = Instant::now();
+    let before = revocations(&stack).await;
     let uid_arg = uid.to_string();
     let args = [
         "--uid",
@@ -110,6 +140,7 @@ async fn logout_and_a_ban_kick_the_live_socket_and_refuse_older_tokens(kind: Bus
         "{kind:?}: kicked {:?} after `warren ban`",
         started.elapsed()
     );
+    heard_everywhere(&stack, &before).await;
     refused(&stack, 1, &again["token"]).await;
     let login = stack.login.unwrap();
     let (status, reply) = http_post(login, "/v1/guest", &json!({"device_id": device})).await;

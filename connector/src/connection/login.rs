@@ -19,9 +19,24 @@ impl Conn<'_> {
     /// Verifies the token, binds the uid (kicking an older socket of the same
     /// uid), announces Connect and replies; resumes a session instead when
     /// asked to and able to (`resume`). An error is the way out.
+    ///
+    /// A revocation (logout, ban) that comes while the login is under way
+    /// kicks the socket once it is bound, as if it had come just after:
+    /// the revocation looks for the player's socket after recording the
+    /// time, the login looks at the times again after binding it, so one
+    /// of the two sees the other.
     pub(super) async fn login(&mut self, frame: Frame) -> Result<(), Exit> {
+        let (req, uid, issued_ms) = self.verify(&frame)?;
+        self.log_in(frame, req, uid).await?;
+        if let Some(reason) = self.shared.verifier.revoked_since(uid, issued_ms) {
+            info!(%uid, %reason, "kicked: revoked while logging in");
+            crate::server::kick(self.shared, self.handle, &reason);
+        }
+        Ok(())
+    }
+
+    async fn log_in(&mut self, frame: Frame, req: LoginRequest, uid: Uid) -> Result<(), Exit> {
         let stats = &self.shared.stats;
-        let (req, uid) = self.verify(&frame)?;
         let mut resync = false;
         if let Some(token) = &req.resume
             && let Some((connector, conn)) = Session::locate(token)
@@ -63,10 +78,10 @@ impl Conn<'_> {
         self.answer(uid, frame.seq, session, resync)
     }
 
-    /// The login body and its player, once the token verifies and the
-    /// player is not cooling down after a kick; else the refusal is
-    /// answered and the way out returned.
-    fn verify(&self, frame: &Frame) -> Result<(LoginRequest, Uid), Exit> {
+    /// The login body, its player and when its token was issued, once the
+    /// token verifies and the player is not cooling down after a kick;
+    /// else the refusal is answered and the way out returned.
+    fn verify(&self, frame: &Frame) -> Result<(LoginRequest, Uid, u64), Exit> {
         let stats = &self.shared.stats;
         let verified = decode_body::<LoginRequest>("a login body", &frame.body)
             .map_err(|e| e.to_string())
@@ -74,10 +89,10 @@ impl Conn<'_> {
                 let verified = self.shared.verifier.verify_session(&req.token);
                 verified.map(|v| (req, v)).map_err(|e| e.to_string())
             });
-        let (req, uid) = match verified {
+        let (req, uid, issued_ms) = match verified {
             Ok((req, verified)) => {
                 self.handle.logged_in_with(verified.sid);
-                (req, verified.uid)
+                (req, verified.uid, verified.issued_ms)
             }
             Err(why) => {
                 Stats::inc(&stats.auth_failures);
@@ -96,7 +111,7 @@ impl Conn<'_> {
             self.reply_error(frame.seq, kick::RATE_LIMITED, message);
             return Err(Exit::Close(CloseCode::Policy, "rate_limited"));
         }
-        Ok((req, uid))
+        Ok((req, uid, issued_ms))
     }
 
     /// Answers a new login; a new resumable session's answer goes first
