@@ -7,7 +7,6 @@
 use anyhow::{Context as _, bail};
 
 use crate::{
-    keys,
     parts::{admin_token, admin_url},
     settings::Settings,
 };
@@ -235,7 +234,8 @@ pub(crate) fn announce(
         "text": text,
         "level": level,
         "uids": if uids.is_empty() { None } else { Some(uids) },
-        "at": in_secs.map(|s| keys::unix_now() + s),
+        // At least `s` seconds from now: the next whole second, plus `s`.
+        "at": in_secs.map(|s| warren_proto::time::unix_ms().div_ceil(1000) + s),
     });
     let (status, reply) = admin_call(settings, "game", &base, "/v1/announcements", Some(body))?;
     println!("{reply}");

@@ -171,8 +171,9 @@ impl Announce {
         Self::validate(&a)?;
         self.next_id += 1;
         let id = self.next_id;
-        let now = unix_now();
-        match a.at.filter(|&at| at > now) {
+        // Timed to the millisecond: `at` is the start of that second.
+        let now_ms = warren_proto::time::unix_ms();
+        match a.at.filter(|&at| at.saturating_mul(1000) > now_ms) {
             None => Ok(self.send_now(ctx, id, &a)),
             Some(at) => {
                 if self.scheduled.len() >= MAX_SCHEDULED {
@@ -181,7 +182,7 @@ impl Announce {
                     ));
                 }
                 let timer = ctx
-                    .set_timer(Duration::from_secs(at - now))
+                    .set_timer(Duration::from_millis(at * 1000 - now_ms))
                     .ok_or("too many timers")?;
                 self.scheduled.insert(timer, (id, a));
                 let outcome = Outcome {
