@@ -86,15 +86,30 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_that_sleeps_counts_a_context_switch() {
-        let me = std::process::id();
-        let before = context_switches(me).expect("this process");
-        std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(5)))
-            .join()
-            .expect("joined");
-        // The sleeping thread is gone; this one slept in join.
-        let after = context_switches(me).expect("this process");
-        assert!(after > before, "{before} -> {after}");
+    fn a_process_that_slept_counts_a_context_switch() {
+        use std::io::{BufRead, Write};
+        use std::process::{Command, Stdio};
+        // A shell that has waited for a `sleep` to end (it slept in wait)
+        // says so, then waits for a line: single-threaded, so no thread of
+        // it ends and takes its count with it (this test process's own
+        // threads come and go with the other tests).
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 0.01; echo slept; read x"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("a line");
+        assert_eq!(line.trim(), "slept");
+        let switches = context_switches(child.id()).expect("the shell");
+        assert!(switches >= 1, "{switches}");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"done\n").expect("written");
+        drop(stdin);
+        assert!(child.wait().expect("ended").success());
         assert!(context_switches(u32::MAX).is_none());
     }
 }
