@@ -38,7 +38,7 @@ use hdrhistogram::Histogram;
 use support::{env_or, status_kib};
 use tokio::io::AsyncWriteExt;
 use warren_proto::cmd;
-use warren_test_support::stack::{BusKind, Client, Event, Stack, http_get};
+use warren_test_support::stack::{BusKind, Client, Event, Stack};
 
 struct Phase {
     latency: Histogram<u64>,
@@ -244,9 +244,7 @@ fn main() {
         for a in attackers {
             a.abort();
         }
-        let (_, stats) =
-            http_get(stack.connector_admins[0], "/v1/stats", &stack.admin_token()).await;
-        let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+        let stats = stack.connector_stats(0).await;
         println!(
             "connector: kicked rate_limited {}, slow_consumer {}; logins refused while cooling down {}; handshake failures {}; attacker sessions ended {}",
             stats["kicked_rate"],

@@ -463,6 +463,15 @@ impl Stack {
         std::fs::read_to_string(&p.log).unwrap_or_default()
     }
 
+    /// The `i`th connector's counters and state (its console's
+    /// `GET /v1/stats`).
+    pub async fn connector_stats(&self, i: usize) -> serde_json::Value {
+        let admin = self.connector_admins[i];
+        let (status, body) = http_get(admin, "/v1/stats", &self.admin_token()).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// The game admin endpoint's bearer token.
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.dir.join("admin-token"))

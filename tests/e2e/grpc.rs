@@ -13,7 +13,7 @@ use std::{
 use warren_proto::cmd;
 
 use crate::helpers::{BusKind, ErrorBody, Event, Stack, decode};
-use warren_test_support::{http::http_get, stack::Client, stack::eventually, unique};
+use warren_test_support::{stack::Client, stack::eventually, unique};
 
 /// The Python example's cmds.
 const HELLO: u32 = 5001;
@@ -79,10 +79,7 @@ impl Drop for Python {
 /// The services the connector's console lists, by name, with whether
 /// their lease holds.
 async fn registered(stack: &Stack) -> Vec<(String, bool)> {
-    let (status, body) =
-        http_get(stack.connector_admins[0], "/v1/stats", &stack.admin_token()).await;
-    assert_eq!(status, 200, "{body}");
-    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stats = stack.connector_stats(0).await;
     stats["services"]
         .as_array()
         .map(|a| {

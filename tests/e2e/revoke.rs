@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use warren_proto::cmd;
-use warren_test_support::http::{http_get, http_post};
+use warren_test_support::http::http_post;
 
 use crate::{
     helpers::{BusKind, Client, ErrorBody, Stack, decode, eventually},
@@ -47,10 +47,8 @@ async fn player(stack: &Stack, connector_i: usize, token: &Value) -> Client {
 /// How many revocations each connector has received.
 async fn revocations(stack: &Stack) -> Vec<u64> {
     let mut counts = Vec::new();
-    for admin in &stack.connector_admins {
-        let (status, body) = http_get(*admin, "/v1/stats", &stack.admin_token()).await;
-        assert_eq!(status, 200, "{body}");
-        let stats: Value = serde_json::from_str(&body).unwrap();
+    for i in 0..stack.connector_admins.len() {
+        let stats = stack.connector_stats(i).await;
         counts.push(
             stats["revocations"]
                 .as_u64()
