@@ -107,7 +107,8 @@ pub enum Command {
         /// Only these players: comma-separated uids.
         #[arg(long, value_delimiter = ',')]
         uids: Vec<u64>,
-        /// Send it this many seconds from now instead of at once.
+        /// Send it at the first whole second at least this many seconds from
+        /// now instead of at once.
         #[arg(long)]
         in_secs: Option<u64>,
         /// The game's admin endpoint (default: http://<game.admin_listen>).
