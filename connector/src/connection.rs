@@ -12,7 +12,6 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream::SplitStream};
 use tokio::{
     net::TcpStream,
-    sync::mpsc,
     time::{Sleep, timeout},
 };
 use tokio_tungstenite::{
@@ -68,23 +67,16 @@ pub(crate) async fn serve(
         return;
     };
     let (sink, stream) = ws.split();
-    let (out_tx, out_rx) = mpsc::channel(shared.settings.outbound_queue.max(1));
     let handle = Arc::new(ConnHandle::new(
         id,
-        out_tx,
         shared.shutdown.child_token(),
+        shared.settings.outbound_queue,
         shared.settings.outbound_queue_bytes,
     ));
     if format == Format::Json {
         Stats::inc(&shared.stats.json_sockets);
     }
-    let writer = tokio::spawn(write_loop(
-        sink,
-        out_rx,
-        handle.clone(),
-        format,
-        shared.clone(),
-    ));
+    let writer = tokio::spawn(write_loop(sink, handle.clone(), format, shared.clone()));
 
     let mut conn = Conn {
         shared: &shared,

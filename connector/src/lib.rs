@@ -25,6 +25,7 @@ mod admin;
 pub mod auth;
 mod connection;
 mod handover;
+mod outbox;
 mod registry;
 mod revoked;
 mod server;

@@ -12,12 +12,15 @@ use std::{
 
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use warren_proto::{ConnId, Uid, cmd::kick};
 
-use crate::{session::Session, stats::Stats};
+use crate::{
+    outbox::{Outbox, Refused},
+    session::Session,
+    stats::Stats,
+};
 
 /// Why a socket's tasks stop, decided by whoever stops them first.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,13 +39,11 @@ pub(crate) struct ConnHandle {
     /// The connection id the game knows: the socket's own, or the session's
     /// it resumed.
     id: AtomicU64,
-    out: mpsc::Sender<Bytes>,
+    /// The frames waiting for the writer.
+    out: Outbox,
     stop: CancellationToken,
     exit: Mutex<Option<Exit>>,
     pending: Mutex<Pending>,
-    /// Bytes in the outbound queue now, and the most allowed.
-    queued_bytes: std::sync::atomic::AtomicUsize,
-    max_queued_bytes: usize,
     /// The sign-in the socket logged in with (its token's `sid`).
     sid: std::sync::OnceLock<Option<String>>,
     /// Its resumable session, if it logged in to one.
@@ -86,18 +87,16 @@ impl Pending {
 impl ConnHandle {
     pub(crate) fn new(
         id: ConnId,
-        out: mpsc::Sender<Bytes>,
         stop: CancellationToken,
+        max_queued_frames: usize,
         max_queued_bytes: usize,
     ) -> Self {
         ConnHandle {
             id: AtomicU64::new(id.0),
-            out,
+            out: Outbox::new(max_queued_frames, max_queued_bytes),
             stop,
             exit: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
-            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
-            max_queued_bytes: max_queued_bytes.max(1),
             sid: std::sync::OnceLock::new(),
             session: std::sync::OnceLock::new(),
         }
@@ -137,10 +136,9 @@ impl ConnHandle {
         })
     }
 
-    /// The writer took `len` bytes off the outbound queue.
-    pub(crate) fn dequeued(&self, len: usize) {
-        self.queued_bytes
-            .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+    /// The frames waiting for the socket's writer.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.out
     }
 
     /// The requests waiting for an answer: the socket's, or its resumable
@@ -201,32 +199,20 @@ impl ConnHandle {
     /// session the socket is closed and the session detached: its frames
     /// are kept). Returns whether the frame was queued.
     pub(crate) fn enqueue(&self, frame: Bytes, stats: &Stats) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
         let len = frame.len();
-        if self.queued_bytes.load(Relaxed) + len > self.max_queued_bytes {
-            if self.stop(self.slow()) {
-                Stats::inc(&stats.kicked_slow);
-            }
-            return false;
-        }
-        self.queued_bytes.fetch_add(len, Relaxed);
-        match self.out.try_send(frame) {
+        match self.out.push(frame) {
             Ok(()) => {
                 Stats::inc(&stats.frames_out);
                 Stats::add(&stats.bytes_out, len);
                 true
             }
-            Err(TrySendError::Full(_)) => {
-                self.queued_bytes.fetch_sub(len, Relaxed);
+            Err(Refused::Full) => {
                 if self.stop(self.slow()) {
                     Stats::inc(&stats.kicked_slow);
                 }
                 false
             }
-            Err(TrySendError::Closed(_)) => {
-                self.queued_bytes.fetch_sub(len, Relaxed);
-                false
-            }
+            Err(Refused::Closed) => false,
         }
     }
 
@@ -377,24 +363,20 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn handle(id: u64, queue: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(queue);
-        (
-            Arc::new(ConnHandle::new(
-                ConnId(id),
-                tx,
-                CancellationToken::new(),
-                1 << 20,
-            )),
-            rx,
-        )
+    fn handle(id: u64, queue: usize) -> Arc<ConnHandle> {
+        Arc::new(ConnHandle::new(
+            ConnId(id),
+            CancellationToken::new(),
+            queue,
+            1 << 20,
+        ))
     }
 
     #[test]
     fn a_second_bind_displaces_the_first_and_only_the_holder_unbinds() {
         let reg = Registry::default();
-        let (a, _ra) = handle(1, 4);
-        let (b, _rb) = handle(2, 4);
+        let a = handle(1, 4);
+        let b = handle(2, 4);
         assert!(reg.bind(Uid(7), a.clone()).is_none());
         let old = reg.bind(Uid(7), b.clone()).expect("displaced");
         assert_eq!(old.id(), ConnId(1));
@@ -411,7 +393,7 @@ mod tests {
     #[test]
     fn a_full_queue_kicks_as_slow_consumer_once() {
         let stats = Stats::default();
-        let (h, _rx) = handle(1, 2);
+        let h = handle(1, 2);
         assert!(h.send(Bytes::from_static(b"1"), &stats));
         assert!(h.send(Bytes::from_static(b"2"), &stats));
         assert!(!h.send(Bytes::from_static(b"3"), &stats));
@@ -424,12 +406,10 @@ mod tests {
     #[test]
     fn too_many_queued_bytes_kick_as_slow_consumer() {
         let stats = Stats::default();
-        let (tx, mut rx) = mpsc::channel(100);
-        let h = ConnHandle::new(ConnId(1), tx, CancellationToken::new(), 10);
+        let h = ConnHandle::new(ConnId(1), CancellationToken::new(), 100, 10);
         assert!(h.send(Bytes::from_static(b"123456"), &stats));
         // The writer takes it: the room is back.
-        let taken = rx.try_recv().unwrap();
-        h.dequeued(taken.len());
+        h.outbox().pop().unwrap();
         assert!(h.send(Bytes::from_static(b"123456"), &stats));
         assert!(
             !h.send(Bytes::from_static(b"12345"), &stats),
@@ -441,10 +421,9 @@ mod tests {
 
     #[test]
     fn the_first_stop_reason_wins_and_shutdown_is_the_default() {
-        let (h, _rx) = handle(1, 1);
+        let h = handle(1, 1);
         let parent = CancellationToken::new();
-        let (tx, _rx2) = mpsc::channel(1);
-        let child = ConnHandle::new(ConnId(2), tx, parent.child_token(), 1 << 20);
+        let child = ConnHandle::new(ConnId(2), parent.child_token(), 1, 1 << 20);
         parent.cancel();
         assert_eq!(child.exit(), Exit::Kick("shutdown".into()));
         assert!(h.stop(Exit::Gone));

@@ -424,16 +424,14 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
     use warren_proto::Frame;
 
     use super::*;
 
-    fn socket(id: u64) -> (Arc<ConnHandle>, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(64);
-        let h = ConnHandle::new(ConnId(id), tx, CancellationToken::new(), 1 << 20);
-        (Arc::new(h), rx)
+    fn socket(id: u64) -> Arc<ConnHandle> {
+        let h = ConnHandle::new(ConnId(id), CancellationToken::new(), 64, 1 << 20);
+        Arc::new(h)
     }
 
     /// A session with `first` attached (its login reply, cmd 1, queued).
@@ -457,9 +455,9 @@ mod tests {
         Frame::new(0, cmd, vec![0x80]).encode()
     }
 
-    fn numbers(rx: &mut mpsc::Receiver<Bytes>) -> Vec<(u32, u64)> {
+    fn numbers(socket: &ConnHandle) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
-        while let Ok(b) = rx.try_recv() {
+        while let Some(b) = socket.outbox().pop() {
             let (f, n) = Frame::decode_numbered(&b).expect("decodes");
             // The login reply is not numbered.
             out.push((f.cmd, n.unwrap_or(0)));
@@ -469,7 +467,7 @@ mod tests {
 
     #[test]
     fn its_token_names_where_it_lives() {
-        let (a, _ra) = socket(3);
+        let a = socket(3);
         let s = session(8, a);
         let (connector, conn) = Session::locate(s.token()).expect("ours");
         assert_eq!((connector.as_str(), conn), ("c1", ConnId(3)));
@@ -485,32 +483,26 @@ mod tests {
     #[test]
     fn frames_are_numbered_and_a_resume_replays_what_came_after_last() {
         let stats = Stats::default();
-        let (a, mut ra) = socket(1);
+        let a = socket(1);
         let s = session(8, a.clone());
         for cmd in 1001..=1003 {
             s.send(&frame(cmd), &stats);
         }
-        assert_eq!(
-            numbers(&mut ra),
-            vec![(1, 0), (1001, 1), (1002, 2), (1003, 3)]
-        );
+        assert_eq!(numbers(&a), vec![(1, 0), (1001, 1), (1002, 2), (1003, 3)]);
         let epoch = s.detach(&a).expect("it was attached");
         assert_eq!(epoch, 1, "attached once");
         s.send(&frame(1004), &stats);
-        assert!(numbers(&mut ra).is_empty(), "detached: kept, not written");
-        let (b, mut rb) = socket(2);
+        assert!(numbers(&a).is_empty(), "detached: kept, not written");
+        let b = socket(2);
         assert_eq!(s.attach(&b, reply(), 2, &stats), Ok(2));
         s.send(&frame(1005), &stats);
-        assert_eq!(
-            numbers(&mut rb),
-            vec![(1, 0), (1003, 3), (1004, 4), (1005, 5)]
-        );
+        assert_eq!(numbers(&b), vec![(1, 0), (1003, 3), (1004, 4), (1005, 5)]);
         assert_eq!(s.detach(&a), None, "the old socket no longer holds it");
     }
 
     #[test]
     fn a_seq_is_taken_once() {
-        let (a, _ra) = socket(1);
+        let a = socket(1);
         let s = session(8, a);
         assert!(s.take(1));
         assert!(s.take(5));
@@ -522,13 +514,13 @@ mod tests {
     #[test]
     fn attached_the_oldest_go_and_a_resume_before_them_is_refused() {
         let stats = Stats::default();
-        let (a, _ra) = socket(1);
+        let a = socket(1);
         let s = session(2, a.clone());
         for cmd in 1001..=1004 {
             s.send(&frame(cmd), &stats);
         }
         s.detach(&a);
-        let (b, _rb) = socket(2);
+        let b = socket(2);
         assert!(
             s.attach(&b, reply(), 1, &stats).is_err(),
             "frame 2 was let go"
@@ -539,7 +531,7 @@ mod tests {
     #[test]
     fn acknowledged_frames_go_and_detached_overflow_ends_the_session() {
         let stats = Stats::default();
-        let (a, _ra) = socket(1);
+        let a = socket(1);
         let s = session(2, a.clone());
         s.send(&frame(1001), &stats);
         s.send(&frame(1002), &stats);
@@ -550,25 +542,25 @@ mod tests {
         assert_eq!(s.ended(), None, "two frames fit");
         s.send(&frame(1005), &stats);
         assert_eq!(s.ended(), Some("overflow"));
-        let (b, _rb) = socket(2);
+        let b = socket(2);
         assert!(s.attach(&b, reply(), 2, &stats).is_err());
     }
 
     #[test]
     fn a_client_ahead_of_the_session_is_refused() {
         let stats = Stats::default();
-        let (a, _ra) = socket(1);
+        let a = socket(1);
         let s = session(8, a.clone());
         s.send(&frame(1001), &stats);
         s.detach(&a);
-        let (b, _rb) = socket(2);
+        let b = socket(2);
         assert!(s.attach(&b, reply(), 5, &stats).is_err());
     }
 
     #[tokio::test]
     async fn the_watcher_sees_an_attach_an_end_or_the_deadline() {
         let stats = Stats::default();
-        let (a, _ra) = socket(1);
+        let a = socket(1);
         let s = session(8, a.clone());
         let epoch = s.detach(&a).expect("attached");
         let soon = Instant::now() + std::time::Duration::from_millis(20);
@@ -579,7 +571,7 @@ mod tests {
             let s = s.clone();
             tokio::spawn(async move { s.watch(epoch, later).await })
         };
-        let (b, _rb) = socket(2);
+        let b = socket(2);
         s.attach(&b, reply(), 0, &stats).expect("resumes");
         assert_eq!(watcher.await.expect("joins"), Outcome::Attached);
         let epoch = s.detach(&b).expect("attached");

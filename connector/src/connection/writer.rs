@@ -4,14 +4,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use futures_util::{
     SinkExt,
     stream::{SplitSink, SplitStream},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    sync::mpsc,
     time::timeout,
 };
 use tokio_tungstenite::tungstenite::{
@@ -36,13 +34,13 @@ use crate::{
 /// are written in the socket's `format`.
 pub(super) async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
-    mut rx: mpsc::Receiver<Bytes>,
     handle: Arc<ConnHandle>,
     format: Format,
     shared: Arc<Shared>,
 ) -> SplitSink<Ws, Message> {
     let close_timeout = shared.settings.close_timeout_ms;
-    let out = |frame: Bytes| {
+    let queue = handle.outbox();
+    let out = |frame: bytes::Bytes| {
         format.write(frame, || {
             Stats::inc(&shared.stats.not_json_frames);
         })
@@ -53,16 +51,14 @@ pub(super) async fn write_loop(
         let first = tokio::select! {
             biased;
             _ = &mut stopped => break,
-            frame = rx.recv() => match frame {
+            frame = queue.next() => match frame {
                 Some(frame) => frame,
                 None => break,
             },
         };
         let write = async {
-            handle.dequeued(first.len());
             sink.feed(out(first)).await?;
-            while let Ok(frame) = rx.try_recv() {
-                handle.dequeued(frame.len());
+            while let Some(frame) = queue.pop() {
                 sink.feed(out(frame)).await?;
             }
             sink.flush().await
@@ -86,7 +82,7 @@ pub(super) async fn write_loop(
     let goodbye = async {
         if !matches!(&exit, Exit::Kick(r) if r == kick::SLOW_CONSUMER) {
             // Frames queued before the stop (a login error, say) still go.
-            while let Ok(frame) = rx.try_recv() {
+            while let Some(frame) = queue.pop() {
                 sink.feed(out(frame)).await?;
             }
         }
@@ -111,6 +107,7 @@ pub(super) async fn write_loop(
         }
     };
     let _ = timeout(close_timeout, goodbye).await;
+    queue.close();
     sink
 }
 
