@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream::SplitStream};
 use tokio::{
     net::TcpStream,
+    sync::OwnedSemaphorePermit,
     time::{Sleep, timeout},
 };
 use tokio_tungstenite::{
@@ -51,55 +52,66 @@ use crate::{
 
 type Ws = WebSocketStream<Stream>;
 
-#[tracing::instrument(level = "debug", name = "socket", skip_all, fields(conn = %id, %peer))]
-pub(crate) async fn serve(
+/// One socket's life: the task the accept loop spawns, inside the socket's
+/// `socket` span (conn id and peer); `permit` is its place under the
+/// connection limit. Written as a function around an `async move` block
+/// rather than as an `async fn`, which would keep its arguments (the TCP
+/// stream, the TLS acceptor) in every socket's task for its whole life,
+/// and a second copy of those it uses; `#[tracing::instrument]` would hold
+/// the whole future twice over.
+pub(crate) fn serve(
     shared: Arc<Shared>,
     tcp: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
     id: ConnId,
-) {
-    // The handshake, the login and the goodbye are boxed: they run once, and
-    // inline they would make every socket's long-lived task as large as
-    // their biggest state for its whole life.
-    let Some((ws, format)) = Box::pin(handshake(&shared, tcp, tls, peer)).await else {
-        Stats::inc(&shared.stats.handshake_failures);
-        return;
-    };
-    let (sink, stream) = ws.split();
-    let handle = Arc::new(ConnHandle::new(
-        id,
-        shared.shutdown.child_token(),
-        shared.settings.outbound_queue,
-        shared.settings.outbound_queue_bytes,
-    ));
-    if format == Format::Json {
-        Stats::inc(&shared.stats.json_sockets);
-    }
-    let writer = tokio::spawn(write_loop(sink, handle.clone(), format, shared.clone()));
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send {
+    // The handshake, the login, the end and the goodbye are boxed: they run
+    // once, and inline they would make every socket's long-lived task as
+    // large as their biggest state for its whole life.
+    let handshake = Box::pin(handshake(shared.clone(), tcp, tls, peer));
+    async move {
+        let Some((ws, format)) = handshake.await else {
+            Stats::inc(&shared.stats.handshake_failures);
+            return;
+        };
+        let (sink, stream) = ws.split();
+        let handle = Arc::new(ConnHandle::new(
+            id,
+            shared.shutdown.child_token(),
+            shared.settings.outbound_queue,
+            shared.settings.outbound_queue_bytes,
+        ));
+        if format == Format::Json {
+            Stats::inc(&shared.stats.json_sockets);
+        }
+        let writer = tokio::spawn(write_loop(sink, handle.clone(), format, shared.clone()));
 
-    let mut conn = Conn {
-        shared: &shared,
-        handle: &handle,
-        peer,
-        format,
-        uid: None,
-        left: false,
-    };
-    let (stream, event) = conn.read_loop(stream).await;
+        let mut conn = Conn {
+            shared: &shared,
+            handle: &handle,
+            peer,
+            format,
+            uid: None,
+            left: false,
+        };
+        let (stream, event) = conn.read_loop(stream).await;
 
-    if let Some(uid) = conn.uid {
-        conn.socket_gone(uid, event).await;
+        if let Some(uid) = conn.uid {
+            Box::pin(conn.socket_gone(uid, event)).await;
+        }
+        handle.stop(Exit::Gone);
+        let Ok(sink) = writer.await else { return };
+        Box::pin(linger(stream, sink, shared.settings.close_timeout_ms)).await;
+        drop(permit);
     }
-    handle.stop(Exit::Gone);
-    let Ok(sink) = writer.await else { return };
-    Box::pin(linger(stream, sink, shared.settings.close_timeout_ms)).await;
 }
 
 /// The TLS handshake (when the connector has a certificate), then the
 /// websocket's, both within `connector.handshake_timeout_ms`.
 async fn handshake(
-    shared: &Shared,
+    shared: Arc<Shared>,
     tcp: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
@@ -157,6 +169,13 @@ async fn handshake(
         }
     };
     Some((ws, format))
+}
+
+/// A request on its way to the game: the bus's send, to be awaited, and
+/// when its answer is due.
+struct Forward<'a> {
+    send: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    answer_by: Instant,
 }
 
 struct Conn<'a> {
@@ -332,8 +351,9 @@ impl Conn<'_> {
                 None => Stats::inc(&stats.dropped_before_login),
                 Some(uid) => {
                     last_seen = Instant::now();
-                    if let Some(answer_by) = self.on_frame(uid, frame).await {
-                        timer.at_most(answer_by);
+                    if let Some(forward) = self.on_frame(uid, frame) {
+                        forward.send.await;
+                        timer.at_most(forward.answer_by);
                     }
                 }
             }
@@ -347,9 +367,11 @@ impl Conn<'_> {
         closed(&exit)
     }
 
-    /// Serves one frame of a logged-in socket; returns the deadline of the
-    /// request it forwarded, if it did.
-    async fn on_frame(&self, uid: Uid, frame: Frame) -> Option<Instant> {
+    /// Serves one frame of a logged-in socket; returns the request it
+    /// forwards, if it does. Not async itself: the read loop awaits only the
+    /// bus's send, so the frame and the event are not kept in every
+    /// socket's task for its whole life (200 bytes).
+    fn on_frame(&self, uid: Uid, frame: Frame) -> Option<Forward<'_>> {
         match frame.cmd {
             cmd::LOGIN => {
                 self.reply_error(frame.seq, code::BAD_REQUEST, "already logged in");
@@ -421,11 +443,11 @@ impl Conn<'_> {
                 });
                 let to = Address::of_event(&ev, self.shared.bus.shards());
                 Stats::inc(&self.shared.stats.frames_in);
-                self.shared
+                let send = self
+                    .shared
                     .bus
-                    .send(to, warren_bus::Message::Event(ev), done)
-                    .await;
-                Some(answer_by)
+                    .send(to, warren_bus::Message::Event(ev), done);
+                Some(Forward { send, answer_by })
             }
         }
     }

@@ -3,8 +3,8 @@
 //!
 //! Not tokio's bounded mpsc: that allocates its cache-padded channel and a
 //! first block of 32 slots (about 1.5 KiB) when made, for every socket,
-//! idle or not. This holds nothing while empty: a `VecDeque` that has not
-//! grown, and a `Notify`.
+//! idle or not. This holds nothing while empty: a `VecDeque` whose slots
+//! are let go when drained, and a `Notify`.
 
 use std::{
     collections::VecDeque,
@@ -38,10 +38,6 @@ struct State {
     bytes: usize,
     closed: bool,
 }
-
-/// A queue that grew past this many slots is let go once drained, so a
-/// burst does not leave an idle socket holding its high-water mark.
-const KEEP_SLOTS: usize = 8;
 
 impl Outbox {
     /// At most `max_frames` frames and `max_bytes` bytes queued (each at
@@ -82,7 +78,9 @@ impl Outbox {
         let mut s = self.lock();
         let frame = s.frames.pop_front()?;
         s.bytes -= frame.len();
-        if s.frames.is_empty() && s.frames.capacity() > KEEP_SLOTS {
+        if s.frames.is_empty() {
+            // An idle socket holds no slots (a drained queue kept 128 bytes
+            // or its burst's high-water mark); the next frame allocates anew.
             s.frames = VecDeque::new();
         }
         Some(frame)
@@ -146,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn a_drained_burst_gives_its_slots_back() {
+    fn a_drained_queue_gives_its_slots_back() {
         let o = Outbox::new(100, 1 << 20);
         for _ in 0..50 {
             o.push(frame("x")).expect("room");

@@ -12,7 +12,7 @@ use std::{
 use bytes::Bytes;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 use warren_bus::{Bus, BusError, Subscription};
 use warren_kit::tls::Tls;
 use warren_proto::{
@@ -248,10 +248,8 @@ async fn accept_loop(
         };
         let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
         let (shared, tls) = (shared.clone(), tls.clone());
-        tracker.spawn(async move {
-            connection::serve(shared, tcp, tls, peer, id).await;
-            drop(permit);
-        });
+        let span = tracing::debug_span!("socket", conn = %id, %peer);
+        tracker.spawn(connection::serve(shared, tcp, tls, peer, id, permit).instrument(span));
     }
 }
 
