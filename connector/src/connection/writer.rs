@@ -29,6 +29,7 @@ use crate::{
     stats::Stats,
 };
 
+// Long: the write loop and the goodbye after it share the sink, the queue and the stop; an async block around them keeps the task small (see inside).
 /// Drains the outbound queue into the socket, batching whatever is queued
 /// into one flush, until the socket is stopped; then says goodbye. Frames
 /// are written in the socket's `format`.
