@@ -58,7 +58,7 @@ impl Outbox {
     /// Queues `frame` behind the others, unless that would pass a bound or
     /// the writer is gone.
     pub(crate) fn push(&self, frame: Bytes) -> Result<(), Refused> {
-        {
+        let was_empty = {
             let mut s = self.lock();
             if s.closed {
                 return Err(Refused::Closed);
@@ -68,8 +68,14 @@ impl Outbox {
             }
             s.bytes += frame.len();
             s.frames.push_back(frame);
+            s.frames.len() == 1
+        };
+        // Only the first frame wakes the writer: it takes every frame behind
+        // it before it waits again (`next` looks before it sleeps), so a
+        // wake for each would only leave it a permit for a spurious turn.
+        if was_empty {
+            self.ready.notify_one();
         }
-        self.ready.notify_one();
         Ok(())
     }
 
