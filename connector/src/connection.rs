@@ -474,11 +474,15 @@ impl Conn<'_> {
 }
 
 /// A request the bus did not take: it is no longer awaited, and the client
-/// hears why.
+/// hears why, unless it was already answered (the refusal came after the
+/// request's time-out, which the client heard instead: one answer each).
 fn not_forwarded(shared: &Shared, handle: &ConnHandle, uid: Uid, seq: u64, cmd: u32, e: BusError) {
-    let _ = handle.answered(seq);
     Stats::inc(&shared.stats.bus_errors);
     warn!(%uid, cmd, error = %e, "request not forwarded");
+    if !handle.answered(seq) {
+        debug!(%uid, seq, "the request was answered already (timed out): no second answer");
+        return;
+    }
     let (code, message) = match e {
         BusError::Rejected(_) => (code::OVERLOADED, "the game is overloaded, try again"),
         _ => (code::UNAVAILABLE, "the game is unavailable, try again"),
