@@ -15,9 +15,9 @@
 //!   or until the batch is full). A lone message waits for nothing, and
 //!   under load batches grow with the broker's confirm time. With a
 //!   window, it waits until `window` has passed since the first message of
-//!   the batch (slept on a blocking thread) and takes everything that came
-//!   meanwhile: each message waits up to `window` longer, and the broker
-//!   sees fewer messages at moderate loads too.
+//!   the batch (a timer in the runtime's own poll: [`window`]) and takes
+//!   everything that came meanwhile: each message waits up to `window`
+//!   longer, and the broker sees fewer messages at moderate loads too.
 //! - **Bounds.** A batch holds at most [`MAX_BATCH_ITEMS`] messages and
 //!   [`MAX_BATCH_BYTES`] bytes; the queue in front of the batcher holds
 //!   [`QUEUE_CAPACITY`] messages, and a sender waits for room at most
@@ -55,6 +55,7 @@ use tracing::debug;
 use warren_proto::batch::seal;
 
 use crate::{Address, BusError, Confirm, Done, SEND_WAIT};
+use window::WindowTimer;
 
 /// Most messages in one batch.
 pub(crate) const MAX_BATCH_ITEMS: usize = 512;
@@ -443,24 +444,22 @@ async fn run(rx: mpsc::Receiver<Command>, sink: Arc<dyn Sink>, shards: u16, wind
         flushed: Vec::new(),
         flights: Arc::default(),
     };
+    let mut timer = (!window.is_zero()).then(WindowTimer::new);
     while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + window;
+        let deadline = std::time::Instant::now() + window;
         if b.take(first).await && b.take_queued(&mut rx).await {
-            if window.is_zero() {
+            if let Some(timer) = &mut timer {
+                // What arrived meanwhile is taken after the window.
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if !left.is_zero() {
+                    timer.sleep(left).await;
+                    b.take_queued(&mut rx).await;
+                }
+            } else {
                 // Tasks woken at the same moment add theirs first.
                 tokio::task::yield_now().await;
                 if b.take_queued(&mut rx).await {
                     b.hold(&mut rx).await;
-                }
-            } else {
-                // tokio's timers tick in whole milliseconds; a window is
-                // usually shorter, so it is slept on a blocking thread
-                // (tens of microseconds of precision), and what arrived
-                // meanwhile is taken after it.
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if !left.is_zero() {
-                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
-                    b.take_queued(&mut rx).await;
                 }
             }
         }
@@ -471,6 +470,8 @@ async fn run(rx: mpsc::Receiver<Command>, sink: Arc<dyn Sink>, shards: u16, wind
     }
     b.write().await;
 }
+
+mod window;
 
 #[cfg(test)]
 mod tests;

@@ -266,3 +266,28 @@ async fn a_flush_ends_the_hold() {
     );
     assert_eq!(writes.try_recv().map(|(parts, _)| parts).ok(), Some(1));
 }
+
+#[tokio::test]
+async fn with_a_window_what_arrives_within_it_goes_in_one_write_after_it() {
+    let (tx, mut writes) = mpsc::unbounded_channel();
+    // Long, so that a loaded host cannot stall the test past it.
+    let window = Duration::from_secs(1);
+    let batcher = Batcher::start(Arc::new(Gated(tx)), 1, window);
+    let start = std::time::Instant::now();
+    batcher
+        .send(Address::Shard(0), b"a".to_vec(), waiter().0)
+        .await;
+    settle().await;
+    assert!(writes.try_recv().is_err(), "held for the window");
+    let (done, heard) = waiter();
+    batcher.send(Address::Shard(0), b"b".to_vec(), done).await;
+    let (parts, confirm) = writes.recv().await.expect("written");
+    assert!(
+        start.elapsed() >= window,
+        "written after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(parts, 2, "both in one write");
+    let _ = confirm.send(());
+    assert!(matches!(heard.await, Ok(Ok(()))));
+}
