@@ -50,6 +50,10 @@ pub(crate) const REBUILD_AFTER: Duration = Duration::from_secs(3);
 /// node is tried (a host that is gone does not answer at all).
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest the first connection of a side may take once a node
+/// answers TCP (lapin's recovery would retry a failing handshake forever).
+const FIRST_CONNECT: Duration = Duration::from_secs(10);
+
 /// The nodes of one RabbitMQ (a cluster's, or one), dialled in turn.
 #[derive(Debug)]
 pub(crate) struct Nodes {
@@ -127,6 +131,15 @@ impl Nodes {
         Err(last
             .unwrap_or_else(|| std::io::ErrorKind::NotFound.into())
             .into())
+    }
+
+    /// The nodes' addresses, for messages.
+    fn addresses(&self) -> String {
+        self.uris
+            .iter()
+            .map(|u| format!("{}:{}", u.authority.host, u.authority.port))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Whether any node accepts TCP connections.
@@ -217,7 +230,10 @@ async fn open(
 
 impl Side {
     /// Connects one side; the publishing side (`confirm`) also opens its
-    /// channel in confirm mode.
+    /// channel in confirm mode. Fails at once if no node answers TCP, and
+    /// after [`FIRST_CONNECT`] if one does but the connection is not made:
+    /// a process started while its broker is down says so and stops
+    /// (its supervisor starts it again) rather than waiting unseen.
     pub(crate) async fn connect(
         role: &'static str,
         nodes: Arc<Nodes>,
@@ -225,7 +241,21 @@ impl Side {
         confirm: bool,
         closed: Arc<Open>,
     ) -> Result<Side, BusError> {
-        let link = open(&nodes, client_name, role, confirm).await?;
+        if !nodes.reachable().await {
+            return Err(BusError::Unavailable(format!(
+                "no RabbitMQ node accepts connections at {}",
+                nodes.addresses()
+            )));
+        }
+        let link = tokio::time::timeout(FIRST_CONNECT, open(&nodes, client_name, role, confirm))
+            .await
+            .map_err(|_| {
+                BusError::Unavailable(format!(
+                    "RabbitMQ at {} accepted TCP but no AMQP connection was made within \
+                     {FIRST_CONNECT:?}",
+                    nodes.addresses()
+                ))
+            })??;
         Ok(Side {
             role,
             nodes,

@@ -25,6 +25,10 @@
 //!   retry and the dead-letter queue (or stream). (That the game acknowledges only
 //!   after what a handler sent is confirmed is the game's part:
 //!   `tests/e2e/durable.rs`.)
+//! - `dials` (transports that connect to a server at start: the brokers):
+//!   a bus opened while its server is down fails with `unavailable` within
+//!   a bound instead of waiting unseen. (ZeroMQ and the gRPC gateway
+//!   connect lazily: they start, and refuse sends while the peer is away.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -790,6 +794,21 @@ async fn closing_is_bounded_while_the_transport_is_down<T: Transport>() {
     t.cleanup().await;
 }
 
+/// A process started while its broker is down hears so within a bound
+/// instead of waiting unseen (its supervisor starts it again).
+async fn starting_while_the_transport_is_down_fails_in_bounded_time<T: Transport>() {
+    let t = T::new().await;
+    t.cut();
+    let started = Instant::now();
+    let opened = tokio::time::timeout(Duration::from_secs(30), t.bus(&Opts::default())).await;
+    match opened {
+        Err(_) => panic!("still connecting after {:?}", started.elapsed()),
+        Ok(Ok(_)) => panic!("connected through a cut transport"),
+        Ok(Err(e)) => assert!(matches!(e, BusError::Unavailable(_)), "{e}"),
+    }
+    t.cleanup().await;
+}
+
 async fn durable_acknowledgement<T: Transport>() {
     let t = T::new().await;
     let opts = Opts {
@@ -885,6 +904,9 @@ macro_rules! cases {
     ($t:ty; durable) => {
         case!($t; durable_acknowledgement);
     };
+    ($t:ty; dials) => {
+        case!($t; starting_while_the_transport_is_down_fails_in_bounded_time);
+    };
 }
 
 macro_rules! conformance {
@@ -897,8 +919,8 @@ macro_rules! conformance {
 }
 
 conformance!(memory: crate::Memory, fanout, bounded, ids);
-conformance!(amqp: crate::Amqp, fanout, bounded, ids, marker, networked, durable);
-conformance!(redis: crate::Redis, fanout, bounded, ids, marker, networked, durable);
+conformance!(amqp: crate::Amqp, fanout, bounded, ids, marker, networked, durable, dials);
+conformance!(redis: crate::Redis, fanout, bounded, ids, marker, networked, durable, dials);
 conformance!(zmq_pubsub: crate::zeromq::Zmq<{ crate::zeromq::PUBSUB }>, fanout, networked);
 conformance!(zmq_push_server: crate::zeromq::Zmq<{ crate::zeromq::PUSH_SERVER }>, fanout, ids, networked);
 conformance!(zmq_pair: crate::zeromq::Zmq<{ crate::zeromq::PAIR }>, networked);
